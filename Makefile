@@ -1,0 +1,42 @@
+# jetsource: the two set-up commands are `make demo` and `make test`.
+# Every target installs missing dependencies first (scripts/install-deps.sh).
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+CTEST_FLAGS ?= --output-on-failure
+
+.PHONY: deps build test test-asan test-tsan demo bench format clean
+
+deps:
+	@./scripts/install-deps.sh
+
+# Release-ish build: library, tools, benchmarks; binaries in build/bin/.
+build: deps
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJETSOURCE_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build -j $(JOBS)
+
+# The whole suite under ASan/UBSan, then the concurrent parts under TSan.
+test: deps test-asan test-tsan
+
+test-asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DJETSOURCE_WERROR=ON \
+	  -DJETSOURCE_SANITIZE=address -DJETSOURCE_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ctest $(CTEST_FLAGS)
+
+test-tsan: deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJETSOURCE_WERROR=ON \
+	  -DJETSOURCE_SANITIZE=thread -DJETSOURCE_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest -L concurrent $(CTEST_FLAGS)
+
+demo: build
+	./build/bin/jetsource-demo
+
+bench: build
+	./scripts/run-bench.sh
+
+format:
+	find framework projections domain-samples tests bench -name '*.hpp' -o -name '*.cpp' | xargs clang-format -i
+
+clean:
+	rm -rf build build-asan build-tsan

@@ -1,0 +1,136 @@
+// Aggregates: one type with two verbs, `handle` (decide: rules, no I/O) and `apply` (evolve).
+//
+//   class order {
+//    public:
+//     static constexpr std::string_view type_name = "Order";
+//     using event = std::variant<order_created, order_paid>;
+//     jetsource::decision<event> handle(const pay_order& c) const {
+//       if (status_ != status::placed) return order_error::not_payable;      // rejected
+//       return order_paid{.amount_cents = c.amount_cents};                   // one event
+//     }
+//     void apply(const order_paid&) { status_ = status::paid; }
+//     ...
+//   };
+//
+// A decision is 0..N events (all land in one atomic commit, or none does) or a rejection carrying
+// the aggregate's own error enum. Describe an enum's values for people by giving it an ADL
+// `std::string_view describe(order_error)`; otherwise the message is generic.
+//
+// Thread-safety: decisions are values; aggregates are used by one thread at a time.
+#pragma once
+
+#include <jetsource/event.hpp>
+#include <jetsource/result.hpp>
+
+#include <concepts>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <typeindex>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace jetsource {
+
+namespace detail {
+template <class E>
+std::string describe_enum(E e) {
+  if constexpr (requires {
+                  { describe(e) } -> std::convertible_to<std::string_view>;
+                }) {
+    return std::string(describe(e));
+  } else {
+    return fmt::format("rejected by a domain rule ({} {})", typeid(E).name(), static_cast<int>(e));
+  }
+}
+
+template <class... Es>
+struct emitted {
+  std::tuple<Es...> events;
+};
+}  // namespace detail
+
+/// A domain rejection with the user's enum and an explicit reason.
+template <class E>
+requires std::is_enum_v<E> rejection reject(E domain_error, std::string reason) {
+  return rejection{std::type_index(typeid(E)), static_cast<int>(domain_error), std::move(reason)};
+}
+
+/// Several events in one decision (one atomic commit), in order: `return emit(a, b, c);`.
+template <class... Es>
+detail::emitted<std::decay_t<Es>...> emit(Es&&... events) {
+  return {{std::forward<Es>(events)...}};
+}
+
+/// The outcome of `handle`: the events to append, or a rejection.
+template <event_variant Event>
+class decision {
+ public:
+  /// Accepted with one event.
+  template <class E>
+  requires std::constructible_from<Event, E> &&(!std::is_enum_v<std::decay_t<E>>)
+      decision(E&& e) {  // NOLINT(google-explicit-constructor): `return order_paid{...};`
+    events_.emplace_back(std::forward<E>(e));
+  }
+  /// Accepted with 0..N events, from emit(...).
+  template <class... Es>
+  decision(detail::emitted<Es...> e) {  // NOLINT(google-explicit-constructor)
+    events_.reserve(sizeof...(Es));
+    std::apply([&](auto&... x) { (events_.emplace_back(std::move(x)), ...); }, e.events);
+  }
+  /// Accepted with the events of a vector.
+  decision(std::vector<Event> events) : events_(std::move(events)) {}  // NOLINT
+  /// Rejected with the user's enum; the reason comes from ADL describe(e) when there is one.
+  template <class E>
+  requires std::is_enum_v<E> decision(
+      E domain_error)  // NOLINT(google-explicit-constructor): `return order_error::x;`
+      : rejection_(reject(domain_error, detail::describe_enum(domain_error))) {}
+  /// Rejected with an explicit reason, from reject(...).
+  decision(jetsource::rejection r) : rejection_(std::move(r)) {}  // NOLINT
+
+  bool accepted() const noexcept { return !rejection_; }
+  const std::vector<Event>& events() const& noexcept { return events_; }
+  std::vector<Event>&& events() && noexcept { return std::move(events_); }
+  const std::optional<jetsource::rejection>& rejection() const noexcept { return rejection_; }
+
+  /// The rejection as a library error (code errc::rejected).
+  error to_error() const {
+    return error{errc::rejected, rejection_ ? rejection_->reason : std::string{}, rejection_};
+  }
+
+ private:
+  std::vector<Event> events_;
+  std::optional<jetsource::rejection> rejection_;
+};
+
+/// An aggregate type: default-constructible, a stable `type_name` (a subject token), a closed
+/// event set `using event = std::variant<...>`, and `apply(const E&)` for every event in it.
+/// Its commands are whatever types it has `handle` overloads for.
+template <class A>
+concept aggregate = std::default_initializable<A> && std::copy_constructible<A> &&
+    event_variant<typename A::event> && requires(A& a, const typename A::event& e) {
+  { A::type_name } -> std::convertible_to<std::string_view>;
+  std::visit([&a](const auto& x) { a.apply(x); }, e);
+};
+
+/// A command the aggregate A decides: `a.handle(c)` returns a decision<A::event>.
+template <class C, class A>
+concept command_for = requires(const A& a, const C& c) {
+  { a.handle(c) } -> std::convertible_to<decision<typename A::event>>;
+};
+
+/// An aggregate whose state cereal can serialise (needed for snapshots only).
+template <class A>
+concept snapshottable = aggregate<A> && requires(A& a, cereal::JSONOutputArchive& ar) {
+  {a.serialize(ar)};
+};
+
+/// Applies one event to an aggregate.
+template <aggregate A>
+void apply_event(A& a, const typename A::event& e) {
+  std::visit([&a](const auto& x) { a.apply(x); }, e);
+}
+
+}  // namespace jetsource

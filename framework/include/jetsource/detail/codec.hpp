@@ -1,0 +1,179 @@
+// detail: the JSON codec of commit bodies and snapshots (cereal), and the event registry.
+// Not API: use jetsource::event_registry. The wire format is documented in docs/wire-format.md.
+#pragma once
+
+#include <jetsource/result.hpp>
+
+#include <cereal/archives/json.hpp>
+
+#include <exception>
+#include <span>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace jetsource::detail {
+
+template <class... Es>
+consteval bool unique_type_names() {
+  std::string_view names[] = {Es::type_name...};
+  for (std::size_t i = 0; i < sizeof...(Es); ++i)
+    for (std::size_t j = i + 1; j < sizeof...(Es); ++j)
+      if (names[i] == names[j]) return false;
+  return true;
+}
+
+inline cereal::JSONOutputArchive::Options compact_json() {
+  return cereal::JSONOutputArchive::Options::NoIndent();
+}
+
+/// Serialises `value` as the JSON object {"<name>": value} (cereal needs a named root).
+template <class T>
+result<std::string> to_json(const char* name, const T& value) {
+  try {
+    std::ostringstream os;
+    {
+      cereal::JSONOutputArchive ar(os, compact_json());
+      ar(cereal::make_nvp(name, value));
+    }
+    return std::move(os).str();
+  } catch (const std::exception& e) {
+    return make_error(errc::encode_failed, "cannot encode {}: {}", name, e.what());
+  }
+}
+
+/// Parses {"<name>": value} written by to_json.
+template <class T>
+result<T> from_json(const char* name, std::string_view json) {
+  try {
+    std::istringstream is{std::string(json)};
+    cereal::JSONInputArchive ar(is);
+    T value{};
+    ar(cereal::make_nvp(name, value));
+    return value;
+  } catch (const std::exception& e) {
+    return make_error(errc::decode_failed, "cannot decode {}: {}", name, e.what());
+  }
+}
+
+template <class V>
+class registry;
+
+template <class... Es>
+class registry<std::variant<Es...>> {
+ public:
+  using variant = std::variant<Es...>;
+  static_assert(unique_type_names<Es...>(), "two events of one set share a type_name");
+
+  /// True when `name` is the wire name of one of the set's events.
+  static bool knows(std::string_view name) { return ((name == Es::type_name) || ...); }
+
+  /// "OrderCreated,ItemAdded": the Es-Events header value.
+  static std::string names(std::span<const variant> events) {
+    std::string out;
+    for (const auto& e : events) {
+      if (!out.empty()) out += ',';
+      std::visit([&](const auto& x) { out += std::decay_t<decltype(x)>::type_name; }, e);
+    }
+    return out;
+  }
+
+  /// {"events":[{"type":"OrderCreated","v":1,"data":{...}}, ...]}
+  static result<std::string> encode(std::span<const variant> events) {
+    try {
+      std::ostringstream os;
+      {
+        cereal::JSONOutputArchive ar(os, compact_json());
+        ar.setNextName("events");
+        ar.startNode();
+        ar.makeArray();
+        for (const auto& e : events) {
+          std::visit(
+              [&](const auto& x) {
+                using E = std::decay_t<decltype(x)>;
+                ar.startNode();
+                ar(cereal::make_nvp("type", std::string(E::type_name)),
+                   cereal::make_nvp("v", schema_version_of<E>()), cereal::make_nvp("data", x));
+                ar.finishNode();
+              },
+              e);
+        }
+        ar.finishNode();
+      }
+      return std::move(os).str();
+    } catch (const std::exception& e) {
+      return make_error(errc::encode_failed, "cannot encode events: {}", e.what());
+    }
+  }
+
+  /// The inverse of encode, upcasting old schema versions to the current types.
+  static result<std::vector<variant>> decode(std::string_view body) {
+    std::vector<variant> out;
+    try {
+      std::istringstream is{std::string(body)};
+      cereal::JSONInputArchive ar(is);
+      ar.setNextName("events");
+      ar.startNode();
+      cereal::size_type n = 0;
+      ar.loadSize(n);
+      out.reserve(n);
+      for (cereal::size_type i = 0; i < n; ++i) {
+        ar.startNode();
+        std::string type;
+        int version = 0;
+        ar(cereal::make_nvp("type", type), cereal::make_nvp("v", version));
+        auto e = decode_one<0>(type, version, ar);
+        if (!e) return std::move(e).error();
+        out.push_back(std::move(e).value());
+        ar.finishNode();
+      }
+      ar.finishNode();
+    } catch (const std::exception& e) {
+      return make_error(errc::decode_failed, "undecodable commit body: {}", e.what());
+    }
+    return out;
+  }
+
+ private:
+  template <std::size_t I>
+  static result<variant> decode_one(std::string_view type, int version,
+                                    cereal::JSONInputArchive& ar) {
+    if constexpr (I == sizeof...(Es)) {
+      return make_error(errc::unknown_event_type, "unknown event type '{}'", type);
+    } else {
+      using E = std::variant_alternative_t<I, variant>;
+      if (type != E::type_name) return decode_one<I + 1>(type, version, ar);
+      auto e = decode_as<E>(version, ar);
+      if (!e) return std::move(e).error();
+      return variant{std::in_place_index<I>, std::move(e).value()};
+    }
+  }
+
+  template <class E>
+  static result<E> decode_as(int version, cereal::JSONInputArchive& ar) {
+    if (version == schema_version_of<E>()) {
+      E e{};
+      ar(cereal::make_nvp("data", e));
+      return e;
+    }
+    if constexpr (upcastable<E>) {
+      using P = typename E::previous;
+      static_assert(P::type_name == E::type_name, "an upcast keeps the event's type_name");
+      static_assert(schema_version_of<P>() < schema_version_of<E>(),
+                    "previous must have a lower schema_version");
+      if (version < schema_version_of<E>()) {
+        auto old = decode_as<P>(version, ar);
+        if (!old) return std::move(old).error();
+        return E::upcast(old.value());
+      }
+    }
+    return make_error(errc::unknown_event_type,
+                      "event type '{}' has no schema version {} (current {})", E::type_name,
+                      version, schema_version_of<E>());
+  }
+};
+
+}  // namespace jetsource::detail

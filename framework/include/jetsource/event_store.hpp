@@ -1,0 +1,171 @@
+// The event store: one immutable JetStream stream per bounded context, one subject per
+// aggregate, one message per commit (its 1..N events land all or none).
+//
+// Subjects are <prefix>.<AggregateType>.<partition>.<aggregateId>, partition = FNV-1a-32(id) %
+// partitions. Headers and body are the public wire format: docs/wire-format.md.
+//
+// Thread-safety: an event_store is safe to use from many threads at once (sync and async
+// appends, reads). Async outcome callbacks run on a nats.c thread: keep them short.
+//
+//   auto store = jetsource::event_store::open(conn, {.stream = "ORDERS", .subject_prefix =
+//   "orders"}); auto r = store->append({.aggregate_type = "Order", .aggregate_id = "ord-1",
+//                           .expected_sequence = 0 /* must be new */, .events = ..., .body = ...});
+#pragma once
+
+#include <jetsource/connection.hpp>
+#include <jetsource/result.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace jetsource {
+
+/// The stream of one bounded context, as created or verified by event_store::open.
+struct store_options {
+  std::string stream = "EVENTS";          ///< stream name, e.g. "ORDERS"
+  std::string subject_prefix = "events";  ///< e.g. "orders": subjects orders.<Type>.<p>.<id>
+  std::uint32_t partitions = 64;          ///< fixed when the stream is created; recorded with it
+  int replicas = 1;                       ///< 3 on a cluster (see docs/operations.md)
+  std::chrono::seconds duplicate_window{120};  ///< how long a Nats-Msg-Id retry is recognised
+  std::size_t max_in_flight = 4096;            ///< async appends awaiting their ack (back-pressure)
+  std::chrono::milliseconds ack_timeout{5000};  ///< per commit, sync and async
+};
+
+/// One commit as the store writes it: the encoded events of one command.
+struct commit {
+  std::string aggregate_type;  ///< a subject token, e.g. "Order"
+  std::string aggregate_id;    ///< a subject token, e.g. "ord-42"
+  /// Optimistic concurrency: the stream sequence of the aggregate's last commit when it was
+  /// loaded; 0 = the aggregate must be new; nullopt = no check.
+  std::optional<std::uint64_t> expected_sequence;
+  std::uint64_t version = 0;  ///< the aggregate's version after this commit (events so far)
+  std::string commit_id;      ///< Nats-Msg-Id; "" = generate one. Same id on retry = lands once
+  std::string event_types;    ///< Es-Events: comma-separated wire names, in order
+  std::string body;           ///< the encoded events (docs/wire-format.md)
+  std::string content_type = "application/json";
+  std::string correlation_id;  ///< optional
+  std::string causation_id;    ///< optional
+};
+
+enum class append_status {
+  appended,          ///< stored now
+  already_appended,  ///< an earlier attempt with the same commit id had landed (idempotent retry)
+};
+
+/// The server's acknowledgement of a commit.
+struct append_result {
+  std::uint64_t sequence = 0;  ///< stream sequence of the commit
+  std::uint64_t version = 0;   ///< aggregate version after it
+  append_status status = append_status::appended;
+  std::string commit_id;
+};
+
+/// A commit read back from the stream.
+struct stored_commit {
+  std::uint64_t sequence = 0;  ///< stream sequence
+  std::uint64_t version = 0;   ///< Es-Version
+  std::string aggregate_type;
+  std::string aggregate_id;
+  std::string commit_id;
+  std::string event_types;  ///< Es-Events
+  std::string content_type;
+  std::string correlation_id;
+  std::string causation_id;
+  std::string timestamp;  ///< Es-Timestamp (RFC 3339, UTC)
+  std::string body;
+  /// Number of events in this commit (from Es-Events).
+  std::size_t event_count() const;
+};
+
+/// What a reader needs to know about an aggregate's last commit.
+struct commit_head {
+  std::uint64_t sequence = 0;
+  std::uint64_t version = 0;
+  std::string commit_id;
+};
+
+/// An aggregate's commits after some sequence, and the head they lead to.
+struct commit_log {
+  commit_head head;                    ///< sequence 0 = no commit at all
+  std::vector<stored_commit> commits;  ///< sequence > after_sequence, <= head.sequence
+};
+
+namespace detail {
+struct store_state;
+}
+
+class event_store {
+ public:
+  using append_callback = std::function<void(result<append_result>)>;
+
+  /// Creates the stream, or verifies an existing one (errc::stream_config_mismatch, naming
+  /// every difference, when it was created otherwise; it is never changed silently).
+  static result<event_store> open(const connection& conn, store_options options);
+
+  /// Appends one commit and waits for the server's ack. errc::conflict when the expected
+  /// sequence no longer holds; errc::timeout when no ack came (retry with the same commit_id).
+  result<append_result> append(const commit& c);
+
+  /// Starts appending one commit; `done` receives its outcome exactly once (after the server's
+  /// ack, an error, or the ack timeout). Blocks while max_in_flight commits await their acks.
+  /// An immediate error (invalid id, too large, closed) is returned and `done` is not called.
+  result<void> append_async(commit c, append_callback done);
+
+  /// Waits until every async append started so far has reported its outcome.
+  result<void> flush(std::chrono::milliseconds timeout = std::chrono::milliseconds{30000});
+
+  /// The last commit of an aggregate, or nullopt when it has none.
+  result<std::optional<commit_head>> head(std::string_view aggregate_type,
+                                          std::string_view aggregate_id);
+
+  /// The commits of an aggregate after `after_sequence` up to its head, in order, with the
+  /// head they were read up to (head.sequence == 0 when the aggregate has no commit).
+  result<commit_log> read(std::string_view aggregate_type, std::string_view aggregate_id,
+                          std::uint64_t after_sequence = 0);
+
+  /// Snapshots (optional, disposable): the latest state of an aggregate at a version, kept on a
+  /// companion stream <stream>_SNAPSHOTS with one message per aggregate.
+  struct snapshot {
+    std::uint64_t version = 0;   ///< aggregate version the state includes
+    std::uint64_t sequence = 0;  ///< stream sequence of the commit that produced that version
+    int schema = 0;              ///< the aggregate's snapshot schema
+    std::string body;
+  };
+  result<std::optional<snapshot>> load_snapshot(std::string_view aggregate_type,
+                                                std::string_view aggregate_id);
+  /// Stores a snapshot without waiting for its ack (failures are only logged).
+  result<void> save_snapshot(std::string_view aggregate_type, std::string_view aggregate_id,
+                             const snapshot& s);
+
+  /// The subject of an aggregate: <prefix>.<Type>.<partition>.<id>.
+  result<std::string> subject_of(std::string_view aggregate_type,
+                                 std::string_view aggregate_id) const;
+  const store_options& options() const noexcept;
+  /// Stream sequence of the last message in the stream (0 when empty).
+  result<std::uint64_t> last_sequence();
+
+  /// Internal state shared with the projection runtime; not for users.
+  const std::shared_ptr<detail::store_state>& state() const noexcept { return state_; }
+
+ private:
+  explicit event_store(std::shared_ptr<detail::store_state> s) : state_(std::move(s)) {}
+  std::shared_ptr<detail::store_state> state_;
+};
+
+/// Validates a subject token (aggregate type or id): non-empty, at most 256 bytes, no '.', '*',
+/// '>', whitespace or control characters. errc::invalid_id otherwise.
+result<void> validate_token(std::string_view what, std::string_view token);
+
+/// A new unique commit id (22 characters, URL- and subject-safe).
+std::string new_commit_id();
+
+/// FNV-1a 32-bit hash (as nats-server's partition() mapping uses).
+std::uint32_t fnv1a32(std::string_view s) noexcept;
+
+}  // namespace jetsource

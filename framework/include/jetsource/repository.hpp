@@ -1,0 +1,272 @@
+// repository<A>: loads aggregates (snapshot + tail) and executes commands on them: decide,
+// append with optimistic concurrency, reload and retry on conflict.
+//
+// Thread-safety: safe to share between threads. Commands on one aggregate are serialised inside
+// a repository; separate repositories or processes are kept consistent by the stream's
+// optimistic concurrency check. Recently used aggregates stay in memory (bounded LRU), so a
+// command on a warm aggregate does not read the stream at all; a stale copy is caught by the
+// concurrency check and reloaded.
+//
+//   jetsource::repository<order> orders{store, {.snapshot_every = 100}};
+//   auto r = orders.execute("ord-42", pay_order{.amount_cents = 2599});
+//   if (!r && r.error().is(order_error::not_payable)) ...
+#pragma once
+
+#include <jetsource/aggregate.hpp>
+#include <jetsource/event.hpp>
+#include <jetsource/event_store.hpp>
+#include <jetsource/result.hpp>
+
+#include <array>
+#include <cstdint>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace jetsource {
+
+struct repository_options {
+  std::size_t cache_capacity = 10'000;  ///< aggregates kept in memory; 0 = always load
+  int max_attempts = 16;                ///< decide + append attempts per command on conflicts
+  int timeout_retries = 2;              ///< re-sends of the same commit after an ack timeout
+  std::uint64_t snapshot_every = 0;     ///< snapshot after every N events; 0 = never
+  int snapshot_schema = 1;  ///< bump when the aggregate's serialised state changes shape
+};
+
+/// Metadata a caller can attach to a command.
+struct command_context {
+  std::string command_id;      ///< becomes the commit id: the same command id lands once
+  std::string correlation_id;  ///< copied to the commit
+  std::string causation_id;    ///< copied to the commit
+};
+
+/// An aggregate as loaded: its state, version (events so far) and last commit's sequence.
+template <class A>
+struct loaded {
+  A state{};
+  std::uint64_t version = 0;
+  std::uint64_t sequence = 0;  ///< 0 = no commit yet (a new aggregate)
+};
+
+/// The outcome of an accepted command.
+struct executed {
+  std::uint64_t version = 0;   ///< aggregate version after the command
+  std::uint64_t sequence = 0;  ///< stream sequence of its commit (of the last one if no events)
+  std::size_t events = 0;      ///< events appended (0: accepted, nothing to change)
+  append_status status = append_status::appended;
+  int attempts = 1;  ///< decide/append rounds it took (conflicts retried)
+};
+
+template <aggregate A>
+class repository {
+ public:
+  using event = typename A::event;
+  using registry = event_registry<event>;
+
+  explicit repository(event_store& store, repository_options options = {})
+      : store_(store), options_(options) {}
+
+  /// Loads an aggregate (a new, empty one when it has no commit).
+  result<loaded<A>> load(std::string_view id) {
+    std::optional<loaded<A>> base;
+    if constexpr (snapshottable<A>) {
+      if (options_.snapshot_every > 0) {
+        auto s = store_.load_snapshot(A::type_name, id);
+        if (!s) return std::move(s).error();
+        if (*s && (*s)->schema == options_.snapshot_schema) {
+          auto state = detail::from_json<A>("state", (*s)->body);
+          if (state) base = loaded<A>{std::move(state).value(), (*s)->version, (*s)->sequence};
+        }
+      }
+    }
+    if (base) {
+      auto log = store_.read(A::type_name, id, base->sequence);
+      if (!log) return std::move(log).error();
+      bool consistent = log->head.sequence >= base->sequence &&
+                        (log->head.sequence == base->sequence || !log->commits.empty());
+      if (consistent) {
+        auto r = replay(std::move(*base), log.value());
+        if (r) return r;
+      }
+      // A snapshot that does not fit the stream is ignored: correctness never depends on it.
+    }
+    auto log = store_.read(A::type_name, id, 0);
+    if (!log) return std::move(log).error();
+    return replay(loaded<A>{}, log.value());
+  }
+
+  /// Decides the command on the current state and appends its events in one commit. Conflicts
+  /// reload and decide again (up to max_attempts). A rejection is errc::rejected with the
+  /// aggregate's own error (error::is(order_error::...)).
+  template <command_for<A> C>
+  result<executed> execute(std::string_view id, const C& command, const command_context& ctx = {}) {
+    auto valid = store_.subject_of(A::type_name, id);
+    if (!valid) return std::move(valid).error();
+    std::string key(id);
+    std::lock_guard serial(stripe_for(key));
+    const std::string commit_id = ctx.command_id.empty() ? new_commit_id() : ctx.command_id;
+    for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+      bool from_cache = false;
+      auto current = cache_get(key);
+      if (current) {
+        from_cache = true;
+      } else {
+        auto l = load(id);
+        if (!l) return std::move(l).error();
+        current = std::move(l).value();
+      }
+      decision<event> d = std::as_const(current->state).handle(command);
+      if (!d.accepted() || d.events().empty()) {
+        // Decided on a cached copy: make sure it is not stale before answering.
+        if (from_cache && !is_head(id, current->sequence)) {
+          cache_erase(key);
+          continue;
+        }
+        if (!d.accepted()) return d.to_error();
+        return executed{current->version, current->sequence, 0, append_status::appended, attempt};
+      }
+      auto events = std::move(d).events();
+      auto body = registry::encode(events);
+      if (!body) return std::move(body).error();
+      commit c{.aggregate_type = std::string(A::type_name),
+               .aggregate_id = key,
+               .expected_sequence = current->sequence,
+               .version = current->version + events.size(),
+               .commit_id = commit_id,
+               .event_types = registry::names(events),
+               .body = std::move(body).value(),
+               .correlation_id = ctx.correlation_id,
+               .causation_id = ctx.causation_id};
+      auto r = append_retrying(c);
+      if (!r) {
+        if (r.error().is(errc::conflict)) {
+          cache_erase(key);
+          continue;
+        }
+        return std::move(r).error();
+      }
+      if (r->status == append_status::already_appended) {
+        cache_erase(key);  // an earlier attempt landed; our copy cannot know what followed it
+        return executed{r->version, r->sequence, events.size(), r->status, attempt};
+      }
+      std::uint64_t old_version = current->version;
+      for (const auto& e : events) apply_event(current->state, e);
+      current->version = r->version;
+      current->sequence = r->sequence;
+      maybe_snapshot(id, *current, old_version);
+      cache_put(key, *current);
+      return executed{r->version, r->sequence, events.size(), r->status, attempt};
+    }
+    return make_error(errc::conflict, "{} {}: still conflicting after {} attempts", A::type_name,
+                      id, options_.max_attempts);
+  }
+
+  /// Drops an aggregate from the in-memory cache.
+  void forget(std::string_view id) { cache_erase(std::string(id)); }
+
+ private:
+  result<loaded<A>> replay(loaded<A> base, const commit_log& log) {
+    for (const auto& c : log.commits) {
+      auto events = registry::decode(c.body);
+      if (!events) {
+        auto e = std::move(events).error();
+        e.message = fmt::format("{} {} commit at sequence {}: {}", A::type_name, c.aggregate_id,
+                                c.sequence, e.message);
+        return e;
+      }
+      if (c.version != base.version + events->size())
+        return make_error(errc::decode_failed,
+                          "{} {}: commit at sequence {} says version {}, expected {}", A::type_name,
+                          c.aggregate_id, c.sequence, c.version, base.version + events->size());
+      for (const auto& e : *events) apply_event(base.state, e);
+      base.version = c.version;
+      base.sequence = c.sequence;
+    }
+    if (base.sequence != log.head.sequence)
+      return make_error(errc::internal, "{}: read stopped at sequence {} before head {}",
+                        A::type_name, base.sequence, log.head.sequence);
+    return base;
+  }
+
+  // Sends one commit; after an ack timeout re-sends the same commit (same commit id), which
+  // lands at most once thanks to the stream's duplicate window.
+  result<append_result> append_retrying(const commit& c) {
+    for (int i = 0;; ++i) {
+      auto r = store_.append(c);
+      if (r || !r.error().is(errc::timeout) || i >= options_.timeout_retries) return r;
+    }
+  }
+
+  bool is_head(std::string_view id, std::uint64_t sequence) {
+    auto h = store_.head(A::type_name, id);
+    return h && (*h ? (*h)->sequence : 0) == sequence;
+  }
+
+  void maybe_snapshot(std::string_view id, const loaded<A>& l, std::uint64_t old_version) {
+    if constexpr (snapshottable<A>) {
+      auto n = options_.snapshot_every;
+      if (n == 0 || l.version / n == old_version / n) return;
+      auto body = detail::to_json("state", l.state);
+      if (body)
+        (void)store_.save_snapshot(
+            A::type_name, id,
+            {l.version, l.sequence, options_.snapshot_schema, std::move(body).value()});
+    } else {
+      (void)id, (void)l, (void)old_version;
+    }
+  }
+
+  // -- bounded LRU of loaded aggregates ------------------------------------------------------
+  struct cached {
+    loaded<A> value;
+    typename std::list<std::string>::iterator lru;
+  };
+
+  std::optional<loaded<A>> cache_get(const std::string& key) {
+    std::lock_guard lock(cache_mutex_);
+    auto it = cache_.find(key);
+    if (it == cache_.end()) return std::nullopt;
+    lru_.splice(lru_.begin(), lru_, it->second.lru);
+    return it->second.value;
+  }
+  void cache_put(const std::string& key, const loaded<A>& value) {
+    if (options_.cache_capacity == 0) return;
+    std::lock_guard lock(cache_mutex_);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+      it->second.value = value;
+      lru_.splice(lru_.begin(), lru_, it->second.lru);
+      return;
+    }
+    lru_.push_front(key);
+    cache_.emplace(key, cached{value, lru_.begin()});
+    if (cache_.size() > options_.cache_capacity) {
+      cache_.erase(lru_.back());
+      lru_.pop_back();
+    }
+  }
+  void cache_erase(const std::string& key) {
+    std::lock_guard lock(cache_mutex_);
+    auto it = cache_.find(key);
+    if (it == cache_.end()) return;
+    lru_.erase(it->second.lru);
+    cache_.erase(it);
+  }
+  std::mutex& stripe_for(const std::string& key) {
+    return stripes_[fnv1a32(key) % stripes_.size()];
+  }
+
+  event_store& store_;
+  repository_options options_;
+  std::mutex cache_mutex_;
+  std::list<std::string> lru_;
+  std::unordered_map<std::string, cached> cache_;
+  std::array<std::mutex, 256> stripes_;
+};
+
+}  // namespace jetsource

@@ -1,0 +1,142 @@
+// jetsource::connection: the process's one NATS connection over nats.c.
+#include <jetsource/connection.hpp>
+
+#include "log.hpp"
+#include "nats/handles.hpp"
+
+#include <fmt/ranges.h>
+
+#include <array>
+
+namespace jetsource {
+namespace {
+
+void on_disconnected(natsConnection*, void*) {
+  detail::log()->warn("NATS disconnected; reconnecting");
+}
+void on_reconnected(natsConnection* nc, void*) {
+  std::array<char, 256> url{};
+  natsConnection_GetConnectedUrl(nc, url.data(), url.size());
+  detail::log()->info("NATS reconnected to {}", url.data());
+}
+void on_closed(natsConnection*, void*) {
+  detail::log()->info("NATS connection closed");
+}
+void on_error(natsConnection*, natsSubscription*, natsStatus s, void*) {
+  detail::log()->error("NATS asynchronous error: {}", natsStatus_GetText(s));
+}
+
+result<void> check(natsStatus s, std::string_view what) {
+  if (s == NATS_OK) return success();
+  auto e = detail::nats_error(s, what);
+  if (e.code == errc::server_error) e.code = errc::invalid_argument;
+  return e;
+}
+
+result<detail::options_ptr> make_options(const connection_options& o) {
+  natsOptions* raw = nullptr;
+  if (auto s = natsOptions_Create(&raw); s != NATS_OK) return detail::nats_error(s, "nats options");
+  detail::options_ptr opts(raw);
+  natsOptions* p = opts.get();
+  std::vector<const char*> urls;
+  for (const auto& u : o.urls) urls.push_back(u.c_str());
+  JETSOURCE_TRY(
+      check(natsOptions_SetServers(p, urls.data(), static_cast<int>(urls.size())), "server URLs"));
+  JETSOURCE_TRY(check(natsOptions_SetName(p, o.name.c_str()), "client name"));
+  if (!o.token.empty()) {
+    JETSOURCE_TRY(check(natsOptions_SetToken(p, o.token.c_str()), "token"));
+  }
+  if (!o.user.empty()) {
+    JETSOURCE_TRY(
+        check(natsOptions_SetUserInfo(p, o.user.c_str(), o.password.c_str()), "user/password"));
+  }
+  if (!o.credentials_file.empty()) {
+    JETSOURCE_TRY(
+        check(natsOptions_SetUserCredentialsFromFiles(p, o.credentials_file.c_str(), nullptr),
+              "credentials file " + o.credentials_file));
+  }
+  const auto& t = o.tls;
+  bool tls_url = false;
+  for (const auto& u : o.urls) tls_url = tls_url || u.starts_with("tls://");
+  if (t.enabled || tls_url) {
+    JETSOURCE_TRY(check(natsOptions_SetSecure(p, true), "TLS"));
+  }
+  if (!t.ca_file.empty()) {
+    JETSOURCE_TRY(check(natsOptions_LoadCATrustedCertificates(p, t.ca_file.c_str()),
+                        "TLS CA file " + t.ca_file));
+  }
+  if (!t.cert_file.empty()) {
+    JETSOURCE_TRY(
+        check(natsOptions_LoadCertificatesChain(p, t.cert_file.c_str(), t.key_file.c_str()),
+              "TLS certificate " + t.cert_file));
+  }
+  if (!t.expected_hostname.empty()) {
+    JETSOURCE_TRY(
+        check(natsOptions_SetExpectedHostname(p, t.expected_hostname.c_str()), "TLS hostname"));
+  }
+  if (t.skip_verify) {
+    JETSOURCE_TRY(check(natsOptions_SkipServerVerification(p, true), "TLS verification"));
+  }
+  JETSOURCE_TRY(check(natsOptions_SetTimeout(p, o.connect_timeout.count()), "connect timeout"));
+  JETSOURCE_TRY(check(natsOptions_SetMaxReconnect(p, o.max_reconnects), "max reconnects"));
+  JETSOURCE_TRY(check(natsOptions_SetReconnectWait(p, o.reconnect_wait.count()), "reconnect wait"));
+  if (o.retry_on_failed_connect) {
+    JETSOURCE_TRY(check(natsOptions_SetRetryOnFailedConnect(p, true, nullptr, nullptr),
+                        "retry on failed connect"));
+  }
+  JETSOURCE_TRY(check(natsOptions_SetSendAsap(p, o.send_asap), "send asap"));
+  JETSOURCE_TRY(check(natsOptions_SetDisconnectedCB(p, on_disconnected, nullptr), "callbacks"));
+  JETSOURCE_TRY(check(natsOptions_SetReconnectedCB(p, on_reconnected, nullptr), "callbacks"));
+  JETSOURCE_TRY(check(natsOptions_SetClosedCB(p, on_closed, nullptr), "callbacks"));
+  JETSOURCE_TRY(check(natsOptions_SetErrorHandler(p, on_error, nullptr), "callbacks"));
+  return opts;
+}
+
+}  // namespace
+
+result<connection> connection::connect(const connection_options& options) {
+  if (options.urls.empty())
+    return make_error(errc::invalid_argument,
+                      "no server URL given (use runtime::open to embed one)");
+  auto state = std::make_shared<detail::connection_state>();
+  state->options = options;
+  JETSOURCE_TRY(opts, make_options(options));
+  state->opts = std::move(opts);
+  natsConnection* nc = nullptr;
+  if (auto s = natsConnection_Connect(&nc, state->opts.get()); s != NATS_OK) {
+    auto e = detail::nats_error(s, fmt::format("connect to {}", fmt::join(options.urls, ",")));
+    if (e.code == errc::server_error) e.code = errc::unreachable;
+    return e;
+  }
+  state->nc.reset(nc);
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = options.request_timeout.count();
+  jsCtx* js = nullptr;
+  if (auto s = natsConnection_JetStream(&js, nc, &jo); s != NATS_OK)
+    return detail::nats_error(s, "JetStream context");
+  state->js.reset(js);
+  detail::log()->debug("connected to {}", connection(state).connected_url());
+  return connection(std::move(state));
+}
+
+std::string connection::connected_url() const {
+  std::array<char, 512> buf{};
+  if (natsConnection_GetConnectedUrl(state_->nc.get(), buf.data(), buf.size()) != NATS_OK)
+    return {};
+  return buf.data();
+}
+
+std::int64_t connection::max_payload() const {
+  return natsConnection_GetMaxPayload(state_->nc.get());
+}
+
+bool connection::connected() const {
+  return natsConnection_Status(state_->nc.get()) == NATS_CONN_STATUS_CONNECTED;
+}
+
+const connection_options& connection::options() const {
+  return state_->options;
+}
+
+}  // namespace jetsource

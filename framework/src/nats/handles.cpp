@@ -1,0 +1,57 @@
+// detail: nats.c status mapping and small message helpers.
+#include "nats/handles.hpp"
+
+namespace jetsource::detail {
+
+error nats_error(natsStatus s, std::string_view what, jsErrCode js_code) {
+  const char* last = nats_GetLastError(nullptr);
+  std::string text = (last && *last) ? last : natsStatus_GetText(s);
+  errc code = errc::server_error;
+  switch (s) {
+    case NATS_TIMEOUT:
+      code = errc::timeout;
+      break;
+    case NATS_NO_SERVER:
+    case NATS_NO_RESPONDERS:
+    case NATS_CONNECTION_CLOSED:
+    case NATS_CONNECTION_DISCONNECTED:
+    case NATS_STALE_CONNECTION:
+    case NATS_IO_ERROR:
+    case NATS_CONNECTION_AUTH_FAILED:
+    case NATS_NOT_PERMITTED:
+    case NATS_SSL_ERROR:
+      code = errc::unreachable;
+      break;
+    case NATS_MAX_PAYLOAD:
+      code = errc::payload_too_large;
+      break;
+    case NATS_NOT_FOUND:
+      code = errc::not_found;
+      break;
+    case NATS_INVALID_ARG:
+    case NATS_INVALID_SUBJECT:
+      code = errc::invalid_argument;
+      break;
+    default:
+      break;
+  }
+  if (js_code == JSStreamWrongLastSequenceErr) code = errc::conflict;
+  if (js_code != 0)
+    return make_error(code, "{}: {} (jetstream error {})", what, text, static_cast<int>(js_code));
+  return make_error(code, "{}: {}", what, text);
+}
+
+std::string header(natsMsg* m, const char* name) {
+  const char* v = nullptr;
+  if (natsMsgHeader_Get(m, name, &v) != NATS_OK || v == nullptr) return {};
+  return v;
+}
+
+connection_state::~connection_state() {
+  js.reset();
+  if (nc) natsConnection_Close(nc.get());
+  nc.reset();
+  opts.reset();
+}
+
+}  // namespace jetsource::detail

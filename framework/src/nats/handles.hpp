@@ -1,0 +1,56 @@
+// detail: RAII handles over nats.c objects and the mapping of nats.c statuses to jetsource errors.
+#pragma once
+
+#include <jetsource/connection.hpp>
+#include <jetsource/result.hpp>
+
+#include <nats/nats.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace jetsource::detail {
+
+// Deleters never throw; each only destroys what it owns.
+struct nats_deleter {
+  void operator()(natsOptions* p) const noexcept { natsOptions_Destroy(p); }
+  void operator()(natsConnection* p) const noexcept { natsConnection_Destroy(p); }
+  void operator()(jsCtx* p) const noexcept { jsCtx_Destroy(p); }
+  void operator()(natsMsg* p) const noexcept { natsMsg_Destroy(p); }
+  void operator()(natsSubscription* p) const noexcept { natsSubscription_Destroy(p); }
+  void operator()(jsStreamInfo* p) const noexcept { jsStreamInfo_Destroy(p); }
+  void operator()(jsPubAck* p) const noexcept { jsPubAck_Destroy(p); }
+  void operator()(jsConsumerInfo* p) const noexcept { jsConsumerInfo_Destroy(p); }
+  void operator()(natsInbox* p) const noexcept { natsInbox_Destroy(p); }
+};
+
+using options_ptr = std::unique_ptr<natsOptions, nats_deleter>;
+using connection_ptr = std::unique_ptr<natsConnection, nats_deleter>;
+using js_ptr = std::unique_ptr<jsCtx, nats_deleter>;
+using msg_ptr = std::unique_ptr<natsMsg, nats_deleter>;
+using subscription_ptr = std::unique_ptr<natsSubscription, nats_deleter>;
+using stream_info_ptr = std::unique_ptr<jsStreamInfo, nats_deleter>;
+using pub_ack_ptr = std::unique_ptr<jsPubAck, nats_deleter>;
+using consumer_info_ptr = std::unique_ptr<jsConsumerInfo, nats_deleter>;
+using inbox_ptr = std::unique_ptr<natsInbox, nats_deleter>;
+
+/// Maps a nats.c status (and JetStream error code, when known) to a jetsource error, with
+/// nats.c's last error text. `what` says what was being done ("append to orders.Order.3.x").
+error nats_error(natsStatus s, std::string_view what,
+                 jsErrCode js_code = static_cast<jsErrCode>(0));
+
+/// A header value of a message ("" when absent).
+std::string header(natsMsg* m, const char* name);
+
+/// The process's connection: options, the natsConnection, a plain JetStream context.
+struct connection_state {
+  connection_options options;
+  options_ptr opts;
+  connection_ptr nc;
+  js_ptr js;  // for API requests and sync publishes (no async handlers)
+
+  ~connection_state();
+};
+
+}  // namespace jetsource::detail

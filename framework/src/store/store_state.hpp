@@ -1,0 +1,80 @@
+// detail: the event store's private state (JetStream contexts, async-append bookkeeping) and the
+// wire-format constants, shared by the event store and the projection runtime.
+#pragma once
+
+#include <jetsource/event_store.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include "log.hpp"
+#include "nats/handles.hpp"
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace jetsource::detail {
+
+// Header names of the commit wire format (docs/wire-format.md).
+inline constexpr const char* hdr_msg_id = "Nats-Msg-Id";
+inline constexpr const char* hdr_expected_subject_seq = "Nats-Expected-Last-Subject-Sequence";
+inline constexpr const char* hdr_sequence = "Nats-Sequence";  // added by direct get
+inline constexpr const char* hdr_aggregate_type = "Es-Aggregate-Type";
+inline constexpr const char* hdr_aggregate_id = "Es-Aggregate-Id";
+inline constexpr const char* hdr_version = "Es-Version";
+inline constexpr const char* hdr_events = "Es-Events";
+inline constexpr const char* hdr_content_type = "Content-Type";
+inline constexpr const char* hdr_timestamp = "Es-Timestamp";
+inline constexpr const char* hdr_correlation_id = "Es-Correlation-Id";
+inline constexpr const char* hdr_causation_id = "Es-Causation-Id";
+// Snapshot messages.
+inline constexpr const char* hdr_snapshot_sequence = "Es-Sequence";
+inline constexpr const char* hdr_snapshot_schema = "Es-Snapshot-Schema";
+
+/// The stream description that records the partition count: "jetsource event store;
+/// partitions=<P>".
+inline constexpr std::string_view description_prefix = "jetsource event store; partitions=";
+/// Snapshot subjects: jetsource-snapshots.<stream>.<Type>.<id>.
+inline constexpr std::string_view snapshot_subject_root = "jetsource-snapshots";
+
+/// The library's logger: spdlog "jetsource" (the application's, when it registered one).
+inline std::shared_ptr<spdlog::logger> store_log() { return log(); }
+
+/// Bookkeeping of async appends: a bounded number in flight, each mapped by its Nats-Msg-Id to
+/// the callback that reports its outcome. Lives on the heap at a stable address: nats.c's ack
+/// handler gets a raw pointer to it.
+struct async_core {
+  struct pending {
+    event_store::append_callback done;  // empty: an internal publish (snapshot), only logged
+    std::uint64_t version = 0;
+    std::string subject;
+  };
+
+  std::mutex mutex;
+  std::condition_variable changed;  // in_flight went down
+  std::size_t in_flight = 0;        // accepted, callback not yet returned
+  std::size_t max_in_flight = 1;
+  std::unordered_multimap<std::string, pending> by_id;  // Nats-Msg-Id -> callback
+};
+
+/// The state behind an event_store (shared by its copies).
+struct store_state {
+  store_options options;
+  std::string snapshot_stream;  // <stream>_SNAPSHOTS
+  std::string snapshot_prefix;  // jetsource-snapshots.<stream>
+  std::shared_ptr<connection_state> conn;
+  std::shared_ptr<async_core> async;  // kept alive past the contexts (see ~store_state)
+  js_ptr js;        // API requests, direct gets, sync publishes
+  js_ptr js_async;  // async publishes; its ack handler reports to `async`
+
+  store_state() = default;
+  store_state(const store_state&) = delete;
+  store_state& operator=(const store_state&) = delete;
+  ~store_state();
+};
+
+}  // namespace jetsource::detail

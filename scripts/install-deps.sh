@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs jetsource's build and test dependencies from Debian's packages.
+# Idempotent: runs apt-get (and apt-get update) only when something is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  nats-server libnats-dev
+  libsqlite3-dev sqlite3
+  libcereal-dev rapidjson-dev
+  libboost-dev
+  libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev
+  libcli11-dev nlohmann-json3-dev
+  clang-format
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
