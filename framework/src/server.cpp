@@ -53,13 +53,11 @@ std::string tail_of(const fs::path& file, std::size_t max_bytes = 1500) {
   return text;
 }
 
-// The ports file nats-server writes once it accepts clients: {"client":["nats://127.0.0.1:N"],...}
+// The ports file nats-server writes once it accepts clients: {"nats":["nats://127.0.0.1:N"],...}
 std::uint16_t port_from_ports_file(const fs::path& file) {
   std::ifstream in(file);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto client = text.find("\"client\"");
-  if (client == std::string::npos) return 0;
-  auto url = text.find("nats://", client);
+  auto url = text.find("nats://");
   if (url == std::string::npos) return 0;
   auto colon = text.find(':', url + 7);
   auto end = text.find('"', url);

@@ -105,14 +105,23 @@ class decision {
   std::optional<jetsource::rejection> rejection_;
 };
 
+namespace detail {
+template <class A, class E>
+concept applies = requires(A& a, const E& e) { a.apply(e); };
+template <class A, class V>
+struct applies_all : std::false_type {};
+template <class A, class... Es>
+struct applies_all<A, std::variant<Es...>> : std::bool_constant<(applies<A, Es> && ...)> {};
+}  // namespace detail
+
 /// An aggregate type: default-constructible, a stable `type_name` (a subject token), a closed
 /// event set `using event = std::variant<...>`, and `apply(const E&)` for every event in it.
 /// Its commands are whatever types it has `handle` overloads for.
 template <class A>
 concept aggregate = std::default_initializable<A> && std::copy_constructible<A> &&
-    event_variant<typename A::event> && requires(A& a, const typename A::event& e) {
+    event_variant<typename A::event> && detail::applies_all<A, typename A::event>::value &&
+    requires {
   { A::type_name } -> std::convertible_to<std::string_view>;
-  std::visit([&a](const auto& x) { a.apply(x); }, e);
 };
 
 /// A command the aggregate A decides: `a.handle(c)` returns a decision<A::event>.

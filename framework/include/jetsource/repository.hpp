@@ -17,13 +17,17 @@
 #include <jetsource/event_store.hpp>
 #include <jetsource/result.hpp>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <list>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -32,7 +36,8 @@ namespace jetsource {
 
 struct repository_options {
   std::size_t cache_capacity = 10'000;  ///< aggregates kept in memory; 0 = always load
-  int max_attempts = 16;                ///< decide + append attempts per command on conflicts
+  int max_attempts = 32;                ///< decide + append attempts per command on conflicts
+  std::chrono::microseconds max_backoff{50'000};  ///< longest random pause between attempts
   int timeout_retries = 2;              ///< re-sends of the same commit after an ack timeout
   std::uint64_t snapshot_every = 0;     ///< snapshot after every N events; 0 = never
   int snapshot_schema = 1;  ///< bump when the aggregate's serialised state changes shape
@@ -110,22 +115,24 @@ class repository {
     std::string key(id);
     std::lock_guard serial(stripe_for(key));
     const std::string commit_id = ctx.command_id.empty() ? new_commit_id() : ctx.command_id;
+    std::optional<loaded<A>> current;
+    bool fresh = false;  // read from the stream during this call (not a cached copy)
     for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-      bool from_cache = false;
-      auto current = cache_get(key);
-      if (current) {
-        from_cache = true;
-      } else {
+      if (!current) current = cache_get(key);
+      if (!current) {
         auto l = load(id);
         if (!l) return std::move(l).error();
         current = std::move(l).value();
+        fresh = true;
       }
       decision<event> d = std::as_const(current->state).handle(command);
       if (!d.accepted() || d.events().empty()) {
         // Decided on a cached copy: make sure it is not stale before answering.
-        if (from_cache && !is_head(id, current->sequence)) {
-          cache_erase(key);
-          continue;
+        if (!fresh) {
+          auto caught = catch_up(id, *current);
+          if (!caught) return std::move(caught).error();
+          fresh = true;
+          if (*caught) continue;  // it was stale: decide again on the new state
         }
         if (!d.accepted()) return d.to_error();
         return executed{current->version, current->sequence, 0, append_status::appended, attempt};
@@ -144,11 +151,17 @@ class repository {
                .causation_id = ctx.causation_id};
       auto r = append_retrying(c);
       if (!r) {
-        if (r.error().is(errc::conflict)) {
+        if (!r.error().is(errc::conflict)) return std::move(r).error();
+        // Someone else appended first: back off a little (writers that keep colliding spread
+        // out), read what they appended, and decide again.
+        backoff(attempt);
+        auto caught = catch_up(id, *current);
+        if (!caught) {
           cache_erase(key);
-          continue;
+          current.reset();
         }
-        return std::move(r).error();
+        fresh = true;
+        continue;
       }
       if (r->status == append_status::already_appended) {
         cache_erase(key);  // an earlier attempt landed; our copy cannot know what followed it
@@ -193,6 +206,26 @@ class repository {
     return base;
   }
 
+  // Brings a copy up to the stream's head by reading only what follows it. Returns whether
+  // anything was new.
+  result<bool> catch_up(std::string_view id, loaded<A>& copy) {
+    auto log = store_.read(A::type_name, id, copy.sequence);
+    if (!log) return std::move(log).error();
+    if (log->head.sequence == copy.sequence) return false;
+    auto r = replay(std::move(copy), log.value());
+    if (!r) return std::move(r).error();
+    copy = std::move(r).value();
+    return true;
+  }
+
+  // Full-jitter exponential backoff: uniform in [0, min(max_backoff, 100us * 2^attempt)].
+  void backoff(int attempt) {
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    auto cap = std::min<std::int64_t>(options_.max_backoff.count(), 100LL << std::min(attempt, 12));
+    std::uniform_int_distribution<std::int64_t> pick(0, cap);
+    std::this_thread::sleep_for(std::chrono::microseconds{pick(rng)});
+  }
+
   // Sends one commit; after an ack timeout re-sends the same commit (same commit id), which
   // lands at most once thanks to the stream's duplicate window.
   result<append_result> append_retrying(const commit& c) {
@@ -200,11 +233,6 @@ class repository {
       auto r = store_.append(c);
       if (r || !r.error().is(errc::timeout) || i >= options_.timeout_retries) return r;
     }
-  }
-
-  bool is_head(std::string_view id, std::uint64_t sequence) {
-    auto h = store_.head(A::type_name, id);
-    return h && (*h ? (*h)->sequence : 0) == sequence;
   }
 
   void maybe_snapshot(std::string_view id, const loaded<A>& l, std::uint64_t old_version) {

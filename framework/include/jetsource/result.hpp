@@ -84,9 +84,37 @@ inline std::ostream& operator<<(std::ostream& os, const error& e) {
   return os << to_string(e);
 }
 
-/// result<T>: a T or an error. Accessing the wrong side terminates (a bug, not an error path).
+/// result<T>: a T or an error (Boost.Outcome's basic_result with jetsource::error). `*r` and
+/// `r->` reach the value like std::optional; using the wrong side terminates (a bug, not an
+/// error path).
 template <class T>
-using result = boost::outcome_v2::basic_result<T, error, boost::outcome_v2::policy::terminate>;
+class result
+    : public boost::outcome_v2::basic_result<T, error, boost::outcome_v2::policy::terminate> {
+  using base = boost::outcome_v2::basic_result<T, error, boost::outcome_v2::policy::terminate>;
+
+ public:
+  using base::base;
+  result(const base& b) : base(b) {}       // NOLINT(google-explicit-constructor)
+  result(base&& b) : base(std::move(b)) {}  // NOLINT(google-explicit-constructor)
+
+  std::add_lvalue_reference_t<T> operator*() & requires(!std::is_void_v<T>) { return this->value(); }
+  std::add_lvalue_reference_t<const T> operator*() const& requires(!std::is_void_v<T>) {
+    return this->value();
+  }
+  std::add_rvalue_reference_t<T> operator*() && requires(!std::is_void_v<T>) {
+    return std::move(*this).value();
+  }
+  std::add_pointer_t<T> operator->() requires(!std::is_void_v<T>) { return &this->value(); }
+  std::add_pointer_t<const T> operator->() const requires(!std::is_void_v<T>) {
+    return &this->value();
+  }
+  /// The value, or `fallback` on error.
+  template <class U>
+    requires(!std::is_void_v<T>)
+  T value_or(U&& fallback) const& {
+    return this->has_value() ? this->value() : static_cast<T>(std::forward<U>(fallback));
+  }
+};
 
 using boost::outcome_v2::success;
 

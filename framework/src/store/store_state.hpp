@@ -4,8 +4,6 @@
 
 #include <jetsource/event_store.hpp>
 
-#include <spdlog/spdlog.h>
-
 #include "log.hpp"
 #include "nats/handles.hpp"
 
@@ -40,9 +38,6 @@ inline constexpr const char* hdr_snapshot_schema = "Es-Snapshot-Schema";
 inline constexpr std::string_view description_prefix = "jetsource event store; partitions=";
 /// Snapshot subjects: jetsource-snapshots.<stream>.<Type>.<id>.
 inline constexpr std::string_view snapshot_subject_root = "jetsource-snapshots";
-
-/// The library's logger: spdlog "jetsource" (the application's, when it registered one).
-inline std::shared_ptr<spdlog::logger> store_log() { return log(); }
 
 /// Bookkeeping of async appends: a bounded number in flight, each mapped by its Nats-Msg-Id to
 /// the callback that reports its outcome. Lives on the heap at a stable address: nats.c's ack

@@ -17,6 +17,16 @@
 
 namespace jetsource::detail {
 
+/// Wire names travel in the comma-separated Es-Events header: letters, digits, '.', '_', '-'.
+consteval bool valid_type_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == '-'))
+      return false;
+  return true;
+}
+
 template <class... Es>
 consteval bool unique_type_names() {
   std::string_view names[] = {Es::type_name...};
@@ -30,6 +40,26 @@ inline cereal::JSONOutputArchive::Options compact_json() {
   return cereal::JSONOutputArchive::Options::NoIndent();
 }
 
+// cereal's JSON writer is always a rapidjson PrettyWriter: even with NoIndent it writes a
+// newline before every value and ": " after every key. The wire format is compact JSON, so
+// what cereal wrote is re-parsed and written again without any whitespace (rapidjson keeps the
+// member order and the string bytes, embedded NULs included).
+#if defined(CEREAL_RAPIDJSON_NAMESPACE)
+namespace rapidjson_ns = CEREAL_RAPIDJSON_NAMESPACE;
+#else
+namespace rapidjson_ns = RAPIDJSON_NAMESPACE;
+#endif
+
+inline std::string compact(const std::string& json) {
+  rapidjson_ns::Document doc;
+  doc.Parse(json.data(), json.size());
+  if (doc.HasParseError()) throw cereal::Exception("cereal wrote unparsable JSON");
+  rapidjson_ns::StringBuffer buffer;
+  rapidjson_ns::Writer<rapidjson_ns::StringBuffer> writer(buffer);
+  doc.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
 /// Serialises `value` as the JSON object {"<name>": value} (cereal needs a named root).
 template <class T>
 result<std::string> to_json(const char* name, const T& value) {
@@ -39,7 +69,7 @@ result<std::string> to_json(const char* name, const T& value) {
       cereal::JSONOutputArchive ar(os, compact_json());
       ar(cereal::make_nvp(name, value));
     }
-    return std::move(os).str();
+    return compact(std::move(os).str());
   } catch (const std::exception& e) {
     return make_error(errc::encode_failed, "cannot encode {}: {}", name, e.what());
   }
@@ -67,6 +97,8 @@ class registry<std::variant<Es...>> {
  public:
   using variant = std::variant<Es...>;
   static_assert(unique_type_names<Es...>(), "two events of one set share a type_name");
+  static_assert((valid_type_name(Es::type_name) && ...),
+                "event type_name: use only letters, digits, '.', '_' and '-'");
 
   /// True when `name` is the wire name of one of the set's events.
   static bool knows(std::string_view name) { return ((name == Es::type_name) || ...); }
@@ -103,7 +135,7 @@ class registry<std::variant<Es...>> {
         }
         ar.finishNode();
       }
-      return std::move(os).str();
+      return compact(std::move(os).str());
     } catch (const std::exception& e) {
       return make_error(errc::encode_failed, "cannot encode events: {}", e.what());
     }

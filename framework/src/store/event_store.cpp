@@ -1,0 +1,873 @@
+// The event store on JetStream: stream set-up and verification, commits (sync and pipelined
+// async), reads of one aggregate's subject, snapshots on a companion stream.
+#include <jetsource/event_store.hpp>
+
+#include "store/store_state.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <exception>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace jetsource {
+
+// -- small pure helpers -------------------------------------------------------------------------
+
+std::uint32_t fnv1a32(std::string_view s) noexcept {
+  std::uint32_t h = 2166136261u;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return h;
+}
+
+std::string new_commit_id() {
+  static constexpr std::string_view alphabet =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  thread_local std::mt19937_64 rng = [] {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+    return std::mt19937_64(seq);
+  }();
+  std::uniform_int_distribution<std::size_t> digit(0, alphabet.size() - 1);
+  std::string id(22, '0');
+  for (auto& c : id) c = alphabet[digit(rng)];
+  return id;
+}
+
+namespace {
+
+constexpr std::size_t max_token_bytes = 256;
+
+// A token shown in an error message: control characters escaped, long tokens shortened.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size() && i < 40; ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += static_cast<char>(c);
+  }
+  if (s.size() > 40) out += "...";
+  return out;
+}
+
+}  // namespace
+
+result<void> validate_token(std::string_view what, std::string_view token) {
+  if (token.empty()) return make_error(errc::invalid_id, "invalid {} '': it is empty", what);
+  if (token.size() > max_token_bytes)
+    return make_error(errc::invalid_id, "invalid {} '{}': it is {} bytes long (at most {})", what,
+                      printable(token), token.size(), max_token_bytes);
+  for (std::size_t i = 0; i < token.size(); ++i) {
+    auto c = static_cast<unsigned char>(token[i]);
+    std::string_view why;
+    if (c == '.')
+      why = "'.' separates subject tokens";
+    else if (c == '*' || c == '>')
+      why = "'*' and '>' are subject wildcards";
+    else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f')
+      why = "whitespace is not allowed in a subject";
+    else if (c < 0x20 || c == 0x7f)
+      why = "control characters are not allowed in a subject";
+    if (!why.empty())
+      return make_error(errc::invalid_id, "invalid {} '{}': byte {} is {}: {}", what,
+                        printable(token), i,
+                        c < 0x20 || c == 0x7f ? fmt::format("\\x{:02x}", c)
+                                              : fmt::format("'{}'", static_cast<char>(c)),
+                        why);
+  }
+  return success();
+}
+
+std::size_t stored_commit::event_count() const {
+  if (event_types.empty()) return 0;
+  return static_cast<std::size_t>(std::count(event_types.begin(), event_types.end(), ',')) + 1;
+}
+
+namespace detail {
+
+namespace {
+
+// Set while a thread runs the async ack handler: such a thread must never wait for acks (they
+// are delivered by that very thread).
+thread_local bool in_ack_handler = false;
+
+}  // namespace
+
+store_state::~store_state() {
+  if (async && js_async) {
+    // Acks still on their way must not reach a destroyed store: wait for them (each has a
+    // deadline, ack_timeout), then close the async context.
+    std::unique_lock lock(async->mutex);
+    auto deadline = options.ack_timeout + std::chrono::seconds{2};
+    if (!in_ack_handler)
+      async->changed.wait_for(lock, deadline, [this] { return async->in_flight == 0; });
+    std::vector<async_core::pending> orphans;
+    for (auto& [id, p] : async->by_id) orphans.push_back(std::move(p));
+    async->by_id.clear();
+    bool leftovers = async->in_flight > 0;
+    lock.unlock();
+    js_async.reset();
+    if (leftovers) {
+      // An ack handler may still be running on nats.c's thread: keep what it touches alive.
+      new std::shared_ptr<async_core>(async);  // NOLINT: deliberate leak, see above
+      log()->warn("event store {}: closed with {} async appends unacknowledged", options.stream,
+                  orphans.size());
+    }
+    for (auto& p : orphans)
+      if (p.done)
+        p.done(make_error(errc::unreachable, "append to {}: the store was closed before its ack",
+                          p.subject));
+  }
+  js_async.reset();
+  js.reset();
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::header;
+using detail::msg_ptr;
+using detail::nats_error;
+using detail::store_state;
+
+result<std::uint64_t> parse_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc{} || end != s.data() + s.size())
+    return make_error(errc::decode_failed, "'{}' is not a decimal number", printable(s));
+  return v;
+}
+
+// RFC 3339, UTC, microseconds: 2026-11-22T11:28:57.123456Z
+std::string timestamp_now() {
+  auto now = std::chrono::system_clock::now();
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(us / 1'000'000);
+  auto frac = us % 1'000'000;
+  if (frac < 0) {
+    frac += 1'000'000;
+    --secs;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+// A header value must not break the header block (no CR/LF or other control characters).
+result<void> check_header_value(std::string_view what, std::string_view v) {
+  for (unsigned char c : v)
+    if ((c < 0x20 && c != '\t') || c == 0x7f)
+      return make_error(errc::invalid_argument, "{} '{}' contains a control character", what,
+                        printable(v));
+  return success();
+}
+
+result<std::string> make_subject(const store_options& o, std::string_view type,
+                                 std::string_view id) {
+  if (auto r = validate_token("aggregate type", type); !r) return std::move(r).error();
+  if (auto r = validate_token("aggregate id", id); !r) return std::move(r).error();
+  return fmt::format("{}.{}.{}.{}", o.subject_prefix, type, fnv1a32(id) % o.partitions, id);
+}
+
+result<std::string> make_snapshot_subject(const store_state& st, std::string_view type,
+                                          std::string_view id) {
+  if (auto r = validate_token("aggregate type", type); !r) return std::move(r).error();
+  if (auto r = validate_token("aggregate id", id); !r) return std::move(r).error();
+  return fmt::format("{}.{}.{}", st.snapshot_prefix, type, id);
+}
+
+// A message under construction: its headers are set on the natsMsg and counted for the size
+// check (NATS/1.0 line, "Key: Value\r\n" each, blank line).
+class message_builder {
+ public:
+  message_builder(std::string subject, std::string_view body)
+      : subject_(std::move(subject)), body_(body) {}
+
+  void set(const char* key, std::string value) { headers_.emplace_back(key, std::move(value)); }
+
+  std::size_t size() const {
+    std::size_t n = body_.size() + std::strlen("NATS/1.0\r\n") + 2;
+    for (const auto& [k, v] : headers_) n += std::strlen(k) + 2 + v.size() + 2;
+    return n;
+  }
+
+  // Fails with payload_too_large (nothing sent) when the message exceeds the server's limit.
+  result<msg_ptr> build(natsConnection* nc) const {
+    auto max = natsConnection_GetMaxPayload(nc);
+    if (max > 0 && size() > static_cast<std::size_t>(max))
+      return make_error(errc::payload_too_large,
+                        "message to {} is {} bytes (body {} + headers), the server accepts at "
+                        "most {} bytes",
+                        subject_, size(), body_.size(), max);
+    natsMsg* raw = nullptr;
+    natsStatus s = natsMsg_Create(&raw, subject_.c_str(), nullptr, body_.data(),
+                                  static_cast<int>(body_.size()));
+    msg_ptr m(raw);
+    for (const auto& [k, v] : headers_)
+      if (s == NATS_OK) s = natsMsgHeader_Set(m.get(), k, v.c_str());
+    if (s != NATS_OK) return nats_error(s, fmt::format("build message to {}", subject_));
+    return m;
+  }
+
+  const std::string& subject() const { return subject_; }
+
+ private:
+  std::string subject_;
+  std::string_view body_;
+  std::vector<std::pair<const char*, std::string>> headers_;
+};
+
+struct built_commit {
+  msg_ptr msg;
+  std::string subject;
+  std::string commit_id;
+};
+
+result<built_commit> build_commit(const store_state& st, const commit& c) {
+  auto subject = make_subject(st.options, c.aggregate_type, c.aggregate_id);
+  if (!subject) return std::move(subject).error();
+  if (c.event_types.empty())
+    return make_error(errc::invalid_argument, "commit to {}: no event types (Es-Events)",
+                      *subject);
+  if (c.body.empty())
+    return make_error(errc::invalid_argument, "commit to {}: empty body", *subject);
+  if (c.version == 0)
+    return make_error(errc::invalid_argument,
+                      "commit to {}: version 0 (the version after a commit is at least 1)",
+                      *subject);
+  std::string id = c.commit_id.empty() ? new_commit_id() : c.commit_id;
+  const std::pair<std::string_view, std::string_view> values[] = {
+      {"commit id", id},
+      {"event types", c.event_types},
+      {"content type", c.content_type},
+      {"correlation id", c.correlation_id},
+      {"causation id", c.causation_id}};
+  for (auto [what, value] : values)
+    if (auto r = check_header_value(what, value); !r) return std::move(r).error();
+
+  message_builder b(*subject, c.body);
+  b.set(detail::hdr_msg_id, id);
+  b.set(detail::hdr_aggregate_type, c.aggregate_type);
+  b.set(detail::hdr_aggregate_id, c.aggregate_id);
+  b.set(detail::hdr_version, std::to_string(c.version));
+  b.set(detail::hdr_events, c.event_types);
+  b.set(detail::hdr_content_type, c.content_type);
+  b.set(detail::hdr_timestamp, timestamp_now());
+  if (!c.correlation_id.empty()) b.set(detail::hdr_correlation_id, c.correlation_id);
+  if (!c.causation_id.empty()) b.set(detail::hdr_causation_id, c.causation_id);
+  // nats.c treats ExpectLastSubjectSeq == 0 as "unset": "must be new" is set by hand.
+  if (c.expected_sequence)
+    b.set(detail::hdr_expected_subject_seq, std::to_string(*c.expected_sequence));
+  auto m = b.build(st.conn->nc.get());
+  if (!m) return std::move(m).error();
+  return built_commit{std::move(m).value(), std::move(subject).value(), std::move(id)};
+}
+
+// Direct get (needs AllowDirect): the message, or nullptr when there is none (404).
+result<msg_ptr> direct_get(jsCtx* js, const std::string& stream, jsDirectGetMsgOptions& o,
+                           std::string_view what) {
+  natsMsg* raw = nullptr;
+  natsStatus s = js_DirectGetMsg(&raw, js, stream.c_str(), nullptr, &o);
+  if (s == NATS_OK) return msg_ptr(raw);
+  if (s == NATS_NOT_FOUND) return msg_ptr{};
+  return nats_error(s, what);
+}
+
+result<msg_ptr> last_on_subject(const store_state& st, const std::string& stream,
+                                const std::string& subject) {
+  jsDirectGetMsgOptions o;
+  jsDirectGetMsgOptions_Init(&o);
+  o.LastBySubject = subject.c_str();
+  return direct_get(st.js.get(), stream, o, fmt::format("read last message of {}", subject));
+}
+
+result<std::uint64_t> version_of(natsMsg* m) {
+  auto v = parse_u64(header(m, detail::hdr_version));
+  if (!v)
+    return make_error(errc::decode_failed, "commit at sequence {} on {}: {} header {}",
+                      natsMsg_GetSequence(m), natsMsg_GetSubject(m), detail::hdr_version,
+                      header(m, detail::hdr_version).empty() ? std::string("is missing")
+                                                             : v.error().message);
+  return v;
+}
+
+result<commit_head> head_of(natsMsg* m) {
+  auto v = version_of(m);
+  if (!v) return std::move(v).error();
+  return commit_head{natsMsg_GetSequence(m), *v, header(m, detail::hdr_msg_id)};
+}
+
+result<stored_commit> decode_commit(natsMsg* m) {
+  auto v = version_of(m);
+  if (!v) return std::move(v).error();
+  stored_commit c;
+  c.sequence = natsMsg_GetSequence(m);
+  c.version = *v;
+  c.aggregate_type = header(m, detail::hdr_aggregate_type);
+  c.aggregate_id = header(m, detail::hdr_aggregate_id);
+  c.commit_id = header(m, detail::hdr_msg_id);
+  c.event_types = header(m, detail::hdr_events);
+  c.content_type = header(m, detail::hdr_content_type);
+  c.correlation_id = header(m, detail::hdr_correlation_id);
+  c.causation_id = header(m, detail::hdr_causation_id);
+  c.timestamp = header(m, detail::hdr_timestamp);
+  if (const char* d = natsMsg_GetData(m)) c.body.assign(d, natsMsg_GetDataLength(m));
+  return c;
+}
+
+// Reads the commits of `subject` with sequence in (after, last) in order, then appends `last`
+// (the subject's last message, already in hand). The one place that chooses how to read.
+//
+// Method: direct get next-by-subject from after+1, then from each returned sequence + 1, until
+// the last message is reached; never "until not found" (that would scan the rest of the
+// stream). One round trip per commit; no consumer set-up.
+result<std::vector<stored_commit>> read_range(const store_state& st, const std::string& subject,
+                                              std::uint64_t after, msg_ptr last) {
+  const std::uint64_t last_seq = natsMsg_GetSequence(last.get());
+  std::vector<stored_commit> out;
+  auto decoded_last = decode_commit(last.get());
+  if (!decoded_last) return std::move(decoded_last).error();
+  // A last commit that holds all the aggregate's events is its first: nothing precedes it.
+  bool first_commit = decoded_last->version == decoded_last->event_count();
+  std::uint64_t next = after + 1;
+  while (!first_commit && next < last_seq) {
+    jsDirectGetMsgOptions o;
+    jsDirectGetMsgOptions_Init(&o);
+    o.Sequence = next;
+    o.NextBySubject = subject.c_str();
+    auto m = direct_get(st.js.get(), st.options.stream, o,
+                        fmt::format("read {} from sequence {}", subject, next));
+    if (!m) return std::move(m).error();
+    if (!*m)
+      return make_error(errc::internal, "read {}: no message from sequence {}, expected one at {}",
+                        subject, next, last_seq);
+    std::uint64_t seq = natsMsg_GetSequence(m->get());
+    if (seq >= last_seq) break;
+    auto c = decode_commit(m->get());
+    if (!c) return std::move(c).error();
+    out.push_back(std::move(c).value());
+    next = seq + 1;
+  }
+  out.push_back(std::move(decoded_last).value());
+  return out;
+}
+
+// -- stream set-up -------------------------------------------------------------------------------
+
+std::string join(const std::vector<std::string>& v, std::string_view sep) {
+  std::string out;
+  for (const auto& s : v) {
+    if (!out.empty()) out += sep;
+    out += s;
+  }
+  return out;
+}
+
+std::vector<std::string> subjects_of(const jsStreamConfig& c) {
+  std::vector<std::string> out;
+  for (int i = 0; i < c.SubjectsLen; ++i) out.emplace_back(c.Subjects[i] ? c.Subjects[i] : "");
+  return out;
+}
+
+std::string_view storage_name(jsStorageType t) { return t == js_FileStorage ? "file" : "memory"; }
+std::string_view retention_name(jsRetentionPolicy r) {
+  switch (r) {
+    case js_LimitsPolicy: return "limits";
+    case js_InterestPolicy: return "interest";
+    case js_WorkQueuePolicy: return "workqueue";
+  }
+  return "unknown";
+}
+
+// What an existing stream must look like; each difference is named.
+struct stream_spec {
+  std::string subject;
+  int replicas = 1;
+  bool immutable = true;           // deny delete + deny purge, no limits
+  std::int64_t max_per_subject = -1;
+  std::optional<std::uint32_t> partitions;
+};
+
+std::vector<std::string> differences(const jsStreamConfig& have, const stream_spec& want) {
+  std::vector<std::string> d;
+  auto subjects = subjects_of(have);
+  if (subjects != std::vector<std::string>{want.subject})
+    d.push_back(fmt::format("subjects [{}] (want [{}])", join(subjects, ", "), want.subject));
+  if (have.Storage != js_FileStorage)
+    d.push_back(fmt::format("storage {} (want file)", storage_name(have.Storage)));
+  if (have.Retention != js_LimitsPolicy)
+    d.push_back(fmt::format("retention {} (want limits)", retention_name(have.Retention)));
+  if (have.Replicas != want.replicas)
+    d.push_back(fmt::format("replicas {} (want {})", have.Replicas, want.replicas));
+  if (!have.AllowDirect) d.push_back("allow_direct false (want true)");
+  if (have.Sealed) d.push_back("sealed (want not sealed)");
+  if (have.MaxMsgs > 0) d.push_back(fmt::format("max_msgs {} (want no limit)", have.MaxMsgs));
+  if (have.MaxBytes > 0) d.push_back(fmt::format("max_bytes {} (want no limit)", have.MaxBytes));
+  if (have.MaxAge > 0)
+    d.push_back(fmt::format("max_age {}s (want no limit)", have.MaxAge / 1'000'000'000));
+  if (want.immutable) {
+    if (!have.DenyDelete) d.push_back("deny_delete false (want true)");
+    if (!have.DenyPurge) d.push_back("deny_purge false (want true)");
+    if (have.MaxMsgsPerSubject > 0)
+      d.push_back(fmt::format("max_msgs_per_subject {} (want no limit)", have.MaxMsgsPerSubject));
+  } else if (have.MaxMsgsPerSubject != want.max_per_subject) {
+    d.push_back(fmt::format("max_msgs_per_subject {} (want {})", have.MaxMsgsPerSubject,
+                            want.max_per_subject));
+  }
+  if (want.partitions) {
+    std::string_view desc = have.Description ? have.Description : "";
+    std::optional<std::uint64_t> p;
+    if (desc.starts_with(detail::description_prefix)) {
+      auto v = parse_u64(desc.substr(detail::description_prefix.size()));
+      if (v) p = *v;
+    }
+    if (!p)
+      d.push_back(fmt::format("description '{}' does not record the partitions (want '{}{}')",
+                              desc, detail::description_prefix, *want.partitions));
+    else if (*p != *want.partitions)
+      d.push_back(fmt::format("partitions {} (want {})", *p, *want.partitions));
+  }
+  return d;
+}
+
+// Creates the stream, or verifies the existing one (never changes it).
+result<void> ensure_stream(jsCtx* js, jsStreamConfig& cfg, const stream_spec& spec) {
+  const std::string name = cfg.Name;
+  jsStreamInfo* raw = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&raw, js, name.c_str(), nullptr, &jerr);
+  detail::stream_info_ptr si(raw);
+  bool created = false;
+  if (s == NATS_NOT_FOUND) {
+    raw = nullptr;
+    s = js_AddStream(&raw, js, &cfg, nullptr, &jerr);
+    si.reset(raw);
+    if (s == NATS_OK) {
+      created = true;
+      detail::log()->info("created stream {} (subjects {}, replicas {}{})", name, spec.subject,
+                          spec.replicas, cfg.Description ? fmt::format(", {}", cfg.Description)
+                                                         : std::string());
+    } else if (jerr == JSStreamNameExistErr) {  // created meanwhile by another process
+      raw = nullptr;
+      s = js_GetStreamInfo(&raw, js, name.c_str(), nullptr, &jerr);
+      si.reset(raw);
+    }
+  }
+  if (s != NATS_OK)
+    return nats_error(s, fmt::format("{} stream {}", created ? "verify" : "create or verify", name),
+                      jerr);
+  if (!si || !si->Config)
+    return make_error(errc::internal, "stream {}: the server sent no configuration", name);
+  auto d = differences(*si->Config, spec);
+  if (!d.empty())
+    return make_error(errc::stream_config_mismatch,
+                      "stream {} exists with a different configuration (not changed): {}", name,
+                      join(d, "; "));
+  return success();
+}
+
+void on_async_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
+
+bool connection_closed(const store_state& st) {
+  return natsConnection_IsClosed(st.conn->nc.get());
+}
+
+// Sends one message through the async context; `p.done` (if set) gets the outcome exactly once.
+// Blocks while max_in_flight messages await their acks.
+result<void> publish_async(store_state& st, msg_ptr msg, const std::string& id,
+                           detail::async_core::pending p) {
+  if (connection_closed(st))
+    return make_error(errc::unreachable, "append to {}: the connection is closed", p.subject);
+  auto& core = *st.async;
+  const std::string subject = p.subject;
+  {
+    std::unique_lock lock(core.mutex);
+    // A callback that appends again must not wait for acks only its own thread can deliver.
+    if (!detail::in_ack_handler) {
+      auto patience = st.options.ack_timeout + std::chrono::seconds{5};
+      if (!core.changed.wait_for(lock, patience,
+                                 [&] { return core.in_flight < core.max_in_flight; }))
+        return make_error(errc::timeout,
+                          "append to {}: {} async appends still awaiting their acks after {} ms",
+                          subject, core.in_flight,
+                          std::chrono::duration_cast<std::chrono::milliseconds>(patience).count());
+    }
+    ++core.in_flight;
+    core.by_id.emplace(id, std::move(p));
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = st.options.ack_timeout.count();  // nats.c reports a missing ack as a timeout
+  natsMsg* raw = msg.release();
+  natsStatus s = js_PublishMsgAsync(st.js_async.get(), &raw, &po);
+  if (s == NATS_OK) return success();
+  msg.reset(raw);  // still ours: nats.c did not take it
+  std::lock_guard lock(core.mutex);
+  // No ack handler runs for a refused publish: take back the entry we registered.
+  if (auto it = core.by_id.find(id); it != core.by_id.end()) core.by_id.erase(it);
+  --core.in_flight;
+  core.changed.notify_all();
+  return nats_error(s, fmt::format("append to {}", subject));
+}
+
+// nats.c's async ack handler (one thread per context). Owns `msg`; finds the callback by the
+// message's Nats-Msg-Id and reports exactly once. A conflict is reported as is: unlike the sync
+// path it does not check whether the subject's last message carries our id (that would be a
+// blocking request on nats.c's delivery thread); callers retrying after errc::timeout should use
+// the sync append, which resolves that case.
+void on_async_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+  msg_ptr owned(msg);
+  auto* core = static_cast<detail::async_core*>(closure);
+  std::string id = msg ? header(msg, detail::hdr_msg_id) : std::string();
+  std::optional<detail::async_core::pending> p;
+  {
+    std::lock_guard lock(core->mutex);
+    if (auto it = core->by_id.find(id); it != core->by_id.end()) {
+      p = std::move(it->second);
+      core->by_id.erase(it);
+    }
+  }
+  if (!p) return;  // not one of ours (or handed to its caller when the store closed)
+  {
+    detail::in_ack_handler = true;
+    result<append_result> r = make_error(errc::internal, "no ack");
+    if (pa) {
+      r = append_result{pa->Sequence, p->version,
+                        pa->Duplicate ? append_status::already_appended : append_status::appended,
+                        id};
+    } else {
+      natsStatus s = pae ? pae->Err : NATS_ERR;
+      jsErrCode code = pae ? pae->ErrCode : static_cast<jsErrCode>(0);
+      std::string what = fmt::format("append to {}", p->subject);
+      error e = nats_error(s, what, code);  // for its code; the text is the ack's
+      const char* text = pae && pae->ErrText ? pae->ErrText : natsStatus_GetText(s);
+      e.message = fmt::format("{}: {}", what, text);
+      r = std::move(e);
+    }
+    if (p->done) {
+      try {
+        p->done(std::move(r));
+      } catch (const std::exception& ex) {
+        detail::log()->error("append callback for {} threw: {}", p->subject, ex.what());
+      } catch (...) {
+        detail::log()->error("append callback for {} threw", p->subject);
+      }
+    } else if (!r) {
+      detail::log()->warn("{}", r.error());
+    }
+    p.reset();  // the callback's captures go before the store may go
+    detail::in_ack_handler = false;
+  }
+  std::lock_guard lock(core->mutex);
+  --core->in_flight;
+  core->changed.notify_all();
+}
+
+result<void> check_options(const store_options& o) {
+  if (auto r = validate_token("stream name", o.stream); !r)
+    return make_error(errc::invalid_argument, "{}", r.error().message);
+  if (o.stream.find_first_of("/\\") != std::string::npos)
+    return make_error(errc::invalid_argument, "invalid stream name '{}': no '/' or '\\'",
+                      o.stream);
+  std::string_view prefix = o.subject_prefix;
+  if (prefix.empty())
+    return make_error(errc::invalid_argument, "invalid subject prefix '': it is empty");
+  for (std::size_t start = 0;;) {
+    auto dot = prefix.find('.', start);
+    auto token = prefix.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    if (auto r = validate_token("subject prefix token", token); !r)
+      return make_error(errc::invalid_argument, "subject prefix '{}': {}", o.subject_prefix,
+                        r.error().message);
+    if (dot == std::string_view::npos) break;
+    start = dot + 1;
+  }
+  if (o.partitions < 1) return make_error(errc::invalid_argument, "partitions must be at least 1");
+  if (o.replicas < 1 || o.replicas > 5)
+    return make_error(errc::invalid_argument, "replicas {} (1 to 5)", o.replicas);
+  if (o.max_in_flight < 1)
+    return make_error(errc::invalid_argument, "max_in_flight must be at least 1");
+  if (o.ack_timeout.count() <= 0)
+    return make_error(errc::invalid_argument, "ack_timeout must be positive");
+  if (o.duplicate_window.count() < 0)
+    return make_error(errc::invalid_argument, "duplicate_window must not be negative");
+  return success();
+}
+
+result<detail::js_ptr> make_js(natsConnection* nc, jsOptions& jo, std::string_view what) {
+  jsCtx* js = nullptr;
+  natsStatus s = natsConnection_JetStream(&js, nc, &jo);
+  detail::js_ptr p(js);
+  if (s != NATS_OK) return nats_error(s, what);
+  return p;
+}
+
+}  // namespace
+
+// -- event_store ---------------------------------------------------------------------------------
+
+result<event_store> event_store::open(const connection& conn, store_options options) {
+  if (auto r = check_options(options); !r) return std::move(r).error();
+  const auto& cs = conn.state();
+  if (!cs || !cs->nc) return make_error(errc::invalid_argument, "open store: no connection");
+  if (natsConnection_IsClosed(cs->nc.get()))
+    return make_error(errc::unreachable, "open store {}: the connection is closed",
+                      options.stream);
+
+  auto st = std::make_shared<store_state>();
+  st->options = std::move(options);
+  const auto& o = st->options;
+  st->conn = cs;
+  st->snapshot_stream = o.stream + "_SNAPSHOTS";
+  st->snapshot_prefix = fmt::format("{}.{}", detail::snapshot_subject_root, o.stream);
+  st->async = std::make_shared<detail::async_core>();
+  st->async->max_in_flight = o.max_in_flight;
+
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = cs->options.request_timeout.count();
+  auto js = make_js(cs->nc.get(), jo, "create JetStream context");
+  if (!js) return std::move(js).error();
+  st->js = std::move(js).value();
+
+  if (o.replicas > 1)
+    detail::log()->warn(
+        "stream {} has {} replicas: the per-subject expected-sequence check (optimistic "
+        "concurrency) is not safe on replicated streams before nats-server 2.9.21 "
+        "(nats-server#4320); use a fixed server",
+        o.stream, o.replicas);
+
+  // The event stream: immutable history.
+  const std::string subject = o.subject_prefix + ".>";
+  const std::string description = fmt::format("{}{}", detail::description_prefix, o.partitions);
+  const char* subjects[] = {subject.c_str()};
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = o.stream.c_str();
+  cfg.Description = description.c_str();
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.Retention = js_LimitsPolicy;
+  cfg.MaxMsgs = -1;
+  cfg.MaxBytes = -1;
+  cfg.MaxAge = 0;
+  cfg.MaxMsgsPerSubject = -1;
+  cfg.DenyDelete = true;
+  cfg.DenyPurge = true;
+  cfg.AllowDirect = true;
+  cfg.Replicas = o.replicas;
+  cfg.Duplicates = std::chrono::duration_cast<std::chrono::nanoseconds>(o.duplicate_window).count();
+  if (auto r = ensure_stream(st->js.get(), cfg,
+                             {subject, o.replicas, true, -1, o.partitions});
+      !r)
+    return std::move(r).error();
+
+  // The snapshot stream: one (disposable) message per aggregate.
+  const std::string snap_subject = st->snapshot_prefix + ".>";
+  const std::string snap_description =
+      fmt::format("jetsource snapshots of stream {} (disposable)", o.stream);
+  const char* snap_subjects[] = {snap_subject.c_str()};
+  jsStreamConfig scfg;
+  jsStreamConfig_Init(&scfg);
+  scfg.Name = st->snapshot_stream.c_str();
+  scfg.Description = snap_description.c_str();
+  scfg.Subjects = snap_subjects;
+  scfg.SubjectsLen = 1;
+  scfg.Storage = js_FileStorage;
+  scfg.Retention = js_LimitsPolicy;
+  scfg.MaxMsgs = -1;
+  scfg.MaxBytes = -1;
+  scfg.MaxAge = 0;
+  scfg.MaxMsgsPerSubject = 1;
+  scfg.AllowDirect = true;
+  scfg.Replicas = o.replicas;
+  if (auto r = ensure_stream(st->js.get(), scfg, {snap_subject, o.replicas, false, 1, {}}); !r)
+    return std::move(r).error();
+
+  // The async context: its own ack handler, nats.c's limit above ours so it never stalls.
+  jsOptions ao;
+  jsOptions_Init(&ao);
+  ao.Wait = cs->options.request_timeout.count();
+  ao.PublishAsync.MaxPending = static_cast<std::int64_t>(o.max_in_flight) + 1024;
+  ao.PublishAsync.StallWait = o.ack_timeout.count();
+  ao.PublishAsync.AckHandler = &on_async_ack;
+  ao.PublishAsync.AckHandlerClosure = st->async.get();
+  auto ajs = make_js(cs->nc.get(), ao, "create async JetStream context");
+  if (!ajs) return std::move(ajs).error();
+  st->js_async = std::move(ajs).value();
+  return event_store(std::move(st));
+}
+
+result<append_result> event_store::append(const commit& c) {
+  auto& st = *state_;
+  auto built = build_commit(st, c);
+  if (!built) return std::move(built).error();
+  const std::string& subject = built->subject;
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = st.options.ack_timeout.count();
+  jsPubAck* raw = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_PublishMsg(&raw, st.js.get(), built->msg.get(), &po, &jerr);
+  detail::pub_ack_ptr pa(raw);
+  if (s == NATS_OK && pa)
+    return append_result{
+        pa->Sequence, c.version,
+        pa->Duplicate ? append_status::already_appended : append_status::appended,
+        built->commit_id};
+  if (s == NATS_OK)
+    return make_error(errc::internal, "append to {}: no ack from the server", subject);
+  if (jerr != JSStreamWrongLastSequenceErr)
+    return nats_error(s, fmt::format("append to {}", subject), jerr);
+
+  // 10071. On a replicated stream a retry of a commit that landed can come back as a conflict
+  // instead of a duplicate: the subject's last message then carries our commit id.
+  const char* text_raw = nats_GetLastError(nullptr);
+  std::string text = text_raw ? text_raw : "wrong last sequence";
+  auto last = last_on_subject(st, st.options.stream, subject);
+  if (last && *last && header(last->get(), detail::hdr_msg_id) == built->commit_id) {
+    auto v = version_of(last->get());
+    return append_result{natsMsg_GetSequence(last->get()), v ? *v : c.version,
+                         append_status::already_appended, built->commit_id};
+  }
+  std::uint64_t actual = last && *last ? natsMsg_GetSequence(last->get()) : 0;
+  if (auto pos = text.rfind(": "); pos != std::string::npos)
+    if (auto n = parse_u64(text.substr(pos + 2)); n) actual = *n;  // the server's view
+
+  return make_error(errc::conflict, "append to {}: wrong last sequence: {} (expected {})",
+                    subject, actual, c.expected_sequence.value_or(0));
+}
+
+result<void> event_store::append_async(commit c, append_callback done) {
+  auto& st = *state_;
+  auto built = build_commit(st, c);
+  if (!built) return std::move(built).error();
+  return publish_async(st, std::move(built->msg), built->commit_id,
+                       {std::move(done), c.version, built->subject});
+}
+
+result<void> event_store::flush(std::chrono::milliseconds timeout) {
+  auto& core = *state_->async;
+  if (detail::in_ack_handler)
+    return make_error(errc::invalid_argument,
+                      "flush called from an append callback (it would wait for itself)");
+  std::unique_lock lock(core.mutex);
+  if (!core.changed.wait_for(lock, timeout, [&] { return core.in_flight == 0; }))
+    return make_error(errc::timeout, "flush: {} async appends still awaiting their acks after {} ms",
+                      core.in_flight, timeout.count());
+  return success();
+}
+
+result<std::optional<commit_head>> event_store::head(std::string_view aggregate_type,
+                                                     std::string_view aggregate_id) {
+  auto subject = make_subject(state_->options, aggregate_type, aggregate_id);
+  if (!subject) return std::move(subject).error();
+  auto last = last_on_subject(*state_, state_->options.stream, *subject);
+  if (!last) return std::move(last).error();
+  if (!*last) return std::optional<commit_head>{};
+  auto h = head_of(last->get());
+  if (!h) return std::move(h).error();
+  return std::optional<commit_head>{std::move(h).value()};
+}
+
+result<commit_log> event_store::read(std::string_view aggregate_type,
+                                     std::string_view aggregate_id, std::uint64_t after_sequence) {
+  auto subject = make_subject(state_->options, aggregate_type, aggregate_id);
+  if (!subject) return std::move(subject).error();
+  auto last = last_on_subject(*state_, state_->options.stream, *subject);
+  if (!last) return std::move(last).error();
+  commit_log log;
+  if (!*last) return log;
+  auto h = head_of(last->get());
+  if (!h) return std::move(h).error();
+  log.head = std::move(h).value();
+  if (log.head.sequence <= after_sequence) return log;
+  auto commits = read_range(*state_, *subject, after_sequence, std::move(last).value());
+  if (!commits) return std::move(commits).error();
+  log.commits = std::move(commits).value();
+  return log;
+}
+
+result<std::optional<event_store::snapshot>> event_store::load_snapshot(
+    std::string_view aggregate_type, std::string_view aggregate_id) {
+  auto subject = make_snapshot_subject(*state_, aggregate_type, aggregate_id);
+  if (!subject) return std::move(subject).error();
+  auto last = last_on_subject(*state_, state_->snapshot_stream, *subject);
+  if (!last) {
+    // No responders: the (disposable) snapshot stream is gone; the store works without it.
+    if (last.error().is(errc::unreachable) && natsConnection_Status(state_->conn->nc.get()) ==
+                                                  NATS_CONN_STATUS_CONNECTED)
+      return std::optional<snapshot>{};
+    return std::move(last).error();
+  }
+  if (!*last) return std::optional<snapshot>{};
+  natsMsg* m = last->get();
+  auto version = parse_u64(header(m, detail::hdr_version));
+  auto sequence = parse_u64(header(m, detail::hdr_snapshot_sequence));
+  auto schema = parse_u64(header(m, detail::hdr_snapshot_schema));
+  if (!version || !sequence || !schema) {
+    detail::log()->warn("ignoring malformed snapshot at sequence {} on {}",
+                        natsMsg_GetSequence(m), *subject);
+    return std::optional<snapshot>{};
+  }
+  snapshot s;
+  s.version = *version;
+  s.sequence = *sequence;
+  s.schema = static_cast<int>(*schema);
+  if (const char* d = natsMsg_GetData(m)) s.body.assign(d, natsMsg_GetDataLength(m));
+  return std::optional<snapshot>{std::move(s)};
+}
+
+result<void> event_store::save_snapshot(std::string_view aggregate_type,
+                                        std::string_view aggregate_id, const snapshot& s) {
+  auto& st = *state_;
+  auto subject = make_snapshot_subject(st, aggregate_type, aggregate_id);
+  if (!subject) return std::move(subject).error();
+  if (s.schema < 0)
+    return make_error(errc::invalid_argument, "snapshot of {}: negative schema", *subject);
+  std::string id = new_commit_id();
+  message_builder b(*subject, s.body);
+  b.set(detail::hdr_msg_id, id);
+  b.set(detail::hdr_aggregate_type, std::string(aggregate_type));
+  b.set(detail::hdr_aggregate_id, std::string(aggregate_id));
+  b.set(detail::hdr_version, std::to_string(s.version));
+  b.set(detail::hdr_snapshot_sequence, std::to_string(s.sequence));
+  b.set(detail::hdr_snapshot_schema, std::to_string(s.schema));
+  b.set(detail::hdr_timestamp, timestamp_now());
+  auto m = b.build(st.conn->nc.get());
+  if (!m) return std::move(m).error();
+  return publish_async(st, std::move(m).value(), id, {{}, s.version, *subject});
+}
+
+result<std::string> event_store::subject_of(std::string_view aggregate_type,
+                                            std::string_view aggregate_id) const {
+  return make_subject(state_->options, aggregate_type, aggregate_id);
+}
+
+const store_options& event_store::options() const noexcept { return state_->options; }
+
+result<std::uint64_t> event_store::last_sequence() {
+  jsStreamInfo* raw = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&raw, state_->js.get(), state_->options.stream.c_str(), nullptr,
+                                  &jerr);
+  detail::stream_info_ptr si(raw);
+  if (s != NATS_OK)
+    return nats_error(s, fmt::format("stream info of {}", state_->options.stream), jerr);
+  return si->State.LastSeq;
+}
+
+}  // namespace jetsource

@@ -1,0 +1,238 @@
+// repository<A> against a real nats-server: load/execute round trips, conflicts, idempotent
+// commands, snapshots, upcasting of stored history, bad stored data.
+#include <jetsource/repository.hpp>
+
+#include "nats_fixture.hpp"
+#include "test_domain.hpp"
+
+#include <thread>
+
+using namespace bank;
+using jetsource::errc;
+
+namespace {
+
+class RepositoryTest : public jetsource::test::nats_test {
+ protected:
+  void SetUp() override {
+    nats_test::SetUp();
+    store_.emplace(open_store());
+  }
+  void TearDown() override {
+    store_.reset();
+    nats_test::TearDown();
+  }
+  jetsource::repository<account> repo(jetsource::repository_options o = {}) {
+    return jetsource::repository<account>{*store_, o};
+  }
+  std::uint64_t last_seq() {
+    auto s = store_->last_sequence();
+    EXPECT_TRUE(s) << s.error();
+    return s ? *s : 0;
+  }
+  // Appends a hand-made commit (as another service or an older version would have written it).
+  void append_raw(const std::string& id, std::uint64_t version, const std::string& types,
+                  const std::string& body) {
+    auto r = store_->append({.aggregate_type = "Account", .aggregate_id = id,
+                             .version = version, .event_types = types, .body = body});
+    ASSERT_TRUE(r) << r.error();
+  }
+  std::optional<jetsource::event_store> store_;
+};
+
+TEST_F(RepositoryTest, ExecuteThenLoadInAFreshRepository) {
+  auto r = repo();
+  auto opened = r.execute("acc-1", open_account{"ada", 500});
+  ASSERT_TRUE(opened) << opened.error();
+  EXPECT_EQ(opened->events, 2u);
+  EXPECT_EQ(opened->version, 2u);
+  ASSERT_TRUE(r.execute("acc-1", deposit{250, "pay"}));
+  ASSERT_TRUE(r.execute("acc-1", withdraw{100}));
+
+  auto fresh = repo();
+  auto l = fresh.load("acc-1");
+  ASSERT_TRUE(l) << l.error();
+  EXPECT_EQ(l->version, 4u);
+  EXPECT_EQ(l->state.owner(), "ada");
+  EXPECT_EQ(l->state.balance_cents(), 650);
+  EXPECT_EQ(l->state.notes(), (std::vector<std::string>{"initial", "pay"}));
+  // The multi-event open landed as one commit: 3 commits for 4 events.
+  EXPECT_EQ(last_seq(), 3u);
+  auto log = store_->read("Account", "acc-1");
+  ASSERT_TRUE(log);
+  ASSERT_EQ(log->commits.size(), 3u);
+  EXPECT_EQ(log->commits[0].event_types, "AccountOpened,Deposited");
+  EXPECT_EQ(log->commits[0].version, 2u);
+}
+
+TEST_F(RepositoryTest, NewAggregateLoadsEmpty) {
+  auto l = repo().load("nobody");
+  ASSERT_TRUE(l) << l.error();
+  EXPECT_EQ(l->version, 0u);
+  EXPECT_EQ(l->sequence, 0u);
+  EXPECT_FALSE(l->state.open());
+}
+
+TEST_F(RepositoryTest, RejectionAppendsNothing) {
+  auto r = repo();
+  ASSERT_TRUE(r.execute("acc-1", open_account{"ada", 100}));
+  auto before = last_seq();
+  auto w = r.execute("acc-1", withdraw{101});
+  ASSERT_FALSE(w);
+  EXPECT_TRUE(w.error().is(errc::rejected));
+  EXPECT_TRUE(w.error().is(account_error::insufficient_funds));
+  EXPECT_EQ(last_seq(), before);
+}
+
+TEST_F(RepositoryTest, InvalidIdIsRefusedBeforeAnyIo) {
+  auto w = repo().execute("acc.1", open_account{"ada"});
+  ASSERT_FALSE(w);
+  EXPECT_TRUE(w.error().is(errc::invalid_id)) << w.error();
+  auto l = repo().load("a b");
+  ASSERT_FALSE(l);
+  EXPECT_TRUE(l.error().is(errc::invalid_id)) << l.error();
+  EXPECT_EQ(last_seq(), 0u);
+}
+
+TEST_F(RepositoryTest, StaleCachedCopyIsCaughtAndRetried) {
+  auto a = repo();
+  auto b = repo();
+  ASSERT_TRUE(a.execute("acc-1", open_account{"ada"}));
+  ASSERT_TRUE(b.execute("acc-1", deposit{100, "b1"}));  // b now caches version 2
+  ASSERT_TRUE(a.execute("acc-1", deposit{50, "a1"}));   // a's copy was stale: retried
+  auto again = b.execute("acc-1", deposit{10, "b2"});   // b's copy is stale now
+  ASSERT_TRUE(again) << again.error();
+  EXPECT_EQ(again->attempts, 2);
+  EXPECT_EQ(again->version, 4u);
+  auto l = repo().load("acc-1");
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->state.balance_cents(), 160);
+  EXPECT_EQ(l->state.notes(), (std::vector<std::string>{"b1", "a1", "b2"}));
+}
+
+TEST_F(RepositoryTest, RejectionOnAStaleCopyIsCheckedAgainstTheStream) {
+  auto a = repo();
+  auto b = repo();
+  ASSERT_TRUE(b.execute("acc-1", open_account{"ada"}));  // b caches a zero balance
+  ASSERT_TRUE(a.execute("acc-1", deposit{100, ""}));
+  auto w = b.execute("acc-1", withdraw{60});  // stale copy says "insufficient"; fresh says yes
+  ASSERT_TRUE(w) << w.error();
+  EXPECT_EQ(w->version, 3u);
+  ASSERT_TRUE(a.execute("acc-1", close_account{}));
+  auto d = b.execute("acc-1", deposit{1, ""});  // stale copy says open; the stream says closed
+  ASSERT_FALSE(d);
+  EXPECT_TRUE(d.error().is(account_error::closed)) << d.error();
+}
+
+TEST_F(RepositoryTest, SameCommandIdLandsOnce) {
+  auto r = repo();
+  ASSERT_TRUE(r.execute("acc-1", open_account{"ada"}));
+  auto first = r.execute("acc-1", deposit{100, "once"}, {.command_id = "cmd-1"});
+  ASSERT_TRUE(first) << first.error();
+  EXPECT_EQ(first->status, jetsource::append_status::appended);
+  auto second = repo().execute("acc-1", deposit{100, "once"}, {.command_id = "cmd-1"});
+  ASSERT_TRUE(second) << second.error();
+  EXPECT_EQ(second->status, jetsource::append_status::already_appended);
+  EXPECT_EQ(second->sequence, first->sequence);
+  auto l = repo().load("acc-1");
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->state.balance_cents(), 100);
+  EXPECT_EQ(l->version, 2u);
+}
+
+TEST_F(RepositoryTest, SnapshotsAreUsedAndNeverRequired) {
+  auto r = repo({.snapshot_every = 10});
+  ASSERT_TRUE(r.execute("acc-1", open_account{"ada"}));
+  for (int i = 0; i < 24; ++i) ASSERT_TRUE(r.execute("acc-1", deposit{1, std::to_string(i)}));
+  ASSERT_TRUE(store_->flush());  // snapshots are written asynchronously
+  auto snap = store_->load_snapshot("Account", "acc-1");
+  ASSERT_TRUE(snap) << snap.error();
+  ASSERT_TRUE(snap->has_value());
+  EXPECT_EQ((*snap)->version, 20u);
+
+  auto with_snapshot = repo({.snapshot_every = 10}).load("acc-1");
+  auto without = repo().load("acc-1");
+  ASSERT_TRUE(with_snapshot) << with_snapshot.error();
+  ASSERT_TRUE(without) << without.error();
+  EXPECT_EQ(with_snapshot->version, 25u);
+  EXPECT_EQ(with_snapshot->state.balance_cents(), 24);
+  EXPECT_EQ(with_snapshot->state.notes(), without->state.notes());
+  EXPECT_EQ(with_snapshot->sequence, without->sequence);
+
+  // A corrupt or foreign snapshot is ignored: the events still give the right state.
+  ASSERT_TRUE(store_->save_snapshot("Account", "acc-1", {25, 25, 1, "{not json"}));
+  ASSERT_TRUE(store_->flush());
+  auto after_corruption = repo({.snapshot_every = 10}).load("acc-1");
+  ASSERT_TRUE(after_corruption) << after_corruption.error();
+  EXPECT_EQ(after_corruption->state.balance_cents(), 24);
+  ASSERT_TRUE(store_->save_snapshot("Account", "acc-1", {3, 999, 1, R"({"state":{}})"}));
+  ASSERT_TRUE(store_->flush());
+  auto bad_sequence = repo({.snapshot_every = 10}).load("acc-1");
+  ASSERT_TRUE(bad_sequence) << bad_sequence.error();
+  EXPECT_EQ(bad_sequence->version, 25u);
+  EXPECT_EQ(bad_sequence->state.balance_cents(), 24);
+}
+
+TEST_F(RepositoryTest, OldSchemaVersionsInTheStreamAreUpcast) {
+  append_raw("acc-1", 1, "AccountOpened", R"({"events":[{"type":"AccountOpened","v":1,"data":{"owner":"old"}}]})");
+  append_raw("acc-1", 2, "Deposited", R"({"events":[{"type":"Deposited","v":1,"data":{"amount":7}}]})");
+  auto l = repo().load("acc-1");
+  ASSERT_TRUE(l) << l.error();
+  EXPECT_EQ(l->state.balance_cents(), 700);
+  EXPECT_EQ(l->state.notes(), (std::vector<std::string>{"(v1)"}));
+  // And new commands continue the history.
+  auto d = repo().execute("acc-1", deposit{1, "new"});
+  ASSERT_TRUE(d) << d.error();
+  EXPECT_EQ(d->version, 3u);
+}
+
+TEST_F(RepositoryTest, UnknownEventTypeInTheStreamIsAClearError) {
+  append_raw("acc-1", 1, "Mystery", R"({"events":[{"type":"Mystery","v":1,"data":{}}]})");
+  auto l = repo().load("acc-1");
+  ASSERT_FALSE(l);
+  EXPECT_TRUE(l.error().is(errc::unknown_event_type)) << l.error();
+  EXPECT_NE(l.error().message.find("Mystery"), std::string::npos) << l.error();
+}
+
+TEST_F(RepositoryTest, CorruptedPayloadInTheStreamIsAClearError) {
+  append_raw("acc-1", 1, "AccountOpened", R"({"events":[{"type":"AccountOpened","v":1,"data":{"owner":)");
+  auto l = repo().load("acc-1");
+  ASSERT_FALSE(l);
+  EXPECT_TRUE(l.error().is(errc::decode_failed)) << l.error();
+  auto e = repo().execute("acc-1", deposit{1, ""});
+  ASSERT_FALSE(e);
+  EXPECT_TRUE(e.error().is(errc::decode_failed)) << e.error();
+}
+
+TEST_F(RepositoryTest, VersionGapInTheStreamIsAClearError) {
+  append_raw("acc-1", 1, "AccountOpened", R"({"events":[{"type":"AccountOpened","v":1,"data":{"owner":"x"}}]})");
+  append_raw("acc-1", 5, "AccountClosed", R"({"events":[{"type":"AccountClosed","v":1,"data":{}}]})");
+  auto l = repo().load("acc-1");
+  ASSERT_FALSE(l);
+  EXPECT_TRUE(l.error().is(errc::decode_failed)) << l.error();
+}
+
+TEST_F(RepositoryTest, CommandsFailCleanlyWhileTheServerIsDownAndWorkAfterRestart) {
+  auto r = repo();
+  ASSERT_TRUE(r.execute("acc-1", open_account{"ada"}));
+  auto port = server_->port();
+  server_->kill_hard();
+  server_.reset();
+  auto down = repo({.timeout_retries = 0}).execute("acc-2", open_account{"bob"});
+  ASSERT_FALSE(down);
+  EXPECT_TRUE(down.error().is(errc::unreachable) || down.error().is(errc::timeout)) << down.error();
+  start_server(port);
+  // The client reconnects by itself; give it a moment, then everything acknowledged is there.
+  jetsource::result<jetsource::executed> up = jetsource::make_error(errc::internal, "not run");
+  for (int i = 0; i < 100 && !up; ++i) {
+    up = r.execute("acc-1", deposit{5, ""});
+    if (!up) std::this_thread::sleep_for(std::chrono::milliseconds{100});
+  }
+  ASSERT_TRUE(up) << up.error();
+  auto l = repo().load("acc-1");
+  ASSERT_TRUE(l) << l.error();
+  EXPECT_EQ(l->state.balance_cents(), 5);
+  EXPECT_TRUE(l->state.open());
+}
+
+}  // namespace

@@ -1,0 +1,4 @@
+// Test support: the bank sample domain (domain-samples/bank).
+#pragma once
+
+#include <bank/account.hpp>
