@@ -6,10 +6,10 @@
 #include <jetsource/repository.hpp>
 #include <jetsource/runtime.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -46,8 +46,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   fmt::print("1. server: {} ({})\n", rt->conn.connected_url(),
-             rt->server ? fmt::format("embedded, pid {}, store {}/nats", rt->server->pid(), data_dir)
-                        : std::string("external"));
+             rt->server
+                 ? fmt::format("embedded, pid {}, store {}/nats", rt->server->pid(), data_dir)
+                 : std::string("external"));
 
   auto store = jetsource::event_store::open(rt->conn, {.stream = "BANK", .subject_prefix = "bank"});
   if (!store) {
@@ -103,8 +104,8 @@ int main(int argc, char** argv) {
   fmt::print(
       "4. {} commands from {} threads at {:.0f} commands/s: {} accepted ({} needed a conflict "
       "retry), {} rejected by domain rules, {} failed\n",
-      commands, threads, per_second(commands, t0), accepted.load(), retried.load(),
-      rejected.load(), failed.load());
+      commands, threads, per_second(commands, t0), accepted.load(), retried.load(), rejected.load(),
+      failed.load());
 
   // 5. Cold load (fresh repository, snapshot + tail) vs. full replay.
   jetsource::repository<bank::account> cold{*store, {.snapshot_every = 50}};
@@ -124,22 +125,23 @@ int main(int argc, char** argv) {
       "5. hot account {}: version {}, balance {:.2f}; cold load with snapshot {:.0f} us, full "
       "replay of {} events {:.0f} us, same state: {}\n",
       id(0), hot->version, hot->state.balance_cents() / 100.0, cold_us, hot_replayed->version,
-      replay_us,
-      hot->state.balance_cents() == hot_replayed->state.balance_cents() ? "yes" : "NO");
+      replay_us, hot->state.balance_cents() == hot_replayed->state.balance_cents() ? "yes" : "NO");
 
   // 6. Idempotent retry: the same command id lands once.
   auto once = repo.execute(id(1), bank::deposit{1, "retry"}, {.command_id = "demo-" + run});
   auto again = repo.execute(id(1), bank::deposit{1, "retry"}, {.command_id = "demo-" + run});
   if (once && again)
-    fmt::print("6. same command id twice: first {}, second {} (sequence {} both times)\n",
-               once->status == jetsource::append_status::appended ? "appended" : "already appended",
-               again->status == jetsource::append_status::appended ? "appended" : "already appended",
-               again->sequence);
+    fmt::print(
+        "6. same command id twice: first {}, second {} (sequence {} both times)\n",
+        once->status == jetsource::append_status::appended ? "appended" : "already appended",
+        again->status == jetsource::append_status::appended ? "appended" : "already appended",
+        again->sequence);
 
   // 7. Bad input gets a clear error and writes nothing.
   auto bad_id = repo.execute("acc.with.dots", bank::open_account{"x"});
   auto overdraw = repo.execute(id(2), bank::withdraw{1'000'000'000});
-  fmt::print("7. bad id -> {}\n   overdraw -> {}\n", bad_id ? "accepted?!" : jetsource::to_string(bad_id.error()),
+  fmt::print("7. bad id -> {}\n   overdraw -> {}\n",
+             bad_id ? "accepted?!" : jetsource::to_string(bad_id.error()),
              overdraw ? "accepted?!" : jetsource::to_string(overdraw.error()));
 
   auto last = store->last_sequence().value_or(0);

@@ -33,8 +33,11 @@ class RepositoryTest : public jetsource::test::nats_test {
   // Appends a hand-made commit (as another service or an older version would have written it).
   void append_raw(const std::string& id, std::uint64_t version, const std::string& types,
                   const std::string& body) {
-    auto r = store_->append({.aggregate_type = "Account", .aggregate_id = id,
-                             .version = version, .event_types = types, .body = body});
+    auto r = store_->append({.aggregate_type = "Account",
+                             .aggregate_id = id,
+                             .version = version,
+                             .event_types = types,
+                             .body = body});
     ASSERT_TRUE(r) << r.error();
   }
   std::optional<jetsource::event_store> store_;
@@ -174,8 +177,10 @@ TEST_F(RepositoryTest, SnapshotsAreUsedAndNeverRequired) {
 }
 
 TEST_F(RepositoryTest, OldSchemaVersionsInTheStreamAreUpcast) {
-  append_raw("acc-1", 1, "AccountOpened", R"({"events":[{"type":"AccountOpened","v":1,"data":{"owner":"old"}}]})");
-  append_raw("acc-1", 2, "Deposited", R"({"events":[{"type":"Deposited","v":1,"data":{"amount":7}}]})");
+  append_raw("acc-1", 1, "AccountOpened",
+             R"({"events":[{"type":"AccountOpened","v":1,"data":{"owner":"old"}}]})");
+  append_raw("acc-1", 2, "Deposited",
+             R"({"events":[{"type":"Deposited","v":1,"data":{"amount":7}}]})");
   auto l = repo().load("acc-1");
   ASSERT_TRUE(l) << l.error();
   EXPECT_EQ(l->state.balance_cents(), 700);
@@ -195,7 +200,8 @@ TEST_F(RepositoryTest, UnknownEventTypeInTheStreamIsAClearError) {
 }
 
 TEST_F(RepositoryTest, CorruptedPayloadInTheStreamIsAClearError) {
-  append_raw("acc-1", 1, "AccountOpened", R"({"events":[{"type":"AccountOpened","v":1,"data":{"owner":)");
+  append_raw("acc-1", 1, "AccountOpened",
+             R"({"events":[{"type":"AccountOpened","v":1,"data":{"owner":)");
   auto l = repo().load("acc-1");
   ASSERT_FALSE(l);
   EXPECT_TRUE(l.error().is(errc::decode_failed)) << l.error();
@@ -205,8 +211,10 @@ TEST_F(RepositoryTest, CorruptedPayloadInTheStreamIsAClearError) {
 }
 
 TEST_F(RepositoryTest, VersionGapInTheStreamIsAClearError) {
-  append_raw("acc-1", 1, "AccountOpened", R"({"events":[{"type":"AccountOpened","v":1,"data":{"owner":"x"}}]})");
-  append_raw("acc-1", 5, "AccountClosed", R"({"events":[{"type":"AccountClosed","v":1,"data":{}}]})");
+  append_raw("acc-1", 1, "AccountOpened",
+             R"({"events":[{"type":"AccountOpened","v":1,"data":{"owner":"x"}}]})");
+  append_raw("acc-1", 5, "AccountClosed",
+             R"({"events":[{"type":"AccountClosed","v":1,"data":{}}]})");
   auto l = repo().load("acc-1");
   ASSERT_FALSE(l);
   EXPECT_TRUE(l.error().is(errc::decode_failed)) << l.error();

@@ -107,7 +107,9 @@ class decision {
 
 namespace detail {
 template <class A, class E>
-concept applies = requires(A& a, const E& e) { a.apply(e); };
+concept applies = requires(A& a, const E& e) {
+  a.apply(e);
+};
 template <class A, class V>
 struct applies_all : std::false_type {};
 template <class A, class... Es>

@@ -38,9 +38,9 @@ struct repository_options {
   std::size_t cache_capacity = 10'000;  ///< aggregates kept in memory; 0 = always load
   int max_attempts = 32;                ///< decide + append attempts per command on conflicts
   std::chrono::microseconds max_backoff{50'000};  ///< longest random pause between attempts
-  int timeout_retries = 2;              ///< re-sends of the same commit after an ack timeout
-  std::uint64_t snapshot_every = 0;     ///< snapshot after every N events; 0 = never
-  int snapshot_schema = 1;  ///< bump when the aggregate's serialised state changes shape
+  int timeout_retries = 2;           ///< re-sends of the same commit after an ack timeout
+  std::uint64_t snapshot_every = 0;  ///< snapshot after every N events; 0 = never
+  int snapshot_schema = 1;           ///< bump when the aggregate's serialised state changes shape
 };
 
 /// Metadata a caller can attach to a command.

@@ -94,10 +94,12 @@ class result
 
  public:
   using base::base;
-  result(const base& b) : base(b) {}       // NOLINT(google-explicit-constructor)
+  result(const base& b) : base(b) {}        // NOLINT(google-explicit-constructor)
   result(base&& b) : base(std::move(b)) {}  // NOLINT(google-explicit-constructor)
 
-  std::add_lvalue_reference_t<T> operator*() & requires(!std::is_void_v<T>) { return this->value(); }
+  std::add_lvalue_reference_t<T> operator*() & requires(!std::is_void_v<T>) {
+    return this->value();
+  }
   std::add_lvalue_reference_t<const T> operator*() const& requires(!std::is_void_v<T>) {
     return this->value();
   }
@@ -110,10 +112,8 @@ class result
   }
   /// The value, or `fallback` on error.
   template <class U>
-    requires(!std::is_void_v<T>)
-  T value_or(U&& fallback) const& {
-    return this->has_value() ? this->value() : static_cast<T>(std::forward<U>(fallback));
-  }
+  requires(!std::is_void_v<T>) T value_or(U&& fallback)
+  const& { return this->has_value() ? this->value() : static_cast<T>(std::forward<U>(fallback)); }
 };
 
 using boost::outcome_v2::success;

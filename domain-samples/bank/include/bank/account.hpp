@@ -80,11 +80,16 @@ enum class account_error { already_open, not_open, invalid_amount, insufficient_
 
 inline std::string_view describe(account_error e) {
   switch (e) {
-    case account_error::already_open: return "the account is already open";
-    case account_error::not_open: return "the account is not open";
-    case account_error::invalid_amount: return "amounts must be positive";
-    case account_error::insufficient_funds: return "insufficient funds";
-    case account_error::closed: return "the account is closed";
+    case account_error::already_open:
+      return "the account is already open";
+    case account_error::not_open:
+      return "the account is not open";
+    case account_error::invalid_amount:
+      return "amounts must be positive";
+    case account_error::insufficient_funds:
+      return "insufficient funds";
+    case account_error::closed:
+      return "the account is closed";
   }
   return "?";
 }
@@ -110,9 +115,9 @@ class account {
     if (auto e = must_be_open()) return *e;
     if (c.amount_cents <= 0) return account_error::invalid_amount;
     if (c.amount_cents > balance_cents_)
-      return jetsource::reject(account_error::insufficient_funds,
-                               "balance " + std::to_string(balance_cents_) + " < " +
-                                   std::to_string(c.amount_cents));
+      return jetsource::reject(
+          account_error::insufficient_funds,
+          "balance " + std::to_string(balance_cents_) + " < " + std::to_string(c.amount_cents));
     return withdrawn{c.amount_cents};
   }
   jetsource::decision<event> handle(const close_account&) const {
