@@ -43,8 +43,7 @@ TEST_F(AsyncAppendTest, HundredThousandCommitsOverThousandAggregates) {
     int a = i % aggregates;
     auto version = static_cast<std::uint64_t>(i / aggregates + 1);
     auto r = store.append_async(
-        make_commit("agg-" + std::to_string(a), version,
-                    R"({"n":)" + std::to_string(i) + "}"),
+        make_commit("agg-" + std::to_string(a), version, R"({"n":)" + std::to_string(i) + "}"),
         [&, a](result<append_result> out) {
           ++calls;
           if (out && out->status == append_status::appended) {
@@ -62,9 +61,9 @@ TEST_F(AsyncAppendTest, HundredThousandCommitsOverThousandAggregates) {
   auto f = store.flush(60s);
   ASSERT_TRUE(f) << f.error();
   auto took = std::chrono::steady_clock::now() - t0;
-  std::printf("[ info ] %d async commits acknowledged in %lld ms\n", total,
-              static_cast<long long>(
-                  std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+  std::printf(
+      "[ info ] %d async commits acknowledged in %lld ms\n", total,
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
 
   EXPECT_EQ(calls.load(), total);
   EXPECT_EQ(failed.load(), 0) << first_error;

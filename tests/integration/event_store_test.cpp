@@ -13,7 +13,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <regex>
 #include <set>
 #include <string>
 #include <thread>
@@ -63,6 +62,16 @@ std::optional<std::string> raw_header(natsMsg* m, const char* key) {
   const char* v = nullptr;
   if (natsMsgHeader_Get(m, key, &v) != NATS_OK || v == nullptr) return std::nullopt;
   return std::string(v);
+}
+
+// 2026-11-22T11:28:57.123456Z
+bool is_rfc3339_micros(const std::string& t) {
+  const std::string shape = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+  if (t.size() != shape.size()) return false;
+  for (std::size_t i = 0; i < t.size(); ++i)
+    if (shape[i] == 'd' ? !std::isdigit(static_cast<unsigned char>(t[i])) : t[i] != shape[i])
+      return false;
+  return true;
 }
 
 class EventStoreTest : public nats_test {
@@ -152,9 +161,7 @@ TEST_F(EventStoreTest, AppendAndReadRoundTripKeepsEveryHeader) {
   EXPECT_EQ(s.correlation_id, "corr-7");
   EXPECT_EQ(s.causation_id, "cause-9");
   EXPECT_EQ(s.body, R"({"events":[1,2]})");
-  EXPECT_TRUE(std::regex_match(s.timestamp,
-                               std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z)")))
-      << s.timestamp;
+  EXPECT_TRUE(is_rfc3339_micros(s.timestamp)) << s.timestamp;
 
   // The raw message, as any other client sees it (the public wire format).
   raw_client raw(server_->url());
@@ -194,8 +201,8 @@ TEST_F(EventStoreTest, ReadReturnsOnlyThatAggregateInOrderAfterASequence) {
   for (int i = 1; i <= 5; ++i) {
     // Other aggregates' commits interleave: the read must skip them.
     ASSERT_TRUE(store.append(make_commit("other-" + std::to_string(i), 1, "x")));
-    auto r = store.append(make_commit("ord-9", static_cast<std::uint64_t>(i),
-                                      "body-" + std::to_string(i)));
+    auto r = store.append(
+        make_commit("ord-9", static_cast<std::uint64_t>(i), "body-" + std::to_string(i)));
     ASSERT_TRUE(r) << r.error();
     seqs.push_back(r->sequence);
   }
@@ -214,6 +221,27 @@ TEST_F(EventStoreTest, ReadReturnsOnlyThatAggregateInOrderAfterASequence) {
   ASSERT_EQ(tail->commits.size(), 2u);
   EXPECT_EQ(tail->commits[0].sequence, seqs[3]);
   EXPECT_EQ(tail->commits[1].sequence, seqs[4]);
+
+  auto one = store.read("Order", "ord-9", seqs[3]);  // direct get path
+  ASSERT_TRUE(one) << one.error();
+  ASSERT_EQ(one->commits.size(), 1u);
+  EXPECT_EQ(one->commits[0].sequence, seqs[4]);
+
+  // Three commits: the two before the last are read by direct gets.
+  std::vector<std::uint64_t> short_seqs;
+  for (int i = 1; i <= 3; ++i) {
+    ASSERT_TRUE(store.append(make_commit("noise-" + std::to_string(i), 1, "x")));
+    auto r = store.append(make_commit("ord-3", static_cast<std::uint64_t>(i), std::to_string(i)));
+    ASSERT_TRUE(r);
+    short_seqs.push_back(r->sequence);
+  }
+  auto three = store.read("Order", "ord-3");
+  ASSERT_TRUE(three) << three.error();
+  ASSERT_EQ(three->commits.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(three->commits[i].sequence, short_seqs[i]);
+    EXPECT_EQ(three->commits[i].body, std::to_string(i + 1));
+  }
 
   auto none = store.read("Order", "ord-9", seqs.back());
   ASSERT_TRUE(none);
@@ -334,8 +362,8 @@ TEST_F(EventStoreTest, MultiEventCommitIsOneMessage) {
 TEST_F(EventStoreTest, InvalidIdsAreRejectedAndNothingIsWritten) {
   auto store = open_store();
   ASSERT_TRUE(store.append(make_commit("ok", 1, "x")));
-  const std::vector<std::string> bad = {".",  "a.b", "a*",  ">", "a b", "",
-                                        std::string(300, 'x'), "\x01", "tab\there", "del\x7f"};
+  const std::vector<std::string> bad = {
+      ".", "a.b", "a*", ">", "a b", "", std::string(300, 'x'), "\x01", "tab\there", "del\x7f"};
   for (const auto& id : bad) {
     auto r = store.append(make_commit(id, 1, "x"));
     ASSERT_FALSE(r) << "id '" << id << "' was accepted";
@@ -389,8 +417,7 @@ TEST_F(EventStoreTest, TooLargeCommitIsRejectedBeforeSending) {
   EXPECT_TRUE(r.error().is(errc::payload_too_large)) << r.error();
   EXPECT_NE(r.error().message.find(std::to_string(max)), std::string::npos) << r.error();
   auto a = store.append_async(
-      make_commit("ord-1", 1, std::string(static_cast<std::size_t>(max) - 100, 'x')),
-      [](auto) {});
+      make_commit("ord-1", 1, std::string(static_cast<std::size_t>(max) - 100, 'x')), [](auto) {});
   ASSERT_FALSE(a);
   EXPECT_TRUE(a.error().is(errc::payload_too_large));
   auto last = store.last_sequence();
@@ -411,22 +438,22 @@ TEST_F(EventStoreTest, ReopenWithSameConfigSucceedsAndOtherPartitionsMismatch) {
     auto store = open_store({.partitions = 16});
     ASSERT_TRUE(store.append(make_commit("ord-1", 1, "x")));
   }
-  auto same = event_store::open(*conn_, {.stream = "TEST", .subject_prefix = "test",
-                                         .partitions = 16});
+  auto same =
+      event_store::open(*conn_, {.stream = "TEST", .subject_prefix = "test", .partitions = 16});
   ASSERT_TRUE(same) << same.error();
   auto log = same->read("Order", "ord-1");
   ASSERT_TRUE(log);
   EXPECT_EQ(log->commits.size(), 1u);
 
-  auto other = event_store::open(*conn_, {.stream = "TEST", .subject_prefix = "test",
-                                          .partitions = 8});
+  auto other =
+      event_store::open(*conn_, {.stream = "TEST", .subject_prefix = "test", .partitions = 8});
   ASSERT_FALSE(other);
   EXPECT_TRUE(other.error().is(errc::stream_config_mismatch)) << other.error();
   EXPECT_NE(other.error().message.find("partitions 16 (want 8)"), std::string::npos)
       << other.error();
 
-  auto replicas = event_store::open(*conn_, {.stream = "TEST", .subject_prefix = "test",
-                                             .partitions = 16, .replicas = 3});
+  auto replicas = event_store::open(
+      *conn_, {.stream = "TEST", .subject_prefix = "test", .partitions = 16, .replicas = 3});
   ASSERT_FALSE(replicas);
   EXPECT_TRUE(replicas.error().is(errc::stream_config_mismatch)) << replicas.error();
   EXPECT_NE(replicas.error().message.find("replicas 1 (want 3)"), std::string::npos);
@@ -500,6 +527,16 @@ TEST_F(EventStoreTest, ForeignMessageWithoutVersionIsDecodeFailed) {
   EXPECT_TRUE(log.error().is(errc::decode_failed)) << log.error();
   EXPECT_NE(log.error().message.find("sequence " + std::to_string(seq)), std::string::npos)
       << log.error();
+
+  // In the middle of a history: found by the direct-get path (short) and the consumer (long).
+  for (std::uint64_t v : {2u, 3u, 4u, 5u}) {
+    ASSERT_TRUE(store.append(make_commit("ord-1", v, "later")));
+    auto again = store.read("Order", "ord-1");
+    ASSERT_FALSE(again) << "version " << v;
+    EXPECT_TRUE(again.error().is(errc::decode_failed)) << again.error();
+    EXPECT_NE(again.error().message.find("sequence " + std::to_string(seq)), std::string::npos)
+        << again.error();
+  }
 }
 
 TEST_F(EventStoreTest, SnapshotsRoundTripAndAreOptional) {
@@ -508,10 +545,10 @@ TEST_F(EventStoreTest, SnapshotsRoundTripAndAreOptional) {
   ASSERT_TRUE(none) << none.error();
   EXPECT_FALSE(none->has_value());
 
-  ASSERT_TRUE(store.save_snapshot("Order", "ord-1", {.version = 10, .sequence = 42, .schema = 2,
-                                                     .body = R"({"state":1})"}));
-  ASSERT_TRUE(store.save_snapshot("Order", "ord-1", {.version = 20, .sequence = 84, .schema = 2,
-                                                     .body = R"({"state":2})"}));
+  ASSERT_TRUE(store.save_snapshot(
+      "Order", "ord-1", {.version = 10, .sequence = 42, .schema = 2, .body = R"({"state":1})"}));
+  ASSERT_TRUE(store.save_snapshot(
+      "Order", "ord-1", {.version = 20, .sequence = 84, .schema = 2, .body = R"({"state":2})"}));
   ASSERT_TRUE(store.flush(5s));
   auto s = store.load_snapshot("Order", "ord-1");
   ASSERT_TRUE(s) << s.error();
@@ -576,16 +613,19 @@ TEST_F(EventStoreTest, ServerDownFailsInBoundedTimeThenRecovers) {
   auto port = server_->port();
   server_->kill_hard();
 
+  commit down = make_commit("ord-1", 2, "while down", 1);
+  down.commit_id = "sent-while-down";
   auto t0 = std::chrono::steady_clock::now();
-  auto r = store.append(make_commit("ord-1", 2, "while down", 1));
+  auto r = store.append(down);
   auto took = std::chrono::steady_clock::now() - t0;
   ASSERT_FALSE(r);
   EXPECT_TRUE(r.error().is(errc::timeout) || r.error().is(errc::unreachable)) << r.error();
   EXPECT_LT(took, 3s);
 
   std::promise<result<append_result>> outcome;
-  auto async = store.append_async(make_commit("ord-2", 1, "async while down"),
-                                  [&](result<append_result> a) { outcome.set_value(std::move(a)); });
+  auto async =
+      store.append_async(make_commit("ord-2", 1, "async while down"),
+                         [&](result<append_result> a) { outcome.set_value(std::move(a)); });
   if (async) {
     auto f = outcome.get_future();
     ASSERT_EQ(f.wait_for(5s), std::future_status::ready);
@@ -600,16 +640,19 @@ TEST_F(EventStoreTest, ServerDownFailsInBoundedTimeThenRecovers) {
   server_.reset();
   start_server(port);
   wait_connected();
-  // The "while down" commit may or may not have landed (a timeout's outcome is unknown): a
-  // retry with the same commit id lands once either way.
-  commit again = make_commit("ord-1", 2, "after", 1);
-  auto back = append_eventually(store, again);
+  // A timeout's outcome is unknown: nats.c may still deliver the buffered publish after the
+  // reconnect. The retry with the same commit id lands exactly once either way.
+  auto back = append_eventually(store, down);
   ASSERT_TRUE(back) << back.error();
   auto log = store.read("Order", "ord-1");
   ASSERT_TRUE(log) << log.error();
   ASSERT_EQ(log->commits.size(), 2u);
   EXPECT_EQ(log->commits[0].body, "before");
-  EXPECT_EQ(log->commits[1].body, "after");
+  EXPECT_EQ(log->commits[1].body, "while down");
+  EXPECT_EQ(log->commits[1].commit_id, "sent-while-down");
+  EXPECT_EQ(back->sequence, log->commits[1].sequence);
+  auto next = store.append(make_commit("ord-1", 3, "after", log->head.sequence));
+  ASSERT_TRUE(next) << next.error();
 }
 
 TEST_F(EventStoreTest, KillNineKeepsEveryAcknowledgedCommit) {
@@ -620,8 +663,8 @@ TEST_F(EventStoreTest, KillNineKeepsEveryAcknowledgedCommit) {
   std::atomic<int> async_errors{0};
   for (int i = 0; i < 300; ++i) {
     std::string agg = "agg-" + std::to_string(i % 30);
-    commit c = make_commit(agg, static_cast<std::uint64_t>(i / 30 + 1),
-                           "body-" + std::to_string(i));
+    commit c =
+        make_commit(agg, static_cast<std::uint64_t>(i / 30 + 1), "body-" + std::to_string(i));
     c.commit_id = "kill9-" + std::to_string(i);
     if (i % 2 == 0) {
       auto r = store.append(c);
@@ -648,12 +691,12 @@ TEST_F(EventStoreTest, KillNineKeepsEveryAcknowledgedCommit) {
 
   crash_and_restart_server();
   wait_connected();
-  auto reopened = event_store::open(*conn_, {.stream = "TEST", .subject_prefix = "test",
-                                             .partitions = 8});
+  auto reopened =
+      event_store::open(*conn_, {.stream = "TEST", .subject_prefix = "test", .partitions = 8});
   for (int i = 0; !reopened && i < 100; ++i) {  // JetStream may still be recovering
     std::this_thread::sleep_for(100ms);
-    reopened = event_store::open(*conn_, {.stream = "TEST", .subject_prefix = "test",
-                                          .partitions = 8});
+    reopened =
+        event_store::open(*conn_, {.stream = "TEST", .subject_prefix = "test", .partitions = 8});
   }
   ASSERT_TRUE(reopened) << reopened.error();
   std::size_t found = 0;

@@ -7,6 +7,7 @@
 #include "log.hpp"
 #include "nats/handles.hpp"
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -63,8 +64,10 @@ struct store_state {
   std::string snapshot_prefix;  // jetsource-snapshots.<stream>
   std::shared_ptr<connection_state> conn;
   std::shared_ptr<async_core> async;  // kept alive past the contexts (see ~store_state)
-  js_ptr js;        // API requests, direct gets, sync publishes
-  js_ptr js_async;  // async publishes; its ack handler reports to `async`
+  js_ptr js;                          // API requests, direct gets, sync publishes
+  js_ptr js_async;                    // async publishes; its ack handler reports to `async`
+  // steady_clock ticks until which the snapshot stream counts as deleted (0: present)
+  mutable std::atomic<std::int64_t> snapshots_missing_until{0};
 
   store_state() = default;
   store_state(const store_state&) = delete;

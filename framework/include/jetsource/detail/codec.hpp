@@ -179,7 +179,9 @@ class registry<std::variant<Es...>> {
       using E = std::variant_alternative_t<I, variant>;
       if (type != E::type_name) return decode_one<I + 1>(type, version, ar);
       auto e = decode_as<E>(version, ar);
-      if (!e) return std::move(e).error();
+      if (!e)
+        return make_error(e.error().code, "{} (current schema version {})", e.error().message,
+                          schema_version_of<E>());
       return variant{std::in_place_index<I>, std::move(e).value()};
     }
   }
@@ -202,9 +204,8 @@ class registry<std::variant<Es...>> {
         return E::upcast(old.value());
       }
     }
-    return make_error(errc::unknown_event_type,
-                      "event type '{}' has no schema version {} (current {})", E::type_name,
-                      version, schema_version_of<E>());
+    return make_error(errc::unknown_event_type, "event type '{}' has no schema version {}",
+                      E::type_name, version);
   }
 };
 
