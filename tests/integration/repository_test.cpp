@@ -143,6 +143,19 @@ TEST_F(RepositoryTest, SameCommandIdLandsOnce) {
   EXPECT_EQ(l->version, 2u);
 }
 
+TEST_F(RepositoryTest, ReusingACommandIdForAnotherAggregateIsRefused) {
+  auto r = repo();
+  ASSERT_TRUE(r.execute("acc-1", open_account{"ada"}, {.command_id = "cmd-7"}));
+  auto other = r.execute("acc-2", open_account{"bob"}, {.command_id = "cmd-7"});
+  ASSERT_FALSE(other);
+  EXPECT_TRUE(other.error().is(errc::invalid_argument)) << other.error();
+  EXPECT_NE(other.error().message.find("cmd-7"), std::string::npos) << other.error();
+  EXPECT_EQ(last_seq(), 1u);
+  auto l = repo().load("acc-2");
+  ASSERT_TRUE(l);
+  EXPECT_FALSE(l->state.open());
+}
+
 TEST_F(RepositoryTest, SnapshotsAreUsedAndNeverRequired) {
   auto r = repo({.snapshot_every = 10});
   ASSERT_TRUE(r.execute("acc-1", open_account{"ada"}));

@@ -800,6 +800,32 @@ result<event_store> event_store::open(const connection& conn, store_options opti
   return event_store(std::move(st));
 }
 
+namespace {
+
+// A duplicate ack only says that *some* message in the window had this commit id. Check that it
+// is this aggregate's commit: a command id reused for another aggregate must not pass silently.
+result<append_result> already_appended(const store_state& st, const built_commit& b,
+                                       std::uint64_t sequence, std::uint64_t version) {
+  jsDirectGetMsgOptions o;
+  jsDirectGetMsgOptions_Init(&o);
+  o.Sequence = sequence;
+  auto m = direct_get(st.js.get(), st.options.stream, o,
+                      fmt::format("check duplicate commit {} at sequence {}", b.commit_id, sequence));
+  if (!m) return std::move(m).error();
+  if (*m) {
+    const char* landed_on = natsMsg_GetSubject(m->get());
+    if (landed_on && b.subject != landed_on)
+      return make_error(errc::invalid_argument,
+                        "commit id {} was already used by the commit at sequence {} on {}, not {}",
+                        b.commit_id, sequence, landed_on, b.subject);
+    auto v = version_of(m->get());
+    if (v) version = *v;
+  }
+  return append_result{sequence, version, append_status::already_appended, b.commit_id};
+}
+
+}  // namespace
+
 result<append_result> event_store::append(const commit& c) {
   auto& st = *state_;
   auto built = build_commit(st, c);
@@ -812,10 +838,9 @@ result<append_result> event_store::append(const commit& c) {
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = js_PublishMsg(&raw, st.js.get(), built->msg.get(), &po, &jerr);
   detail::pub_ack_ptr pa(raw);
-  if (s == NATS_OK && pa)
-    return append_result{pa->Sequence, c.version,
-                         pa->Duplicate ? append_status::already_appended : append_status::appended,
-                         built->commit_id};
+  if (s == NATS_OK && pa && !pa->Duplicate)
+    return append_result{pa->Sequence, c.version, append_status::appended, built->commit_id};
+  if (s == NATS_OK && pa) return already_appended(st, *built, pa->Sequence, c.version);
   if (s == NATS_OK)
     return make_error(errc::internal, "append to {}: no ack from the server", subject);
   if (jerr != JSStreamWrongLastSequenceErr)
