@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   std::vector<std::thread> writers;
   for (int w = 0; w < threads; ++w) {
     writers.emplace_back([&, w] {
-      jetsource::repository<bank::account> own{*store};
+      jetsource::repository<bank::account> own{*store, {.snapshot_every = 50}};
       for (int i = w; i < commands; i += threads) {
         auto target = i % 10 == 0 ? id(0) : id((i * 7919) % accounts);  // 10% on one hot account
         auto r = i % 3 == 0 ? own.execute(target, bank::withdraw{1 + i % 20'000})

@@ -809,8 +809,9 @@ result<append_result> already_appended(const store_state& st, const built_commit
   jsDirectGetMsgOptions o;
   jsDirectGetMsgOptions_Init(&o);
   o.Sequence = sequence;
-  auto m = direct_get(st.js.get(), st.options.stream, o,
-                      fmt::format("check duplicate commit {} at sequence {}", b.commit_id, sequence));
+  auto m =
+      direct_get(st.js.get(), st.options.stream, o,
+                 fmt::format("check duplicate commit {} at sequence {}", b.commit_id, sequence));
   if (!m) return std::move(m).error();
   if (*m) {
     const char* landed_on = natsMsg_GetSubject(m->get());

@@ -1,0 +1,384 @@
+// load: cold loads through repository<bank::account>::load (a fresh repository per load) of
+// aggregates of 100, 1000 and 1050 events, with and without snapshots, on a stream of 100k and
+// of 1M commits, beside the fastest plain nats.c read of the same subject (a DirectGet
+// LastBySubject + NextBySubject loop, and an ordered consumer).
+//
+// The measured aggregates' commits are scattered through the stream, as in real life: they are
+// written (through a repository with snapshot_every = 100) interleaved with async publishes of
+// 10,000 other aggregates' commits. The 100k stream is measured first, then extended to 1M
+// (--events) with a second set of measured aggregates scattered through the extension. Finally a
+// set of aggregates written contiguously at the end of the big stream shows the other extreme.
+#include "bench.hpp"
+
+#include <bank/account.hpp>
+#include <jetsource/repository.hpp>
+
+#include <map>
+#include <memory>
+#include <random>
+#include <tuple>
+
+namespace bench {
+
+namespace {
+
+using account_repo = jetsource::repository<bank::account>;
+using registry = jetsource::event_registry<bank::account::event>;
+
+constexpr int per_size = 10;  // distinct aggregates read per case
+constexpr int filler_aggregates = 10'000;
+constexpr std::uint64_t snapshot_every = 100;
+
+struct measured {
+  std::string id;
+  int size = 0;
+};
+
+// The other aggregates' traffic: plain nats.c async publishes of valid commits (jetsource's
+// headers and a Deposited body) on the raw connection, without Nats-Msg-Id or an expected
+// sequence. The stream's layout is what matters here; this fills it ~3x faster than
+// append_async (no duplicate tracking) and never queues in front of the measured aggregates'
+// synchronous commits, which go through the jetsource connection.
+extern "C" void filler_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+  auto* errors = static_cast<std::atomic<long>*>(closure);
+  if (!pa && errors->fetch_add(1) < 2)
+    note("filler ack error: {}", pae && pae->ErrText ? pae->ErrText : "?");
+  natsMsg_Destroy(msg);
+}
+
+class filler {
+ public:
+  filler(const env& e, const jetsource::store_options& o, std::size_t payload_bytes)
+      : timestamp_(rfc3339_now()) {
+    version_.assign(filler_aggregates, 0);
+    std::vector<bank::account::event> ev{bank::deposited{100, ""}};
+    auto probe = must(registry::encode(ev), "encode");
+    std::size_t pad = payload_bytes > probe.size() ? payload_bytes - probe.size() : 0;
+    ev = {bank::deposited{100, std::string(pad, 'n')}};
+    body_ = must(registry::encode(ev), "encode");
+    for (int k = 0; k < filler_aggregates; ++k) {
+      ids_.push_back(fmt::format("fill-{:05}", k));
+      subjects_.push_back(subject_for(o, bank::account::type_name, ids_.back()));
+    }
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 10000;
+    jo.PublishAsync.MaxPending = 4096;
+    jo.PublishAsync.AckHandler = filler_ack;
+    jo.PublishAsync.AckHandlerClosure = &errors_;
+    check(natsConnection_JetStream(&js_, e.raw_nc, &jo), "filler JetStream context");
+  }
+  filler(const filler&) = delete;
+  filler& operator=(const filler&) = delete;
+  ~filler() {
+    flush();
+    jsCtx_Destroy(js_);
+  }
+
+  void append() {
+    auto k = static_cast<std::size_t>(n_++ % filler_aggregates);
+    natsMsg* m = nullptr;
+    check(natsMsg_Create(&m, subjects_[k].c_str(), nullptr, body_.data(),
+                         static_cast<int>(body_.size())),
+          "natsMsg_Create");
+    auto version = std::to_string(++version_[k]);
+    natsMsgHeader_Set(m, "Es-Aggregate-Type", "Account");
+    natsMsgHeader_Set(m, "Es-Aggregate-Id", ids_[k].c_str());
+    natsMsgHeader_Set(m, "Es-Version", version.c_str());
+    natsMsgHeader_Set(m, "Es-Events", "Deposited");
+    natsMsgHeader_Set(m, "Content-Type", "application/json");
+    natsMsgHeader_Set(m, "Es-Timestamp", timestamp_.c_str());
+    natsStatus s = js_PublishMsgAsync(js_, &m, nullptr);
+    if (s != NATS_OK) {
+      natsMsg_Destroy(m);
+      if (errors_.fetch_add(1) < 2) note("filler publish: {}", natsStatus_GetText(s));
+    }
+  }
+  void flush() {
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 300'000;
+    natsStatus s = js_PublishAsyncComplete(js_, &po);
+    if (s != NATS_OK) note("filler flush: {}", natsStatus_GetText(s));
+  }
+  long errors() const { return errors_.load(); }
+
+ private:
+  jsCtx* js_ = nullptr;
+  std::string timestamp_;
+  std::string body_;
+  std::vector<std::string> ids_, subjects_;
+  std::vector<std::uint64_t> version_;
+  std::uint64_t n_ = 0;
+  std::atomic<long> errors_{0};
+};
+
+void command(account_repo& writer, const measured& m, int nth, long& errors) {
+  jetsource::result<jetsource::executed> r =
+      nth == 0 ? writer.execute(m.id, bank::open_account{.owner = "bench"})
+               : writer.execute(m.id, bank::deposit{.amount_cents = 100, .note = "d"});
+  if (!r && ++errors < 3) note("execute on {}: {}", m.id, r.error());
+}
+
+// Appends `commits` commits in all: every event of `aggs` (one commit each, through `writer`,
+// in a shuffled order so each subject spans the whole phase), the rest filler.
+void fill_phase(jetsource::event_store& store, account_repo& writer, filler& fill,
+                const std::vector<measured>& aggs, std::int64_t commits, unsigned seed) {
+  std::vector<std::size_t> order;
+  for (std::size_t a = 0; a < aggs.size(); ++a)
+    order.insert(order.end(), static_cast<std::size_t>(aggs[a].size), a);
+  std::shuffle(order.begin(), order.end(), std::mt19937(seed));
+  const auto m = static_cast<std::int64_t>(order.size());
+  const std::int64_t f = std::max<std::int64_t>(0, commits - m);
+  std::vector<int> done(aggs.size(), 0);
+  std::int64_t filled = 0;
+  long errors = 0;
+  auto t0 = clock_type::now();
+  for (std::int64_t j = 0; j < m; ++j) {
+    for (std::int64_t want = (j + 1) * f / m; filled < want; ++filled) fill.append();
+    auto a = order[static_cast<std::size_t>(j)];
+    command(writer, aggs[a], done[a]++, errors);
+    if (j % 1024 == 0) {
+      check_stop();
+      if (j % 8192 == 0)
+        note("  fill: {} of {} commits, {:.1f} s", filled + j, f + m, seconds_since(t0));
+    }
+  }
+  fill.flush();
+  must(store.flush(std::chrono::milliseconds{300'000}), "flush");
+  note("  fill: {} commits ({} measured, {} filler) in {:.1f} s, errors {} + {}", f + m, m, f,
+       seconds_since(t0), errors, fill.errors());
+}
+
+// Writes each aggregate's commits one after the other (contiguous subjects).
+void write_contiguous(jetsource::event_store& store, account_repo& writer,
+                      const std::vector<measured>& aggs) {
+  long errors = 0;
+  for (const auto& a : aggs) {
+    for (int n = 0; n < a.size; ++n) command(writer, a, n, errors);
+    check_stop();
+  }
+  must(store.flush(std::chrono::milliseconds{60'000}), "flush");
+}
+
+// -- one read of each kind; microseconds, or < 0 on a wrong result --------------------------------
+
+double load_jetsource(jetsource::event_store& store, const measured& m, bool snapshot) {
+  auto t0 = clock_type::now();
+  account_repo repo{store, {.cache_capacity = 0, .snapshot_every = snapshot ? snapshot_every : 0}};
+  auto r = repo.load(m.id);
+  double us = micros_since(t0);
+  if (!r) {
+    note("load {}: {}", m.id, r.error());
+    return -1;
+  }
+  if (r->version != static_cast<std::uint64_t>(m.size)) {
+    note("load {}: version {}, expected {}", m.id, r->version, m.size);
+    return -1;
+  }
+  return us;
+}
+
+double read_direct(const env& e, const std::string& stream, const std::string& subject,
+                   int expect) {
+  auto t0 = clock_type::now();
+  jsDirectGetMsgOptions o;
+  jsDirectGetMsgOptions_Init(&o);
+  o.LastBySubject = subject.c_str();
+  natsMsg* m = nullptr;
+  check(js_DirectGetMsg(&m, e.raw_js, stream.c_str(), nullptr, &o), "direct get last");
+  const std::uint64_t last = natsMsg_GetSequence(m);
+  natsMsg_Destroy(m);
+  int n = 0;
+  for (std::uint64_t next = 1;;) {
+    jsDirectGetMsgOptions_Init(&o);
+    o.NextBySubject = subject.c_str();
+    o.Sequence = next;
+    m = nullptr;
+    check(js_DirectGetMsg(&m, e.raw_js, stream.c_str(), nullptr, &o), "direct get next");
+    std::uint64_t seq = natsMsg_GetSequence(m);
+    natsMsg_Destroy(m);
+    ++n;
+    if (seq >= last) break;
+    next = seq + 1;
+  }
+  double us = micros_since(t0);
+  if (n != expect) {
+    note("direct read of {}: {} messages, expected {}", subject, n, expect);
+    return -1;
+  }
+  return us;
+}
+
+// Ordered consumer until NumPending == 0; its teardown (unsubscribe) is not timed.
+double read_ordered(const env& e, const std::string& stream, const std::string& subject,
+                    int expect) {
+  auto t0 = clock_type::now();
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Ordered = true;
+  natsSubscription* sub = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  check(js_SubscribeSync(&sub, e.raw_js, subject.c_str(), nullptr, &so, &err), "ordered consumer");
+  int n = 0;
+  for (;;) {
+    natsMsg* m = nullptr;
+    natsStatus s = natsSubscription_NextMsg(&m, sub, 10'000);
+    if (s != NATS_OK) {
+      natsSubscription_Destroy(sub);
+      check(s, "ordered consumer next message");
+    }
+    jsMsgMetaData* md = nullptr;
+    if (natsMsg_GetMetaData(&md, m) != NATS_OK) {  // not a data message
+      natsMsg_Destroy(m);
+      continue;
+    }
+    ++n;
+    std::uint64_t pending = md->NumPending;
+    jsMsgMetaData_Destroy(md);
+    natsMsg_Destroy(m);
+    if (pending == 0) break;
+  }
+  double us = micros_since(t0);
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  if (n != expect) {
+    note("ordered read of {}: {} messages, expected {}", subject, n, expect);
+    return -1;
+  }
+  return us;
+}
+
+enum method { js_plain, js_snapshot, raw_direct, raw_ordered, n_methods };
+
+struct samples {
+  std::vector<double> us[n_methods];
+  long errors = 0;
+};
+
+// Measures every aggregate of `aggs` with the four methods, `runs` times, rotating which method
+// goes first (the first read of a subject warms the server's caches for the others).
+std::map<int, samples> measure(const env& e, jetsource::event_store& store,
+                               const std::vector<measured>& aggs) {
+  std::map<int, samples> by_size;
+  const auto& stream = store.options().stream;
+  for (int run = 0; run < e.opt.runs; ++run) {
+    for (std::size_t i = 0; i < aggs.size(); ++i) {
+      const auto& a = aggs[i];
+      auto subject = must(store.subject_of(bank::account::type_name, a.id), "subject");
+      auto& s = by_size[a.size];
+      for (int step = 0; step < n_methods; ++step) {
+        auto meth = static_cast<method>((step + run + static_cast<int>(i)) % n_methods);
+        double us = 0;
+        switch (meth) {
+          case js_plain:
+            us = load_jetsource(store, a, false);
+            break;
+          case js_snapshot:
+            us = load_jetsource(store, a, true);
+            break;
+          case raw_direct:
+            us = read_direct(e, stream, subject, a.size);
+            break;
+          case raw_ordered:
+            us = read_ordered(e, stream, subject, a.size);
+            break;
+          case n_methods:
+            break;
+        }
+        if (us < 0)
+          ++s.errors;
+        else
+          s.us[meth].push_back(us);
+      }
+      check_stop();
+    }
+  }
+  return by_size;
+}
+
+void report(const std::map<int, samples>& by_size, std::uint64_t stream_events,
+            const char* layout) {
+  for (const auto& [size, s] : by_size) {
+    auto direct = summarize(s.us[raw_direct]), ordered = summarize(s.us[raw_ordered]);
+    bool direct_best = direct.median <= ordered.median;
+    double best = direct_best ? direct.median : ordered.median;
+    for (auto [meth, name, sum, is_best] :
+         {std::tuple{raw_direct, "direct", direct, direct_best},
+          std::tuple{raw_ordered, "ordered", ordered, !direct_best}}) {
+      (void)meth;
+      line("raw_load")
+          .kv("events", size)
+          .kv("stream_events", stream_events)
+          .kv("layout", layout)
+          .kv("method", name)
+          .kv("us_median", sum.median)
+          .kv("us_min", sum.min)
+          .kv("us_max", sum.max)
+          .kv("samples", sum.n)
+          .kv("best", is_best ? 1 : 0)
+          .print();
+    }
+    for (bool snap : {false, true}) {
+      auto js = summarize(s.us[snap ? js_snapshot : js_plain]);
+      line l("load");
+      l.kv("events", size)
+          .kv("snapshot", snap ? 1 : 0)
+          .kv("stream_events", stream_events)
+          .kv("layout", layout);
+      l.kv("us_median", js.median).kv("us_min", js.min).kv("us_max", js.max);
+      if (snap) l.kv("tail_events", static_cast<std::uint64_t>(size) % snapshot_every);
+      l.kv("samples", js.n).kv("errors", s.errors).kv("ratio", js.median / best);
+      if (size == 1000 && !snap)
+        l.kv("target", "ratio<=1.2").kv("pass", js.median / best <= 1.2 && s.errors == 0 ? 1 : 0);
+      if (size == 1000 && snap)
+        l.kv("target", "us<=2000").kv("pass", js.median <= 2000 && s.errors == 0 ? 1 : 0);
+      l.print();
+    }
+  }
+}
+
+std::vector<measured> measured_set(const std::string& tag) {
+  std::vector<measured> v;
+  for (int size : {100, 1000, 1050})
+    for (int j = 0; j < per_size; ++j)
+      v.push_back({fmt::format("{}-{}-{:02}", tag, size, j), size});
+  return v;
+}
+
+}  // namespace
+
+void run_load(const env& e) {
+  const std::int64_t big = e.opt.events.value_or(1'000'000);
+  const std::int64_t small = std::min<std::int64_t>(100'000, big);
+  stream_guard g(e, fmt::format("BENCH_LOAD_{}", e.tag));
+  auto store = must(jetsource::event_store::open(*e.conn, store_options_for(g.name())), "open");
+  account_repo writer{store, {.snapshot_every = snapshot_every}};
+  filler fill(e, store.options(), static_cast<std::size_t>(e.opt.payload_bytes));
+
+  note("load: filling a {}-commit stream (measured aggregates scattered)", small);
+  auto set1 = measured_set("s");
+  fill_phase(store, writer, fill, set1, small, 42);
+  auto n1 = must(store.last_sequence(), "last sequence");
+  note("load: measuring on {} commits", n1);
+  report(measure(e, store, set1), n1, "scattered");
+
+  if (big > small) {
+    note("load: extending the stream to {} commits", big);
+    auto set2 = measured_set("b");
+    fill_phase(store, writer, fill, set2, big - static_cast<std::int64_t>(n1), 43);
+    auto n2 = must(store.last_sequence(), "last sequence");
+    note("load: measuring on {} commits", n2);
+    report(measure(e, store, set2), n2, "scattered");
+  }
+
+  note("load: appending {} contiguous 1000-event aggregates", per_size);
+  std::vector<measured> set3;
+  for (int j = 0; j < per_size; ++j) set3.push_back({fmt::format("c-1000-{:02}", j), 1000});
+  write_contiguous(store, writer, set3);
+  auto n3 = must(store.last_sequence(), "last sequence");
+  report(measure(e, store, set3), n3, "contiguous");
+}
+
+}  // namespace bench

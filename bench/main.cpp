@@ -1,0 +1,203 @@
+// jetsource-bench: jetsource's write and read paths beside plain nats.c baselines, same run.
+//
+//   jetsource-bench <append-sync|append-async|load|execute|all> [--nats-url URL] [--events N]
+//                   [--payload-bytes B] [--runs R]
+//
+// Without --nats-url an embedded nats-server runs in a temporary directory, removed at the end.
+// Result lines (stdout): `<scenario> key=value ...` and `raw_<scenario> key=value ...`; medians
+// over --runs with _min/_max keys, a ratio against the raw baseline, and target=/pass= where
+// the project states a target. See docs/performance.md.
+#include "bench.hpp"
+
+#include <jetsource/server.hpp>
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include <unistd.h>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <system_error>
+
+namespace bench {
+
+std::atomic<bool> stop_requested{false};
+
+void line::print() const {
+  std::fputs(text_.c_str(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+stream_guard::~stream_guard() {
+  for (const auto& name : {name_, name_ + "_SNAPSHOTS"}) {
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = js_DeleteStream(js_, name.c_str(), nullptr, &err);
+    if (s != NATS_OK && s != NATS_NOT_FOUND)
+      note("could not delete stream {}: {}", name, natsStatus_GetText(s));
+  }
+}
+
+jetsource::store_options store_options_for(const std::string& stream) {
+  std::string prefix;
+  for (char c : stream) prefix += static_cast<char>(c == '_' ? '-' : std::tolower(c));
+  jetsource::store_options o;
+  o.stream = stream;
+  o.subject_prefix = prefix;
+  return o;
+}
+
+std::string subject_for(const jetsource::store_options& o, std::string_view type,
+                        std::string_view id) {
+  return fmt::format("{}.{}.{}.{}", o.subject_prefix, type, jetsource::fnv1a32(id) % o.partitions,
+                     id);
+}
+
+std::string make_body(std::size_t bytes) {
+  std::string head = R"([{"type":"Deposited","v":2,"data":{"note":")";
+  std::string tail = R"("}}])";
+  if (bytes <= head.size() + tail.size()) return std::string(std::max<std::size_t>(bytes, 1), 'x');
+  return head + std::string(bytes - head.size() - tail.size(), 'x') + tail;
+}
+
+std::string rfc3339_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000000Z", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+std::string raw_msg_id(std::uint64_t n) {
+  return fmt::format("raw{:019}", n);
+}
+
+natsMsg* make_raw_commit(const std::string& subject, const std::string& body,
+                         const std::string& msg_id, const std::string& aggregate_id,
+                         std::uint64_t version, std::uint64_t expected, const char* event_types,
+                         const raw_commit_headers& h) {
+  natsMsg* m = nullptr;
+  check(natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())),
+        "natsMsg_Create");
+  char version_text[24], expected_text[24];
+  std::snprintf(version_text, sizeof version_text, "%llu",
+                static_cast<unsigned long long>(version));
+  std::snprintf(expected_text, sizeof expected_text, "%llu",
+                static_cast<unsigned long long>(expected));
+  natsStatus s = natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Es-Aggregate-Type", h.type);
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Es-Aggregate-Id", aggregate_id.c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Es-Version", version_text);
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Es-Events", event_types);
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Content-Type", "application/json");
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Es-Timestamp", h.timestamp.c_str());
+  if (s == NATS_OK) s = natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", expected_text);
+  if (s != NATS_OK) natsMsg_Destroy(m);
+  check(s, "natsMsgHeader_Set");
+  return m;
+}
+
+}  // namespace bench
+
+namespace {
+
+extern "C" void on_signal(int) {
+  bench::stop_requested.store(true);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"jetsource-bench: jetsource beside plain nats.c, measured in the same run"};
+  const std::map<std::string, void (*)(const bench::env&)> scenarios = {
+      {"append-sync", bench::run_append_sync},
+      {"append-async", bench::run_append_async},
+      {"load", bench::run_load},
+      {"execute", bench::run_execute}};
+  std::string scenario, nats_url;
+  bench::options opt;
+  std::int64_t events = 0;
+  app.add_option("scenario", scenario, "append-sync | append-async | load | execute | all")
+      ->required()
+      ->check(CLI::IsMember({"append-sync", "append-async", "load", "execute", "all"}));
+  app.add_option("--nats-url", nats_url, "NATS server URL (default: an embedded nats-server)");
+  app.add_option("--events", events,
+                 "events per run (append-sync 10000, append-async 100000, execute 100000 "
+                 "commands; load: the big stream's size, 1000000)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--payload-bytes", opt.payload_bytes, "commit body size in bytes (default 200)")
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--runs", opt.runs, "runs per figure; medians are printed (default 5)")
+      ->check(CLI::Range(1, 1000));
+  CLI11_PARSE(app, argc, argv);
+  if (events > 0) opt.events = events;
+  spdlog::set_level(spdlog::level::warn);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+
+  std::optional<std::filesystem::path> temp_dir;
+  std::optional<jetsource::embedded_server> server;
+  int status = 0;
+  {
+    std::optional<jetsource::connection> conn;
+    natsConnection* raw_nc = nullptr;
+    jsCtx* raw_js = nullptr;
+    natsOptions* no = nullptr;
+    try {
+      if (nats_url.empty()) {
+        std::string pattern =
+            (std::filesystem::temp_directory_path() / "jetsource-bench-XXXXXX").string();
+        if (!mkdtemp(pattern.data())) throw bench::failure("cannot create a temporary directory");
+        temp_dir = pattern;
+        server.emplace(bench::must(jetsource::embedded_server::start({.data_dir = *temp_dir}),
+                                   "start nats-server"));
+        nats_url = server->url();
+        bench::note("embedded nats-server pid {} at {}, store {}", server->pid(), nats_url,
+                    temp_dir->string());
+      }
+      jetsource::connection_options co;
+      co.urls = {nats_url};
+      conn.emplace(bench::must(jetsource::connection::connect(co), "connect"));
+
+      bench::check(natsOptions_Create(&no), "natsOptions_Create");
+      bench::check(natsOptions_SetURL(no, nats_url.c_str()), "natsOptions_SetURL");
+      bench::check(natsOptions_SetSendAsap(no, true), "natsOptions_SetSendAsap");
+      bench::check(natsConnection_Connect(&raw_nc, no), "raw connect");
+      jsOptions jo;
+      jsOptions_Init(&jo);
+      jo.Wait = 10000;
+      bench::check(natsConnection_JetStream(&raw_js, raw_nc, &jo), "raw JetStream context");
+
+      bench::env e{opt, &*conn, raw_nc, raw_js, fmt::format("{}", ::getpid())};
+      if (scenario == "all") {
+        for (const auto& name : {"append-sync", "append-async", "load", "execute"})
+          scenarios.at(name)(e);
+      } else {
+        scenarios.at(scenario)(e);
+      }
+    } catch (const std::exception& ex) {
+      fmt::print(stderr, "jetsource-bench: {}\n", ex.what());
+      status = 1;
+    }
+    if (raw_js) jsCtx_Destroy(raw_js);
+    if (raw_nc) natsConnection_Destroy(raw_nc);
+    if (no) natsOptions_Destroy(no);
+  }  // the jetsource connection closes here, before the server stops
+  if (server) {
+    if (auto r = server->stop(); !r) fmt::print(stderr, "stop nats-server: {}\n", r.error());
+    server.reset();
+  }
+  if (temp_dir) {
+    std::error_code ec;
+    std::filesystem::remove_all(*temp_dir, ec);
+    if (ec) fmt::print(stderr, "cannot remove {}: {}\n", temp_dir->string(), ec.message());
+  }
+  nats_Close();
+  return status;
+}
