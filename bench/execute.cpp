@@ -2,7 +2,8 @@
 // repository<bank::account>::execute (accounts opened first, not timed; warm cache), beside
 // the raw nats.c async publish rate with the same headers measured in the same run (the
 // target's reference), and the raw sync publish rate from the same 8 threads (what a
-// command-at-a-time writer can reach: ratio_sync).
+// command-at-a-time writer can reach: ratio_sync). Then the same commands through the pipelined
+// repository::execute_async (line `execute-async`).
 #include "bench.hpp"
 
 #include <bank/account.hpp>
@@ -20,6 +21,8 @@ constexpr int threads = 8;
 struct exec_result {
   double commands_per_s = 0;
   long errors = 0;
+  double async_commands_per_s = 0;  // the same commands through execute_async, same repository
+  long async_errors = 0;
 };
 
 // Runs fn(thread, account index) for `per_thread` commands per thread over that thread's
@@ -74,6 +77,27 @@ exec_result jetsource_execute(const env& e, const std::string& stream, std::int6
   });
   r.commands_per_s = static_cast<double>(per_thread * threads) / seconds_since(t0);
   check_stop();
+
+  // Pipelined: the same commands through execute_async, then flush.
+  std::atomic<long> async_errors{0};
+  t0 = clock_type::now();
+  r.async_errors = on_threads(per_thread, accounts, [&](int k) {
+    auto x = repo.execute_async(ids[static_cast<std::size_t>(k)],
+                                bank::deposit{.amount_cents = 100, .note = note_text},
+                                [&](jetsource::result<jetsource::executed> done) {
+                                  if (!done) {
+                                    report(done.error());
+                                    async_errors.fetch_add(1);
+                                  }
+                                });
+    if (!x) report(x.error());
+    return static_cast<bool>(x);
+  });
+  auto flushed = repo.flush(std::chrono::minutes{5});
+  if (!flushed) report(flushed.error());
+  r.async_commands_per_s = static_cast<double>(per_thread * threads) / seconds_since(t0);
+  r.async_errors += async_errors.load() + (flushed ? 0 : 1);
+  check_stop();
   return r;
 }
 
@@ -120,8 +144,8 @@ void run_execute(const env& e) {
   const std::int64_t commands = e.opt.events.value_or(100'000);
   // The sync baseline is a rate; a fifth of the commands measures it well enough.
   const std::int64_t sync_events = std::max<std::int64_t>(commands / 5, threads);
-  std::vector<double> js_rates, raw_rates, sync_rates, paired;
-  long js_errors = 0, raw_errors = 0, sync_errors = 0;
+  std::vector<double> js_rates, raw_rates, sync_rates, paired, async_rates;
+  long js_errors = 0, raw_errors = 0, sync_errors = 0, async_errors = 0;
   for (int run = 0; run < e.opt.runs; ++run) {
     const std::string base = fmt::format("BENCH_EX_{}_{}", e.tag, run);
     exec_result j;
@@ -148,9 +172,13 @@ void run_execute(const env& e) {
       do_js();
       do_raw();
     }
-    note("execute run {}: jetsource {:.0f} commands/s, raw async {:.0f} events/s", run + 1,
-         j.commands_per_s, raw);
+    note(
+        "execute run {}: jetsource {:.0f} commands/s ({:.0f}/s pipelined), raw async {:.0f} "
+        "events/s",
+        run + 1, j.commands_per_s, j.async_commands_per_s, raw);
     js_rates.push_back(j.commands_per_s);
+    async_rates.push_back(j.async_commands_per_s);
+    async_errors += j.async_errors;
     raw_rates.push_back(raw);
     paired.push_back(j.commands_per_s / raw);
     js_errors += j.errors;
@@ -189,6 +217,19 @@ void run_execute(const env& e) {
       .kv("ratio_sync", js.median / summarize(sync_rates).median)
       .kv("target", "ratio>=0.5")
       .kv("pass", ratio >= 0.5 && js_errors == 0 ? 1 : 0)
+      .print();
+  // The pipelined path (repository::execute_async) on the same warm repository, same run.
+  auto as = summarize(async_rates);
+  line("execute-async")
+      .stats("commands_per_s", as)
+      .kv("commands", commands / threads * threads)
+      .kv("aggregates", accounts)
+      .kv("threads", threads)
+      .kv("runs", e.opt.runs)
+      .kv("errors", async_errors)
+      .kv("ratio", as.median / raw.median)
+      .kv("target", "ratio>=0.5")
+      .kv("pass", as.median / raw.median >= 0.5 && async_errors == 0 ? 1 : 0)
       .print();
 }
 

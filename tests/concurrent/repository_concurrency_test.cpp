@@ -89,3 +89,82 @@ TEST_F(RepositoryConcurrencyTest, EightThreadsSharingOneRepository) {
 }
 
 }  // namespace
+
+namespace {
+
+class ExecuteAsyncTest : public jetsource::test::nats_test {};
+
+TEST_F(ExecuteAsyncTest, PipelinedCommandsKeepPerAggregateOrderAndLandOnce) {
+  auto store = open_store();
+  constexpr int aggregates = 20, per_aggregate = 50, threads = 4;
+  std::atomic<int> ok{0}, failed{0};
+  {
+    jetsource::repository<account> repo{store};
+    for (int a = 0; a < aggregates; ++a)
+      ASSERT_TRUE(repo.execute(fmt::format("acc-{}", a), open_account{"ada"}));
+    // A second writer (its own cache, like another process) makes some commits conflict.
+    std::thread rival([&] {
+      jetsource::repository<account> other{store};
+      for (int i = 0; i < 100; ++i)
+        ASSERT_TRUE(other.execute(fmt::format("acc-{}", i % aggregates), deposit{1000, "rival"}));
+    });
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        for (int i = 0; i < per_aggregate * aggregates / threads; ++i) {
+          int n = t * (per_aggregate * aggregates / threads) + i;
+          auto id = fmt::format("acc-{}", n % aggregates);
+          auto started = repo.execute_async(id, deposit{1, fmt::format("{:05}", n)},
+                                            [&](jetsource::result<jetsource::executed> r) {
+                                              if (r) {
+                                                ++ok;
+                                              } else {
+                                                ADD_FAILURE() << r.error();
+                                                ++failed;
+                                              }
+                                            });
+          ASSERT_TRUE(started) << started.error();
+        }
+      });
+    }
+    for (auto& th : pool) th.join();
+    rival.join();
+    ASSERT_TRUE(repo.flush());
+  }
+  EXPECT_EQ(ok.load(), aggregates * per_aggregate);
+  EXPECT_EQ(failed.load(), 0);
+  jetsource::repository<account> check{store};
+  for (int a = 0; a < aggregates; ++a) {
+    auto l = check.load(fmt::format("acc-{}", a));
+    ASSERT_TRUE(l) << l.error();
+    EXPECT_EQ(l->version, 1u + per_aggregate + 100 / aggregates);
+    EXPECT_EQ(l->state.balance_cents(), per_aggregate + 1000 * (100 / aggregates));
+    // Each thread's commands on this aggregate were applied in the order they were started.
+    std::map<int, std::string> last_by_thread;
+    for (const auto& note : l->state.notes()) {
+      if (note == "rival") continue;
+      int n = std::stoi(note);
+      int t = n / (per_aggregate * aggregates / threads);
+      EXPECT_LT(last_by_thread[t], note) << "out of order on acc-" << a;
+      last_by_thread[t] = note;
+    }
+  }
+}
+
+TEST_F(ExecuteAsyncTest, RejectionsAndInvalidIdsAreReported) {
+  auto store = open_store();
+  jetsource::repository<account> repo{store};
+  ASSERT_TRUE(repo.execute("acc-1", open_account{"ada"}));
+  std::atomic<int> rejected{0};
+  ASSERT_TRUE(
+      repo.execute_async("acc-1", withdraw{5}, [&](jetsource::result<jetsource::executed> r) {
+        if (!r && r.error().is(account_error::insufficient_funds)) ++rejected;
+      }));
+  auto bad = repo.execute_async("bad id", deposit{1, ""}, [](auto) { ADD_FAILURE() << "called"; });
+  ASSERT_FALSE(bad);
+  EXPECT_TRUE(bad.error().is(errc::invalid_id));
+  ASSERT_TRUE(repo.flush());
+  EXPECT_EQ(rejected.load(), 1);
+}
+
+}  // namespace

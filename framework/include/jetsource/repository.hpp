@@ -20,8 +20,12 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -118,7 +122,7 @@ class repository {
     std::optional<loaded<A>> current;
     bool fresh = false;  // read from the stream during this call (not a cached copy)
     for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-      if (!current) current = cache_get(key);
+      if (!current) current = cache_take(key);  // ours while this command runs
       if (!current) {
         auto l = load(id);
         if (!l) return std::move(l).error();
@@ -134,12 +138,18 @@ class repository {
           fresh = true;
           if (*caught) continue;  // it was stale: decide again on the new state
         }
+        executed unchanged{current->version, current->sequence, 0, append_status::appended,
+                           attempt};
+        cache_put(key, std::move(*current));
         if (!d.accepted()) return d.to_error();
-        return executed{current->version, current->sequence, 0, append_status::appended, attempt};
+        return unchanged;
       }
       auto events = std::move(d).events();
       auto body = registry::encode(events);
-      if (!body) return std::move(body).error();
+      if (!body) {
+        cache_put(key, std::move(*current));
+        return std::move(body).error();
+      }
       commit c{.aggregate_type = std::string(A::type_name),
                .aggregate_id = key,
                .expected_sequence = current->sequence,
@@ -155,24 +165,18 @@ class repository {
         // Someone else appended first: back off a little (writers that keep colliding spread
         // out), read what they appended, and decide again.
         backoff(attempt);
-        auto caught = catch_up(id, *current);
-        if (!caught) {
-          cache_erase(key);
-          current.reset();
-        }
+        if (!catch_up(id, *current)) current.reset();
         fresh = true;
         continue;
       }
-      if (r->status == append_status::already_appended) {
-        cache_erase(key);  // an earlier attempt landed; our copy cannot know what followed it
+      if (r->status == append_status::already_appended)  // our copy cannot know what followed
         return executed{r->version, r->sequence, events.size(), r->status, attempt};
-      }
       std::uint64_t old_version = current->version;
       for (const auto& e : events) apply_event(current->state, e);
       current->version = r->version;
       current->sequence = r->sequence;
       maybe_snapshot(id, *current, old_version);
-      cache_put(key, *current);
+      cache_put(key, std::move(*current));
       return executed{r->version, r->sequence, events.size(), r->status, attempt};
     }
     return make_error(errc::conflict, "{} {}: still conflicting after {} attempts", A::type_name,
@@ -181,6 +185,60 @@ class repository {
 
   /// Drops an aggregate from the in-memory cache.
   void forget(std::string_view id) { cache_erase(std::string(id)); }
+
+  using execute_callback = std::function<void(result<executed>)>;
+
+  /// Pipelined execute: decides now and appends without waiting for the ack, so many commands
+  /// (on different aggregates) are in flight at once. `done` receives the outcome exactly once,
+  /// on a library thread (keep it short). Commands on one aggregate run one after the other, in
+  /// call order; conflicts are retried as in execute. An immediate error (invalid id) is
+  /// returned and `done` is not called. The command is copied.
+  template <command_for<A> C>
+  result<void> execute_async(std::string_view id, C command, execute_callback done,
+                             command_context ctx = {}) {
+    auto valid = store_.subject_of(A::type_name, id);
+    if (!valid) return std::move(valid).error();
+    auto job = std::make_shared<async_job>();
+    job->key = std::string(id);
+    job->commit_id = ctx.command_id.empty() ? new_commit_id() : ctx.command_id;
+    job->ctx = std::move(ctx);
+    job->done = std::move(done);
+    job->decide = [command = std::move(command)](const A& a) -> decision<event> {
+      return a.handle(command);
+    };
+    {
+      std::lock_guard lock(async_mutex_);
+      ++async_outstanding_;
+      auto [it, idle] = busy_.try_emplace(job->key);
+      if (!idle) {
+        it->second.push_back(std::move(job));  // runs when the aggregate's current one is done
+        return success();
+      }
+    }
+    run(std::move(job));
+    return success();
+  }
+
+  /// Waits until every execute_async started so far has reported its outcome.
+  result<void> flush(std::chrono::milliseconds timeout = std::chrono::milliseconds{30'000}) {
+    std::unique_lock lock(async_mutex_);
+    if (!async_idle_.wait_for(lock, timeout, [&] { return async_outstanding_ == 0; }))
+      return make_error(errc::timeout, "{} async commands still running after {} ms",
+                        async_outstanding_, timeout.count());
+    return success();
+  }
+
+  repository(const repository&) = delete;
+  repository& operator=(const repository&) = delete;
+  ~repository() {
+    (void)flush(std::chrono::hours{1});
+    {
+      std::lock_guard lock(async_mutex_);
+      stopping_ = true;
+    }
+    worker_wake_.notify_all();
+    if (worker_.joinable()) worker_.join();
+  }
 
  private:
   result<loaded<A>> replay(loaded<A> base, const commit_log& log) {
@@ -249,30 +307,169 @@ class repository {
     }
   }
 
+  // -- pipelined execution ------------------------------------------------------------------
+  struct async_job {
+    std::string key, commit_id;
+    command_context ctx;
+    execute_callback done;
+    std::function<decision<event>(const A&)> decide;
+    std::optional<loaded<A>> current;
+    bool fresh = false;  // current was read from the stream for this job
+    int attempt = 0;
+    std::vector<event> events;  // in flight
+  };
+
+  // Decides and starts the append of a job. May read the stream (a cache miss, a stale copy):
+  // runs on the caller's thread or the worker, never on an ack callback.
+  void run(std::shared_ptr<async_job> job) {
+    while (++job->attempt <= options_.max_attempts) {
+      if (!job->current) job->current = cache_take(job->key);
+      if (!job->current) {
+        auto l = load(job->key);
+        if (!l) return finish(job, std::move(l).error());
+        job->current = std::move(l).value();
+        job->fresh = true;
+      }
+      decision<event> d = job->decide(job->current->state);
+      if (!d.accepted() || d.events().empty()) {
+        if (!job->fresh) {  // decided on a cached copy: make sure it is not stale
+          auto caught = catch_up(job->key, *job->current);
+          if (!caught) return finish(job, std::move(caught).error());
+          job->fresh = true;
+          if (*caught) continue;
+        }
+        keep(job);
+        if (!d.accepted()) return finish(job, d.to_error());
+        return finish(job, executed{job->current->version, job->current->sequence, 0,
+                                    append_status::appended, job->attempt});
+      }
+      job->events = std::move(d).events();
+      auto body = registry::encode(job->events);
+      if (!body) {
+        keep(job);
+        return finish(job, std::move(body).error());
+      }
+      commit c{.aggregate_type = std::string(A::type_name),
+               .aggregate_id = job->key,
+               .expected_sequence = job->current->sequence,
+               .version = job->current->version + job->events.size(),
+               .commit_id = job->commit_id,
+               .event_types = registry::names(job->events),
+               .body = std::move(body).value(),
+               .correlation_id = job->ctx.correlation_id,
+               .causation_id = job->ctx.causation_id};
+      auto started = store_.append_async(
+          std::move(c), [this, job](result<append_result> r) { on_ack(job, std::move(r)); });
+      if (!started) {
+        keep(job);  // nothing was sent: the copy is still right
+        return finish(job, std::move(started).error());
+      }
+      return;
+    }
+    finish(job, make_error(errc::conflict, "{} {}: still conflicting after {} attempts",
+                           A::type_name, job->key, options_.max_attempts));
+  }
+
+  // On the store's ack thread: only in-memory work here; anything that reads goes to the worker.
+  void on_ack(const std::shared_ptr<async_job>& job, result<append_result> r) {
+    if (!r && r.error().is(errc::conflict)) {
+      post([this, job] {
+        backoff(job->attempt);
+        if (!catch_up(job->key, *job->current)) job->current.reset();
+        job->fresh = true;
+        run(job);
+      });
+      return;
+    }
+    if (!r) return finish(job, std::move(r).error());
+    auto n = job->events.size();
+    if (r->status == append_status::already_appended)  // our copy cannot know what followed
+      return finish(job, executed{r->version, r->sequence, n, r->status, job->attempt});
+    auto& cur = *job->current;
+    std::uint64_t old_version = cur.version;
+    for (const auto& e : job->events) apply_event(cur.state, e);
+    cur.version = r->version;
+    cur.sequence = r->sequence;
+    maybe_snapshot(job->key, cur, old_version);
+    keep(job);
+    finish(job, executed{r->version, r->sequence, n, r->status, job->attempt});
+  }
+
+  // Puts a job's (valid) copy of its aggregate back into the cache.
+  void keep(const std::shared_ptr<async_job>& job) {
+    if (job->current) cache_put(job->key, std::move(*job->current));
+    job->current.reset();
+  }
+
+  // Reports a job's outcome, then starts the aggregate's next queued job (on the worker).
+  void finish(const std::shared_ptr<async_job>& job, result<executed> r) {
+    if (job->done) job->done(std::move(r));
+    std::shared_ptr<async_job> next;
+    {
+      std::lock_guard lock(async_mutex_);
+      auto it = busy_.find(job->key);
+      if (it->second.empty()) {
+        busy_.erase(it);
+      } else {
+        next = std::move(it->second.front());
+        it->second.pop_front();
+      }
+    }
+    if (next) post([this, next] { run(next); });
+    std::lock_guard lock(async_mutex_);
+    if (--async_outstanding_ == 0) async_idle_.notify_all();
+  }
+
+  void post(std::function<void()> task) {
+    {
+      std::lock_guard lock(async_mutex_);
+      tasks_.push_back(std::move(task));
+      if (!worker_.joinable()) worker_ = std::thread([this] { work(); });
+    }
+    worker_wake_.notify_one();
+  }
+
+  void work() {
+    std::unique_lock lock(async_mutex_);
+    for (;;) {
+      worker_wake_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
+      if (tasks_.empty()) return;  // stopping, nothing left
+      auto task = std::move(tasks_.front());
+      tasks_.pop_front();
+      lock.unlock();
+      task();
+      lock.lock();
+    }
+  }
+
   // -- bounded LRU of loaded aggregates ------------------------------------------------------
   struct cached {
     loaded<A> value;
     typename std::list<std::string>::iterator lru;
   };
 
-  std::optional<loaded<A>> cache_get(const std::string& key) {
+  // Moves an aggregate out of the cache: a command owns it while it runs (no copy), and puts it
+  // back when its copy is known to be right.
+  std::optional<loaded<A>> cache_take(const std::string& key) {
     std::lock_guard lock(cache_mutex_);
     auto it = cache_.find(key);
     if (it == cache_.end()) return std::nullopt;
-    lru_.splice(lru_.begin(), lru_, it->second.lru);
-    return it->second.value;
+    std::optional<loaded<A>> out{std::move(it->second.value)};
+    lru_.erase(it->second.lru);
+    cache_.erase(it);
+    return out;
   }
-  void cache_put(const std::string& key, const loaded<A>& value) {
+  void cache_put(const std::string& key, loaded<A>&& value) {
     if (options_.cache_capacity == 0) return;
     std::lock_guard lock(cache_mutex_);
     auto it = cache_.find(key);
     if (it != cache_.end()) {
-      it->second.value = value;
+      if (it->second.value.sequence <= value.sequence) it->second.value = std::move(value);
       lru_.splice(lru_.begin(), lru_, it->second.lru);
       return;
     }
     lru_.push_front(key);
-    cache_.emplace(key, cached{value, lru_.begin()});
+    cache_.emplace(key, cached{std::move(value), lru_.begin()});
     if (cache_.size() > options_.cache_capacity) {
       cache_.erase(lru_.back());
       lru_.pop_back();
@@ -295,6 +492,14 @@ class repository {
   std::list<std::string> lru_;
   std::unordered_map<std::string, cached> cache_;
   std::array<std::mutex, 256> stripes_;
+
+  std::mutex async_mutex_;  // guards everything below
+  std::condition_variable async_idle_, worker_wake_;
+  std::size_t async_outstanding_ = 0;
+  std::unordered_map<std::string, std::deque<std::shared_ptr<async_job>>> busy_;
+  std::deque<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  std::thread worker_;
 };
 
 }  // namespace jetsource
