@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include <array>
+#include <mutex>
 
 namespace jetsource {
 namespace {
@@ -95,6 +96,11 @@ result<detail::options_ptr> make_options(const connection_options& o) {
 }  // namespace
 
 result<connection> connection::connect(const connection_options& options) {
+  // nats.c spins on its locks by default; with few cores the spinning thread steals the CPU the
+  // lock holder needs (measured: +15-20% commands/s on 2 cores with spinning off). This only
+  // takes effect when nothing in the process has used nats.c yet.
+  static std::once_flag opened;
+  std::call_once(opened, [] { (void)nats_Open(0); });
   if (options.urls.empty())
     return make_error(errc::invalid_argument,
                       "no server URL given (use runtime::open to embed one)");

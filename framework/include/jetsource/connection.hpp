@@ -50,7 +50,9 @@ namespace detail {
 struct connection_state;
 }
 
-/// One NATS connection with its JetStream context.
+/// One NATS connection with its JetStream context. The first connect initialises nats.c with
+/// lock spinning off (faster on small machines); call nats_Open yourself first to choose
+/// otherwise.
 class connection {
  public:
   /// Connects; errc::unreachable when no server answers.
