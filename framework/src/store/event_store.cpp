@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 #include <exception>
+#include <iterator>
 #include <random>
 #include <string>
 #include <string_view>
@@ -37,9 +38,23 @@ std::string new_commit_id() {
     std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
     return std::mt19937_64(seq);
   }();
-  std::uniform_int_distribution<std::size_t> digit(0, alphabet.size() - 1);
+  // 22 base-62 digits (~131 bits) from three 64-bit draws: 10, 10 and 2 digits per draw, each
+  // draw reduced by rejection so every digit stays uniform.
+  constexpr std::uint64_t limit = 839299365868340224ULL;  // 62^10: largest multiple below 2^64
+  auto draw = [&] {
+    std::uint64_t x;
+    do x = rng();
+    while (x >= limit * (UINT64_MAX / limit));
+    return x % limit;
+  };
   std::string id(22, '0');
-  for (auto& c : id) c = alphabet[digit(rng)];
+  for (std::size_t i = 0; i < id.size();) {
+    std::uint64_t x = draw();
+    for (int k = 0; k < 10 && i < id.size(); ++k, ++i) {
+      id[i] = alphabet[x % 62];
+      x /= 62;
+    }
+  }
   return id;
 }
 
@@ -113,8 +128,8 @@ store_state::~store_state() {
     if (!in_ack_handler)
       async->changed.wait_for(lock, deadline, [this] { return async->in_flight == 0; });
     std::vector<async_core::pending> orphans;
-    for (auto& [id, p] : async->by_id) orphans.push_back(std::move(p));
-    async->by_id.clear();
+    for (auto& [m, p] : async->by_msg) orphans.push_back(std::move(p));
+    async->by_msg.clear();
     bool leftovers = async->in_flight > 0;
     lock.unlock();
     js_async.reset();
@@ -150,7 +165,8 @@ result<std::uint64_t> parse_u64(std::string_view s) {
   return v;
 }
 
-// RFC 3339, UTC, microseconds: 2026-11-22T11:28:57.123456Z
+// RFC 3339, UTC, microseconds: 2026-11-22T11:28:57.123456Z. The date-and-seconds part is
+// formatted once per second per thread.
 std::string timestamp_now() {
   auto now = std::chrono::system_clock::now();
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
@@ -160,10 +176,20 @@ std::string timestamp_now() {
     frac += 1'000'000;
     --secs;
   }
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+  thread_local std::time_t cached_secs = -1;
+  thread_local std::string prefix;  // "2026-11-22T11:28:57."
+  if (secs != cached_secs) {
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    prefix = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.", tm.tm_year + 1900, tm.tm_mon + 1,
+                         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_secs = secs;
+  }
+  std::string out;
+  out.reserve(prefix.size() + 7);
+  out += prefix;
+  fmt::format_to(std::back_inserter(out), "{:06}Z", frac);
+  return out;
 }
 
 // A header value must not break the header block (no CR/LF or other control characters).
@@ -599,7 +625,8 @@ result<void> publish_async(store_state& st, msg_ptr msg, const std::string& id,
                           std::chrono::duration_cast<std::chrono::milliseconds>(patience).count());
     }
     ++core.in_flight;
-    core.by_id.emplace(id, std::move(p));
+    p.commit_id = id;
+    core.by_msg.emplace(msg.get(), std::move(p));
   }
   jsPubOptions po;
   jsPubOptions_Init(&po);
@@ -610,7 +637,7 @@ result<void> publish_async(store_state& st, msg_ptr msg, const std::string& id,
   msg.reset(raw);  // still ours: nats.c did not take it
   std::lock_guard lock(core.mutex);
   // No ack handler runs for a refused publish: take back the entry we registered.
-  if (auto it = core.by_id.find(id); it != core.by_id.end()) core.by_id.erase(it);
+  core.by_msg.erase(raw);
   --core.in_flight;
   core.changed.notify_all();
   return nats_error(s, fmt::format("append to {}", subject));
@@ -624,13 +651,12 @@ result<void> publish_async(store_state& st, msg_ptr msg, const std::string& id,
 void on_async_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
   msg_ptr owned(msg);
   auto* core = static_cast<detail::async_core*>(closure);
-  std::string id = msg ? header(msg, detail::hdr_msg_id) : std::string();
   std::optional<detail::async_core::pending> p;
   {
     std::lock_guard lock(core->mutex);
-    if (auto it = core->by_id.find(id); it != core->by_id.end()) {
+    if (auto it = core->by_msg.find(msg); it != core->by_msg.end()) {
       p = std::move(it->second);
-      core->by_id.erase(it);
+      core->by_msg.erase(it);
     }
   }
   if (!p) return;  // not one of ours (or handed to its caller when the store closed)
@@ -640,7 +666,7 @@ void on_async_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* cl
     if (pa) {
       r = append_result{pa->Sequence, p->version,
                         pa->Duplicate ? append_status::already_appended : append_status::appended,
-                        id};
+                        p->commit_id};
     } else {
       natsStatus s = pae ? pae->Err : NATS_ERR;
       jsErrCode code = pae ? pae->ErrCode : static_cast<jsErrCode>(0);

@@ -40,21 +40,22 @@ inline constexpr std::string_view description_prefix = "jetsource event store; p
 /// Snapshot subjects: jetsource-snapshots.<stream>.<Type>.<id>.
 inline constexpr std::string_view snapshot_subject_root = "jetsource-snapshots";
 
-/// Bookkeeping of async appends: a bounded number in flight, each mapped by its Nats-Msg-Id to
-/// the callback that reports its outcome. Lives on the heap at a stable address: nats.c's ack
-/// handler gets a raw pointer to it.
+/// Bookkeeping of async appends: a bounded number in flight, each mapped by its message (nats.c
+/// hands the same natsMsg* back to the ack handler) to the callback that reports its outcome. Lives
+/// on the heap at a stable address: nats.c's ack handler gets a raw pointer to it.
 struct async_core {
   struct pending {
     event_store::append_callback done;  // empty: an internal publish (snapshot), only logged
     std::uint64_t version = 0;
     std::string subject;
+    std::string commit_id;
   };
 
   std::mutex mutex;
   std::condition_variable changed;  // in_flight went down
   std::size_t in_flight = 0;        // accepted, callback not yet returned
   std::size_t max_in_flight = 1;
-  std::unordered_multimap<std::string, pending> by_id;  // Nats-Msg-Id -> callback
+  std::unordered_map<const natsMsg*, pending> by_msg;  // in flight -> callback
 };
 
 /// The state behind an event_store (shared by its copies).
