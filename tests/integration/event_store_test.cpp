@@ -457,6 +457,15 @@ TEST_F(EventStoreTest, ReopenWithSameConfigSucceedsAndOtherPartitionsMismatch) {
   ASSERT_FALSE(replicas);
   EXPECT_TRUE(replicas.error().is(errc::stream_config_mismatch)) << replicas.error();
   EXPECT_NE(replicas.error().message.find("replicas 1 (want 3)"), std::string::npos);
+  auto window = event_store::open(*conn_, {.stream = "TEST",
+                                           .subject_prefix = "test",
+                                           .partitions = 16,
+                                           .duplicate_window = std::chrono::seconds{30}});
+  ASSERT_FALSE(window);
+  EXPECT_TRUE(window.error().is(errc::stream_config_mismatch)) << window.error();
+  EXPECT_NE(window.error().message.find("duplicate window 120000 ms (want 30000 ms)"),
+            std::string::npos)
+      << window.error();
 }
 
 TEST_F(EventStoreTest, StreamMadeByHandWithOtherSettingsIsReportedNotChanged) {

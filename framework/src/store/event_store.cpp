@@ -518,6 +518,7 @@ struct stream_spec {
   bool immutable = true;  // deny delete + deny purge, no limits
   std::int64_t max_per_subject = -1;
   std::optional<std::uint32_t> partitions;
+  std::optional<std::int64_t> duplicates_ns;  // the Nats-Msg-Id window retries rely on
 };
 
 std::vector<std::string> differences(const jsStreamConfig& have, const stream_spec& want) {
@@ -546,6 +547,9 @@ std::vector<std::string> differences(const jsStreamConfig& have, const stream_sp
     d.push_back(fmt::format("max_msgs_per_subject {} (want {})", have.MaxMsgsPerSubject,
                             want.max_per_subject));
   }
+  if (want.duplicates_ns && have.Duplicates != *want.duplicates_ns)
+    d.push_back(fmt::format("duplicate window {} ms (want {} ms)", have.Duplicates / 1'000'000,
+                            *want.duplicates_ns / 1'000'000));
   if (want.partitions) {
     std::string_view desc = have.Description ? have.Description : "";
     std::optional<std::uint64_t> p;
@@ -787,7 +791,9 @@ result<event_store> event_store::open(const connection& conn, store_options opti
   cfg.AllowDirect = true;
   cfg.Replicas = o.replicas;
   cfg.Duplicates = std::chrono::duration_cast<std::chrono::nanoseconds>(o.duplicate_window).count();
-  if (auto r = ensure_stream(st->js.get(), cfg, {subject, o.replicas, true, -1, o.partitions}); !r)
+  if (auto r = ensure_stream(st->js.get(), cfg,
+                             {subject, o.replicas, true, -1, o.partitions, cfg.Duplicates});
+      !r)
     return std::move(r).error();
 
   // The snapshot stream: one (disposable) message per aggregate.
