@@ -41,23 +41,30 @@ inline cereal::JSONOutputArchive::Options compact_json() {
 }
 
 // cereal's JSON writer is always a rapidjson PrettyWriter: even with NoIndent it writes a
-// newline before every value and ": " after every key. The wire format is compact JSON, so
-// what cereal wrote is re-parsed and written again without any whitespace (rapidjson keeps the
-// member order and the string bytes, embedded NULs included).
-#if defined(CEREAL_RAPIDJSON_NAMESPACE)
-namespace rapidjson_ns = CEREAL_RAPIDJSON_NAMESPACE;
-#else
-namespace rapidjson_ns = RAPIDJSON_NAMESPACE;
-#endif
-
-inline std::string compact(const std::string& json) {
-  rapidjson_ns::Document doc;
-  doc.Parse(json.data(), json.size());
-  if (doc.HasParseError()) throw cereal::Exception("cereal wrote unparsable JSON");
-  rapidjson_ns::StringBuffer buffer;
-  rapidjson_ns::Writer<rapidjson_ns::StringBuffer> writer(buffer);
-  doc.Accept(writer);
-  return std::string(buffer.GetString(), buffer.GetSize());
+// newline before every value and ": " after every key. The wire format is compact JSON, so that
+// whitespace is dropped: outside strings it is insignificant, and inside strings a newline is
+// always escaped, so only spaces within strings must be kept. (A linear scan: re-parsing with
+// rapidjson cost 3.4 us per commit, twice cereal's own encoding.)
+inline std::string compact(std::string json) {
+  std::size_t out = 0;
+  bool in_string = false, escaped = false;
+  for (char c : json) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+      continue;
+    } else if (c == '"') {
+      in_string = true;
+    }
+    json[out++] = c;
+  }
+  json.resize(out);
+  return json;
 }
 
 /// Serialises `value` as the JSON object {"<name>": value} (cereal needs a named root).
