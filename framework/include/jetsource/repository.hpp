@@ -261,6 +261,9 @@ class repository {
     if (base.sequence != log.head.sequence)
       return make_error(errc::internal, "{}: read stopped at sequence {} before head {}",
                         A::type_name, base.sequence, log.head.sequence);
+    if (log.head.sequence != 0 && base.version != log.head.version)
+      return make_error(errc::decode_failed, "{}: replay reached version {}, the head says {}",
+                        A::type_name, base.version, log.head.version);
     return base;
   }
 
