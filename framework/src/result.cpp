@@ -37,6 +37,8 @@ std::string_view to_string(errc code) noexcept {
       return "io";
     case errc::internal:
       return "internal";
+    case errc::busy:
+      return "busy";
   }
   return "unknown";
 }

@@ -17,8 +17,10 @@ TEST(AccountTest, OpensWithInitialDepositInOneDecision) {
 }
 
 TEST(AccountTest, CannotOpenTwice) {
-  aggregate_test<account>{}.given(account_opened{"ada"}).when(open_account{"bob"}).then_expect_error(
-      account_error::already_open);
+  aggregate_test<account>{}
+      .given(account_opened{"ada"})
+      .when(open_account{"bob"})
+      .then_expect_error(account_error::already_open);
 }
 
 TEST(AccountTest, CannotOverdraw) {
@@ -52,10 +54,14 @@ TEST(AccountTest, DepositNeedsAnOpenAccount) {
 }
 
 TEST(AccountTest, RejectsNonPositiveAmounts) {
-  aggregate_test<account>{}.given(account_opened{"ada"}).when(deposit{0, ""}).then_expect_error(
-      account_error::invalid_amount);
-  aggregate_test<account>{}.given(account_opened{"ada"}).when(withdraw{-1}).then_expect_error(
-      account_error::invalid_amount);
+  aggregate_test<account>{}
+      .given(account_opened{"ada"})
+      .when(deposit{0, ""})
+      .then_expect_error(account_error::invalid_amount);
+  aggregate_test<account>{}
+      .given(account_opened{"ada"})
+      .when(withdraw{-1})
+      .then_expect_error(account_error::invalid_amount);
 }
 
 TEST(DecisionTest, RejectionCarriesTheDomainErrorAndReason) {

@@ -44,6 +44,7 @@ enum class errc {
   not_found,               ///< the thing asked for does not exist
   io,                      ///< local I/O (files, processes)
   internal,                ///< a bug or an unexpected library state
+  busy,                    ///< a resource is locked right now (SQLite busy): retry with backoff
 };
 
 /// The stable name of an error code, e.g. "conflict".
