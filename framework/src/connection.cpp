@@ -12,8 +12,9 @@
 namespace jetsource {
 namespace {
 
-void on_disconnected(natsConnection*, void*) {
-  detail::log()->warn("NATS disconnected; reconnecting");
+void on_disconnected(natsConnection* nc, void* closing) {
+  if (!static_cast<std::atomic<bool>*>(closing)->load() && !natsConnection_IsClosed(nc))
+    detail::log()->warn("NATS disconnected; reconnecting");
 }
 void on_reconnected(natsConnection* nc, void*) {
   std::array<char, 256> url{};
@@ -34,7 +35,7 @@ result<void> check(natsStatus s, std::string_view what) {
   return e;
 }
 
-result<detail::options_ptr> make_options(const connection_options& o) {
+result<detail::options_ptr> make_options(const connection_options& o, std::atomic<bool>* closing) {
   natsOptions* raw = nullptr;
   if (auto s = natsOptions_Create(&raw); s != NATS_OK) return detail::nats_error(s, "nats options");
   detail::options_ptr opts(raw);
@@ -86,7 +87,7 @@ result<detail::options_ptr> make_options(const connection_options& o) {
                         "retry on failed connect"));
   }
   JETSOURCE_TRY(check(natsOptions_SetSendAsap(p, o.send_asap), "send asap"));
-  JETSOURCE_TRY(check(natsOptions_SetDisconnectedCB(p, on_disconnected, nullptr), "callbacks"));
+  JETSOURCE_TRY(check(natsOptions_SetDisconnectedCB(p, on_disconnected, closing), "callbacks"));
   JETSOURCE_TRY(check(natsOptions_SetReconnectedCB(p, on_reconnected, nullptr), "callbacks"));
   JETSOURCE_TRY(check(natsOptions_SetClosedCB(p, on_closed, nullptr), "callbacks"));
   JETSOURCE_TRY(check(natsOptions_SetErrorHandler(p, on_error, nullptr), "callbacks"));
@@ -106,7 +107,7 @@ result<connection> connection::connect(const connection_options& options) {
                       "no server URL given (use runtime::open to embed one)");
   auto state = std::make_shared<detail::connection_state>();
   state->options = options;
-  JETSOURCE_TRY(opts, make_options(options));
+  JETSOURCE_TRY(opts, make_options(options, &state->closing));
   state->opts = std::move(opts);
   natsConnection* nc = nullptr;
   if (auto s = natsConnection_Connect(&nc, state->opts.get()); s != NATS_OK) {
