@@ -567,6 +567,27 @@ std::vector<std::string> differences(const jsStreamConfig& have, const stream_sp
 }
 
 // Creates the stream, or verifies the existing one (never changes it).
+// A file-storage stream with limits retention and no limits, direct gets allowed. The strings
+// must outlive the returned config.
+jsStreamConfig file_stream(const std::string& name, const std::string& description,
+                           const char* (&subjects)[1], int replicas) {
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = name.c_str();
+  cfg.Description = description.c_str();
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.Retention = js_LimitsPolicy;
+  cfg.MaxMsgs = -1;
+  cfg.MaxBytes = -1;
+  cfg.MaxAge = 0;
+  cfg.MaxMsgsPerSubject = -1;
+  cfg.AllowDirect = true;
+  cfg.Replicas = replicas;
+  return cfg;
+}
+
 result<void> ensure_stream(jsCtx* js, jsStreamConfig& cfg, const stream_spec& spec) {
   const std::string name = cfg.Name;
   jsStreamInfo* raw = nullptr;
@@ -774,22 +795,9 @@ result<event_store> event_store::open(const connection& conn, store_options opti
   const std::string subject = o.subject_prefix + ".>";
   const std::string description = fmt::format("{}{}", detail::description_prefix, o.partitions);
   const char* subjects[] = {subject.c_str()};
-  jsStreamConfig cfg;
-  jsStreamConfig_Init(&cfg);
-  cfg.Name = o.stream.c_str();
-  cfg.Description = description.c_str();
-  cfg.Subjects = subjects;
-  cfg.SubjectsLen = 1;
-  cfg.Storage = js_FileStorage;
-  cfg.Retention = js_LimitsPolicy;
-  cfg.MaxMsgs = -1;
-  cfg.MaxBytes = -1;
-  cfg.MaxAge = 0;
-  cfg.MaxMsgsPerSubject = -1;
+  jsStreamConfig cfg = file_stream(o.stream, description, subjects, o.replicas);
   cfg.DenyDelete = true;
   cfg.DenyPurge = true;
-  cfg.AllowDirect = true;
-  cfg.Replicas = o.replicas;
   cfg.Duplicates = std::chrono::duration_cast<std::chrono::nanoseconds>(o.duplicate_window).count();
   if (auto r = ensure_stream(st->js.get(), cfg,
                              {subject, o.replicas, true, -1, o.partitions, cfg.Duplicates});
@@ -801,20 +809,9 @@ result<event_store> event_store::open(const connection& conn, store_options opti
   const std::string snap_description =
       fmt::format("jetsource snapshots of stream {} (disposable)", o.stream);
   const char* snap_subjects[] = {snap_subject.c_str()};
-  jsStreamConfig scfg;
-  jsStreamConfig_Init(&scfg);
-  scfg.Name = st->snapshot_stream.c_str();
-  scfg.Description = snap_description.c_str();
-  scfg.Subjects = snap_subjects;
-  scfg.SubjectsLen = 1;
-  scfg.Storage = js_FileStorage;
-  scfg.Retention = js_LimitsPolicy;
-  scfg.MaxMsgs = -1;
-  scfg.MaxBytes = -1;
-  scfg.MaxAge = 0;
+  jsStreamConfig scfg =
+      file_stream(st->snapshot_stream, snap_description, snap_subjects, o.replicas);
   scfg.MaxMsgsPerSubject = 1;
-  scfg.AllowDirect = true;
-  scfg.Replicas = o.replicas;
   if (auto r = ensure_stream(st->js.get(), scfg, {snap_subject, o.replicas, false, 1, {}}); !r)
     return std::move(r).error();
 
