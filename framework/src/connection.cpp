@@ -12,9 +12,8 @@
 namespace jetsource {
 namespace {
 
-void on_disconnected(natsConnection* nc, void* closing) {
-  if (!static_cast<std::atomic<bool>*>(closing)->load() && !natsConnection_IsClosed(nc))
-    detail::log()->warn("NATS disconnected; reconnecting");
+void on_disconnected(natsConnection*, void*) {
+  detail::log()->warn("NATS disconnected; reconnecting");
 }
 void on_reconnected(natsConnection* nc, void*) {
   std::array<char, 256> url{};
@@ -35,7 +34,7 @@ result<void> check(natsStatus s, std::string_view what) {
   return e;
 }
 
-result<detail::options_ptr> make_options(const connection_options& o, std::atomic<bool>* closing) {
+result<detail::options_ptr> make_options(const connection_options& o) {
   natsOptions* raw = nullptr;
   if (auto s = natsOptions_Create(&raw); s != NATS_OK) return detail::nats_error(s, "nats options");
   detail::options_ptr opts(raw);
@@ -87,7 +86,7 @@ result<detail::options_ptr> make_options(const connection_options& o, std::atomi
                         "retry on failed connect"));
   }
   JETSOURCE_TRY(check(natsOptions_SetSendAsap(p, o.send_asap), "send asap"));
-  JETSOURCE_TRY(check(natsOptions_SetDisconnectedCB(p, on_disconnected, closing), "callbacks"));
+  JETSOURCE_TRY(check(natsOptions_SetDisconnectedCB(p, on_disconnected, nullptr), "callbacks"));
   JETSOURCE_TRY(check(natsOptions_SetReconnectedCB(p, on_reconnected, nullptr), "callbacks"));
   JETSOURCE_TRY(check(natsOptions_SetClosedCB(p, on_closed, nullptr), "callbacks"));
   JETSOURCE_TRY(check(natsOptions_SetErrorHandler(p, on_error, nullptr), "callbacks"));
@@ -107,7 +106,7 @@ result<connection> connection::connect(const connection_options& options) {
                       "no server URL given (use runtime::open to embed one)");
   auto state = std::make_shared<detail::connection_state>();
   state->options = options;
-  JETSOURCE_TRY(opts, make_options(options, &state->closing));
+  JETSOURCE_TRY(opts, make_options(options));
   state->opts = std::move(opts);
   natsConnection* nc = nullptr;
   if (auto s = natsConnection_Connect(&nc, state->opts.get()); s != NATS_OK) {

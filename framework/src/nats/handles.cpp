@@ -49,7 +49,6 @@ std::string header(natsMsg* m, const char* name) {
 
 connection_state::~connection_state() {
   js.reset();
-  closing = true;
   if (nc) natsConnection_Close(nc.get());
   nc.reset();
   opts.reset();

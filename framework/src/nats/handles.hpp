@@ -6,7 +6,6 @@
 
 #include <nats/nats.h>
 
-#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -49,8 +48,7 @@ struct connection_state {
   connection_options options;
   options_ptr opts;
   connection_ptr nc;
-  js_ptr js;                         // for API requests and sync publishes (no async handlers)
-  std::atomic<bool> closing{false};  // set before a deliberate close: no "reconnecting" warning
+  js_ptr js;  // for API requests and sync publishes (no async handlers)
 
   ~connection_state();
 };
