@@ -12,8 +12,10 @@
 namespace jetsource {
 namespace {
 
-void on_disconnected(natsConnection*, void*) {
-  detail::log()->warn("NATS disconnected; reconnecting");
+void on_disconnected(natsConnection* nc, void*) {
+  // nats.c also reports a deliberate close here, usually already marked closed (not always:
+  // the callback runs on its own thread, so a close can still log this once).
+  if (!natsConnection_IsClosed(nc)) detail::log()->warn("NATS disconnected; reconnecting");
 }
 void on_reconnected(natsConnection* nc, void*) {
   std::array<char, 256> url{};
