@@ -5,6 +5,7 @@
 #include <jetsource/result.hpp>
 
 #include <cereal/archives/json.hpp>
+#include <jetsource/detail/json_reader.hpp>
 
 #include <exception>
 #include <span>
@@ -86,8 +87,7 @@ result<std::string> to_json(const char* name, const T& value) {
 template <class T>
 result<T> from_json(const char* name, std::string_view json) {
   try {
-    std::istringstream is{std::string(json)};
-    cereal::JSONInputArchive ar(is);
+    json_reader ar(json);
     T value{};
     ar(cereal::make_nvp(name, value));
     return value;
@@ -152,8 +152,7 @@ class registry<std::variant<Es...>> {
   static result<std::vector<variant>> decode(std::string_view body) {
     std::vector<variant> out;
     try {
-      std::istringstream is{std::string(body)};
-      cereal::JSONInputArchive ar(is);
+      json_reader ar(body);
       ar.setNextName("events");
       ar.startNode();
       cereal::size_type n = 0;
@@ -178,8 +177,7 @@ class registry<std::variant<Es...>> {
 
  private:
   template <std::size_t I>
-  static result<variant> decode_one(std::string_view type, int version,
-                                    cereal::JSONInputArchive& ar) {
+  static result<variant> decode_one(std::string_view type, int version, json_reader& ar) {
     if constexpr (I == sizeof...(Es)) {
       return make_error(errc::unknown_event_type, "unknown event type '{}'", type);
     } else {
@@ -194,7 +192,7 @@ class registry<std::variant<Es...>> {
   }
 
   template <class E>
-  static result<E> decode_as(int version, cereal::JSONInputArchive& ar) {
+  static result<E> decode_as(int version, json_reader& ar) {
     if (version == schema_version_of<E>()) {
       E e{};
       ar(cereal::make_nvp("data", e));
