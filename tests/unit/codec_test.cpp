@@ -156,6 +156,15 @@ TEST(CodecTest, DecodesEscapedUnicodeAsOtherWritersProduceIt) {
             "ordre-\xC3\xA9 \xE6\x97\xA5 \xF0\x9F\x99\x82 \"q\" \\ /");
 }
 
+TEST(CodecTest, EmbeddedNulSurvivesARoundTrip) {
+  const std::string with_nul("a\0b", 3);
+  const std::string body = encode({account_opened{with_nul}});
+  EXPECT_EQ(body, R"({"events":[{"type":"AccountOpened","v":1,"data":{"owner":"a\u0000b"}}]})");
+  auto events = decode(body);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(std::get<account_opened>(events[0]).owner, with_nul);
+}
+
 TEST(SnapshotCodecTest, RoundTripsAggregateState) {
   account a;
   a.apply(account_opened{tricky});
