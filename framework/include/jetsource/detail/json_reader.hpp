@@ -117,6 +117,11 @@ class json_reader : public cereal::InputArchive<json_reader>, public cereal::tra
 
 // cereal glue: names, sizes and plain values load directly; anything else is a node.
 template <class T>
+concept json_node = !std::is_arithmetic_v<T> &&
+                    !cereal::traits::has_minimal_base_class_serialization<
+                        T, cereal::traits::has_minimal_input_serialization, json_reader>::value &&
+                    !cereal::traits::has_minimal_input_serialization<T, json_reader>::value;
+template <class T>
 void prologue(json_reader&, const cereal::NameValuePair<T>&) {}
 template <class T>
 void epilogue(json_reader&, const cereal::NameValuePair<T>&) {}
@@ -134,20 +139,12 @@ template <class C, class A>
 void prologue(json_reader&, const std::basic_string<char, C, A>&) {}
 template <class C, class A>
 void epilogue(json_reader&, const std::basic_string<char, C, A>&) {}
-template <class T>
-requires(!std::is_arithmetic_v<T> &&
-         !cereal::traits::has_minimal_base_class_serialization<
-             T, cereal::traits::has_minimal_input_serialization, json_reader>::value &&
-         !cereal::traits::has_minimal_input_serialization<
-             T, json_reader>::value) void prologue(json_reader& ar, const T&) {
+template <json_node T>
+void prologue(json_reader& ar, const T&) {
   ar.startNode();
 }
-template <class T>
-requires(!std::is_arithmetic_v<T> &&
-         !cereal::traits::has_minimal_base_class_serialization<
-             T, cereal::traits::has_minimal_input_serialization, json_reader>::value &&
-         !cereal::traits::has_minimal_input_serialization<
-             T, json_reader>::value) void epilogue(json_reader& ar, const T&) {
+template <json_node T>
+void epilogue(json_reader& ar, const T&) {
   ar.finishNode();
 }
 
@@ -169,9 +166,13 @@ inline void CEREAL_LOAD_FUNCTION_NAME(json_reader& ar, std::nullptr_t& t) {
 }
 template <class C, class A>
 void CEREAL_LOAD_FUNCTION_NAME(json_reader& ar, std::basic_string<char, C, A>& s) {
-  std::string tmp;
-  ar.loadValue(tmp);
-  s.assign(tmp.begin(), tmp.end());
+  if constexpr (std::is_same_v<std::basic_string<char, C, A>, std::string>) {
+    ar.loadValue(s);  // straight into the field: no temporary on the decode path
+  } else {
+    std::string tmp;
+    ar.loadValue(tmp);
+    s.assign(tmp.begin(), tmp.end());
+  }
 }
 
 }  // namespace jetsource::detail
