@@ -218,14 +218,7 @@ void run_append(const env& e, bool async) {
         raw = raw_sync(e, g.name(), events, body);
       }
     };
-    // Alternate which goes first: the machine's noise and the server's warm-up hit both.
-    if (run % 2 == 0) {
-      do_raw();
-      do_js();
-    } else {
-      do_js();
-      do_raw();
-    }
+    alternate(run, do_raw, do_js);
     note("{} run {}: jetsource {:.0f}/s, raw {:.0f}/s", scenario, run + 1, j.events_per_s,
          raw.events_per_s);
     js_rates.push_back(j.events_per_s);

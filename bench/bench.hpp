@@ -67,6 +67,19 @@ T must(jetsource::result<T> r, std::string_view what) {
 }
 
 using clock_type = std::chrono::steady_clock;
+/// Runs both measurements of a run, alternating which goes first (the machine's noise and the
+/// server's warm-up then hit both sides alike).
+template <class Raw, class Js>
+void alternate(int run, Raw&& raw, Js&& js) {
+  if (run % 2 == 0) {
+    raw();
+    js();
+  } else {
+    js();
+    raw();
+  }
+}
+
 inline double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }

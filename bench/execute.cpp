@@ -165,13 +165,7 @@ void run_execute(const env& e) {
       sync_rates.push_back(raw_sync_threads(e, g.name(), sync_events, err));
       sync_errors += err;
     };
-    if (run % 2 == 0) {
-      do_raw();
-      do_js();
-    } else {
-      do_js();
-      do_raw();
-    }
+    alternate(run, do_raw, do_js);
     note(
         "execute run {}: jetsource {:.0f} commands/s ({:.0f}/s pipelined), raw async {:.0f} "
         "events/s",
