@@ -96,6 +96,30 @@ result<T> from_json(const char* name, std::string_view json) {
   }
 }
 
+/// Reads the "data" member of the current event node as E, written with schema `version`;
+/// older versions go up E's upcast chain (E::previous, E::upcast).
+template <class E>
+result<E> decode_event(int version, json_reader& ar) {
+  if (version == schema_version_of<E>()) {
+    E e{};
+    ar(cereal::make_nvp("data", e));
+    return e;
+  }
+  if constexpr (upcastable<E>) {
+    using P = typename E::previous;
+    static_assert(P::type_name == E::type_name, "an upcast keeps the event's type_name");
+    static_assert(schema_version_of<P>() < schema_version_of<E>(),
+                  "previous must have a lower schema_version");
+    if (version < schema_version_of<E>()) {
+      auto old = decode_event<P>(version, ar);
+      if (!old) return std::move(old).error();
+      return E::upcast(old.value());
+    }
+  }
+  return make_error(errc::unknown_event_type, "event type '{}' has no schema version {}",
+                    E::type_name, version);
+}
+
 template <class V>
 class registry;
 
@@ -183,34 +207,12 @@ class registry<std::variant<Es...>> {
     } else {
       using E = std::variant_alternative_t<I, variant>;
       if (type != E::type_name) return decode_one<I + 1>(type, version, ar);
-      auto e = decode_as<E>(version, ar);
+      auto e = decode_event<E>(version, ar);
       if (!e)
         return make_error(e.error().code, "{} (current schema version {})", e.error().message,
                           schema_version_of<E>());
       return variant{std::in_place_index<I>, std::move(e).value()};
     }
-  }
-
-  template <class E>
-  static result<E> decode_as(int version, json_reader& ar) {
-    if (version == schema_version_of<E>()) {
-      E e{};
-      ar(cereal::make_nvp("data", e));
-      return e;
-    }
-    if constexpr (upcastable<E>) {
-      using P = typename E::previous;
-      static_assert(P::type_name == E::type_name, "an upcast keeps the event's type_name");
-      static_assert(schema_version_of<P>() < schema_version_of<E>(),
-                    "previous must have a lower schema_version");
-      if (version < schema_version_of<E>()) {
-        auto old = decode_as<P>(version, ar);
-        if (!old) return std::move(old).error();
-        return E::upcast(old.value());
-      }
-    }
-    return make_error(errc::unknown_event_type, "event type '{}' has no schema version {}",
-                      E::type_name, version);
   }
 };
 
