@@ -14,7 +14,12 @@ CREATE TABLE projection_state (
                                                -- commit in parallel, so lower sequences of other
                                                -- aggregates may still be in flight (the resume
                                                -- point is the consumer's ack floor + dedup)
+  applied_sequence INTEGER NOT NULL DEFAULT 0, -- every message of the consumer at or below it
+                                               -- is committed here (or dead-lettered): the
+                                               -- read-your-writes mark and the resume point
+                                               -- when the consumer has to be recreated
   events_applied INTEGER NOT NULL DEFAULT 0,   -- events committed, skipped (unhandled) ones too
+  events_per_s   REAL    NOT NULL DEFAULT 0,   -- recent apply rate, written by the projector
   status         TEXT    NOT NULL DEFAULT 'live'
                  CHECK (status IN ('live', 'rebuilding', 'stopped')), -- what it is doing
   updated_at     TEXT    NOT NULL              -- UTC ISO 8601 of the last commit that touched it

@@ -43,13 +43,17 @@ std::vector<std::string> embedded_databases();
 
 /// Brings `db` up to date: creates `schema_migrations` when missing, then applies every
 /// migration not recorded there, in order, each in its own transaction together with its row
-/// (version, name, checksum, applied_at). Returns the numbers applied now (empty when the
+/// (set, version, name, checksum, applied_at). Returns the numbers applied now (empty when the
 /// database was up to date). Stops, with nothing of the failing migration kept, on:
 /// - a list that is not 1..N without gaps or duplicates (errc::invalid_argument);
 /// - an applied migration whose checksum differs from the list's (errc::invalid_argument,
 ///   naming the file and both checksums), or one the list does not have (a newer binary ran);
 /// - a migration that fails (its error, prefixed with the file name).
-result<std::vector<int>> apply(sqlite::database& db, const std::vector<migration>& list);
+///
+/// Several sets of migrations can live in one database, each numbered from 1: `set` names this
+/// one (a projection database holds the "jetsource" set and the read model's own).
+result<std::vector<int>> apply(sqlite::database& db, const std::vector<migration>& list,
+                               std::string_view set = "");
 
 namespace detail {
 /// Called by the code jetsource_embed_migrations generates, during static initialisation.

@@ -1,0 +1,120 @@
+// detail: applying commit messages to a projection's database: dedup (last applied version per
+// aggregate), version-gap holding, dead letters, group commit. No NATS here: the projector's
+// workers feed it messages from the stream, the testing helper feeds it encoded commits.
+//
+// One applier per worker thread; an aggregate always goes to the same applier, so the cached
+// versions and parked aggregates it keeps are authoritative for the aggregates it sees.
+#pragma once
+
+#include <jetsource/projection.hpp>
+#include <jetsource/result.hpp>
+#include <jetsource/sqlite.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace jetsource::detail {
+
+/// One commit message as it arrived. The views point into storage `owner` keeps alive (the
+/// natsMsg, or strings for the testing helper and dead-letter retries).
+struct envelope {
+  std::uint64_t sequence = 0;  ///< stream sequence
+  std::string_view subject;
+  std::string_view aggregate_type, aggregate_id;
+  std::uint64_t version = 0;        ///< Es-Version: the aggregate's version after this commit
+  std::uint64_t first_version = 0;  ///< version of its first event
+  std::string_view event_types;     ///< Es-Events
+  std::string_view msg_id;          ///< Nats-Msg-Id
+  std::string_view body;
+  std::string malformed;  ///< non-empty: the headers do not describe a commit (poison)
+  std::string reply;      ///< where to ack (empty when not from a consumer)
+  std::unique_ptr<void, void (*)(void*)> owner{nullptr, [](void*) {}};
+};
+
+/// Fills the commit fields of `e` from its headers (Es-Version, Es-Events, ...), setting
+/// `malformed` when they do not add up; type and id fall back to the subject's tokens.
+void describe(envelope& e, std::string_view type_header, std::string_view id_header,
+              std::string_view version_header);
+
+/// What one group commit did.
+struct batch_outcome {
+  std::vector<envelope> done;  ///< committed (applied, duplicate or dead-lettered): ack these
+  std::uint64_t events = 0;    ///< events applied (skipped types included)
+  std::uint64_t messages = 0;  ///< messages applied
+  std::uint64_t dead_lettered = 0;
+  std::uint64_t dropped = 0;  ///< held copies replaced by a redelivery of the same message
+};
+
+/// Transient: worth retrying the whole batch after a backoff (SQLite busy, I/O, a full disk).
+bool is_transient(const error& e) noexcept;
+
+class applier {
+ public:
+  /// `projection_name` names the projection_state row each commit updates.
+  explicit applier(const projection& p, std::size_t max_cached_versions = 200'000)
+      : projection_(p), max_cached_(max_cached_versions) {}
+
+  /// Loads the parked aggregates (those with dead letters) that `mine` accepts.
+  result<void> load_parked(sqlite::database& db,
+                           const std::function<bool(std::string_view id)>& mine);
+
+  /// One group commit: applies `batch` (and held messages it unblocks) in one transaction with
+  /// the dedup rows and the projection_state update (`applied_sequence` is the projector's
+  /// mark), then commits. Messages with a version gap are held, not acked. On error nothing
+  /// changed (the transaction rolled back, `batch` is intact): retry after a backoff when
+  /// is_transient(), otherwise it is a bug.
+  result<batch_outcome> apply(sqlite::database& db, std::vector<envelope>& batch,
+                              std::uint64_t applied_sequence = 0);
+
+  /// Re-applies the dead letters of one aggregate in sequence order (after the handler was
+  /// fixed); `skip_first` counts the first (poison) one as applied without running it. Returns
+  /// how many dead letters remain for it.
+  result<std::size_t> retry(sqlite::database& db, std::string_view aggregate_type,
+                            std::string_view aggregate_id, bool skip_first);
+
+  /// Messages held back because an earlier version of their aggregate has not arrived.
+  std::size_t held() const noexcept { return held_count_; }
+  /// Calls `f` on every held message, then forgets them (they stay unacked).
+  void release_held(const std::function<void(const envelope&)>& f);
+  bool parked(std::string_view aggregate_type, std::string_view aggregate_id) const;
+
+ private:
+  struct pass;  // the staged state of one transaction
+  result<void> process(pass& p, envelope& e);
+  static bool taken(const pass& p, const std::string& key, std::uint64_t first);
+  result<std::uint64_t> version_of(pass& p, const std::string& key, const envelope& e);
+  result<void> run_handlers(projection_context& cx, const envelope& e);
+  result<void> dead_letter(pass& p, const envelope& e, std::string_view kind,
+                           std::string_view event_type, std::string_view error);
+
+  const projection& projection_;
+  std::size_t max_cached_;
+  std::unordered_map<std::string, std::uint64_t> versions_;  // key -> last applied version
+  std::unordered_set<std::string> parked_;                   // keys with dead letters
+  // key -> first_version -> the held message
+  std::unordered_map<std::string, std::map<std::uint64_t, envelope>> held_;
+  std::size_t held_count_ = 0;
+};
+
+/// Applies jetsource's and the projection's migrations to `db` and makes sure the projection's
+/// projection_state row exists; returns the version the database was built with.
+result<int> prepare_database(sqlite::database& db, const projection& p, std::string_view stream,
+                             std::string_view consumer);
+
+/// "Type\x1fid": the key of an aggregate in the maps above.
+std::string aggregate_key(std::string_view type, std::string_view id);
+
+/// UTC now as ISO 8601 with milliseconds.
+std::string utc_now();
+
+}  // namespace jetsource::detail

@@ -1,0 +1,752 @@
+// jetsource::projector: the fetcher (a hand-driven pull loop, see docs/adr/0006), keyed workers,
+// group commit, ack after commit, the applied mark, and shutdown.
+#include <jetsource/event_store.hpp>
+#include <jetsource/migrations.hpp>
+#include <jetsource/projector.hpp>
+
+#include "applier.hpp"
+#include "log.hpp"
+#include "nats/handles.hpp"
+#include "store/store_state.hpp"
+
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <csignal>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+namespace jetsource {
+
+sqlite::options projection_sqlite_options() {
+  sqlite::options o;
+  o.synchronous = sqlite::synchronous::normal;
+  o.cache_size_kib = 64 * 1024;
+  o.page_size = 1024;
+  o.wal_autocheckpoint_pages = 40'000;
+  return o;
+}
+
+namespace detail {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+std::string_view header_view(natsMsg* m, const char* name) {
+  const char* v = nullptr;
+  if (natsMsgHeader_Get(m, name, &v) != NATS_OK || v == nullptr) return {};
+  return v;
+}
+
+// The tokens of a JetStream ack subject we need: the stream sequence and the number of
+// messages still pending. 2.9 sends $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>
+// .<pending> (9 tokens); newer servers add domain and account hash (12 tokens).
+struct ack_meta {
+  std::uint64_t stream_sequence = 0;
+  std::uint64_t pending = 0;
+};
+std::optional<ack_meta> parse_ack_subject(std::string_view reply) {
+  std::vector<std::string_view> t;
+  while (true) {
+    auto dot = reply.find('.');
+    t.push_back(reply.substr(0, dot));
+    if (dot == std::string_view::npos) break;
+    reply.remove_prefix(dot + 1);
+  }
+  if (t.size() < 9 || t[0] != "$JS" || t[1] != "ACK") return std::nullopt;
+  std::size_t base = t.size() == 9 ? 2 : 4;  // index of <stream>
+  auto num = [](std::string_view s) {
+    std::uint64_t v = 0;
+    std::from_chars(s.data(), s.data() + s.size(), v);
+    return v;
+  };
+  return ack_meta{num(t[base + 3]), num(t[base + 6])};
+}
+
+void ack(natsConnection* nc, const std::string& reply, std::string_view what) {
+  if (reply.empty()) return;
+  // natsMsg_Ack cannot be used on a message of a plain subscription (it crashes); an ack is a
+  // publish to the reply subject (ADR 0006).
+  natsConnection_Publish(nc, reply.c_str(), what.data(), static_cast<int>(what.size()));
+}
+
+struct worker {
+  std::thread thread;
+  std::mutex mutex;
+  std::condition_variable wake;
+  std::deque<envelope> queue;
+  std::deque<std::function<void()>> controls;  // dead-letter retries, run between batches
+  bool draining = false;                       // stop(): finish the queue, then exit
+  std::unique_ptr<applier> apply;
+  std::atomic<std::size_t> held{0};  // messages its applier holds back
+};
+
+}  // namespace
+
+struct projector_state {
+  explicit projector_state(projection p) : proj(std::move(p)) {}
+
+  projection proj;
+  projector_options opts;
+  std::shared_ptr<connection_state> conn;
+  natsConnection* nc = nullptr;
+  std::string consumer;
+  std::string next_subject;  // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
+  std::string inbox;
+  subscription_ptr sub;
+
+  std::mutex db_mutex;  // one writer connection: transactions serialise here, not in SQLite
+  std::optional<sqlite::database> db;
+  std::vector<std::unique_ptr<worker>> workers;
+  std::thread fetcher;
+  std::atomic<bool> stopping{false};
+  bool stopped = false;
+  std::mutex stop_mutex;
+
+  // Committed sequences, from the workers to the fetcher.
+  std::mutex done_mutex;
+  std::vector<std::uint64_t> done;
+  std::atomic<std::uint64_t> buffered{0};  // fetched, not yet committed
+
+  // The applied mark: every message at or below it is committed.
+  std::atomic<std::uint64_t> mark{0};
+  std::mutex mark_mutex;
+  std::condition_variable mark_changed;
+
+  std::atomic<std::uint64_t> events_applied{0};
+  std::atomic<std::uint64_t> dead_lettered{0};
+  std::atomic<double> events_per_s{0};
+
+  worker& worker_for(std::string_view aggregate_id) {
+    return *workers[fnv1a32(aggregate_id) % workers.size()];
+  }
+  void run_fetcher();
+  void run_worker(worker& w);
+  void publish_mark(std::uint64_t m);
+  void persist_mark(std::uint64_t m, double rate);
+  result<jsConsumerInfo*> consumer_info(consumer_info_ptr& holder) const;
+};
+
+result<jsConsumerInfo*> projector_state::consumer_info(consumer_info_ptr& holder) const {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode code{};
+  natsStatus s = js_GetConsumerInfo(&ci, conn->js.get(), opts.stream.c_str(), consumer.c_str(),
+                                    nullptr, &code);
+  if (s != NATS_OK) return nats_error(s, "consumer info of " + consumer, code);
+  holder.reset(ci);
+  return ci;
+}
+
+void projector_state::publish_mark(std::uint64_t m) {
+  std::uint64_t old = mark.load();
+  while (m > old && !mark.compare_exchange_weak(old, m)) {
+  }
+  if (m > old) {
+    std::lock_guard lk(mark_mutex);
+    mark_changed.notify_all();
+  }
+}
+
+void projector_state::persist_mark(std::uint64_t m, double rate) {
+  std::lock_guard lk(db_mutex);
+  auto r = db->execute(
+      "UPDATE projection_state SET applied_sequence = max(applied_sequence, ?1), "
+      "events_per_s = ?2 WHERE projection = ?3",
+      m, rate, proj.name());
+  if (!r) log()->warn("projection {}: cannot record the applied mark: {}", proj.name(), r.error());
+}
+
+// The fetcher: keeps up to two pull requests outstanding while there is room, dispatches each
+// message to its aggregate's worker, and keeps the applied mark from the committed sequences.
+void projector_state::run_fetcher() {
+  struct request {
+    std::uint64_t id;
+    std::uint64_t remaining;
+    clock::time_point deadline;
+  };
+  std::deque<request> requests;
+  std::uint64_t next_id = 1;
+  std::uint64_t outstanding = 0;  // messages the server may still send us
+  std::set<std::uint64_t> in_flight;
+  std::uint64_t last_delivered = mark.load();
+  const auto grace = std::chrono::milliseconds(250);
+  auto last_persist = clock::now();
+  std::uint64_t persisted = mark.load(), rate_events = events_applied.load();
+  auto rate_at = clock::now();
+
+  // Until the consumer's ack floor passes what it had delivered before we started, messages
+  // from an earlier run may still come back: the mark follows the server's ack floor instead.
+  std::uint64_t synced_from = 0;
+  {
+    consumer_info_ptr holder;
+    if (auto ci = consumer_info(holder)) {
+      publish_mark((*ci)->AckFloor.Stream);
+      if ((*ci)->NumAckPending > 0) synced_from = (*ci)->Delivered.Stream;
+    }
+  }
+  auto last_poll = clock::now();
+
+  auto drop_request = [&](std::uint64_t id) {
+    for (auto it = requests.begin(); it != requests.end(); ++it)
+      if (it->id == id) {
+        outstanding -= it->remaining;
+        requests.erase(it);
+        return;
+      }
+  };
+
+  while (true) {
+    bool stop = stopping.load();
+    auto now = clock::now();
+    // Expired requests the server never answered (2.9 sometimes drops them silently).
+    while (!requests.empty() && requests.front().deadline < now) drop_request(requests.front().id);
+    if (stop && requests.empty()) break;
+
+    if (!stop && requests.size() < 2 &&
+        buffered.load() + outstanding + opts.batch <= opts.max_buffered) {
+      request r{next_id++, static_cast<std::uint64_t>(opts.batch),
+                now + opts.pull_expires + grace};
+      auto body = fmt::format(R"({{"batch":{},"expires":{}}})", opts.batch,
+                              std::chrono::nanoseconds(opts.pull_expires).count());
+      auto reply = fmt::format("{}.{}", inbox, r.id);
+      if (natsConnection_PublishRequest(nc, next_subject.c_str(), reply.c_str(), body.data(),
+                                        static_cast<int>(body.size())) == NATS_OK) {
+        outstanding += r.remaining;
+        requests.push_back(r);
+      }
+    }
+
+    natsMsg* raw = nullptr;
+    auto wait = std::chrono::milliseconds(requests.empty() ? 5 : 20);
+    natsStatus s = natsSubscription_NextMsg(&raw, sub.get(), wait.count());
+    if (s == NATS_OK && raw != nullptr) {
+      msg_ptr m(raw);
+      const char* reply = natsMsg_GetReply(raw);
+      std::string_view status = header_view(raw, "Status");
+      if (!status.empty() && natsMsg_GetDataLength(raw) == 0) {
+        // A status for one request: its reply subject is <inbox>.<id>.
+        std::string_view subj = natsMsg_GetSubject(raw);
+        std::uint64_t id = 0;
+        auto dot = subj.rfind('.');
+        std::from_chars(subj.data() + dot + 1, subj.data() + subj.size(), id);
+        if (status == "100") continue;  // heartbeat
+        if (status != "404" && status != "408" && status != "409")
+          log()->warn("projection {}: pull status {} {}", proj.name(), status,
+                      header_view(raw, "Description"));
+        else if (status == "409")
+          log()->debug("projection {}: pull status 409 {}", proj.name(),
+                       header_view(raw, "Description"));
+        drop_request(id);
+        continue;
+      }
+      auto meta = reply ? parse_ack_subject(reply) : std::nullopt;
+      if (!meta) continue;  // not a JetStream message
+      if (!requests.empty()) {
+        --outstanding;
+        if (--requests.front().remaining == 0) requests.pop_front();
+      }
+      envelope e;
+      e.sequence = meta->stream_sequence;
+      e.subject = natsMsg_GetSubject(raw);
+      e.event_types = header_view(raw, hdr_events);
+      e.msg_id = header_view(raw, hdr_msg_id);
+      e.body = {natsMsg_GetData(raw), static_cast<std::size_t>(natsMsg_GetDataLength(raw))};
+      e.reply = reply;
+      describe(e, header_view(raw, hdr_aggregate_type), header_view(raw, hdr_aggregate_id),
+               header_view(raw, hdr_version));
+      e.owner = {m.release(), [](void* p) { natsMsg_Destroy(static_cast<natsMsg*>(p)); }};
+      in_flight.insert(e.sequence);
+      last_delivered = std::max(last_delivered, e.sequence);
+      buffered.fetch_add(1);
+      worker& w = worker_for(e.aggregate_id);
+      {
+        std::lock_guard lk(w.mutex);
+        w.queue.push_back(std::move(e));
+      }
+      w.wake.notify_one();
+    } else if (s != NATS_TIMEOUT && s != NATS_OK) {
+      if (s == NATS_CONNECTION_CLOSED || s == NATS_INVALID_SUBSCRIPTION) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+
+    // Committed sequences: advance the mark.
+    {
+      std::vector<std::uint64_t> committed;
+      {
+        std::lock_guard lk(done_mutex);
+        committed.swap(done);
+      }
+      for (auto seq : committed) in_flight.erase(seq);
+    }
+    now = clock::now();
+    if (synced_from > 0 && now - last_poll > std::chrono::milliseconds(200)) {
+      last_poll = now;
+      consumer_info_ptr holder;
+      if (auto ci = consumer_info(holder)) {
+        publish_mark((*ci)->AckFloor.Stream);
+        if ((*ci)->AckFloor.Stream >= synced_from) synced_from = 0;
+      }
+    }
+    if (synced_from == 0)
+      publish_mark(in_flight.empty() ? last_delivered : *in_flight.begin() - 1);
+
+    if (now - rate_at >= std::chrono::seconds(1)) {
+      auto applied = events_applied.load();
+      events_per_s = static_cast<double>(applied - rate_events) /
+                     std::chrono::duration<double>(now - rate_at).count();
+      rate_events = applied;
+      rate_at = now;
+    }
+    if (mark.load() > persisted && now - last_persist > std::chrono::milliseconds(100)) {
+      persisted = mark.load();
+      last_persist = now;
+      persist_mark(persisted, events_per_s.load());
+    }
+  }
+}
+
+void projector_state::run_worker(worker& w) {
+  std::vector<envelope> batch;
+  std::minstd_rand jitter(std::random_device{}());
+  for (;;) {
+    std::deque<std::function<void()>> controls;
+    {
+      std::unique_lock lk(w.mutex);
+      w.wake.wait(lk, [&] { return !w.queue.empty() || !w.controls.empty() || w.draining; });
+      controls.swap(w.controls);
+      std::size_t n = std::min(w.queue.size(), opts.max_group);
+      batch.clear();
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(w.queue.front()));
+        w.queue.pop_front();
+      }
+      if (batch.empty() && controls.empty() && w.draining) return;
+    }
+    for (auto& c : controls) c();
+    if (batch.empty()) continue;
+
+    auto deadline = clock::time_point::max();
+    for (int attempt = 0;; ++attempt) {
+      result<batch_outcome> r = [&] {
+        std::lock_guard lk(db_mutex);
+        return w.apply->apply(*db, batch, mark.load());
+      }();
+      if (r) {
+        for (const auto& e : r->done) ack(nc, e.reply, "+ACK");
+        events_applied.fetch_add(r->events);
+        dead_lettered.fetch_add(r->dead_lettered);
+        {
+          std::lock_guard lk(done_mutex);
+          for (const auto& e : r->done) done.push_back(e.sequence);
+        }
+        buffered.fetch_sub(r->done.size() + r->dropped);
+        w.held.store(w.apply->held());
+        break;
+      }
+      // Nothing was committed and nothing acked: back off and try the same batch again.
+      if (stopping.load() && deadline == clock::time_point::max())
+        deadline = clock::now() + opts.drain_timeout;
+      if (clock::now() > deadline) {
+        log()->error("projection {}: giving up on {} messages at shutdown ({}); they will be "
+                     "redelivered",
+                     proj.name(), batch.size(), r.error());
+        buffered.fetch_sub(batch.size());
+        break;
+      }
+      auto backoff = std::chrono::milliseconds(std::min(1000, 10 << std::min(attempt, 7)));
+      (is_transient(r.error()) ? log()->warn("projection {}: {} (retrying in {} ms)", proj.name(),
+                                             r.error(), backoff.count())
+                               : log()->error("projection {}: {} (retrying in {} ms)",
+                                              proj.name(), r.error(), backoff.count()));
+      std::this_thread::sleep_for(backoff / 2 + backoff * (jitter() % 512) / 1024);
+    }
+  }
+}
+
+// Opens the database, applies jetsource's and the projection's migrations, and makes sure its
+// projection_state row exists. Returns the row's version (the one the database was built with).
+result<int> prepare_database(sqlite::database& db, const projection& p, std::string_view stream,
+                             std::string_view consumer) {
+  JETSOURCE_TRY(own, migrations::embedded("jetsource"));
+  JETSOURCE_TRY(migrations::apply(db, own, "jetsource"));
+  auto list = migrations::embedded(p.migrations_database());
+  if (!list) {
+    if (!list.error().is(errc::not_found)) return std::move(list).error();
+  } else {
+    auto applied = migrations::apply(db, *list, p.migrations_database());
+    if (!applied)
+      return make_error(applied.error().code, "projection {}: {}", p.name(),
+                        applied.error().message);
+  }
+  JETSOURCE_TRY(db.execute("INSERT INTO projection_state (projection, version, stream, consumer, "
+                           "updated_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+                           "ON CONFLICT (projection) DO NOTHING",
+                           p.name(), p.version(), stream, consumer, utc_now()));
+  JETSOURCE_TRY(row, db.query_one("SELECT version FROM projection_state WHERE projection = ?1",
+                                  p.name()));
+  return row->get<int>(0);
+}
+
+}  // namespace detail
+
+namespace {
+
+result<void> validate_projection_name(const std::string& name) {
+  if (name.empty() || name.size() > 64 ||
+      !std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+      }))
+    return make_error(errc::invalid_argument,
+                      "projection name '{}': use 1-64 letters, digits, '_' or '-'", name);
+  return success();
+}
+
+}  // namespace
+
+result<projector> projector::start(const connection& conn, projection p, projector_options o) {
+  JETSOURCE_TRY(validate_projection_name(p.name()));
+  if (o.stream.empty()) return make_error(errc::invalid_argument, "projector: no stream given");
+  if (o.database.empty())
+    return make_error(errc::invalid_argument, "projector: no database file given");
+  if (o.workers < 1 || o.batch < 1 || o.max_group < 1 ||
+      o.max_buffered < static_cast<std::size_t>(o.batch))
+    return make_error(errc::invalid_argument,
+                      "projector: workers, batch and max_group must be >= 1, max_buffered >= "
+                      "batch");
+  auto s = std::make_unique<detail::projector_state>(p);
+  s->conn = conn.state();
+  s->nc = s->conn->nc.get();
+  s->consumer = o.consumer.empty() ? "jetsource-" + p.name() : o.consumer;
+  s->next_subject = fmt::format("$JS.API.CONSUMER.MSG.NEXT.{}.{}", o.stream, s->consumer);
+
+  if (!o.database.parent_path().empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.database.parent_path(), ec);
+    if (ec)
+      return make_error(errc::io, "cannot create {}: {}", o.database.parent_path().string(),
+                        ec.message());
+  }
+  JETSOURCE_TRY(db, sqlite::database::open(o.database.string(), o.sqlite));
+  JETSOURCE_TRY(built_with, detail::prepare_database(db, p, o.stream, s->consumer));
+  if (built_with != p.version())
+    return make_error(errc::invalid_argument,
+                      "projection {}: its database {} was built with version {}, the projection "
+                      "is version {}: rebuild it",
+                      p.name(), o.database.string(), built_with, p.version());
+  JETSOURCE_TRY(state_row, db.query_one("SELECT applied_sequence, max_sequence, events_applied "
+                                        "FROM projection_state WHERE projection = ?1",
+                                        p.name()));
+  auto applied_sequence = state_row->get<std::uint64_t>(0);
+  auto max_sequence = state_row->get<std::uint64_t>(1);
+  s->events_applied = state_row->get<std::uint64_t>(2);
+
+  // The consumer: bind to it when it belongs to this database; (re)create it from the
+  // database's applied mark otherwise (a new or restored database, or a deleted consumer).
+  jsCtx* js = s->conn->js.get();
+  {
+    jsConsumerInfo* raw = nullptr;
+    jsErrCode code{};
+    natsStatus st = js_GetConsumerInfo(&raw, js, o.stream.c_str(), s->consumer.c_str(), nullptr,
+                                       &code);
+    detail::consumer_info_ptr ci(raw);
+    bool create = st == NATS_NOT_FOUND || code == JSConsumerNotFoundErr;
+    if (st != NATS_OK && !create) {
+      if (code == JSStreamNotFoundErr)
+        return make_error(errc::not_found, "projection {}: stream {} does not exist", p.name(),
+                          o.stream);
+      return detail::nats_error(st, "consumer info of " + s->consumer, code);
+    }
+    if (!create) {
+      std::string_view filter = ci->Config->FilterSubject ? ci->Config->FilterSubject : "";
+      if (filter != p.subject_filter())
+        return make_error(errc::stream_config_mismatch,
+                          "consumer {} follows '{}' but projection {} follows '{}': delete the "
+                          "consumer (the projection resumes from its database)",
+                          s->consumer, filter, p.name(), p.subject_filter());
+      if (ci->AckFloor.Stream > max_sequence) {
+        detail::log()->info("projection {}: consumer {} is ahead of the database (ack floor {} > "
+                            "{}): recreating it from sequence {}",
+                            p.name(), s->consumer, ci->AckFloor.Stream, max_sequence,
+                            applied_sequence + 1);
+        natsStatus d = js_DeleteConsumer(js, o.stream.c_str(), s->consumer.c_str(), nullptr,
+                                         &code);
+        if (d != NATS_OK) return detail::nats_error(d, "delete consumer " + s->consumer, code);
+        create = true;
+      }
+    }
+    if (create) {
+      jsConsumerConfig cfg;
+      jsConsumerConfig_Init(&cfg);
+      cfg.Durable = s->consumer.c_str();
+      cfg.Description = "jetsource projection";
+      cfg.AckPolicy = js_AckExplicit;
+      cfg.AckWait = std::chrono::nanoseconds(o.ack_wait).count();
+      cfg.MaxDeliver = -1;  // MaxDeliver exhausted is a silent skip: the projector decides
+      cfg.MaxAckPending = static_cast<int64_t>(o.max_buffered);
+      cfg.FilterSubject = p.subject_filter().empty() ? nullptr : p.subject_filter().c_str();
+      if (applied_sequence > 0) {
+        cfg.DeliverPolicy = js_DeliverByStartSequence;
+        cfg.OptStartSeq = applied_sequence + 1;
+      } else {
+        cfg.DeliverPolicy = js_DeliverAll;
+      }
+      jsConsumerInfo* created = nullptr;
+      natsStatus a = js_AddConsumer(&created, js, o.stream.c_str(), &cfg, nullptr, &code);
+      jsConsumerInfo_Destroy(created);
+      if (a != NATS_OK) {
+        if (code == JSStreamNotFoundErr)
+          return make_error(errc::not_found, "projection {}: stream {} does not exist", p.name(),
+                            o.stream);
+        return detail::nats_error(a, "create consumer " + s->consumer, code);
+      }
+    }
+  }
+  s->mark = applied_sequence;
+
+  s->db.emplace(std::move(db));
+  s->opts = std::move(o);
+  for (int i = 0; i < s->opts.workers; ++i) {
+    auto w = std::make_unique<detail::worker>();
+    w->apply = std::make_unique<detail::applier>(s->proj);
+    auto index = static_cast<std::size_t>(i), count = static_cast<std::size_t>(s->opts.workers);
+    JETSOURCE_TRY(w->apply->load_parked(
+        *s->db, [&](std::string_view id) { return fnv1a32(id) % count == index; }));
+    s->workers.push_back(std::move(w));
+  }
+
+  natsInbox* inbox = nullptr;
+  if (natsStatus st = natsInbox_Create(&inbox); st != NATS_OK)
+    return detail::nats_error(st, "create inbox");
+  s->inbox = inbox;
+  natsInbox_Destroy(inbox);
+  natsSubscription* sub = nullptr;
+  if (natsStatus st = natsConnection_SubscribeSync(&sub, s->nc, (s->inbox + ".*").c_str());
+      st != NATS_OK)
+    return detail::nats_error(st, "subscribe to pull replies");
+  s->sub.reset(sub);
+  natsSubscription_SetPendingLimits(sub, -1, -1);
+
+  auto* st = s.get();
+  for (auto& w : s->workers) w->thread = std::thread([st, w = w.get()] { st->run_worker(*w); });
+  s->fetcher = std::thread([st] { st->run_fetcher(); });
+  return projector(std::move(s));
+}
+
+projector::projector(std::unique_ptr<detail::projector_state> s) noexcept : state_(std::move(s)) {}
+projector::projector(projector&&) noexcept = default;
+projector& projector::operator=(projector&& other) noexcept {
+  if (this != &other) {
+    (void)stop();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+projector::~projector() { (void)stop(); }
+
+const std::string& projector::name() const noexcept { return state_->proj.name(); }
+
+result<void> projector::stop() {
+  if (!state_) return success();
+  auto& s = *state_;
+  std::lock_guard lk(s.stop_mutex);
+  if (s.stopped) return success();
+  s.stopped = true;
+  s.stopping = true;
+  if (s.fetcher.joinable()) s.fetcher.join();  // ends when its requests are answered or expired
+  for (auto& w : s.workers) {
+    {
+      std::lock_guard wl(w->mutex);
+      w->draining = true;
+    }
+    w->wake.notify_all();
+  }
+  for (auto& w : s.workers)
+    if (w->thread.joinable()) w->thread.join();
+  // Held messages wait for an earlier one: let the server send them again at once.
+  for (auto& w : s.workers)
+    w->apply->release_held([&](const detail::envelope& e) { detail::ack(s.nc, e.reply, "-NAK"); });
+  s.sub.reset();  // unsubscribes (the durable consumer stays)
+  natsConnection_FlushTimeout(s.nc, 2000);  // the last acks
+  std::uint64_t mark = s.mark.load();
+  s.persist_mark(mark, 0);
+  {
+    std::lock_guard dl(s.db_mutex);
+    (void)s.db->execute("PRAGMA wal_checkpoint(PASSIVE)");
+  }
+  return success();
+}
+
+result<void> projector::wait_for(std::uint64_t sequence, std::chrono::milliseconds timeout) {
+  auto& s = *state_;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto next_probe = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+  for (;;) {
+    if (s.mark.load() >= sequence) return success();
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline)
+      return make_error(errc::timeout, "projection {}: sequence {} not applied within {} ms "
+                        "(applied up to {})",
+                        s.proj.name(), sequence, timeout.count(), s.mark.load());
+    // A sequence the consumer's filter does not match is never delivered: it counts as applied
+    // once the consumer has nothing pending or unacknowledged beyond the stream's last sequence.
+    if (now >= next_probe) {
+      next_probe = now + std::chrono::milliseconds(50);
+      jsStreamInfo* si = nullptr;
+      jsErrCode code{};
+      if (js_GetStreamInfo(&si, s.conn->js.get(), s.opts.stream.c_str(), nullptr, &code) ==
+          NATS_OK) {
+        detail::stream_info_ptr holder(si);
+        std::uint64_t last = si->State.LastSeq;
+        detail::consumer_info_ptr ch;
+        if (auto ci = s.consumer_info(ch); ci && last >= sequence && (*ci)->NumPending == 0 &&
+                                           (*ci)->NumAckPending == 0)
+          return success();
+      }
+    }
+    std::unique_lock lk(s.mark_mutex);
+    s.mark_changed.wait_until(lk, std::min(deadline, next_probe),
+                              [&] { return s.mark.load() >= sequence; });
+  }
+}
+
+result<projection_status> projector::status() const {
+  auto& s = *state_;
+  projection_status out;
+  {
+    std::lock_guard lk(s.db_mutex);
+    JETSOURCE_TRY(st, read_status(*s.db, s.proj.name()));
+    out = std::move(st);
+  }
+  out.version = s.proj.version();
+  out.state = s.stopping ? "stopped" : "live";
+  out.last_applied_seq = std::max(out.last_applied_seq, s.mark.load());
+  out.events_per_s = s.events_per_s.load();
+  out.database = s.opts.database.string();
+  for (const auto& w : s.workers) out.held += w->held.load();
+  detail::consumer_info_ptr holder;
+  if (auto ci = s.consumer_info(holder))
+    out.pending = (*ci)->NumPending + static_cast<std::uint64_t>((*ci)->NumAckPending);
+  return out;
+}
+
+result<std::vector<dead_letter>> projector::dead_letters() const {
+  std::lock_guard lk(state_->db_mutex);
+  return read_dead_letters(*state_->db);
+}
+
+namespace {
+result<std::size_t> post_retry(detail::projector_state& s, std::string_view type,
+                               std::string_view id, bool skip) {
+  if (s.stopping) return make_error(errc::invalid_argument, "projector {} is stopped", s.proj.name());
+  auto& w = s.worker_for(id);
+  auto task = std::make_shared<std::promise<result<std::size_t>>>();
+  auto done = task->get_future();
+  {
+    std::lock_guard lk(w.mutex);
+    w.controls.push_back([&s, &w, task, type = std::string(type), id = std::string(id), skip] {
+      std::lock_guard dl(s.db_mutex);
+      task->set_value(w.apply->retry(*s.db, type, id, skip));
+    });
+  }
+  w.wake.notify_one();
+  return done.get();
+}
+}  // namespace
+
+result<std::size_t> projector::retry(std::string_view aggregate_type,
+                                     std::string_view aggregate_id) {
+  return post_retry(*state_, aggregate_type, aggregate_id, false);
+}
+result<std::size_t> projector::skip(std::string_view aggregate_type,
+                                    std::string_view aggregate_id) {
+  return post_retry(*state_, aggregate_type, aggregate_id, true);
+}
+
+result<std::vector<dead_letter>> read_dead_letters(sqlite::database& db) {
+  JETSOURCE_TRY(rows, db.query("SELECT sequence, aggregate_type, aggregate_id, first_version, "
+                               "last_version, kind, event_type, error, subject, attempts, "
+                               "first_failed_at, last_failed_at FROM dead_letters "
+                               "ORDER BY sequence"));
+  std::vector<dead_letter> out;
+  out.reserve(rows.size());
+  for (const auto& r : rows)
+    out.push_back({r.get<std::uint64_t>(0), r.get<std::string>(1), r.get<std::string>(2),
+                   r.get<std::uint64_t>(3), r.get<std::uint64_t>(4), r.get<std::string>(5),
+                   r.get<std::string>(6), r.get<std::string>(7), r.get<std::string>(8),
+                   r.get<int>(9), r.get<std::string>(10), r.get<std::string>(11)});
+  return out;
+}
+
+result<projection_status> read_status(sqlite::database& db, std::string_view projection_name) {
+  JETSOURCE_TRY(row, db.query_one("SELECT version, consumer, status, applied_sequence, "
+                                  "max_sequence, events_applied, events_per_s, "
+                                  "(SELECT count(*) FROM dead_letters) "
+                                  "FROM projection_state WHERE projection = ?1",
+                                  projection_name));
+  if (!row)
+    return make_error(errc::not_found, "no projection '{}' in {}", projection_name, db.path());
+  projection_status s;
+  s.name = std::string(projection_name);
+  s.version = s.database_version = row->get<int>(0);
+  s.consumer = row->get<std::string>(1);
+  s.state = row->get<std::string>(2);
+  s.last_applied_seq = row->get<std::uint64_t>(3);
+  s.max_applied_seq = row->get<std::uint64_t>(4);
+  s.events_applied = row->get<std::uint64_t>(5);
+  s.events_per_s = row->get<double>(6);
+  s.dead_letters = row->get<std::uint64_t>(7);
+  s.database = db.path();
+  return s;
+}
+
+result<void> wait_applied(const std::filesystem::path& path, std::string_view projection_name,
+                          std::uint64_t sequence, std::chrono::milliseconds timeout) {
+  sqlite::options o;
+  o.read_only = true;
+  o.create = false;
+  JETSOURCE_TRY(db, sqlite::database::open(path.string(), o));
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    JETSOURCE_TRY(row, db.query_one("SELECT applied_sequence FROM projection_state "
+                                    "WHERE projection = ?1",
+                                    projection_name));
+    std::uint64_t applied = row ? row->get<std::uint64_t>(0) : 0;
+    if (applied >= sequence) return success();
+    if (std::chrono::steady_clock::now() >= deadline)
+      return make_error(errc::timeout,
+                        "projection {}: sequence {} not applied within {} ms (applied up to {})",
+                        projection_name, sequence, timeout.count(), applied);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+void block_termination_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int wait_for_termination() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+}  // namespace jetsource
