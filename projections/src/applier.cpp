@@ -64,8 +64,8 @@ std::string aggregate_key(std::string_view type, std::string_view id) {
 std::string utc_now() {
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
-  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z",
-                     std::chrono::floor<std::chrono::seconds>(now), ms.count());
+  return fmt::format("{:%Y-%m-%dT%H:%M:%S}.{:03d}Z", std::chrono::floor<std::chrono::seconds>(now),
+                     ms.count());
 }
 
 bool is_transient(const error& e) noexcept {
@@ -108,7 +108,7 @@ struct applier::pass {
   // staged holds: key -> first_version -> message (from the batch)
   std::unordered_map<std::string, std::map<std::uint64_t, envelope*>> hold;
   std::vector<std::pair<std::string, std::uint64_t>> taken;  // held_ entries now done
-  std::uint64_t events = 0, messages = 0, dead_lettered = 0, max_sequence = 0;
+  std::uint64_t events = 0, messages = 0, dead_lettered = 0, duplicates = 0, max_sequence = 0;
 };
 
 result<void> applier::load_parked(sqlite::database& db,
@@ -177,8 +177,7 @@ result<void> applier::run_handlers(projection_context& cx, const envelope& e) {
     }
     return success();
   } catch (const std::exception& x) {
-    return make_error(errc::decode_failed, "{}: {}", type.empty() ? "commit body" : type,
-                      x.what());
+    return make_error(errc::decode_failed, "{}: {}", type.empty() ? "commit body" : type, x.what());
   }
 }
 
@@ -216,6 +215,7 @@ result<void> applier::process(pass& p, envelope& e) {
   auto key = aggregate_key(e.aggregate_type, e.aggregate_id);
   JETSOURCE_TRY(v0, version_of(p, key, e));
   if (e.version <= v0) {  // a duplicate: applied before
+    ++p.duplicates;
     p.done.push_back(&e);
     return success();
   }
@@ -248,8 +248,8 @@ result<void> applier::process(pass& p, envelope& e) {
       return make_error(errc::internal, "handler threw a non-standard exception");
     }
   }();
-  if (applied) applied = p.tx.execute(upsert_version, e.aggregate_type, e.aggregate_id,
-                                      e.version, e.sequence);
+  if (applied)
+    applied = p.tx.execute(upsert_version, e.aggregate_type, e.aggregate_id, e.version, e.sequence);
   if (!applied) {
     JETSOURCE_TRY(p.tx.execute("ROLLBACK TO jetsource_message"));
     JETSOURCE_TRY(p.tx.execute("RELEASE jetsource_message"));
@@ -311,12 +311,12 @@ result<batch_outcome> applier::apply(sqlite::database& db, std::vector<envelope>
   for (auto& e : batch) {
     JETSOURCE_TRY(process(p, e));
   }
-  JETSOURCE_TRY(tx.execute("UPDATE projection_state SET max_sequence = max(max_sequence, ?1), "
-                           "applied_sequence = max(applied_sequence, ?2), "
-                           "events_applied = events_applied + ?3, updated_at = ?4 "
-                           "WHERE projection = ?5",
-                           p.max_sequence, applied_sequence, p.events, p.now,
-                           projection_.name()));
+  JETSOURCE_TRY(
+      tx.execute("UPDATE projection_state SET max_sequence = max(max_sequence, ?1), "
+                 "applied_sequence = max(applied_sequence, ?2), "
+                 "events_applied = events_applied + ?3, updated_at = ?4 "
+                 "WHERE projection = ?5",
+                 p.max_sequence, applied_sequence, p.events, p.now, projection_.name()));
   JETSOURCE_TRY(tx.commit());
 
   // Committed: make the staged state real.
@@ -324,6 +324,7 @@ result<batch_outcome> applier::apply(sqlite::database& db, std::vector<envelope>
   out.events = p.events;
   out.messages = p.messages;
   out.dead_lettered = p.dead_lettered;
+  out.duplicates = p.duplicates;
   out.done.reserve(p.done.size());
   for (envelope* e : p.done) out.done.push_back(std::move(*e));
   for (const auto& [key, first] : p.taken) {
@@ -393,26 +394,27 @@ result<std::size_t> applier::retry(sqlite::database& db, std::string_view aggreg
         JETSOURCE_TRY(tx.execute("RELEASE jetsource_message"));
         if (is_transient(applied.error())) return std::move(applied).error();
         auto type = applied.error().message.substr(0, applied.error().message.find(':'));
-        JETSOURCE_TRY(tx.execute(
-            "UPDATE dead_letters SET kind = 'poison', event_type = ?1, error = ?2, "
-            "attempts = attempts + 1, last_failed_at = ?3 WHERE sequence = ?4",
-            type, fmt::format("{}", applied.error()), p.now, e.sequence));
+        JETSOURCE_TRY(
+            tx.execute("UPDATE dead_letters SET kind = 'poison', event_type = ?1, error = ?2, "
+                       "attempts = attempts + 1, last_failed_at = ?3 WHERE sequence = ?4",
+                       type, fmt::format("{}", applied.error()), p.now, e.sequence));
         break;
       }
       JETSOURCE_TRY(tx.execute("RELEASE jetsource_message"));
       p.events += e.version - e.first_version + 1;
     }
     if (e.malformed.empty() && e.version > v0) {
-      JETSOURCE_TRY(tx.execute(upsert_version, e.aggregate_type, e.aggregate_id, e.version,
-                               e.sequence));
+      JETSOURCE_TRY(
+          tx.execute(upsert_version, e.aggregate_type, e.aggregate_id, e.version, e.sequence));
       p.versions[key] = e.version;
     }
     JETSOURCE_TRY(tx.execute("DELETE FROM dead_letters WHERE sequence = ?1", e.sequence));
     --remaining;
   }
-  JETSOURCE_TRY(tx.execute("UPDATE projection_state SET events_applied = events_applied + ?1, "
-                           "updated_at = ?2 WHERE projection = ?3",
-                           p.events, p.now, projection_.name()));
+  JETSOURCE_TRY(
+      tx.execute("UPDATE projection_state SET events_applied = events_applied + ?1, "
+                 "updated_at = ?2 WHERE projection = ?3",
+                 p.events, p.now, projection_.name()));
   JETSOURCE_TRY(tx.commit());
   for (auto& [k, v] : p.versions) versions_[k] = v;
   if (remaining == 0) parked_.erase(key);

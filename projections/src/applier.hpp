@@ -52,7 +52,8 @@ struct batch_outcome {
   std::uint64_t events = 0;    ///< events applied (skipped types included)
   std::uint64_t messages = 0;  ///< messages applied
   std::uint64_t dead_lettered = 0;
-  std::uint64_t dropped = 0;  ///< held copies replaced by a redelivery of the same message
+  std::uint64_t duplicates = 0;  ///< skipped: applied before
+  std::uint64_t dropped = 0;     ///< held copies replaced by a redelivery of the same message
 };
 
 /// Transient: worth retrying the whole batch after a backoff (SQLite busy, I/O, a full disk).

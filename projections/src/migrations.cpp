@@ -37,9 +37,9 @@ constexpr std::string_view create_table =
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
     " migration_set TEXT NOT NULL DEFAULT '',"  // whose: "jetsource", or the read model's
     " version INTEGER NOT NULL,"                // NNNN of the file
-    " name TEXT NOT NULL,"           // the file name
-    " checksum TEXT NOT NULL,"       // migrations::checksum of the file's bytes
-    " applied_at TEXT NOT NULL,"     // UTC, ISO 8601
+    " name TEXT NOT NULL,"                      // the file name
+    " checksum TEXT NOT NULL,"                  // migrations::checksum of the file's bytes
+    " applied_at TEXT NOT NULL,"                // UTC, ISO 8601
     " PRIMARY KEY (migration_set, version))";
 
 }  // namespace
@@ -147,7 +147,10 @@ result<std::vector<int>> apply(sqlite::database& db, const std::vector<migration
     return success();
   };
 
-  JETSOURCE_TRY(rows, db.query("SELECT version, name, checksum FROM schema_migrations WHERE migration_set = ?1", set));
+  JETSOURCE_TRY(
+      rows,
+      db.query("SELECT version, name, checksum FROM schema_migrations WHERE migration_set = ?1",
+               set));
   std::set<std::int64_t> applied;
   for (const auto& row : rows) {
     const auto version = row.get<std::int64_t>(0);
@@ -165,10 +168,10 @@ result<std::vector<int>> apply(sqlite::database& db, const std::vector<migration
     auto tx = db.begin();
     if (!tx) return failed(tx.error());
     // Another process may have applied it since the rows above were read.
-    auto again =
-        tx->query_one("SELECT name, checksum FROM schema_migrations "
-                      "WHERE migration_set = ?1 AND version = ?2",
-                      set, m.number);
+    auto again = tx->query_one(
+        "SELECT name, checksum FROM schema_migrations "
+        "WHERE migration_set = ?1 AND version = ?2",
+        set, m.number);
     if (!again) return failed(again.error());
     if (*again) {
       JETSOURCE_TRY(
@@ -179,10 +182,11 @@ result<std::vector<int>> apply(sqlite::database& db, const std::vector<migration
     if (!db.in_transaction())
       return failed(error{errc::invalid_argument,
                           "the script ended the transaction (no BEGIN/COMMIT in migrations)"});
-    if (auto r = tx->execute("INSERT INTO schema_migrations (migration_set, version, name, checksum, "
-                             "applied_at) "
-                             "VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-                             set, m.number, label(m), sums[i]);
+    if (auto r =
+            tx->execute("INSERT INTO schema_migrations (migration_set, version, name, checksum, "
+                        "applied_at) "
+                        "VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                        set, m.number, label(m), sums[i]);
         !r)
       return failed(r.error());
     if (auto r = tx->commit(); !r) return failed(r.error());

@@ -125,6 +125,7 @@ struct projector_state {
 
   std::atomic<std::uint64_t> events_applied{0};
   std::atomic<std::uint64_t> dead_lettered{0};
+  std::atomic<std::uint64_t> duplicates{0};
   std::atomic<double> events_per_s{0};
 
   worker& worker_for(std::string_view aggregate_id) {
@@ -214,8 +215,7 @@ void projector_state::run_fetcher() {
 
     if (!stop && requests.size() < 2 &&
         buffered.load() + outstanding + opts.batch <= opts.max_buffered) {
-      request r{next_id++, static_cast<std::uint64_t>(opts.batch),
-                now + opts.pull_expires + grace};
+      request r{next_id++, static_cast<std::uint64_t>(opts.batch), now + opts.pull_expires + grace};
       auto body = fmt::format(R"({{"batch":{},"expires":{}}})", opts.batch,
                               std::chrono::nanoseconds(opts.pull_expires).count());
       auto reply = fmt::format("{}.{}", inbox, r.id);
@@ -297,8 +297,7 @@ void projector_state::run_fetcher() {
         if ((*ci)->AckFloor.Stream >= synced_from) synced_from = 0;
       }
     }
-    if (synced_from == 0)
-      publish_mark(in_flight.empty() ? last_delivered : *in_flight.begin() - 1);
+    if (synced_from == 0) publish_mark(in_flight.empty() ? last_delivered : *in_flight.begin() - 1);
 
     if (now - rate_at >= std::chrono::seconds(1)) {
       auto applied = events_applied.load();
@@ -345,6 +344,7 @@ void projector_state::run_worker(worker& w) {
         for (const auto& e : r->done) ack(nc, e.reply, "+ACK");
         events_applied.fetch_add(r->events);
         dead_lettered.fetch_add(r->dead_lettered);
+        duplicates.fetch_add(r->duplicates);
         {
           std::lock_guard lk(done_mutex);
           for (const auto& e : r->done) done.push_back(e.sequence);
@@ -357,17 +357,18 @@ void projector_state::run_worker(worker& w) {
       if (stopping.load() && deadline == clock::time_point::max())
         deadline = clock::now() + opts.drain_timeout;
       if (clock::now() > deadline) {
-        log()->error("projection {}: giving up on {} messages at shutdown ({}); they will be "
-                     "redelivered",
-                     proj.name(), batch.size(), r.error());
+        log()->error(
+            "projection {}: giving up on {} messages at shutdown ({}); they will be "
+            "redelivered",
+            proj.name(), batch.size(), r.error());
         buffered.fetch_sub(batch.size());
         break;
       }
       auto backoff = std::chrono::milliseconds(std::min(1000, 10 << std::min(attempt, 7)));
       (is_transient(r.error()) ? log()->warn("projection {}: {} (retrying in {} ms)", proj.name(),
                                              r.error(), backoff.count())
-                               : log()->error("projection {}: {} (retrying in {} ms)",
-                                              proj.name(), r.error(), backoff.count()));
+                               : log()->error("projection {}: {} (retrying in {} ms)", proj.name(),
+                                              r.error(), backoff.count()));
       std::this_thread::sleep_for(backoff / 2 + backoff * (jitter() % 512) / 1024);
     }
   }
@@ -388,12 +389,13 @@ result<int> prepare_database(sqlite::database& db, const projection& p, std::str
       return make_error(applied.error().code, "projection {}: {}", p.name(),
                         applied.error().message);
   }
-  JETSOURCE_TRY(db.execute("INSERT INTO projection_state (projection, version, stream, consumer, "
-                           "updated_at) VALUES (?1, ?2, ?3, ?4, ?5) "
-                           "ON CONFLICT (projection) DO NOTHING",
-                           p.name(), p.version(), stream, consumer, utc_now()));
-  JETSOURCE_TRY(row, db.query_one("SELECT version FROM projection_state WHERE projection = ?1",
-                                  p.name()));
+  JETSOURCE_TRY(
+      db.execute("INSERT INTO projection_state (projection, version, stream, consumer, "
+                 "updated_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+                 "ON CONFLICT (projection) DO NOTHING",
+                 p.name(), p.version(), stream, consumer, utc_now()));
+  JETSOURCE_TRY(
+      row, db.query_one("SELECT version FROM projection_state WHERE projection = ?1", p.name()));
   return row->get<int>(0);
 }
 
@@ -402,8 +404,7 @@ result<int> prepare_database(sqlite::database& db, const projection& p, std::str
 namespace {
 
 result<void> validate_projection_name(const std::string& name) {
-  if (name.empty() || name.size() > 64 ||
-      !std::all_of(name.begin(), name.end(), [](char c) {
+  if (name.empty() || name.size() > 64 || !std::all_of(name.begin(), name.end(), [](char c) {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                c == '_' || c == '-';
       }))
@@ -457,8 +458,8 @@ result<projector> projector::start(const connection& conn, projection p, project
   {
     jsConsumerInfo* raw = nullptr;
     jsErrCode code{};
-    natsStatus st = js_GetConsumerInfo(&raw, js, o.stream.c_str(), s->consumer.c_str(), nullptr,
-                                       &code);
+    natsStatus st =
+        js_GetConsumerInfo(&raw, js, o.stream.c_str(), s->consumer.c_str(), nullptr, &code);
     detail::consumer_info_ptr ci(raw);
     bool create = st == NATS_NOT_FOUND || code == JSConsumerNotFoundErr;
     if (st != NATS_OK && !create) {
@@ -475,12 +476,11 @@ result<projector> projector::start(const connection& conn, projection p, project
                           "consumer (the projection resumes from its database)",
                           s->consumer, filter, p.name(), p.subject_filter());
       if (ci->AckFloor.Stream > max_sequence) {
-        detail::log()->info("projection {}: consumer {} is ahead of the database (ack floor {} > "
-                            "{}): recreating it from sequence {}",
-                            p.name(), s->consumer, ci->AckFloor.Stream, max_sequence,
-                            applied_sequence + 1);
-        natsStatus d = js_DeleteConsumer(js, o.stream.c_str(), s->consumer.c_str(), nullptr,
-                                         &code);
+        detail::log()->info(
+            "projection {}: consumer {} is ahead of the database (ack floor {} > "
+            "{}): recreating it from sequence {}",
+            p.name(), s->consumer, ci->AckFloor.Stream, max_sequence, applied_sequence + 1);
+        natsStatus d = js_DeleteConsumer(js, o.stream.c_str(), s->consumer.c_str(), nullptr, &code);
         if (d != NATS_OK) return detail::nats_error(d, "delete consumer " + s->consumer, code);
         create = true;
       }
@@ -552,9 +552,13 @@ projector& projector::operator=(projector&& other) noexcept {
   }
   return *this;
 }
-projector::~projector() { (void)stop(); }
+projector::~projector() {
+  (void)stop();
+}
 
-const std::string& projector::name() const noexcept { return state_->proj.name(); }
+const std::string& projector::name() const noexcept {
+  return state_->proj.name();
+}
 
 result<void> projector::stop() {
   if (!state_) return success();
@@ -576,7 +580,7 @@ result<void> projector::stop() {
   // Held messages wait for an earlier one: let the server send them again at once.
   for (auto& w : s.workers)
     w->apply->release_held([&](const detail::envelope& e) { detail::ack(s.nc, e.reply, "-NAK"); });
-  s.sub.reset();  // unsubscribes (the durable consumer stays)
+  s.sub.reset();                            // unsubscribes (the durable consumer stays)
   natsConnection_FlushTimeout(s.nc, 2000);  // the last acks
   std::uint64_t mark = s.mark.load();
   s.persist_mark(mark, 0);
@@ -595,7 +599,8 @@ result<void> projector::wait_for(std::uint64_t sequence, std::chrono::millisecon
     if (s.mark.load() >= sequence) return success();
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline)
-      return make_error(errc::timeout, "projection {}: sequence {} not applied within {} ms "
+      return make_error(errc::timeout,
+                        "projection {}: sequence {} not applied within {} ms "
                         "(applied up to {})",
                         s.proj.name(), sequence, timeout.count(), s.mark.load());
     // A sequence the consumer's filter does not match is never delivered: it counts as applied
@@ -609,8 +614,8 @@ result<void> projector::wait_for(std::uint64_t sequence, std::chrono::millisecon
         detail::stream_info_ptr holder(si);
         std::uint64_t last = si->State.LastSeq;
         detail::consumer_info_ptr ch;
-        if (auto ci = s.consumer_info(ch); ci && last >= sequence && (*ci)->NumPending == 0 &&
-                                           (*ci)->NumAckPending == 0)
+        if (auto ci = s.consumer_info(ch);
+            ci && last >= sequence && (*ci)->NumPending == 0 && (*ci)->NumAckPending == 0)
           return success();
       }
     }
@@ -634,6 +639,7 @@ result<projection_status> projector::status() const {
   out.events_per_s = s.events_per_s.load();
   out.database = s.opts.database.string();
   for (const auto& w : s.workers) out.held += w->held.load();
+  out.duplicates = s.duplicates.load();
   detail::consumer_info_ptr holder;
   if (auto ci = s.consumer_info(holder))
     out.pending = (*ci)->NumPending + static_cast<std::uint64_t>((*ci)->NumAckPending);
@@ -648,7 +654,8 @@ result<std::vector<dead_letter>> projector::dead_letters() const {
 namespace {
 result<std::size_t> post_retry(detail::projector_state& s, std::string_view type,
                                std::string_view id, bool skip) {
-  if (s.stopping) return make_error(errc::invalid_argument, "projector {} is stopped", s.proj.name());
+  if (s.stopping)
+    return make_error(errc::invalid_argument, "projector {} is stopped", s.proj.name());
   auto& w = s.worker_for(id);
   auto task = std::make_shared<std::promise<result<std::size_t>>>();
   auto done = task->get_future();

@@ -18,7 +18,7 @@ struct projection_test::state {
   std::optional<sqlite::database> db;
   std::optional<detail::applier> apply;
   std::optional<error> setup_error;
-  std::map<std::string, std::uint64_t> versions;  // per aggregate key, given so far
+  std::map<std::string, std::uint64_t> versions;   // per aggregate key, given so far
   std::map<std::uint64_t, stored_commit> commits;  // by sequence
   std::uint64_t sequence = 0;
 
@@ -34,9 +34,8 @@ struct projection_test::state {
     batch.push_back(std::move(e));
     JETSOURCE_TRY(out, apply->apply(*db, batch, seq));
     if (out.done.empty())
-      return make_error(errc::conflict,
-                        "commit {} of {}/{} is held: an earlier version is missing", seq, c.type,
-                        c.id);
+      return make_error(errc::conflict, "commit {} of {}/{} is held: an earlier version is missing",
+                        seq, c.type, c.id);
     return success();
   }
 };
@@ -85,7 +84,9 @@ result<void> projection_test::redeliver(std::uint64_t sequence) {
   return state_->run(it->second, sequence);
 }
 
-sqlite::database& projection_test::db() { return *state_->db; }
+sqlite::database& projection_test::db() {
+  return *state_->db;
+}
 
 result<std::vector<dead_letter>> projection_test::dead_letters() {
   if (state_->setup_error) return *state_->setup_error;

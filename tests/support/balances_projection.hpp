@@ -27,8 +27,8 @@ inline balances_hooks& hooks() {
 
 namespace detail_balances {
 inline result<void> add(projection_context& cx, std::int64_t cents, bool deposit) {
-  JETSOURCE_TRY(row,
-                cx.query_one("SELECT version FROM balances WHERE account_id = ?1", cx.aggregate_id()));
+  JETSOURCE_TRY(
+      row, cx.query_one("SELECT version FROM balances WHERE account_id = ?1", cx.aggregate_id()));
   if (!row || row->get<std::uint64_t>(0) + 1 != cx.version()) ++hooks().order_violations;
   ++hooks().applied;
   return cx.execute(

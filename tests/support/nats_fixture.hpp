@@ -8,13 +8,13 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <optional>
 #include <random>
 #include <string>
-#include <unistd.h>
 
 namespace jetsource::test {
 

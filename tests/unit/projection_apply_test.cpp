@@ -9,9 +9,9 @@
 namespace {
 
 using jetsource::errc;
-using jetsource::testing::projection_test;
 using jetsource::test::balances_projection;
 using jetsource::test::hooks;
+using jetsource::testing::projection_test;
 
 struct balance {
   std::int64_t cents = -1;
@@ -19,7 +19,8 @@ struct balance {
 };
 
 balance balance_of(projection_test& t, const char* id) {
-  auto row = t.db().query_one("SELECT balance_cents, version FROM balances WHERE account_id = ?1", id);
+  auto row =
+      t.db().query_one("SELECT balance_cents, version FROM balances WHERE account_id = ?1", id);
   EXPECT_TRUE(row) << row.error();
   if (!row || !*row) return {};
   return {(*row)->get<std::int64_t>(0), (*row)->get<std::uint64_t>(1)};
@@ -42,8 +43,8 @@ TEST_F(ProjectionApply, HandlersWriteTheReadModelAndTheDedupRow) {
   auto b = balance_of(t, "a1");
   EXPECT_EQ(b.cents, 300);
   EXPECT_EQ(b.version, 3u);
-  auto v = t.db().query_one(
-      "SELECT version, sequence FROM applied_versions WHERE aggregate_id = 'a1'");
+  auto v =
+      t.db().query_one("SELECT version, sequence FROM applied_versions WHERE aggregate_id = 'a1'");
   ASSERT_TRUE(v && *v);
   EXPECT_EQ((*v)->get<int>(0), 3);
   EXPECT_EQ((*v)->get<int>(1), 2);
@@ -67,7 +68,8 @@ TEST_F(ProjectionApply, UnhandledAndUnknownTypesCountAsApplied) {
   ASSERT_TRUE(t.given("Account", "a1", bank::account_opened{"ann"}));
   ASSERT_TRUE(t.given("Account", "a1", bank::account_closed{}));  // not handled
   // A type nobody registered (a newer writer): skipped without decoding its body.
-  ASSERT_TRUE(t.apply_commit("Account", "a1", "FutureEvent", R"({"events":[{"type":"FutureEvent","v":1,"data":{}}]})"));
+  ASSERT_TRUE(t.apply_commit("Account", "a1", "FutureEvent",
+                             R"({"events":[{"type":"FutureEvent","v":1,"data":{}}]})"));
   ASSERT_TRUE(t.given("Account", "a1", bank::deposited{100, ""}));
   EXPECT_EQ(balance_of(t, "a1").version, 4u);
   EXPECT_EQ(jetsource::read_status(t.db(), "balances")->events_applied, 4u);
@@ -135,9 +137,12 @@ TEST_F(ProjectionApply, SkipCountsThePoisonAsAppliedAndReleasesTheRest) {
 
 TEST_F(ProjectionApply, UndecodablePayloadOfAHandledTypeIsADeadLetter) {
   ASSERT_TRUE(t.given("Account", "a1", bank::account_opened{"ann"}));
-  ASSERT_TRUE(t.apply_commit("Account", "a1", "Deposited", R"({"events":[{"type":"Deposited","v":2,"data":{"amount_cents":"ten"}}]})"));
+  ASSERT_TRUE(
+      t.apply_commit("Account", "a1", "Deposited",
+                     R"({"events":[{"type":"Deposited","v":2,"data":{"amount_cents":"ten"}}]})"));
   ASSERT_TRUE(t.apply_commit("Account", "a2", "AccountOpened", "not json"));
-  ASSERT_TRUE(t.apply_commit("Account", "a3", "Deposited", R"({"events":[{"type":"Deposited","v":9,"data":{}}]})"));
+  ASSERT_TRUE(t.apply_commit("Account", "a3", "Deposited",
+                             R"({"events":[{"type":"Deposited","v":9,"data":{}}]})"));
   auto dl = t.dead_letters();
   ASSERT_TRUE(dl);
   ASSERT_EQ(dl->size(), 3u);
@@ -147,18 +152,22 @@ TEST_F(ProjectionApply, UndecodablePayloadOfAHandledTypeIsADeadLetter) {
 }
 
 TEST_F(ProjectionApply, AHeaderBodyMismatchIsADeadLetter) {
-  ASSERT_TRUE(t.apply_commit("Account", "a1", "AccountOpened,Deposited",
-                             R"({"events":[{"type":"AccountOpened","v":1,"data":{"owner":"x"}}]})"));
+  ASSERT_TRUE(
+      t.apply_commit("Account", "a1", "AccountOpened,Deposited",
+                     R"({"events":[{"type":"AccountOpened","v":1,"data":{"owner":"x"}}]})"));
   auto dl = t.dead_letters();
   ASSERT_EQ(dl->size(), 1u);
-  EXPECT_NE(dl->front().error.find("the body has 1 events"), std::string::npos) << dl->front().error;
+  EXPECT_NE(dl->front().error.find("the body has 1 events"), std::string::npos)
+      << dl->front().error;
   EXPECT_EQ(balance_of(t, "a1").cents, -1);  // nothing of it was kept
 }
 
 TEST_F(ProjectionApply, AVersionGapIsHeldUntilTheMissingCommitArrives) {
   ASSERT_TRUE(t.given("Account", "a1", bank::account_opened{"ann"}));
   auto deposit = [](int cents) {
-    return fmt::format(R"({{"events":[{{"type":"Deposited","v":2,"data":{{"amount_cents":{},"note":""}}}}]}})", cents);
+    return fmt::format(
+        R"({{"events":[{{"type":"Deposited","v":2,"data":{{"amount_cents":{},"note":""}}}}]}})",
+        cents);
   };
   // Version 3 arrives first (as after a redelivery): held, not applied.
   auto early = t.apply_commit("Account", "a1", "Deposited", deposit(5), 3);

@@ -38,7 +38,10 @@ class projection_context {
  public:
   projection_context(sqlite::transaction& tx, std::string_view aggregate_type,
                      std::string_view aggregate_id, std::uint64_t sequence) noexcept
-      : tx_(tx), aggregate_type_(aggregate_type), aggregate_id_(aggregate_id), sequence_(sequence) {}
+      : tx_(tx),
+        aggregate_type_(aggregate_type),
+        aggregate_id_(aggregate_id),
+        sequence_(sequence) {}
 
   /// The aggregate the event belongs to, e.g. "Order" / "ord-42".
   std::string_view aggregate_type() const noexcept { return aggregate_type_; }

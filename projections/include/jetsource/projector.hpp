@@ -6,7 +6,8 @@
 // are independent (each sees every event of its subjects).
 //
 //   auto p = jetsource::projector::start(rt->conn, order_summary(),
-//                                        {.stream = "ORDERS", .database = "data/order_summary.db"});
+//                                        {.stream = "ORDERS", .database =
+//                                        "data/order_summary.db"});
 //   ...
 //   p->wait_for(appended.sequence, 5s);    // read-your-writes
 //   p->stop();                             // drain, commit, ack, close
@@ -40,8 +41,8 @@ struct projector_options {
   int batch = 500;                 ///< messages per pull request (two requests in flight)
   std::chrono::milliseconds pull_expires{500};  ///< how long a pull request waits for messages
   std::size_t max_group = 2000;                 ///< messages per transaction, at most
-  std::size_t max_buffered = 20000;  ///< fetched but not committed (also MaxAckPending)
-  std::chrono::milliseconds ack_wait{10000};  ///< the server redelivers unacked messages after
+  std::size_t max_buffered = 20000;             ///< fetched but not committed (also MaxAckPending)
+  std::chrono::milliseconds ack_wait{10000};    ///< the server redelivers unacked messages after
   std::chrono::milliseconds drain_timeout{10000};  ///< stop(): longest wait for the workers
   sqlite::options sqlite = projection_sqlite_options();
 };
@@ -61,6 +62,7 @@ struct projection_status {
   double events_per_s = 0;             ///< recent apply rate
   std::uint64_t dead_letters = 0;      ///< dead-letter rows (poison + parked)
   std::uint64_t held = 0;              ///< messages waiting for an earlier version to arrive
+  std::uint64_t duplicates = 0;        ///< redelivered messages skipped since start
 };
 
 /// A dead-lettered message (see migrations/jetsource/0001_projection_state.sql).
