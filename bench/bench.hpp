@@ -194,5 +194,7 @@ void run_append_sync(const env& e);
 void run_append_async(const env& e);
 void run_load(const env& e);
 void run_execute(const env& e);
+void run_project(const env& e);
+void run_e2e_latency(const env& e);
 
 }  // namespace bench

@@ -1,6 +1,7 @@
 // jetsource-bench: jetsource's write and read paths beside plain nats.c baselines, same run.
 //
-//   jetsource-bench <append-sync|append-async|load|execute|all> [--nats-url URL] [--events N]
+//   jetsource-bench <append-sync|append-async|load|execute|project|e2e-latency|all>
+//                   [--nats-url URL] [--events N]
 //                   [--payload-bytes B] [--runs R]
 //
 // Without --nats-url an embedded nats-server runs in a temporary directory, removed at the end.
@@ -119,17 +120,22 @@ int main(int argc, char** argv) {
       {"append-sync", bench::run_append_sync},
       {"append-async", bench::run_append_async},
       {"load", bench::run_load},
-      {"execute", bench::run_execute}};
+      {"execute", bench::run_execute},
+      {"project", bench::run_project},
+      {"e2e-latency", bench::run_e2e_latency}};
   std::string scenario, nats_url;
   bench::options opt;
   std::int64_t events = 0;
-  app.add_option("scenario", scenario, "append-sync | append-async | load | execute | all")
+  app.add_option("scenario", scenario,
+                 "append-sync | append-async | load | execute | project | e2e-latency | all")
       ->required()
-      ->check(CLI::IsMember({"append-sync", "append-async", "load", "execute", "all"}));
+      ->check(CLI::IsMember(
+          {"append-sync", "append-async", "load", "execute", "project", "e2e-latency", "all"}));
   app.add_option("--nats-url", nats_url, "NATS server URL (default: an embedded nats-server)");
   app.add_option("--events", events,
                  "events per run (append-sync 10000, append-async 100000, execute 100000 "
-                 "commands; load: the big stream's size, 1000000)")
+                 "commands; load: the big stream's size, 1000000; project 500000; "
+                 "e2e-latency 100000, i.e. 10 s at 10000/s)")
       ->check(CLI::PositiveNumber);
   app.add_option("--payload-bytes", opt.payload_bytes, "commit body size in bytes (default 200)")
       ->check(CLI::Range(1, 1 << 20));
@@ -176,7 +182,8 @@ int main(int argc, char** argv) {
 
       bench::env e{opt, &*conn, raw_nc, raw_js, fmt::format("{}", ::getpid())};
       if (scenario == "all") {
-        for (const auto& name : {"append-sync", "append-async", "load", "execute"})
+        for (const auto& name :
+             {"append-sync", "append-async", "load", "execute", "project", "e2e-latency"})
           scenarios.at(name)(e);
       } else {
         scenarios.at(scenario)(e);

@@ -102,6 +102,11 @@ void describe(envelope& e, std::string_view type_header, std::string_view id_hea
 struct applier::pass {
   sqlite::transaction& tx;
   std::string now;
+  // Each message in its own SAVEPOINT, so a poison one is rolled back alone. The first pass
+  // over a batch runs without (two statements less per message); a poison message makes it
+  // roll back and run the batch again guarded.
+  bool guarded = true;
+  bool needs_guard = false;
   std::unordered_map<std::string, std::uint64_t> versions;  // written in this transaction
   std::unordered_set<std::string> parked;                   // parked in this transaction
   std::vector<envelope*> done;
@@ -237,7 +242,9 @@ result<void> applier::process(pass& p, envelope& e) {
     return success();
   }
 
-  JETSOURCE_TRY(p.tx.execute("SAVEPOINT jetsource_message"));
+  if (p.guarded) {
+    JETSOURCE_TRY(p.tx.execute("SAVEPOINT jetsource_message"));
+  }
   projection_context cx(p.tx, e.aggregate_type, e.aggregate_id, e.sequence);
   auto applied = [&]() -> result<void> {
     try {
@@ -250,6 +257,10 @@ result<void> applier::process(pass& p, envelope& e) {
   }();
   if (applied)
     applied = p.tx.execute(upsert_version, e.aggregate_type, e.aggregate_id, e.version, e.sequence);
+  if (!applied && !p.guarded) {
+    if (!is_transient(applied.error())) p.needs_guard = true;
+    return std::move(applied).error();
+  }
   if (!applied) {
     JETSOURCE_TRY(p.tx.execute("ROLLBACK TO jetsource_message"));
     JETSOURCE_TRY(p.tx.execute("RELEASE jetsource_message"));
@@ -275,7 +286,9 @@ result<void> applier::process(pass& p, envelope& e) {
     }
     return success();
   }
-  JETSOURCE_TRY(p.tx.execute("RELEASE jetsource_message"));
+  if (p.guarded) {
+    JETSOURCE_TRY(p.tx.execute("RELEASE jetsource_message"));
+  }
   p.versions[key] = e.version;
   p.events += e.version - e.first_version + 1;
   ++p.messages;
@@ -306,11 +319,23 @@ result<void> applier::process(pass& p, envelope& e) {
 
 result<batch_outcome> applier::apply(sqlite::database& db, std::vector<envelope>& batch,
                                      std::uint64_t applied_sequence) {
-  JETSOURCE_TRY(tx, db.begin());
-  pass p{tx, utc_now()};
-  for (auto& e : batch) {
-    JETSOURCE_TRY(process(p, e));
+  for (bool guarded : {false, true}) {
+    JETSOURCE_TRY(tx, db.begin());
+    pass p{tx, utc_now(), guarded};
+    result<void> r = success();
+    for (auto& e : batch) {
+      r = process(p, e);
+      if (!r) break;
+    }
+    if (!r && p.needs_guard) continue;  // a poison message: roll back, run it again guarded
+    if (!r) return std::move(r).error();
+    return finish(p, tx, applied_sequence);
   }
+  return make_error(errc::internal, "unreachable");
+}
+
+result<batch_outcome> applier::finish(pass& p, sqlite::transaction& tx,
+                                      std::uint64_t applied_sequence) {
   JETSOURCE_TRY(
       tx.execute("UPDATE projection_state SET max_sequence = max(max_sequence, ?1), "
                  "applied_sequence = max(applied_sequence, ?2), "

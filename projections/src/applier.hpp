@@ -93,6 +93,7 @@ class applier {
   struct pass;  // the staged state of one transaction
   result<void> process(pass& p, envelope& e);
   static bool taken(const pass& p, const std::string& key, std::uint64_t first);
+  result<batch_outcome> finish(pass& p, sqlite::transaction& tx, std::uint64_t applied_sequence);
   result<std::uint64_t> version_of(pass& p, const std::string& key, const envelope& e);
   result<void> run_handlers(projection_context& cx, const envelope& e);
   result<void> dead_letter(pass& p, const envelope& e, std::string_view kind,

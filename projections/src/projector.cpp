@@ -134,7 +134,7 @@ struct projector_state {
   void run_fetcher();
   void run_worker(worker& w);
   void publish_mark(std::uint64_t m);
-  void persist_mark(std::uint64_t m, double rate);
+  bool persist_mark(std::uint64_t m, double rate);
   result<jsConsumerInfo*> consumer_info(consumer_info_ptr& holder) const;
 };
 
@@ -158,13 +158,17 @@ void projector_state::publish_mark(std::uint64_t m) {
   }
 }
 
-void projector_state::persist_mark(std::uint64_t m, double rate) {
-  std::lock_guard lk(db_mutex);
+bool projector_state::persist_mark(std::uint64_t m, double rate) {
+  // Never wait for a worker's transaction here (the fetcher calls this): the next group commit
+  // records the mark anyway.
+  std::unique_lock lk(db_mutex, std::try_to_lock);
+  if (!lk.owns_lock()) return false;
   auto r = db->execute(
       "UPDATE projection_state SET applied_sequence = max(applied_sequence, ?1), "
       "events_per_s = ?2 WHERE projection = ?3",
       m, rate, proj.name());
   if (!r) log()->warn("projection {}: cannot record the applied mark: {}", proj.name(), r.error());
+  return static_cast<bool>(r);
 }
 
 // The fetcher: keeps up to two pull requests outstanding while there is room, dispatches each
@@ -307,15 +311,15 @@ void projector_state::run_fetcher() {
       rate_at = now;
     }
     if (mark.load() > persisted && now - last_persist > std::chrono::milliseconds(100)) {
-      persisted = mark.load();
       last_persist = now;
-      persist_mark(persisted, events_per_s.load());
+      if (persist_mark(mark.load(), events_per_s.load())) persisted = mark.load();
     }
   }
 }
 
 void projector_state::run_worker(worker& w) {
   std::vector<envelope> batch;
+  std::vector<std::uint64_t> committed;
   std::minstd_rand jitter(std::random_device{}());
   for (;;) {
     std::deque<std::function<void()>> controls;
@@ -345,9 +349,12 @@ void projector_state::run_worker(worker& w) {
         events_applied.fetch_add(r->events);
         dead_lettered.fetch_add(r->dead_lettered);
         duplicates.fetch_add(r->duplicates);
+        committed.clear();
+        for (const auto& e : r->done) committed.push_back(e.sequence);
+        if (opts.on_committed) opts.on_committed(committed);
         {
           std::lock_guard lk(done_mutex);
-          for (const auto& e : r->done) done.push_back(e.sequence);
+          done.insert(done.end(), committed.begin(), committed.end());
         }
         buffered.fetch_sub(r->done.size() + r->dropped);
         w.held.store(w.apply->held());
@@ -582,8 +589,7 @@ result<void> projector::stop() {
     w->apply->release_held([&](const detail::envelope& e) { detail::ack(s.nc, e.reply, "-NAK"); });
   s.sub.reset();                            // unsubscribes (the durable consumer stays)
   natsConnection_FlushTimeout(s.nc, 2000);  // the last acks
-  std::uint64_t mark = s.mark.load();
-  s.persist_mark(mark, 0);
+  (void)s.persist_mark(s.mark.load(), 0);
   {
     std::lock_guard dl(s.db_mutex);
     (void)s.db->execute("PRAGMA wal_checkpoint(PASSIVE)");

@@ -75,7 +75,7 @@ TEST_F(projector_test, AMessageRedeliveredWhileBeingAppliedIsAppliedOnce) {
   run("acc-1", bank::open_account{"ann", 0});
   auto o = options("balances.db", 2);
   o.ack_wait = 1000ms;
-  hooks().slow_once = 1600;  // longer than ack_wait: the server sends it again meanwhile
+  hooks().slow_once = 3000;  // well past ack_wait (the server checks it on a timer): sent again
   auto p = start(o);
   auto seq = run("acc-1", bank::deposit{5, "slow"});
   auto last = run("acc-1", bank::deposit{7, ""});
@@ -83,7 +83,10 @@ TEST_F(projector_test, AMessageRedeliveredWhileBeingAppliedIsAppliedOnce) {
   EXPECT_GE(last, seq);
   // The redelivered copy reaches the worker after the first one committed: skipped.
   for (int i = 0; i < 100 && p.status()->duplicates == 0; ++i) std::this_thread::sleep_for(50ms);
-  EXPECT_GE(p.status()->duplicates, 1u) << "the slow message was not redelivered";
+  auto st = p.status();
+  EXPECT_GE(st->duplicates, 1u) << "the slow message was not redelivered; applied "
+                                << st->events_applied << " held " << st->held << " pending "
+                                << st->pending << " mark " << st->last_applied_seq;
   auto rows = balances(dir_.path() / "balances.db");
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0], balance_row("acc-1", "ann", 12, 3, 2));

@@ -21,7 +21,9 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,6 +47,9 @@ struct projector_options {
   std::chrono::milliseconds ack_wait{10000};    ///< the server redelivers unacked messages after
   std::chrono::milliseconds drain_timeout{10000};  ///< stop(): longest wait for the workers
   sqlite::options sqlite = projection_sqlite_options();
+  /// Called on a worker thread after each group commit, with the stream sequences it committed
+  /// (applied, skipped as duplicates, or dead-lettered): for metrics. Keep it cheap.
+  std::function<void(std::span<const std::uint64_t>)> on_committed;
 };
 
 /// One projection's state, for status commands (`projections status --json`).
