@@ -5,6 +5,8 @@
 #include <jetsource/projector.hpp>
 
 #include "applier.hpp"
+#include "files.hpp"
+#include "switching.hpp"
 #include "log.hpp"
 #include "nats/handles.hpp"
 #include "store/store_state.hpp"
@@ -94,8 +96,11 @@ struct worker {
 }  // namespace
 
 struct projector_state {
-  explicit projector_state(projection p) : proj(std::move(p)) {}
+  projector_state(connection c, projection p) : conn_handle(std::move(c)), proj(std::move(p)) {}
 
+  connection conn_handle;
+  std::optional<file_lock> live_lock;
+  std::filesystem::path file;  // the database file in use (see files.hpp)
   projection proj;
   projector_options opts;
   std::shared_ptr<connection_state> conn;
@@ -406,6 +411,37 @@ result<int> prepare_database(sqlite::database& db, const projection& p, std::str
   return row->get<int>(0);
 }
 
+std::string live_consumer(const projection& p, const projector_options& o) {
+  return o.consumer.empty() ? "jetsource-" + p.name() : o.consumer;
+}
+
+std::string rebuild_consumer(const projection& p, const projector_options& o) {
+  return live_consumer(p, o) + "-rebuild";
+}
+
+result<void> delete_consumer(connection_state& c, const std::string& stream,
+                             const std::string& consumer) {
+  jsErrCode code{};
+  natsStatus s = js_DeleteConsumer(c.js.get(), stream.c_str(), consumer.c_str(), nullptr, &code);
+  if (s == NATS_OK || s == NATS_NOT_FOUND || code == JSConsumerNotFoundErr) return success();
+  return nats_error(s, "delete consumer " + consumer, code);
+}
+
+result<void> adopt_file(connection_state& c, const projection& p, const projector_options& o,
+                        const std::filesystem::path& file) {
+  auto old = current_file(o.database);
+  JETSOURCE_TRY(point_to(o.database, file));
+  std::error_code ec;
+  std::filesystem::remove(with_suffix(o.database, ".ready"), ec);
+  if (auto building = read_marker(with_suffix(o.database, ".rebuilding"));
+      building && *building == file)
+    std::filesystem::remove(with_suffix(o.database, ".rebuilding"), ec);
+  JETSOURCE_TRY(delete_consumer(c, o.stream, rebuild_consumer(p, o)));
+  if (old != file) remove_database_files(old);
+  log()->info("projection {}: now serving {}", p.name(), file.string());
+  return success();
+}
+
 }  // namespace detail
 
 namespace {
@@ -432,10 +468,10 @@ result<projector> projector::start(const connection& conn, projection p, project
     return make_error(errc::invalid_argument,
                       "projector: workers, batch and max_group must be >= 1, max_buffered >= "
                       "batch");
-  auto s = std::make_unique<detail::projector_state>(p);
+  auto s = std::make_unique<detail::projector_state>(conn, p);
   s->conn = conn.state();
   s->nc = s->conn->nc.get();
-  s->consumer = o.consumer.empty() ? "jetsource-" + p.name() : o.consumer;
+  s->consumer = detail::live_consumer(p, o);
   s->next_subject = fmt::format("$JS.API.CONSUMER.MSG.NEXT.{}.{}", o.stream, s->consumer);
 
   if (!o.database.parent_path().empty()) {
@@ -445,13 +481,27 @@ result<projector> projector::start(const connection& conn, projection p, project
       return make_error(errc::io, "cannot create {}: {}", o.database.parent_path().string(),
                         ec.message());
   }
-  JETSOURCE_TRY(db, sqlite::database::open(o.database.string(), o.sqlite));
+  // One live projector per database, in any process.
+  auto lock = detail::file_lock::try_acquire(detail::with_suffix(o.database, ".lock"));
+  if (!lock) {
+    if (lock.error().is(errc::busy))
+      return make_error(errc::busy, "projection {} already runs on {} in another process",
+                        p.name(), o.database.string());
+    return std::move(lock).error();
+  }
+  s->live_lock.emplace(std::move(lock).value());
+  // A rebuild that finished while no projector ran: adopt it now.
+  if (auto ready = detail::read_marker(detail::with_suffix(o.database, ".ready"))) {
+    JETSOURCE_TRY(detail::adopt_file(*s->conn, p, o, *ready));
+  }
+  s->file = detail::current_file(o.database);
+  JETSOURCE_TRY(db, sqlite::database::open(s->file.string(), o.sqlite));
   JETSOURCE_TRY(built_with, detail::prepare_database(db, p, o.stream, s->consumer));
   if (built_with != p.version())
     return make_error(errc::invalid_argument,
                       "projection {}: its database {} was built with version {}, the projection "
                       "is version {}: rebuild it",
-                      p.name(), o.database.string(), built_with, p.version());
+                      p.name(), s->file.string(), built_with, p.version());
   JETSOURCE_TRY(state_row, db.query_one("SELECT applied_sequence, max_sequence, events_applied "
                                         "FROM projection_state WHERE projection = ?1",
                                         p.name()));
@@ -643,7 +693,7 @@ result<projection_status> projector::status() const {
   out.state = s.stopping ? "stopped" : "live";
   out.last_applied_seq = std::max(out.last_applied_seq, s.mark.load());
   out.events_per_s = s.events_per_s.load();
-  out.database = s.opts.database.string();
+  out.database = s.file.string();
   for (const auto& w : s.workers) out.held += w->held.load();
   out.duplicates = s.duplicates.load();
   detail::consumer_info_ptr holder;
@@ -725,16 +775,15 @@ result<projection_status> read_status(sqlite::database& db, std::string_view pro
 
 result<void> wait_applied(const std::filesystem::path& path, std::string_view projection_name,
                           std::uint64_t sequence, std::chrono::milliseconds timeout) {
-  sqlite::options o;
-  o.read_only = true;
-  o.create = false;
-  JETSOURCE_TRY(db, sqlite::database::open(path.string(), o));
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    JETSOURCE_TRY(row, db.query_one("SELECT applied_sequence FROM projection_state "
-                                    "WHERE projection = ?1",
-                                    projection_name));
-    std::uint64_t applied = row ? row->get<std::uint64_t>(0) : 0;
+    // Opened each time: the file may not exist yet, and a rebuild may switch it.
+    std::uint64_t applied = 0;
+    if (auto db = open_read_model(path)) {
+      auto row = db->query_one(
+          "SELECT applied_sequence FROM projection_state WHERE projection = ?1", projection_name);
+      if (row && *row) applied = (*row)->get<std::uint64_t>(0);
+    }
     if (applied >= sequence) return success();
     if (std::chrono::steady_clock::now() >= deadline)
       return make_error(errc::timeout,

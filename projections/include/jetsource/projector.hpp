@@ -122,12 +122,30 @@ class projector {
   /// rest; returns how many remain.
   result<std::size_t> skip(std::string_view aggregate_type, std::string_view aggregate_id);
 
+  /// Switches to a rebuilt database if a rebuild finished while this projector ran (see
+  /// jetsource/rebuild.hpp): stops, brings the rebuilt file up to this projector's position,
+  /// points the database at it and carries on live from there. Queries opening the database
+  /// see the old file until the switch and the rebuilt one after it. Call it from the thread
+  /// that owns the projector (e.g. every 250 ms in a serve loop). True when it switched.
+  result<bool> adopt_rebuild();
+
   const std::string& name() const noexcept;
 
  private:
   explicit projector(std::unique_ptr<detail::projector_state> s) noexcept;
   std::unique_ptr<detail::projector_state> state_;
 };
+
+/// The file a projection database path currently points to (a rebuild switches it).
+std::filesystem::path current_file(const std::filesystem::path& database);
+
+/// Opens the current file of a projection database read-only, for queries (open one per query
+/// or per request to follow rebuild switches).
+result<sqlite::database> open_read_model(const std::filesystem::path& database);
+
+/// The version the database at `database` was built with (errc::not_found when it does not
+/// exist or has no row for the projection).
+result<int> built_version(const std::filesystem::path& database, std::string_view projection_name);
 
 /// The dead letters of a projection database, oldest first (works while a projector runs on it,
 /// from any process).

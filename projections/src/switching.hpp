@@ -1,0 +1,28 @@
+// detail: the steps a rebuild and the live projector share to switch a projection database to
+// a rebuilt file (docs/adr/0008).
+#pragma once
+
+#include <jetsource/projection.hpp>
+#include <jetsource/projector.hpp>
+
+#include "nats/handles.hpp"
+
+#include <filesystem>
+#include <string>
+
+namespace jetsource::detail {
+
+/// The live consumer's name, and the rebuild's.
+std::string live_consumer(const projection& p, const projector_options& o);
+std::string rebuild_consumer(const projection& p, const projector_options& o);
+
+/// Deletes a durable consumer; a missing one is fine.
+result<void> delete_consumer(connection_state& c, const std::string& stream,
+                             const std::string& consumer);
+
+/// Points the database at the rebuilt `file`, then removes the ready/rebuilding markers, the
+/// rebuild's consumer and the file that was in use before.
+result<void> adopt_file(connection_state& c, const projection& p, const projector_options& o,
+                        const std::filesystem::path& file);
+
+}  // namespace jetsource::detail
