@@ -1,0 +1,84 @@
+// The order-system command line: the shared context and the mapping of errors to exit codes.
+#include "cli.hpp"
+
+#include <fmt/format.h>
+
+namespace order_system::cli {
+
+jetsource::store_options orders_stream() {
+  return {.stream = "ORDERS", .subject_prefix = "orders"};
+}
+
+jetsource::result<jetsource::runtime*> context::runtime() {
+  if (!runtime_) {
+    jetsource::connection_options o;
+    o.name = "order-system";
+    if (!globals_.nats_url.empty()) o.urls = {globals_.nats_url};
+    auto rt = jetsource::runtime::open(o, globals_.data_dir / "nats");
+    if (!rt) {
+      auto e = std::move(rt).error();
+      e.message = globals_.nats_url.empty()
+                      ? fmt::format("cannot start the embedded nats-server in {}: {}",
+                                    (globals_.data_dir / "nats").string(), e.message)
+                      : fmt::format("cannot connect to {}: {}", globals_.nats_url, e.message);
+      return e;
+    }
+    runtime_.emplace(std::move(rt).value());
+  }
+  return &*runtime_;
+}
+
+jetsource::result<jetsource::event_store*> context::store() {
+  if (!store_) {
+    JETSOURCE_TRY(rt, runtime());
+    auto s = jetsource::event_store::open(rt->conn, orders_stream());
+    if (!s) {
+      auto e = std::move(s).error();
+      e.message = fmt::format("cannot open the stream {}: {}", orders_stream().stream, e.message);
+      return e;
+    }
+    store_.emplace(std::move(s).value());
+  }
+  return &*store_;
+}
+
+jetsource::result<jetsource::repository<order>*> context::orders() {
+  if (!orders_) {
+    JETSOURCE_TRY(s, store());
+    orders_ = std::make_unique<jetsource::repository<order>>(*s);
+  }
+  return orders_.get();
+}
+
+CLI::Validator subject_token(std::string what) {
+  return CLI::Validator(
+      [what](std::string& value) -> std::string {
+        auto ok = jetsource::validate_token(what, value);
+        return ok ? std::string{} : ok.error().message;
+      },
+      "TOKEN");
+}
+
+int exit_code_of(const jetsource::error& e) {
+  switch (e.code) {
+    case jetsource::errc::invalid_argument:
+    case jetsource::errc::invalid_id:
+      return exit_usage;
+    case jetsource::errc::rejected:
+      return exit_rejected;
+    case jetsource::errc::not_found:
+      return exit_not_found;
+    default:
+      return exit_failure;
+  }
+}
+
+int fail(std::string_view what, const jetsource::error& e) {
+  int code = exit_code_of(e);
+  // A domain error's message is the sentence itself; other errors keep their code's name.
+  fmt::print(stderr, "order-system: {}: {}\n", what,
+             e.rejection ? e.message : jetsource::to_string(e));
+  return code;
+}
+
+}  // namespace order_system::cli
