@@ -5,10 +5,6 @@
 
 namespace order_system::cli {
 
-jetsource::store_options orders_stream() {
-  return {.stream = "ORDERS", .subject_prefix = "orders"};
-}
-
 jetsource::result<jetsource::runtime*> context::runtime() {
   if (!runtime_) {
     jetsource::connection_options o;

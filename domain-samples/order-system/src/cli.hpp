@@ -11,6 +11,7 @@
 #pragma once
 
 #include <order_system/order.hpp>
+#include <order_system/stream.hpp>
 
 #include <jetsource/event_store.hpp>
 #include <jetsource/repository.hpp>
@@ -42,9 +43,6 @@ struct globals {
   std::string nats_url;  ///< "" = an embedded nats-server storing under data_dir/nats
   std::filesystem::path data_dir = ".order-system";
 };
-
-/// The store options of the order context: stream ORDERS, subjects orders.Order.<p>.<id>.
-jetsource::store_options orders_stream();
 
 /// What a subcommand needs at run time. Connects on first use, so bad usage fails before any
 /// I/O and subcommands that need no server start none.

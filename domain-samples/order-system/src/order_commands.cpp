@@ -87,6 +87,21 @@ int create(context& ctx, const order_options& o) {
   return exit_ok;
 }
 
+// A whole-number option, parsed strictly (CLI11 would clamp an out-of-range number).
+CLI::Option* add_number(CLI::App* sub, const char* name, std::int64_t& target, const char* help) {
+  return sub
+      ->add_option_function<std::string>(
+          name,
+          [name, &target](const std::string& text) {
+            auto v = to_int(text);
+            if (!v)
+              throw CLI::ValidationError(name, "'" + text + "' is not a whole number (64 bits)");
+            target = *v;
+          },
+          help)
+      ->type_name("INT");
+}
+
 }  // namespace
 
 void add_order_commands(CLI::App& app, action& chosen) {
@@ -124,8 +139,8 @@ void add_order_commands(CLI::App& app, action& chosen) {
     return add_item{x.sku, x.qty, x.unit_price_cents};
   });
   add->add_option("--sku", o->sku, "the SKU")->required()->check(subject_token("SKU"));
-  add->add_option("--qty", o->qty, "how many (>= 1)")->required();
-  add->add_option("--unit-price-cents", o->unit_price_cents, "the price of one, in cents (>= 0)")
+  add_number(add, "--qty", o->qty, "how many (>= 1)")->required();
+  add_number(add, "--unit-price-cents", o->unit_price_cents, "the price of one, in cents (>= 0)")
       ->required();
 
   auto* remove = on_order("remove-item", "remove a SKU's whole line from a draft order",
@@ -136,7 +151,7 @@ void add_order_commands(CLI::App& app, action& chosen) {
 
   auto* pay = on_order("pay", "pay a placed order (the exact total)",
                        [](const order_options& x) { return pay_order{x.amount_cents}; });
-  pay->add_option("--amount-cents", o->amount_cents, "the amount, in cents")->required();
+  add_number(pay, "--amount-cents", o->amount_cents, "the amount, in cents")->required();
 
   on_order("ship", "ship a paid order", [](const order_options&) { return ship_order{}; });
 
