@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 
 #include <cerrno>
@@ -47,13 +48,14 @@ class OrderCliTest : public jetsource::test::nats_test {
     nats_test::TearDown();
   }
 
-  // Starts the binary with the global options first; stdout and stderr go to files.
+  // Starts the binary with the global options first (no --nats-url when `url` is empty: the
+  // embedded server); stdout and stderr go to files.
   pid_t spawn(const std::vector<std::string>& args, const std::string& url) {
     int n = next_++;
     auto out = (dir_.path() / ("out-" + std::to_string(n))).string();
     auto err = (dir_.path() / ("err-" + std::to_string(n))).string();
-    std::vector<std::string> all{ORDER_SYSTEM_BIN, "--nats-url", url, "--data-dir",
-                                 (dir_.path() / "cli").string()};
+    std::vector<std::string> all{ORDER_SYSTEM_BIN, "--data-dir", cli_dir().string()};
+    if (!url.empty()) all.insert(all.end(), {"--nats-url", url});
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
@@ -88,6 +90,8 @@ class OrderCliTest : public jetsource::test::nats_test {
   outcome run_offline(const std::vector<std::string>& args) {
     return wait(spawn(args, "nats://127.0.0.1:1"));
   }
+
+  std::filesystem::path cli_dir() const { return dir_.path() / "cli"; }
 
   jetsource::event_store& store() {
     if (!store_) store_.emplace(open_store(orders_stream()));
@@ -318,6 +322,41 @@ TEST_F(OrderCliTest, ConcurrentProcessesAddTheSameSkuToOneOrder) {
   EXPECT_EQ(l.state.lines()[0].qty, writers);
   EXPECT_EQ(l.state.total_cents(), 250 * writers);
   EXPECT_EQ(commits(), 1u + writers);
+}
+
+TEST_F(OrderCliTest, EmbeddedServerStoreIsUsedByOneProcessAtATime) {
+  // Without --nats-url each process needs the embedded server on <data-dir>/nats: concurrent
+  // processes take turns owning the store instead of starting two servers on it.
+  auto created = wait(spawn({"order", "create", "--customer", "c-1", "--order-id", "emb"}, ""));
+  ASSERT_EQ(created.code, 0) << created.err;
+  constexpr int writers = 4;
+  std::vector<pid_t> pids;
+  for (int i = 0; i < writers; ++i)
+    pids.push_back(spawn({"order", "add-item", "emb", "--sku", "sku-" + std::to_string(i), "--qty",
+                          "1", "--unit-price-cents", "10"},
+                         ""));
+  for (auto pid : pids) {
+    auto r = wait(pid);
+    EXPECT_EQ(r.code, 0) << r.err;
+  }
+  // Every owner released the store (its server stopped): we can own it, and it holds the order.
+  int fd = ::open((cli_dir() / "nats" / "owner.lock").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  ::close(fd);
+  auto server = jetsource::embedded_server::start({.data_dir = cli_dir() / "nats"});
+  ASSERT_TRUE(server) << server.error();
+  auto conn = jetsource::connection::connect({.urls = {server->url()}});
+  ASSERT_TRUE(conn) << conn.error();
+  {
+    auto s = jetsource::event_store::open(*conn, orders_stream());
+    ASSERT_TRUE(s) << s.error();
+    jetsource::repository<order> orders{*s};
+    auto l = orders.load("emb");
+    ASSERT_TRUE(l) << l.error();
+    EXPECT_EQ(l->version, 1u + writers);
+    EXPECT_EQ(l->state.lines().size(), std::size_t{writers});
+  }
 }
 
 }  // namespace
