@@ -289,7 +289,7 @@ class order {
     if (auto e = c.malformed()) return *e;
     if (status_ != order_status::none) return order_error::already_exists;
     std::vector<event> events{order_created{c.customer_id}};
-    order draft = *this;  // each initial item follows the add-item rules, in order
+    order draft;  // each initial item follows the add-item rules, in order
     draft.apply(order_created{c.customer_id});
     for (const auto& item : c.items) {
       auto added = draft.handle(add_item{item.sku, item.qty, item.unit_price_cents});
