@@ -8,6 +8,7 @@
 #include "nats_fixture.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/file.h>
 #include <sys/wait.h>
@@ -20,6 +21,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 extern char** environ;
@@ -73,11 +75,26 @@ class OrderCliTest : public jetsource::test::nats_test {
     return rc == 0 ? pid : -1;
   }
 
+  // Waits for a process we spawned; one still running after 2 minutes is killed (a failure).
   outcome wait(pid_t pid) {
     outcome o;
     if (pid <= 0) return o;
     int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes{2};
+    for (;;) {
+      pid_t done = ::waitpid(pid, &status, WNOHANG);
+      if (done == pid) break;
+      if (done < 0 && errno != EINTR) {
+        ADD_FAILURE() << "waitpid " << pid << ": " << std::strerror(errno);
+        return o;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "pid " << pid << " still running after 2 minutes; killed";
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{5});
     }
     if (WIFEXITED(status)) o.code = WEXITSTATUS(status);
     o.out = slurp(files_[pid].first);
