@@ -6,13 +6,15 @@
 namespace jetsource::detail {
 
 std::shared_ptr<spdlog::logger> log() {
-  static const std::shared_ptr<spdlog::logger> logger = [] {
+  // Never destroyed: nats.c runs connection callbacks (which log) on its own threads, and they
+  // can still run while a process that just closed its connection exits and destroys statics.
+  static const auto* const logger = new std::shared_ptr<spdlog::logger>([] {
     if (auto existing = spdlog::get("jetsource")) return existing;
     auto l = spdlog::stderr_color_mt("jetsource");
     l->set_level(spdlog::get_level());
     return l;
-  }();
-  return logger;
+  }());
+  return *logger;
 }
 
 }  // namespace jetsource::detail

@@ -14,7 +14,9 @@
 //
 // A decision is 0..N events (all land in one atomic commit, or none does) or a rejection carrying
 // the aggregate's own error enum. Describe an enum's values for people by giving it an ADL
-// `std::string_view describe(order_error)`; otherwise the message is generic.
+// `std::string_view describe(order_error)`; otherwise the message is generic. Say which values
+// are not state rules by giving it an ADL `jetsource::errc errc_of(order_error)` returning
+// errc::invalid_argument or errc::not_found for them (errc::rejected, the default, otherwise).
 //
 // Thread-safety: decisions are values; aggregates are used by one thread at a time.
 #pragma once
@@ -46,16 +48,29 @@ std::string describe_enum(E e) {
   }
 }
 
+template <class E>
+errc errc_of_enum(E e) {
+  if constexpr (requires {
+                  { errc_of(e) } -> std::convertible_to<errc>;
+                }) {
+    return errc_of(e);
+  } else {
+    return errc::rejected;
+  }
+}
+
 template <class... Es>
 struct emitted {
   std::tuple<Es...> events;
 };
 }  // namespace detail
 
-/// A domain rejection with the user's enum and an explicit reason.
+/// A domain rejection with the user's enum and an explicit reason. Its code is ADL
+/// errc_of(domain_error) when the enum has one, errc::rejected otherwise.
 template <class E>
 requires std::is_enum_v<E> rejection reject(E domain_error, std::string reason) {
-  return rejection{std::type_index(typeid(E)), static_cast<int>(domain_error), std::move(reason)};
+  return rejection{std::type_index(typeid(E)), static_cast<int>(domain_error), std::move(reason),
+                   detail::errc_of_enum(domain_error)};
 }
 
 /// Several events in one decision (one atomic commit), in order: `return emit(a, b, c);`.
@@ -95,9 +110,10 @@ class decision {
   std::vector<Event>&& events() && noexcept { return std::move(events_); }
   const std::optional<jetsource::rejection>& rejection() const noexcept { return rejection_; }
 
-  /// The rejection as a library error (code errc::rejected).
+  /// The rejection as a library error: code errc::rejected, or what the enum's errc_of says.
   error to_error() const {
-    return error{errc::rejected, rejection_ ? rejection_->reason : std::string{}, rejection_};
+    if (!rejection_) return error{errc::rejected, std::string{}, std::nullopt};
+    return error{rejection_->code, rejection_->reason, rejection_};
   }
 
  private:

@@ -55,9 +55,13 @@ struct rejection {
   std::type_index type;  ///< the enum type
   int value;             ///< the enumerator
   std::string reason;    ///< a human sentence
+  /// errc::rejected (a rule of the aggregate's state), or what the enum's ADL errc_of says:
+  /// errc::invalid_argument (a malformed command), errc::not_found (no such aggregate).
+  errc code = errc::rejected;
 };
 
-/// The library's error: code + message (+ the domain rejection, when code == errc::rejected).
+/// The library's error: code + message (+ the domain rejection, when an aggregate refused the
+/// command: code errc::rejected, or invalid_argument / not_found as the enum's errc_of says).
 struct error {
   errc code = errc::internal;
   std::string message;

@@ -1,0 +1,111 @@
+// The order-system command line: what every subcommand group shares (global options, the
+// connection to the event store, exit codes). Each group (order, query, serve, ...) lives in
+// its own file and adds its subcommands through an add_*_commands function declared here.
+//
+// Thread-safety: a context belongs to main's thread.
+//
+//   cli::action chosen;
+//   cli::add_order_commands(app, chosen);          // in main, before parsing
+//   app.parse(argc, argv);
+//   cli::context ctx{globals};  return chosen(ctx);
+#pragma once
+
+#include <order_system/order.hpp>
+#include <order_system/stream.hpp>
+
+#include <jetsource/event_store.hpp>
+#include <jetsource/repository.hpp>
+#include <jetsource/result.hpp>
+#include <jetsource/runtime.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace order_system::cli {
+
+/// The process's exit codes (the contract).
+enum exit_code : int {
+  exit_ok = 0,
+  exit_failure = 1,    ///< infrastructure: no server, a broken stream, ...
+  exit_usage = 2,      ///< bad usage or an invalid argument
+  exit_rejected = 3,   ///< refused by a rule of the order's state
+  exit_not_found = 4,  ///< no such order (customer, SKU)
+};
+
+/// The global options.
+struct globals {
+  std::string nats_url;  ///< "" = an embedded nats-server storing under data_dir/nats
+  std::filesystem::path data_dir = ".order-system";
+};
+
+/// What a subcommand needs at run time. Connects on first use, so bad usage fails before any
+/// I/O and subcommands that need no server start none.
+///
+/// Without --nats-url, the process starts the embedded server on DATA_DIR/nats and owns that
+/// store while it runs (an flock on DATA_DIR/nats/owner.lock): never two servers on one store.
+/// A process that finds the store owned connects to the owner's server when the owner shares
+/// it (share_embedded_server(), for long-running subcommands such as `serve`: its URL is in
+/// DATA_DIR/nats/url), and otherwise waits until the owner is done (short commands run one
+/// after the other), for at most 30 s.
+class context {
+ public:
+  explicit context(globals g) : globals_(std::move(g)) {}
+  context(const context&) = delete;
+  context& operator=(const context&) = delete;
+
+  const globals& options() const noexcept { return globals_; }
+  /// Lets other processes on this data dir use the embedded server this process starts (call
+  /// before the first runtime(); for subcommands that run until stopped).
+  void share_embedded_server() noexcept { share_embedded_ = true; }
+  /// The connection (and the embedded server, when no URL was given).
+  jetsource::result<jetsource::runtime*> runtime();
+  /// The ORDERS stream, created on first use.
+  jetsource::result<jetsource::event_store*> store();
+  /// The repository of orders on that stream.
+  jetsource::result<jetsource::repository<order>*> orders();
+
+ private:
+  jetsource::result<jetsource::runtime> open_runtime();
+
+  // Ownership of the embedded server's store: an flock held while the server runs.
+  struct owner_lock {
+    int fd = -1;
+    std::filesystem::path url_file;  // removed when the owner is done
+    owner_lock() = default;
+    owner_lock(const owner_lock&) = delete;
+    owner_lock& operator=(const owner_lock&) = delete;
+    ~owner_lock();
+  };
+
+  globals globals_;
+  bool share_embedded_ = false;
+  // Declared in the order they are opened: destroyed in reverse.
+  owner_lock owner_;
+  std::optional<jetsource::runtime> runtime_;
+  std::optional<jetsource::event_store> store_;
+  std::unique_ptr<jetsource::repository<order>> orders_;
+};
+
+/// The work of the subcommand chosen on the command line, run after parsing; returns the exit
+/// code.
+using action = std::function<int(context&)>;
+
+/// `order create|add-item|remove-item|place|pay|ship|cancel` (order_commands.cpp).
+void add_order_commands(CLI::App& app, action& chosen);
+
+/// A CLI11 check that a value is a valid subject token (order, customer and SKU ids).
+CLI::Validator subject_token(std::string what);
+
+/// 2 for an invalid argument or id, 3 for a domain rejection, 4 for not found, 1 otherwise.
+int exit_code_of(const jetsource::error& e);
+
+/// Prints "order-system: <what>: <message>" on stderr; returns exit_code_of(e).
+int fail(std::string_view what, const jetsource::error& e);
+
+}  // namespace order_system::cli

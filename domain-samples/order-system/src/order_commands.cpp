@@ -1,0 +1,163 @@
+// `order-system order ...`: the write side. Each subcommand is one command on one Order,
+// run through repository::execute (load, decide, append; conflicts with other writers are
+// retried inside).
+#include "cli.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <random>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace order_system::cli {
+namespace {
+
+struct order_options {
+  std::string order_id;
+  std::string customer_id;
+  std::vector<std::string> items;  // SKU:QTY:PRICE_CENTS
+  std::string sku;
+  std::int64_t qty = 0;
+  std::int64_t unit_price_cents = 0;
+  std::int64_t amount_cents = 0;
+  std::string reason;
+};
+
+// "ord-" and 16 random hex digits.
+std::string new_order_id() {
+  std::random_device rd;
+  std::uint64_t bits = (std::uint64_t{rd()} << 32) | rd();
+  return fmt::format("ord-{:016x}", bits);
+}
+
+std::optional<std::int64_t> to_int(std::string_view s) {
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+// SKU:QTY:PRICE_CENTS, e.g. "widget:2:1999".
+jetsource::result<order_line> parse_item(std::string_view text) {
+  auto bad = [&](std::string_view why) {
+    return jetsource::make_error(jetsource::errc::invalid_argument,
+                                 "--item {}: {} (expected SKU:QTY:PRICE_CENTS)", text, why);
+  };
+  auto first = text.find(':');
+  auto last = text.rfind(':');
+  if (first == std::string_view::npos || first == last) return bad("not three fields");
+  auto sku = text.substr(0, first);
+  auto qty = to_int(text.substr(first + 1, last - first - 1));
+  auto price = to_int(text.substr(last + 1));
+  JETSOURCE_TRY(jetsource::validate_token("SKU", sku));
+  if (!qty) return bad("the quantity is not a whole number");
+  if (!price) return bad("the price is not a whole number of cents");
+  return order_line{std::string(sku), *qty, *price};
+}
+
+// Runs one command on an order; nothing is printed on success. A malformed command is refused
+// before any I/O.
+template <class Command>
+int execute(context& ctx, const std::string& id, const Command& command) {
+  if constexpr (requires { command.malformed(); }) {
+    if (auto e = command.malformed()) {
+      fmt::print(stderr, "order-system: order {}: {}\n", id, describe(*e));
+      return exit_usage;
+    }
+  }
+  auto orders = ctx.orders();
+  if (!orders) return fail("order " + id, orders.error());
+  auto r = (*orders)->execute(id, command);
+  if (!r) return fail("order " + id, r.error());
+  return exit_ok;
+}
+
+int create(context& ctx, const order_options& o) {
+  create_order command{o.customer_id, {}};
+  for (const auto& text : o.items) {
+    auto item = parse_item(text);
+    if (!item) return fail("order create", item.error());
+    command.items.push_back(std::move(item).value());
+  }
+  std::string id = o.order_id.empty() ? new_order_id() : o.order_id;
+  if (int code = execute(ctx, id, command); code != exit_ok) return code;
+  fmt::print("{}\n", id);
+  return exit_ok;
+}
+
+// A whole-number option, parsed strictly (CLI11 would clamp an out-of-range number).
+CLI::Option* add_number(CLI::App* sub, const char* name, std::int64_t& target, const char* help) {
+  return sub
+      ->add_option_function<std::string>(
+          name,
+          [name, &target](const std::string& text) {
+            auto v = to_int(text);
+            if (!v)
+              throw CLI::ValidationError(name, "'" + text + "' is not a whole number (64 bits)");
+            target = *v;
+          },
+          help)
+      ->type_name("INT");
+}
+
+}  // namespace
+
+void add_order_commands(CLI::App& app, action& chosen) {
+  auto* group = app.add_subcommand("order", "commands on orders (the write side)");
+  group->require_subcommand(1);
+  auto o = std::make_shared<order_options>();
+
+  // Adds a subcommand that runs `run(ctx, options)` when chosen.
+  auto command = [&](const char* name, const char* help, auto run) {
+    auto* sub = group->add_subcommand(name, help);
+    sub->callback([&chosen, o, run] { chosen = [o, run](context& ctx) { return run(ctx, *o); }; });
+    return sub;
+  };
+  // Most commands name an existing order first.
+  auto on_order = [&](const char* name, const char* help, auto make_command) {
+    auto* sub = command(name, help, [make_command](context& ctx, const order_options& opts) {
+      return execute(ctx, opts.order_id, make_command(opts));
+    });
+    sub->add_option("ORDER", o->order_id, "the order id")
+        ->required()
+        ->check(subject_token("order id"));
+    return sub;
+  };
+
+  auto* create_cmd = command("create", "create an order; prints its id", create);
+  create_cmd->add_option("--customer", o->customer_id, "the customer id")
+      ->required()
+      ->check(subject_token("customer id"));
+  create_cmd->add_option("--order-id", o->order_id, "the new order's id (default: generated)")
+      ->check(subject_token("order id"));
+  create_cmd->add_option("--item", o->items, "an initial item, SKU:QTY:PRICE_CENTS (repeatable)")
+      ->type_name("SKU:QTY:PRICE_CENTS");
+
+  auto* add = on_order("add-item", "add an item to a draft order", [](const order_options& x) {
+    return add_item{x.sku, x.qty, x.unit_price_cents};
+  });
+  add->add_option("--sku", o->sku, "the SKU")->required()->check(subject_token("SKU"));
+  add_number(add, "--qty", o->qty, "how many (>= 1)")->required();
+  add_number(add, "--unit-price-cents", o->unit_price_cents, "the price of one, in cents (>= 0)")
+      ->required();
+
+  auto* remove = on_order("remove-item", "remove a SKU's whole line from a draft order",
+                          [](const order_options& x) { return remove_item{x.sku}; });
+  remove->add_option("--sku", o->sku, "the SKU")->required()->check(subject_token("SKU"));
+
+  on_order("place", "place a draft order", [](const order_options&) { return place_order{}; });
+
+  auto* pay = on_order("pay", "pay a placed order (the exact total)",
+                       [](const order_options& x) { return pay_order{x.amount_cents}; });
+  add_number(pay, "--amount-cents", o->amount_cents, "the amount, in cents")->required();
+
+  on_order("ship", "ship a paid order", [](const order_options&) { return ship_order{}; });
+
+  auto* cancel = on_order("cancel", "cancel a draft or placed order",
+                          [](const order_options& x) { return cancel_order{x.reason}; });
+  cancel->add_option("--reason", o->reason, "why");
+}
+
+}  // namespace order_system::cli

@@ -1,0 +1,379 @@
+// The order-system command line end to end: the real binary (ORDER_SYSTEM_BIN) against a real
+// nats-server: exit codes, `order create` output, bad input, concurrent writers to one order.
+#include <jetsource/repository.hpp>
+
+#include <order_system/order.hpp>
+#include <order_system/stream.hpp>
+
+#include "nats_fixture.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+using namespace order_system;
+
+namespace {
+
+struct outcome {
+  int code = -1;    ///< exit code; -1 when the process did not exit normally
+  std::string out;  ///< stdout
+  std::string err;  ///< stderr
+};
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class OrderCliTest : public jetsource::test::nats_test {
+ protected:
+  void TearDown() override {
+    store_.reset();
+    nats_test::TearDown();
+  }
+
+  // Starts the binary with the global options first (no --nats-url when `url` is empty: the
+  // embedded server); stdout and stderr go to files.
+  pid_t spawn(const std::vector<std::string>& args, const std::string& url) {
+    int n = next_++;
+    auto out = (dir_.path() / ("out-" + std::to_string(n))).string();
+    auto err = (dir_.path() / ("err-" + std::to_string(n))).string();
+    std::vector<std::string> all{ORDER_SYSTEM_BIN, "--data-dir", cli_dir().string()};
+    if (!url.empty()) all.insert(all.end(), {"--nats-url", url});
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+
+    posix_spawn_file_actions_t files;
+    posix_spawn_file_actions_init(&files);
+    posix_spawn_file_actions_addopen(&files, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&files, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&files);
+    EXPECT_EQ(rc, 0) << "cannot start " << ORDER_SYSTEM_BIN << ": " << std::strerror(rc);
+    if (rc == 0) files_[pid] = {out, err};
+    return rc == 0 ? pid : -1;
+  }
+
+  // Waits for a process we spawned; one still running after 2 minutes is killed (a failure).
+  outcome wait(pid_t pid) {
+    outcome o;
+    if (pid <= 0) return o;
+    int status = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes{2};
+    for (;;) {
+      pid_t done = ::waitpid(pid, &status, WNOHANG);
+      if (done == pid) break;
+      if (done < 0 && errno != EINTR) {
+        ADD_FAILURE() << "waitpid " << pid << ": " << std::strerror(errno);
+        return o;
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        ADD_FAILURE() << "pid " << pid << " still running after 2 minutes; killed";
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{5});
+    }
+    if (WIFEXITED(status)) o.code = WEXITSTATUS(status);
+    o.out = slurp(files_[pid].first);
+    o.err = slurp(files_[pid].second);
+    return o;
+  }
+
+  outcome run(const std::vector<std::string>& args) { return wait(spawn(args, server_->url())); }
+  // Against a URL where no server listens: any I/O attempt would fail with exit code 1.
+  outcome run_offline(const std::vector<std::string>& args) {
+    return wait(spawn(args, "nats://127.0.0.1:1"));
+  }
+
+  std::filesystem::path cli_dir() const { return dir_.path() / "cli"; }
+
+  jetsource::event_store& store() {
+    if (!store_) store_.emplace(open_store(orders_stream()));
+    return *store_;
+  }
+  jetsource::loaded<order> load(const std::string& id) {
+    jetsource::repository<order> orders{store()};
+    auto l = orders.load(id);
+    EXPECT_TRUE(l) << l.error();
+    return l ? std::move(l).value() : jetsource::loaded<order>{};
+  }
+  std::uint64_t commits() { return store().last_sequence().value_or(0); }
+
+  // Creates o-1 for c-1 with widget 2 x 250 and gadget 1 x 1000 (total 1500).
+  void create_sample() {
+    auto r = run({"order", "create", "--customer", "c-1", "--order-id", "o-1", "--item",
+                  "widget:2:250", "--item", "gadget:1:1000"});
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+
+  std::optional<jetsource::event_store> store_;
+  std::map<pid_t, std::pair<std::string, std::string>> files_;
+  int next_ = 0;
+};
+
+TEST_F(OrderCliTest, CreatePrintsOnlyTheGeneratedOrderId) {
+  auto r = run({"order", "create", "--customer", "c-1"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(std::regex_match(r.out, std::regex("ord-[0-9a-f]{16}\n"))) << r.out;
+  EXPECT_EQ(r.err, "");
+  auto id = r.out.substr(0, r.out.size() - 1);
+  auto l = load(id);
+  EXPECT_EQ(l.version, 1u);
+  EXPECT_EQ(l.state.status(), order_status::draft);
+  EXPECT_EQ(l.state.customer_id(), "c-1");
+
+  auto other = run({"order", "create", "--customer", "c-1"});
+  ASSERT_EQ(other.code, 0) << other.err;
+  EXPECT_NE(other.out, r.out);
+}
+
+TEST_F(OrderCliTest, CreateWithItemsIsOneCommit) {
+  auto r = run({"order", "create", "--customer", "c-1", "--order-id", "o-1", "--item",
+                "widget:2:250", "--item", "gadget:1:1000", "--item", "widget:1:250"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "o-1\n");
+  auto log = store().read("Order", "o-1");
+  ASSERT_TRUE(log) << log.error();
+  ASSERT_EQ(log->commits.size(), 1u);
+  EXPECT_EQ(log->commits[0].event_types, "OrderCreated,ItemAdded,ItemAdded,ItemAdded");
+  auto l = load("o-1");
+  EXPECT_EQ(l.version, 4u);
+  ASSERT_EQ(l.state.lines().size(), 2u);
+  EXPECT_EQ(l.state.find("widget")->qty, 3);
+  EXPECT_EQ(l.state.total_cents(), 1750);
+}
+
+TEST_F(OrderCliTest, AnOrderLivesThroughItsStates) {
+  create_sample();
+  EXPECT_EQ(
+      run({"order", "add-item", "o-1", "--sku", "bolt", "--qty", "4", "--unit-price-cents", "5"})
+          .code,
+      0);
+  EXPECT_EQ(run({"order", "remove-item", "o-1", "--sku", "gadget"}).code, 0);
+  EXPECT_EQ(run({"order", "place", "o-1"}).code, 0);
+  EXPECT_EQ(run({"order", "pay", "o-1", "--amount-cents", "520"}).code, 0);
+  auto shipped = run({"order", "ship", "o-1"});
+  EXPECT_EQ(shipped.code, 0) << shipped.err;
+  EXPECT_EQ(shipped.out, "");  // only create prints
+  auto l = load("o-1");
+  EXPECT_EQ(l.state.status(), order_status::shipped);
+  EXPECT_EQ(l.state.total_cents(), 520);
+  EXPECT_EQ(l.version, 8u);  // created, 2 added, added, removed, placed, paid, shipped
+
+  auto cancelled = run({"order", "create", "--customer", "c-2", "--order-id", "o-2"});
+  ASSERT_EQ(cancelled.code, 0);
+  EXPECT_EQ(run({"order", "cancel", "o-2", "--reason", "no longer needed"}).code, 0);
+  EXPECT_EQ(load("o-2").state.status(), order_status::cancelled);
+}
+
+TEST_F(OrderCliTest, StateRulesExitWith3AndSayWhich) {
+  create_sample();
+  auto before = commits();
+  struct expectation {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  std::vector<expectation> cases{
+      {{"order", "create", "--customer", "c-9", "--order-id", "o-1"}, "already exists"},
+      {{"order", "add-item", "o-1", "--sku", "widget", "--qty", "1", "--unit-price-cents", "999"},
+       "widget is on the order at 250 cents, not 999"},
+      {{"order", "remove-item", "o-1", "--sku", "bolt"}, "bolt is not on the order"},
+      {{"order", "pay", "o-1", "--amount-cents", "1500"}, "only a placed order can be paid"},
+      {{"order", "ship", "o-1"}, "only a paid order can be shipped"},
+  };
+  for (const auto& c : cases) {
+    auto r = run(c.args);
+    EXPECT_EQ(r.code, 3) << c.args[1] << ": " << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("o-1"), std::string::npos) << r.err;
+  }
+  ASSERT_EQ(run({"order", "place", "o-1"}).code, 0);
+  EXPECT_EQ(run({"order", "place", "o-1"}).code, 3);
+  auto wrong = run({"order", "pay", "o-1", "--amount-cents", "1499"});
+  EXPECT_EQ(wrong.code, 3);
+  EXPECT_NE(wrong.err.find("the order total is 1500 cents, not 1499"), std::string::npos)
+      << wrong.err;
+  ASSERT_EQ(run({"order", "pay", "o-1", "--amount-cents", "1500"}).code, 0);
+  auto cancel = run({"order", "cancel", "o-1"});
+  EXPECT_EQ(cancel.code, 3);
+  EXPECT_NE(cancel.err.find("the order is paid: only a draft or placed order can be cancelled"),
+            std::string::npos)
+      << cancel.err;
+  EXPECT_EQ(commits(), before + 2);  // only place and pay were written
+}
+
+TEST_F(OrderCliTest, CommandsOnAnUnknownOrderExitWith4) {
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"order", "add-item", "nope", "--sku", "w", "--qty", "1", "--unit-price-cents", "1"},
+           {"order", "remove-item", "nope", "--sku", "w"},
+           {"order", "place", "nope"},
+           {"order", "pay", "nope", "--amount-cents", "0"},
+           {"order", "ship", "nope"},
+           {"order", "cancel", "nope"}}) {
+    auto r = run(args);
+    EXPECT_EQ(r.code, 4) << args[1] << ": " << r.err;
+    EXPECT_NE(r.err.find("order nope: no such order"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(commits(), 0u);
+}
+
+TEST_F(OrderCliTest, BadUsageAndInvalidArgumentsExitWith2BeforeAnyIo) {
+  // Run against a URL where nothing listens: connecting would exit with 1, not 2.
+  std::vector<std::vector<std::string>> cases{
+      {},
+      {"order"},
+      {"order", "frobnicate", "o-1"},
+      {"order", "create"},                       // --customer is required
+      {"order", "create", "--customer", "c 1"},  // not a subject token
+      {"order", "create", "--customer", "c-1", "--order-id", "o.1"},
+      {"order", "create", "--customer", "c-1", "--item", "widget:2"},
+      {"order", "create", "--customer", "c-1", "--item", "widget:two:250"},
+      {"order", "create", "--customer", "c-1", "--item", "widget:2:2.50"},
+      {"order", "create", "--customer", "c-1", "--item", ":2:250"},
+      {"order", "create", "--customer", "c-1", "--item", "widget:0:250"},
+      {"order", "create", "--customer", "c-1", "--item", "widget:1:-1"},
+      {"order", "add-item", "o*1", "--sku", "w", "--qty", "1", "--unit-price-cents", "1"},
+      {"order", "add-item", "o-1", "--sku", "w", "--qty", "abc", "--unit-price-cents", "1"},
+      {"order", "add-item", "o-1", "--sku", "w", "--qty", "0", "--unit-price-cents", "1"},
+      {"order", "add-item", "o-1", "--sku", "w", "--qty=-2", "--unit-price-cents", "1"},
+      {"order", "add-item", "o-1", "--sku", "w", "--qty", "1", "--unit-price-cents=-1"},
+      {"order", "add-item", "o-1", "--sku", "w", "--qty", "1"},  // price is required
+      {"order", "add-item", "o-1", "--sku", "w", "--qty", "99999999999999999999",
+       "--unit-price-cents", "1"},
+      {"order", "remove-item", "o-1"},
+      {"order", "pay", "o-1", "--amount-cents", "ten"},
+      {"order", "pay", "o-1", "--amount-cents=-5"},
+      {"order", "place"},
+  };
+  for (const auto& args : cases) {
+    auto r = run_offline(args);
+    std::string line;
+    for (const auto& a : args) line += a + " ";
+    EXPECT_EQ(r.code, 2) << line << "-> " << r.err;
+    EXPECT_FALSE(r.err.empty()) << line;
+  }
+}
+
+TEST_F(OrderCliTest, InfrastructureFailuresExitWith1) {
+  auto r = run_offline({"order", "place", "o-1"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot connect to nats://127.0.0.1:1"), std::string::npos) << r.err;
+
+  // The server goes away after the order exists.
+  create_sample();
+  store_.reset();
+  conn_.reset();
+  ASSERT_TRUE(server_->stop());
+  auto down = run({"order", "place", "o-1"});
+  EXPECT_EQ(down.code, 1) << down.err;
+  EXPECT_NE(down.err.find("cannot connect"), std::string::npos) << down.err;
+}
+
+TEST_F(OrderCliTest, HelpExitsWith0) {
+  auto r = run_offline({"order", "create", "--help"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("--customer"), std::string::npos) << r.out;
+}
+
+TEST_F(OrderCliTest, ConcurrentProcessesAddDifferentSkusToOneOrder) {
+  ASSERT_EQ(run({"order", "create", "--customer", "c-1", "--order-id", "hot"}).code, 0);
+  constexpr int writers = 8;
+  std::vector<pid_t> pids;
+  for (int i = 0; i < writers; ++i)
+    pids.push_back(spawn({"order", "add-item", "hot", "--sku", "sku-" + std::to_string(i), "--qty",
+                          std::to_string(i + 1), "--unit-price-cents", std::to_string(100 * i)},
+                         server_->url()));
+  for (auto pid : pids) {
+    auto r = wait(pid);
+    EXPECT_EQ(r.code, 0) << r.err;
+  }
+  auto l = load("hot");
+  EXPECT_EQ(l.version, 1u + writers);
+  ASSERT_EQ(l.state.lines().size(), std::size_t{writers});
+  for (int i = 0; i < writers; ++i) {
+    auto line = l.state.find("sku-" + std::to_string(i));
+    ASSERT_NE(line, nullptr) << "sku-" << i;
+    EXPECT_EQ(line->qty, i + 1);
+    EXPECT_EQ(line->unit_price_cents, 100 * i);
+  }
+  EXPECT_EQ(commits(), 1u + writers);  // one commit each, none doubled
+}
+
+TEST_F(OrderCliTest, ConcurrentProcessesAddTheSameSkuToOneOrder) {
+  ASSERT_EQ(run({"order", "create", "--customer", "c-1", "--order-id", "hot"}).code, 0);
+  constexpr int writers = 8;
+  std::vector<pid_t> pids;
+  for (int i = 0; i < writers; ++i)
+    pids.push_back(spawn(
+        {"order", "add-item", "hot", "--sku", "widget", "--qty", "1", "--unit-price-cents", "250"},
+        server_->url()));
+  for (auto pid : pids) {
+    auto r = wait(pid);
+    EXPECT_EQ(r.code, 0) << r.err;
+  }
+  auto l = load("hot");
+  ASSERT_EQ(l.state.lines().size(), 1u);
+  EXPECT_EQ(l.state.lines()[0].qty, writers);
+  EXPECT_EQ(l.state.total_cents(), 250 * writers);
+  EXPECT_EQ(commits(), 1u + writers);
+}
+
+TEST_F(OrderCliTest, EmbeddedServerStoreIsUsedByOneProcessAtATime) {
+  // Without --nats-url each process needs the embedded server on <data-dir>/nats: concurrent
+  // processes take turns owning the store instead of starting two servers on it.
+  auto created = wait(spawn({"order", "create", "--customer", "c-1", "--order-id", "emb"}, ""));
+  ASSERT_EQ(created.code, 0) << created.err;
+  constexpr int writers = 4;
+  std::vector<pid_t> pids;
+  for (int i = 0; i < writers; ++i)
+    pids.push_back(spawn({"order", "add-item", "emb", "--sku", "sku-" + std::to_string(i), "--qty",
+                          "1", "--unit-price-cents", "10"},
+                         ""));
+  for (auto pid : pids) {
+    auto r = wait(pid);
+    EXPECT_EQ(r.code, 0) << r.err;
+  }
+  // Every owner released the store (its server stopped): we can own it, and it holds the order.
+  int fd = ::open((cli_dir() / "nats" / "owner.lock").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  ::close(fd);
+  auto server = jetsource::embedded_server::start({.data_dir = cli_dir() / "nats"});
+  ASSERT_TRUE(server) << server.error();
+  auto conn = jetsource::connection::connect({.urls = {server->url()}});
+  ASSERT_TRUE(conn) << conn.error();
+  {
+    auto s = jetsource::event_store::open(*conn, orders_stream());
+    ASSERT_TRUE(s) << s.error();
+    jetsource::repository<order> orders{*s};
+    auto l = orders.load("emb");
+    ASSERT_TRUE(l) << l.error();
+    EXPECT_EQ(l->version, 1u + writers);
+    EXPECT_EQ(l->state.lines().size(), std::size_t{writers});
+  }
+}
+
+}  // namespace
