@@ -617,6 +617,58 @@ const std::string& projector::name() const noexcept {
   return state_->proj.name();
 }
 
+result<bool> projector::adopt_rebuild() {
+  if (!state_) return false;
+  auto ready = detail::read_marker(detail::with_suffix(state_->opts.database, ".ready"));
+  if (!ready) return false;
+  connection conn = state_->conn_handle;
+  projection p = state_->proj;
+  projector_options opts = state_->opts;
+  JETSOURCE_TRY(stop());
+  const std::uint64_t position = state_->mark.load();
+  state_.reset();  // closes the database, releases the live lock
+  {
+    // The rebuilt file continues on the rebuild's consumer up to where this projector stopped.
+    projector_options catch_up = opts;
+    catch_up.database = *ready;
+    catch_up.consumer = detail::rebuild_consumer(p, opts);
+    catch_up.on_committed = nullptr;
+    JETSOURCE_TRY(rebuilt, start(conn, p, catch_up));
+    JETSOURCE_TRY(rebuilt.wait_for(position, std::chrono::minutes(5)));
+    JETSOURCE_TRY(rebuilt.stop());
+  }
+  JETSOURCE_TRY(detail::adopt_file(*conn.state(), p, opts, *ready));
+  JETSOURCE_TRY(restarted, start(conn, std::move(p), std::move(opts)));
+  *this = std::move(restarted);
+  return true;
+}
+
+std::filesystem::path current_file(const std::filesystem::path& database) {
+  return detail::current_file(database);
+}
+
+result<sqlite::database> open_read_model(const std::filesystem::path& database) {
+  sqlite::options o;
+  o.read_only = true;
+  o.create = false;
+  auto file = detail::current_file(database);
+  if (!std::filesystem::exists(file))
+    return make_error(errc::not_found, "no read model at {}", file.string());
+  return sqlite::database::open(file.string(), o);
+}
+
+result<int> built_version(const std::filesystem::path& database,
+                          std::string_view projection_name) {
+  JETSOURCE_TRY(db, open_read_model(database));
+  auto row = db.query_one("SELECT version FROM projection_state WHERE projection = ?1",
+                          projection_name);
+  if (!row) return make_error(errc::not_found, "{}: {}", database.string(), row.error().message);
+  if (!*row)
+    return make_error(errc::not_found, "no projection '{}' in {}", projection_name,
+                      database.string());
+  return (*row)->get<int>(0);
+}
+
 result<void> projector::stop() {
   if (!state_) return success();
   auto& s = *state_;

@@ -18,6 +18,7 @@ struct balances_hooks {
   std::atomic<int> slow_once{0};         // > 0: a deposit with note "slow" sleeps this many ms,
                                          // once
   std::atomic<int> applied{0};           // handler calls that wrote something
+  std::atomic<int> delay_us{0};          // every deposit handler sleeps this long
 };
 
 inline balances_hooks& hooks() {
@@ -53,6 +54,8 @@ inline projection balances_projection(int version = 1) {
       .on<bank::deposited>([](projection_context& cx, const bank::deposited& e) -> result<void> {
         if (e.note == "poison" && hooks().poison)
           return make_error(errc::invalid_argument, "the note says poison");
+        if (int us = hooks().delay_us; us > 0)
+          std::this_thread::sleep_for(std::chrono::microseconds(us));
         if (e.note == "slow") {
           int ms = hooks().slow_once.exchange(0);
           if (ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(ms));
