@@ -32,8 +32,9 @@ result<void> write_marker(const path& marker, const path& file) {
   }
   std::error_code ec;
   std::filesystem::rename(tmp, marker, ec);
-  if (ec) return make_error(errc::io, "cannot rename {} to {}: {}", tmp.string(),
-                            marker.string(), ec.message());
+  if (ec)
+    return make_error(errc::io, "cannot rename {} to {}: {}", tmp.string(), marker.string(),
+                      ec.message());
   return success();
 }
 
@@ -64,7 +65,8 @@ void remove_database_files(const path& file) {
 
 result<file_lock> file_lock::try_acquire(const path& file) {
   int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return make_error(errc::io, "cannot open {}: {}", file.string(), std::strerror(errno));
+  if (fd < 0)
+    return make_error(errc::io, "cannot open {}: {}", file.string(), std::strerror(errno));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     ::close(fd);

@@ -6,10 +6,10 @@
 
 #include "applier.hpp"
 #include "files.hpp"
-#include "switching.hpp"
 #include "log.hpp"
 #include "nats/handles.hpp"
 #include "store/store_state.hpp"
+#include "switching.hpp"
 
 #include <nats/nats.h>
 
@@ -485,8 +485,8 @@ result<projector> projector::start(const connection& conn, projection p, project
   auto lock = detail::file_lock::try_acquire(detail::with_suffix(o.database, ".lock"));
   if (!lock) {
     if (lock.error().is(errc::busy))
-      return make_error(errc::busy, "projection {} already runs on {} in another process",
-                        p.name(), o.database.string());
+      return make_error(errc::busy, "projection {} already runs on {} in another process", p.name(),
+                        o.database.string());
     return std::move(lock).error();
   }
   s->live_lock.emplace(std::move(lock).value());
@@ -657,11 +657,10 @@ result<sqlite::database> open_read_model(const std::filesystem::path& database) 
   return sqlite::database::open(file.string(), o);
 }
 
-result<int> built_version(const std::filesystem::path& database,
-                          std::string_view projection_name) {
+result<int> built_version(const std::filesystem::path& database, std::string_view projection_name) {
   JETSOURCE_TRY(db, open_read_model(database));
-  auto row = db.query_one("SELECT version FROM projection_state WHERE projection = ?1",
-                          projection_name);
+  auto row =
+      db.query_one("SELECT version FROM projection_state WHERE projection = ?1", projection_name);
   if (!row) return make_error(errc::not_found, "{}: {}", database.string(), row.error().message);
   if (!*row)
     return make_error(errc::not_found, "no projection '{}' in {}", projection_name,
@@ -823,6 +822,54 @@ result<projection_status> read_status(sqlite::database& db, std::string_view pro
   s.dead_letters = row->get<std::uint64_t>(7);
   s.database = db.path();
   return s;
+}
+
+result<projection_status> read_status(const connection& conn, const projection& p,
+                                      const projector_options& o) {
+  projection_status out;
+  if (auto db = open_read_model(o.database)) {
+    JETSOURCE_TRY(st, read_status(*db, p.name()));
+    out = std::move(st);
+  } else {
+    out.name = p.name();
+    out.state = "not built";
+    out.consumer = detail::live_consumer(p, o);
+    out.database = detail::current_file(o.database).string();
+  }
+  out.version = p.version();
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode code{};
+  if (js_GetConsumerInfo(&ci, conn.state()->js.get(), o.stream.c_str(), out.consumer.c_str(),
+                         nullptr, &code) == NATS_OK) {
+    detail::consumer_info_ptr holder(ci);
+    out.pending = ci->NumPending + static_cast<std::uint64_t>(ci->NumAckPending);
+  } else {
+    // No consumer yet: everything after the applied mark is pending.
+    jsStreamInfo* si = nullptr;
+    if (js_GetStreamInfo(&si, conn.state()->js.get(), o.stream.c_str(), nullptr, &code) ==
+        NATS_OK) {
+      detail::stream_info_ptr holder(si);
+      out.pending =
+          si->State.LastSeq > out.last_applied_seq ? si->State.LastSeq - out.last_applied_seq : 0;
+    }
+  }
+  if (auto ready = detail::read_marker(detail::with_suffix(o.database, ".ready"))) {
+    out.rebuild = "ready";
+    if (auto st = built_version(*ready, p.name()); st) {
+      sqlite::options ro;
+      ro.read_only = true;
+      if (auto rdb = sqlite::database::open(ready->string(), ro))
+        if (auto s2 = read_status(*rdb, p.name())) out.rebuild_applied_seq = s2->last_applied_seq;
+    }
+  } else if (auto building = detail::read_marker(detail::with_suffix(o.database, ".rebuilding"))) {
+    out.rebuild = "running";
+    sqlite::options ro;
+    ro.read_only = true;
+    ro.create = false;
+    if (auto rdb = sqlite::database::open(building->string(), ro))
+      if (auto s2 = read_status(*rdb, p.name())) out.rebuild_applied_seq = s2->last_applied_seq;
+  }
+  return out;
 }
 
 result<void> wait_applied(const std::filesystem::path& path, std::string_view projection_name,

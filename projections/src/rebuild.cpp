@@ -15,8 +15,7 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-result<std::uint64_t> stream_last_sequence(detail::connection_state& c,
-                                           const std::string& stream) {
+result<std::uint64_t> stream_last_sequence(detail::connection_state& c, const std::string& stream) {
   jsStreamInfo* si = nullptr;
   jsErrCode code{};
   natsStatus s = js_GetStreamInfo(&si, c.js.get(), stream.c_str(), nullptr, &code);
@@ -39,8 +38,7 @@ std::optional<rebuild_state> pending_rebuild(const std::filesystem::path& databa
   if (auto ready = detail::read_marker(detail::with_suffix(database, ".ready"))) {
     st.file = *ready;
     st.ready = true;
-  } else if (auto building =
-                 detail::read_marker(detail::with_suffix(database, ".rebuilding"))) {
+  } else if (auto building = detail::read_marker(detail::with_suffix(database, ".rebuilding"))) {
     st.file = *building;
   } else {
     return std::nullopt;
@@ -49,8 +47,8 @@ std::optional<rebuild_state> pending_rebuild(const std::filesystem::path& databa
   o.read_only = true;
   o.create = false;
   if (auto db = sqlite::database::open(st.file.string(), o)) {
-    auto row = db->query_one(
-        "SELECT applied_sequence FROM projection_state WHERE projection = ?1", projection_name);
+    auto row = db->query_one("SELECT applied_sequence FROM projection_state WHERE projection = ?1",
+                             projection_name);
     if (row && *row) st.applied_sequence = (*row)->get<std::uint64_t>(0);
   }
   return st;
@@ -85,8 +83,7 @@ result<rebuild_result> rebuild(const connection& conn, const projection& p,
     if (version && *version == p.version() && std::filesystem::exists(*building)) {
       file = *building;
       out.resumed = true;
-      detail::log()->info("projection {}: resuming the rebuild in {}", p.name(),
-                          file.string());
+      detail::log()->info("projection {}: resuming the rebuild in {}", p.name(), file.string());
     } else {
       detail::log()->info("projection {}: discarding an unfinished rebuild ({})", p.name(),
                           building->string());
@@ -160,7 +157,8 @@ result<rebuild_result> rebuild(const connection& conn, const projection& p,
         pr.done = st.last_applied_seq;
         pr.total = head;
         double secs = std::chrono::duration<double>(clock::now() - t0).count();
-        pr.events_per_s = secs > 0 ? static_cast<double>(st.events_applied - events_before) / secs : 0;
+        pr.events_per_s =
+            secs > 0 ? static_cast<double>(st.events_applied - events_before) / secs : 0;
         double per_seq = secs > 0 ? static_cast<double>(pr.done) / secs : 0;
         pr.eta_s = per_seq > 0 ? static_cast<double>(head - std::min(head, pr.done)) / per_seq : 0;
         pr.resumed = out.resumed;
@@ -211,9 +209,10 @@ result<rebuild_result> rebuild(const connection& conn, const projection& p,
 result<projector> start_or_rebuild(const connection& conn, const projection& p,
                                    const projector_options& o, const rebuild_options& ro) {
   if (auto built = built_version(o.database, p.name()); built && *built != p.version()) {
-    detail::log()->info("projection {}: database built with version {}, projection is version "
-                        "{}: rebuilding (the old file serves reads meanwhile)",
-                        p.name(), *built, p.version());
+    detail::log()->info(
+        "projection {}: database built with version {}, projection is version "
+        "{}: rebuilding (the old file serves reads meanwhile)",
+        p.name(), *built, p.version());
     JETSOURCE_TRY(rebuild(conn, p, o, ro));
   }
   return projector::start(conn, p, o);

@@ -2,11 +2,11 @@
 // restart the read model must equal the one an uninterrupted projector builds.
 #include "projector_fixture.hpp"
 
+#include <spawn.h>
+#include <sys/wait.h>
 #include <atomic>
 #include <csignal>
 #include <random>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <thread>
 
 extern char** environ;
@@ -17,8 +17,8 @@ namespace {
 using namespace std::chrono_literals;
 
 pid_t spawn_projector(const std::string& url, const std::filesystem::path& db) {
-  std::vector<std::string> args = {TEST_PROJECTOR_BIN, "--nats-url", url, "--db", db.string(),
-                                   "--ack-wait-ms", "1000"};
+  std::vector<std::string> args = {TEST_PROJECTOR_BIN, "--nats-url",    url,   "--db",
+                                   db.string(),        "--ack-wait-ms", "1000"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -36,8 +36,8 @@ int wait_exit(pid_t pid) {
 std::vector<sqlite::row> applied_versions(const std::filesystem::path& file) {
   auto db = sqlite::database::open(file.string());
   EXPECT_TRUE(db);
-  auto rows = db->query(
-      "SELECT aggregate_type, aggregate_id, version FROM applied_versions ORDER BY 1, 2");
+  auto rows =
+      db->query("SELECT aggregate_type, aggregate_id, version FROM applied_versions ORDER BY 1, 2");
   EXPECT_TRUE(rows);
   return rows ? *rows : std::vector<sqlite::row>{};
 }
@@ -89,7 +89,8 @@ TEST_F(projector_test, KilledTwentyTimesWhileAppendingConvergesToAnUninterrupted
   auto expected = balances(dir_.path() / "reference.db");
   ASSERT_EQ(expected.size(), static_cast<std::size_t>(accounts));
   EXPECT_EQ(balances(db), expected);
-  auto got_versions = applied_versions(db), want_versions = applied_versions(dir_.path() / "reference.db");
+  auto got_versions = applied_versions(db),
+       want_versions = applied_versions(dir_.path() / "reference.db");
   ASSERT_EQ(got_versions.size(), want_versions.size());
   for (std::size_t i = 0; i < got_versions.size(); ++i)
     EXPECT_EQ(got_versions[i].values(), want_versions[i].values()) << i;

@@ -159,8 +159,9 @@ TEST_F(rebuild_test, LiveProjectorAdoptsTheRebuildWhileAppendsAndReadsGoOn) {
 
 pid_t spawn_rebuild(const std::string& url, const std::filesystem::path& db) {
   // Slow handlers (300 us per deposit): the kill lands mid-way.
-  std::vector<std::string> args = {TEST_PROJECTOR_BIN, "--nats-url", url, "--db", db.string(),
-                                   "--rebuild", "--apply-delay-us", "300"};
+  std::vector<std::string> args = {
+      TEST_PROJECTOR_BIN, "--nats-url",       url,  "--db", db.string(),
+      "--rebuild",        "--apply-delay-us", "300"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -190,7 +190,8 @@ TEST_F(RepositoryTest, SnapshotsAreUsedAndNeverRequired) {
   // A snapshot at the right sequence but claiming another version is not trusted either.
   auto head = store_->head("Account", "acc-1");
   ASSERT_TRUE(head && *head);
-  ASSERT_TRUE(store_->save_snapshot("Account", "acc-1", {3, (*head)->sequence, 1, R"({"state":{}})"}));
+  ASSERT_TRUE(
+      store_->save_snapshot("Account", "acc-1", {3, (*head)->sequence, 1, R"({"state":{}})"}));
   ASSERT_TRUE(store_->flush());
   auto wrong_version = repo({.snapshot_every = 10}).load("acc-1");
   ASSERT_TRUE(wrong_version) << wrong_version.error();

@@ -7,8 +7,8 @@
 
 #include "balances_projection.hpp"
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 int main(int argc, char** argv) {
   jetsource::block_termination_signals();

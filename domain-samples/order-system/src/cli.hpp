@@ -11,9 +11,11 @@
 #pragma once
 
 #include <order_system/order.hpp>
+#include <order_system/read_models.hpp>
 #include <order_system/stream.hpp>
 
 #include <jetsource/event_store.hpp>
+#include <jetsource/projector.hpp>
 #include <jetsource/repository.hpp>
 #include <jetsource/result.hpp>
 #include <jetsource/runtime.hpp>
@@ -98,6 +100,21 @@ using action = std::function<int(context&)>;
 
 /// `order create|add-item|remove-item|place|pay|ship|cancel` (order_commands.cpp).
 void add_order_commands(CLI::App& app, action& chosen);
+
+/// `query order|customer|product` (query_commands.cpp): reads the read models.
+void add_query_commands(CLI::App& app, action& chosen);
+
+/// `serve` and `projections status|rebuild|dead-letters` (serve_commands.cpp).
+void add_serve_commands(CLI::App& app, action& chosen);
+
+/// `load` and `demo` (load_commands.cpp).
+void add_load_commands(CLI::App& app, action& chosen);
+
+/// How the sample runs a read model: stream ORDERS, database DATA_DIR/<name>.db.
+jetsource::projector_options read_model_options(const globals& g, const jetsource::projection& p);
+
+/// The read model named `name` (order_summary, customer_stats, product_sales), if any.
+std::optional<jetsource::projection> read_model(std::string_view name);
 
 /// A CLI11 check that a value is a valid subject token (order, customer and SKU ids).
 CLI::Validator subject_token(std::string what);

@@ -23,6 +23,9 @@ int main(int argc, char** argv) {
 
   cli::action chosen;
   cli::add_order_commands(app, chosen);
+  cli::add_query_commands(app, chosen);
+  cli::add_serve_commands(app, chosen);
+  cli::add_load_commands(app, chosen);
 
   try {
     app.parse(argc, argv);

@@ -55,19 +55,21 @@ struct projector_options {
 /// One projection's state, for status commands (`projections status --json`).
 struct projection_status {
   std::string name;
-  int version = 0;                     ///< the projection's declared version
-  int database_version = 0;            ///< the version its database was built with
-  std::string consumer;                ///< its durable consumer
-  std::string database;                ///< its SQLite file
-  std::string state;                   ///< "live", "stopped", "rebuilding"
-  std::uint64_t last_applied_seq = 0;  ///< every message at or below it is applied
-  std::uint64_t max_applied_seq = 0;   ///< the highest sequence committed
-  std::uint64_t pending = 0;           ///< lag: messages not yet applied (from the consumer)
-  std::uint64_t events_applied = 0;    ///< events committed (skipped types included)
-  double events_per_s = 0;             ///< recent apply rate
-  std::uint64_t dead_letters = 0;      ///< dead-letter rows (poison + parked)
-  std::uint64_t held = 0;              ///< messages waiting for an earlier version to arrive
-  std::uint64_t duplicates = 0;        ///< redelivered messages skipped since start
+  int version = 0;                        ///< the projection's declared version
+  int database_version = 0;               ///< the version its database was built with
+  std::string consumer;                   ///< its durable consumer
+  std::string database;                   ///< its SQLite file
+  std::string state;                      ///< "live", "stopped", "rebuilding"
+  std::uint64_t last_applied_seq = 0;     ///< every message at or below it is applied
+  std::uint64_t max_applied_seq = 0;      ///< the highest sequence committed
+  std::uint64_t pending = 0;              ///< lag: messages not yet applied (from the consumer)
+  std::uint64_t events_applied = 0;       ///< events committed (skipped types included)
+  double events_per_s = 0;                ///< recent apply rate
+  std::uint64_t dead_letters = 0;         ///< dead-letter rows (poison + parked)
+  std::uint64_t held = 0;                 ///< messages waiting for an earlier version to arrive
+  std::uint64_t duplicates = 0;           ///< redelivered messages skipped since start
+  std::string rebuild;                    ///< "" (none), "running" or "ready" (waits to be adopted)
+  std::uint64_t rebuild_applied_seq = 0;  ///< how far the rebuild's new file is
 };
 
 /// A dead-lettered message (see migrations/jetsource/0001_projection_state.sql).
@@ -154,6 +156,11 @@ result<std::vector<dead_letter>> read_dead_letters(sqlite::database& db);
 /// The status kept in a projection database (any process; `pending` and `held` are 0: ask the
 /// running projector or the consumer for those).
 result<projection_status> read_status(sqlite::database& db, std::string_view projection_name);
+
+/// The status of a projection from any process: its database, its consumer (pending) and any
+/// rebuild in progress. A database not built yet reads as state "not built".
+result<projection_status> read_status(const connection& conn, const projection& p,
+                                      const projector_options& o);
 
 /// Read-your-writes from another process than the projector's: waits until the database at
 /// `path` records `sequence` as applied (polling; the projector records it within ~100 ms of

@@ -30,11 +30,11 @@ namespace jetsource {
 /// Where a rebuild stands (passed to rebuild_options::progress about every 200 ms).
 struct rebuild_progress {
   std::string projection;
-  std::uint64_t done = 0;    ///< stream sequence applied up to
-  std::uint64_t total = 0;   ///< the stream's last sequence
-  double events_per_s = 0;   ///< since the rebuild started
-  double eta_s = 0;          ///< at that rate
-  bool resumed = false;      ///< continues an interrupted rebuild's file
+  std::uint64_t done = 0;   ///< stream sequence applied up to
+  std::uint64_t total = 0;  ///< the stream's last sequence
+  double events_per_s = 0;  ///< since the rebuild started
+  double eta_s = 0;         ///< at that rate
+  bool resumed = false;     ///< continues an interrupted rebuild's file
 };
 
 struct rebuild_options {
@@ -58,8 +58,9 @@ struct rebuild_result {
 
 /// Rebuilds `p` for the database `live.database` (live: the options the projection runs with).
 /// Errors: errc::busy when another rebuild of it runs; errc::rejected when the replay produced
-/// dead letters (the live model is untouched, the new file removed, the error names the first); NATS and SQLite
-/// errors; errc::timeout when a live projector did not adopt the file in time (it still will).
+/// dead letters (the live model is untouched, the new file removed, the error names the first);
+/// NATS and SQLite errors; errc::timeout when a live projector did not adopt the file in time (it
+/// still will).
 result<rebuild_result> rebuild(const connection& conn, const projection& p,
                                const projector_options& live, const rebuild_options& o = {});
 

@@ -1,0 +1,111 @@
+// The order-system read models (see read_models.hpp).
+#include <order_system/order.hpp>
+#include <order_system/read_models.hpp>
+
+namespace order_system {
+
+using jetsource::projection;
+using jetsource::projection_context;
+using jetsource::result;
+
+namespace {
+// Every order event moves the order's version; status changes are one statement each.
+result<void> set_status(projection_context& cx, const char* status) {
+  return cx.execute("UPDATE orders SET status = ?2, version = ?3 WHERE order_id = ?1",
+                    cx.aggregate_id(), status, cx.version());
+}
+
+result<void> count(projection_context& cx, const std::string& customer, const char* column) {
+  return cx.execute(fmt::format("INSERT INTO customers (customer_id, {0}) VALUES (?1, 1) "
+                                "ON CONFLICT (customer_id) DO UPDATE SET {0} = {0} + 1",
+                                column),
+                    customer);
+}
+}  // namespace
+
+projection order_summary() {
+  return projection("order_summary", 1)
+      .follow("orders.Order.>")
+      .on<order_created>([](projection_context& cx, const order_created& e) {
+        return cx.execute(
+            "INSERT INTO orders (order_id, customer_id, status, version) "
+            "VALUES (?1, ?2, 'draft', ?3)",
+            cx.aggregate_id(), e.customer_id, cx.version());
+      })
+      .on<item_added>([](projection_context& cx, const item_added& e) -> result<void> {
+        JETSOURCE_TRY(
+            cx.execute("INSERT INTO order_lines (order_id, sku, qty, unit_price_cents) "
+                       "VALUES (?1, ?2, ?3, ?4) "
+                       "ON CONFLICT (order_id, sku) DO UPDATE SET qty = qty + excluded.qty",
+                       cx.aggregate_id(), e.sku, e.qty, e.unit_price_cents));
+        return cx.execute(
+            "UPDATE orders SET item_count = item_count + ?2, total_cents = total_cents + ?3, "
+            "version = ?4 WHERE order_id = ?1",
+            cx.aggregate_id(), e.qty, e.qty * e.unit_price_cents, cx.version());
+      })
+      .on<item_removed>([](projection_context& cx, const item_removed& e) -> result<void> {
+        JETSOURCE_TRY(cx.execute("DELETE FROM order_lines WHERE order_id = ?1 AND sku = ?2",
+                                 cx.aggregate_id(), e.sku));
+        return cx.execute(
+            "UPDATE orders SET item_count = item_count - ?2, total_cents = total_cents - ?3, "
+            "version = ?4 WHERE order_id = ?1",
+            cx.aggregate_id(), e.qty, e.qty * e.unit_price_cents, cx.version());
+      })
+      .on<order_placed>(
+          [](projection_context& cx, const order_placed&) { return set_status(cx, "placed"); })
+      .on<order_paid>(
+          [](projection_context& cx, const order_paid&) { return set_status(cx, "paid"); })
+      .on<order_shipped>(
+          [](projection_context& cx, const order_shipped&) { return set_status(cx, "shipped"); })
+      .on<order_cancelled>([](projection_context& cx, const order_cancelled& e) {
+        return cx.execute(
+            "UPDATE orders SET status = 'cancelled', cancel_reason = ?2, version = ?3 "
+            "WHERE order_id = ?1",
+            cx.aggregate_id(), e.reason, cx.version());
+      });
+}
+
+projection customer_stats() {
+  return projection("customer_stats", 1)
+      .follow("orders.Order.>")
+      .on<order_created>([](projection_context& cx, const order_created& e) {
+        return count(cx, e.customer_id, "orders_created");
+      })
+      .on<order_placed>([](projection_context& cx, const order_placed& e) {
+        return count(cx, e.customer_id, "orders_placed");
+      })
+      .on<order_paid>([](projection_context& cx, const order_paid& e) -> result<void> {
+        JETSOURCE_TRY(count(cx, e.customer_id, "orders_paid"));
+        return cx.execute(
+            "UPDATE customers SET lifetime_value_cents = lifetime_value_cents + ?2 "
+            "WHERE customer_id = ?1",
+            e.customer_id, e.amount_cents);
+      })
+      .on<order_shipped>([](projection_context& cx, const order_shipped& e) {
+        return count(cx, e.customer_id, "orders_shipped");
+      })
+      .on<order_cancelled>([](projection_context& cx, const order_cancelled& e) {
+        return count(cx, e.customer_id, "orders_cancelled");
+      });
+}
+
+projection product_sales() {
+  return projection("product_sales", 1)
+      .follow("orders.Order.>")
+      .on<order_paid>([](projection_context& cx, const order_paid& e) -> result<void> {
+        for (const auto& line : e.lines) {
+          JETSOURCE_TRY(cx.execute(
+              "INSERT INTO products (sku, units_sold, revenue_cents) VALUES (?1, ?2, ?3) "
+              "ON CONFLICT (sku) DO UPDATE SET units_sold = units_sold + excluded.units_sold, "
+              "revenue_cents = revenue_cents + excluded.revenue_cents",
+              line.sku, line.qty, line.qty * line.unit_price_cents));
+        }
+        return jetsource::success();
+      });
+}
+
+std::vector<projection> read_models() {
+  return {order_summary(), customer_stats(), product_sales()};
+}
+
+}  // namespace order_system

@@ -1,0 +1,281 @@
+// `order-system load` (a workload generator through the real command path) and
+// `order-system demo` (the whole sample in one command, for `make demo`).
+#include "cli.hpp"
+
+#include <jetsource/rebuild.hpp>
+
+#include <fmt/format.h>
+
+#include <unistd.h>
+#include <atomic>
+#include <map>
+#include <random>
+#include <thread>
+
+namespace order_system::cli {
+
+namespace {
+
+struct load_options {
+  int orders = 1000;
+  int customers = 100;
+  int concurrency = 8;
+};
+
+struct load_stats {
+  std::atomic<long> orders{0}, commands{0}, rejected{0}, failed{0};
+  double seconds = 0;
+};
+
+// Each worker runs whole order lifecycles: create (with 1-3 items), sometimes add or remove an
+// item, place, then mostly pay and ship, sometimes cancel. Worker w does orders w, w+C, ...
+void run_load(jetsource::repository<order>& repo, const load_options& o, const std::string& run_id,
+              load_stats& stats, const std::atomic<bool>& stop) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> workers;
+  for (int w = 0; w < o.concurrency; ++w)
+    workers.emplace_back([&, w] {
+      std::mt19937_64 rng(static_cast<std::uint64_t>(w) * 7919 + 17);
+      auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<std::uint64_t>(n)); };
+      auto exec = [&](const std::string& id, const auto& command) {
+        ++stats.commands;
+        auto r = repo.execute(id, command);
+        if (!r) (r.error().is(jetsource::errc::rejected) ? stats.rejected : stats.failed)++;
+        return static_cast<bool>(r);
+      };
+      for (int i = w; i < o.orders && !stop; i += o.concurrency) {
+        auto id = fmt::format("ord-{}-{:06}", run_id, i);
+        create_order create{fmt::format("cust-{:04}", pick(o.customers)), {}};
+        std::map<std::string, order_line> lines;
+        for (int k = 0, n = 1 + pick(3); k < n; ++k) {
+          auto sku = fmt::format("sku-{:03}", pick(40));
+          auto price = 199 + 100 * (std::stoi(sku.substr(4)) % 17);  // one price per SKU
+          order_line line{sku, 1 + pick(4), price};
+          create.items.push_back(line);
+          auto& l = lines[sku];
+          l = {sku, l.qty + line.qty, price};
+        }
+        if (!exec(id, create)) continue;
+        if (pick(4) == 0) {
+          auto sku = fmt::format("sku-{:03}", pick(40));
+          std::int64_t price = 199 + 100 * (std::stoi(sku.substr(4)) % 17);
+          if (exec(id, add_item{sku, 1, price})) {
+            auto& l = lines[sku];
+            l = {sku, l.qty + 1, price};
+          }
+        }
+        if (lines.size() > 1 && pick(5) == 0) {
+          auto first = lines.begin()->first;
+          if (exec(id, remove_item{first})) lines.erase(first);
+        }
+        int fate = pick(10);
+        if (fate == 0) {  // cancelled as a draft
+          exec(id, cancel_order{"changed my mind"});
+        } else if (exec(id, place_order{})) {
+          if (fate == 1) {
+            exec(id, cancel_order{"found it cheaper"});
+          } else {
+            std::int64_t total = 0;
+            for (const auto& [sku, l] : lines) total += l.qty * l.unit_price_cents;
+            if (exec(id, pay_order{total}) && fate >= 4) exec(id, ship_order{});
+          }
+        }
+        ++stats.orders;
+      }
+    });
+  for (auto& t : workers) t.join();
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string run_tag() {
+  std::random_device rd;
+  return fmt::format("{:06x}", rd() & 0xffffff);
+}
+
+int load(context& ctx, const load_options& o) {
+  auto orders = ctx.orders();
+  if (!orders) return fail("load", orders.error());
+  load_stats stats;
+  std::atomic<bool> stop{false};
+  run_load(**orders, o, run_tag(), stats, stop);
+  fmt::print(
+      "load: {} orders, {} commands in {:.1f} s ({:.0f} commands/s), {} rejected, {} "
+      "failed\n",
+      stats.orders.load(), stats.commands.load(), stats.seconds,
+      static_cast<double>(stats.commands) / std::max(stats.seconds, 1e-9), stats.rejected.load(),
+      stats.failed.load());
+  return stats.failed ? exit_failure : exit_ok;
+}
+
+// One line redrawn on a terminal (a plain line otherwise, only when `final`).
+void bar(const std::string& label, double done, double total, const std::string& tail, bool final) {
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  if (!tty && !final) return;
+  double f = total > 0 ? std::min(1.0, done / total) : 1.0;
+  constexpr int width = 30;
+  int filled = static_cast<int>(f * width);
+  fmt::print(stderr, "{}{:<16} [{}{}] {:5.1f}% {}{}", tty ? "\r" : "", label,
+             std::string(static_cast<std::size_t>(filled), '#'),
+             std::string(static_cast<std::size_t>(width - filled), '.'), f * 100, tail,
+             final || !tty ? "\n" : "   ");
+}
+
+std::vector<std::string> dump(const std::filesystem::path& db_path, const char* sql) {
+  std::vector<std::string> out;
+  auto db = jetsource::open_read_model(db_path);
+  if (!db) return out;
+  auto rows = db->query(sql);
+  if (!rows) return out;
+  for (const auto& r : *rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) line += r.get<std::string>(i) + "|";
+    out.push_back(line);
+  }
+  return out;
+}
+
+int demo(context& outer, const load_options& requested) {
+  // The demo always starts clean in its own directory under the data dir.
+  globals g = outer.options();
+  g.data_dir /= "demo";
+  std::error_code ec;
+  std::filesystem::remove_all(g.data_dir, ec);
+  std::filesystem::create_directories(g.data_dir);
+  context ctx{g};
+  load_options o = requested;
+  fmt::print("jetsource order-system demo: {} orders from {} customers, {} concurrent writers\n",
+             o.orders, o.customers, o.concurrency);
+  auto store = ctx.store();
+  if (!store) return fail("demo", store.error());
+  auto orders = ctx.orders();
+  if (!orders) return fail("demo", orders.error());
+  auto& conn = (*ctx.runtime())->conn;
+  fmt::print("  nats-server: {} (embedded, store {})\n", conn.connected_url(),
+             (g.data_dir / "nats").string());
+
+  // 1. The read models run live while the writers work.
+  std::vector<jetsource::projector> live;
+  for (const auto& p : read_models()) {
+    auto started = jetsource::projector::start(conn, p, read_model_options(g, p));
+    if (!started) return fail("demo: start " + p.name(), started.error());
+    live.push_back(std::move(started).value());
+  }
+  load_stats stats;
+  std::atomic<bool> stop{false}, writing{true};
+  std::thread writers([&] {
+    run_load(**orders, o, "demo", stats, stop);
+    writing = false;
+  });
+  while (writing) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::uint64_t applied = live.front().status() ? live.front().status()->last_applied_seq : 0;
+    bar("orders", stats.orders, o.orders,
+        fmt::format("{} orders, {} commands; order_summary at seq {}", stats.orders.load(),
+                    stats.commands.load(), applied),
+        false);
+  }
+  writers.join();
+  bar("orders", stats.orders, o.orders,
+      fmt::format("{} orders, {} commands in {:.1f} s ({:.0f} commands/s)", stats.orders.load(),
+                  stats.commands.load(), stats.seconds,
+                  static_cast<double>(stats.commands) / std::max(stats.seconds, 1e-9)),
+      true);
+  auto head = (*store)->last_sequence();
+  if (!head) return fail("demo", head.error());
+  auto t_catch = std::chrono::steady_clock::now();
+  for (auto& p : live) {
+    while (!p.wait_for(*head, std::chrono::milliseconds(200))) {
+      auto st = p.status();
+      bar(p.name(), st ? static_cast<double>(st->last_applied_seq) : 0, static_cast<double>(*head),
+          "", false);
+    }
+    auto st = p.status();
+    bar(p.name(), 1, 1,
+        fmt::format("{} events applied up to seq {}", st ? st->events_applied : 0, *head), true);
+  }
+  fmt::print("  read models caught up {:.2f} s after the last command\n",
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - t_catch).count());
+  if (stats.failed) fmt::print("  WARNING: {} commands failed\n", stats.failed.load());
+
+  // 2. The report, read from the read models.
+  auto path = [&](const jetsource::projection& p) { return read_model_options(g, p).database; };
+  fmt::print("\nTop customers by lifetime value:\n");
+  for (const auto& l :
+       dump(path(customer_stats()),
+            "SELECT customer_id, orders_created, orders_paid, lifetime_value_cents "
+            "FROM customers ORDER BY lifetime_value_cents DESC, customer_id LIMIT 5"))
+    fmt::print("  {}\n", l);
+  fmt::print("Best-selling products by revenue:\n");
+  for (const auto& l : dump(path(product_sales()),
+                            "SELECT sku, units_sold, revenue_cents FROM products "
+                            "ORDER BY revenue_cents DESC, sku LIMIT 5"))
+    fmt::print("  {}\n", l);
+  fmt::print("Orders by status:\n");
+  for (const auto& l : dump(path(order_summary()),
+                            "SELECT status, count(*), sum(total_cents) FROM orders GROUP BY status "
+                            "ORDER BY status"))
+    fmt::print("  {}\n", l);
+
+  // 3. Rebuild one read model by replay while the live one runs, and compare.
+  const auto rebuilt = customer_stats();
+  const char* everything = "SELECT * FROM customers ORDER BY customer_id";
+  auto before = dump(path(rebuilt), everything);
+  fmt::print("\nRebuilding {} by replaying the stream (the live one keeps serving)...\n",
+             rebuilt.name());
+  std::atomic<bool> rebuilding{true};
+  std::thread adopt([&] {  // what `serve` does: adopt the rebuilt file when it is ready
+    while (rebuilding) {
+      for (auto& p : live)
+        if (auto r = p.adopt_rebuild(); !r)
+          fmt::print(stderr, "adopt {}: {}\n", p.name(), r.error());
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  jetsource::rebuild_options ro;
+  ro.progress = [](const jetsource::rebuild_progress& p) {
+    bar(p.projection, static_cast<double>(p.done), static_cast<double>(p.total),
+        fmt::format("{}/{} events {:.0f}/s", p.done, p.total, p.events_per_s),
+        p.total > 0 && p.done >= p.total);
+  };
+  auto r = jetsource::rebuild(conn, rebuilt, read_model_options(g, rebuilt), ro);
+  rebuilding = false;
+  adopt.join();
+  if (!r) return fail("demo: rebuild", r.error());
+  auto after = dump(path(rebuilt), everything);
+  bool same = before == after && !after.empty();
+  fmt::print("  rebuilt {} events in {:.2f} s ({:.0f} events/s); now serving {}\n", r->events,
+             r->seconds, static_cast<double>(r->events) / std::max(r->seconds, 1e-9),
+             r->file.filename().string());
+  fmt::print("  rebuilt model {} the live one ({} rows compared)\n",
+             same ? "EQUALS" : "DIFFERS FROM", after.size());
+
+  for (auto& p : live)
+    if (auto s = p.stop(); !s) return fail("demo: stop", s.error());
+  fmt::print("\ndemo done; data in {} (removed at the next demo)\n", g.data_dir.string());
+  return same && !stats.failed ? exit_ok : exit_failure;
+}
+
+}  // namespace
+
+void add_load_commands(CLI::App& app, action& chosen) {
+  auto o = std::make_shared<load_options>();
+  auto* load_cmd = app.add_subcommand("load", "generate orders through the command path");
+  load_cmd->add_option("--orders", o->orders, "orders to run")
+      ->required()
+      ->check(CLI::PositiveNumber);
+  load_cmd->add_option("--customers", o->customers, "distinct customers (default 100)")
+      ->check(CLI::PositiveNumber);
+  load_cmd->add_option("--concurrency", o->concurrency, "concurrent writers (default 8)")
+      ->check(CLI::Range(1, 256));
+  load_cmd->callback([&chosen, o] { chosen = [o](context& ctx) { return load(ctx, *o); }; });
+
+  auto demo_o = std::make_shared<load_options>(load_options{3000, 300, 8});
+  auto* demo_cmd = app.add_subcommand(
+      "demo", "the whole sample: embedded server, writers, live read models, report, rebuild");
+  demo_cmd->add_option("--orders", demo_o->orders, "orders (default 3000)")
+      ->check(CLI::PositiveNumber);
+  demo_cmd->callback(
+      [&chosen, demo_o] { chosen = [demo_o](context& ctx) { return demo(ctx, *demo_o); }; });
+}
+
+}  // namespace order_system::cli

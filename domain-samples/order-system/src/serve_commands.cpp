@@ -1,0 +1,221 @@
+// `order-system serve` and `order-system projections ...`: running the read models, their
+// status, rebuilds and dead letters.
+#include "cli.hpp"
+
+#include <jetsource/rebuild.hpp>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <unistd.h>
+#include <csignal>
+#include <ctime>
+
+namespace order_system::cli {
+
+namespace {
+
+struct serve_options {
+  std::string name;
+  bool json = false;
+};
+
+jetsource::connection* connection_of(context& ctx, int& code) {
+  auto rt = ctx.runtime();
+  if (!rt) {
+    code = fail("connect", rt.error());
+    return nullptr;
+  }
+  return &(*rt)->conn;
+}
+
+// Waits up to `timeout` for SIGINT/SIGTERM (blocked by block_termination_signals).
+bool termination_requested(std::chrono::milliseconds timeout) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  timespec ts{static_cast<time_t>(timeout.count() / 1000),
+              static_cast<long>(timeout.count() % 1000) * 1'000'000};
+  return sigtimedwait(&set, nullptr, &ts) > 0;
+}
+
+int serve(context& ctx, const serve_options&) {
+  jetsource::block_termination_signals();  // before any thread starts
+  ctx.share_embedded_server();
+  auto store = ctx.store();  // the stream exists before the consumers
+  if (!store) return fail("serve", store.error());
+  int code = exit_ok;
+  auto* conn = connection_of(ctx, code);
+  if (!conn) return code;
+  std::vector<jetsource::projector> running;
+  for (const auto& p : read_models()) {
+    auto started = jetsource::start_or_rebuild(*conn, p, read_model_options(ctx.options(), p));
+    if (!started) return fail("serve " + p.name(), started.error());
+    running.push_back(std::move(started).value());
+  }
+  fmt::print(stderr, "order-system: serving {} read models from {} into {}; Ctrl-C stops\n",
+             running.size(), conn->connected_url(), ctx.options().data_dir.string());
+  while (!termination_requested(std::chrono::milliseconds(250))) {
+    for (auto& p : running) {
+      auto switched = p.adopt_rebuild();
+      if (!switched)
+        fmt::print(stderr, "order-system: {}: {}\n", p.name(), switched.error());
+      else if (*switched)
+        fmt::print(stderr, "order-system: {}: switched to the rebuilt model\n", p.name());
+    }
+  }
+  fmt::print(stderr, "order-system: stopping (draining the read models)\n");
+  for (auto& p : running)
+    if (auto r = p.stop(); !r) code = fail("stop " + p.name(), r.error());
+  return code;
+}
+
+nlohmann::ordered_json to_json(const jetsource::projection_status& s) {
+  return {{"name", s.name},
+          {"version", s.version},
+          {"database_version", s.database_version},
+          {"state", s.state},
+          {"last_applied_seq", s.last_applied_seq},
+          {"pending", s.pending},
+          {"dead_letters", s.dead_letters},
+          {"events_applied", s.events_applied},
+          {"events_per_s", s.events_per_s},
+          {"consumer", s.consumer},
+          {"database", s.database},
+          {"rebuild", s.rebuild},
+          {"rebuild_applied_seq", s.rebuild_applied_seq}};
+}
+
+int status(context& ctx, const serve_options& o) {
+  int code = exit_ok;
+  auto* conn = connection_of(ctx, code);
+  if (!conn) return code;
+  nlohmann::ordered_json all = nlohmann::ordered_json::array();
+  std::vector<jetsource::projection_status> list;
+  for (const auto& p : read_models()) {
+    auto s = jetsource::read_status(*conn, p, read_model_options(ctx.options(), p));
+    if (!s) return fail("status of " + p.name(), s.error());
+    all.push_back(to_json(*s));
+    list.push_back(std::move(s).value());
+  }
+  if (o.json) {
+    fmt::print("{}\n", all.dump());
+    return exit_ok;
+  }
+  fmt::print("{:<16} {:>7} {:<10} {:>14} {:>9} {:>12} {:>9} {:>12}\n", "projection", "version",
+             "state", "applied_seq", "pending", "events", "dead", "rebuild");
+  for (const auto& s : list)
+    fmt::print("{:<16} {:>7} {:<10} {:>14} {:>9} {:>12} {:>9} {:>12}\n", s.name, s.version, s.state,
+               s.last_applied_seq, s.pending, s.events_applied, s.dead_letters,
+               s.rebuild.empty() ? "-" : fmt::format("{} @{}", s.rebuild, s.rebuild_applied_seq));
+  return exit_ok;
+}
+
+// A progress bar on a terminal, a log line a second otherwise.
+void show(const jetsource::rebuild_progress& p) {
+  static auto last = std::chrono::steady_clock::time_point{};
+  const bool tty = ::isatty(STDERR_FILENO) != 0;
+  const bool done = p.total > 0 && p.done >= p.total;
+  auto now = std::chrono::steady_clock::now();
+  if (!tty && !done && now - last < std::chrono::seconds(1)) return;
+  last = now;
+  double fraction = p.total ? static_cast<double>(p.done) / static_cast<double>(p.total) : 1.0;
+  if (tty) {
+    constexpr int width = 30;
+    int filled = static_cast<int>(fraction * width);
+    fmt::print(stderr, "\r{} [{}{}] {:5.1f}% {}/{} events {:.0f}/s ETA {:.0f}s   ", p.projection,
+               std::string(static_cast<std::size_t>(filled), '#'),
+               std::string(static_cast<std::size_t>(width - filled), '.'), fraction * 100, p.done,
+               p.total, p.events_per_s, p.eta_s);
+    if (done) fmt::print(stderr, "\n");
+  } else {
+    fmt::print(stderr, "rebuild {}: {}/{} events ({:.1f}%), {:.0f} events/s, ETA {:.0f} s\n",
+               p.projection, p.done, p.total, fraction * 100, p.events_per_s, p.eta_s);
+  }
+}
+
+int rebuild(context& ctx, const serve_options& o) {
+  auto p = read_model(o.name);
+  if (!p) {
+    fmt::print(stderr,
+               "order-system: no read model '{}' (order_summary, customer_stats, product_sales)\n",
+               o.name);
+    return exit_usage;
+  }
+  int code = exit_ok;
+  auto* conn = connection_of(ctx, code);
+  if (!conn) return code;
+  jetsource::rebuild_options ro;
+  ro.progress = show;
+  auto r = jetsource::rebuild(*conn, *p, read_model_options(ctx.options(), *p), ro);
+  if (!r) return fail("rebuild " + o.name, r.error());
+  fmt::print("rebuilt {}: {} events in {:.1f} s ({:.0f} events/s){}; now serving {} ({})\n", o.name,
+             r->events, r->seconds,
+             r->seconds > 0 ? static_cast<double>(r->events) / r->seconds : 0.0,
+             r->resumed ? " (resumed)" : "", r->file.filename().string(),
+             r->adopted_by_live ? "adopted by the running serve" : "switched by this command");
+  return exit_ok;
+}
+
+int dead_letters(context& ctx, const serve_options& o) {
+  if (!o.name.empty() && !read_model(o.name)) {
+    fmt::print(stderr, "order-system: no read model '{}'\n", o.name);
+    return exit_usage;
+  }
+  nlohmann::ordered_json all = nlohmann::ordered_json::array();
+  for (const auto& p : read_models()) {
+    if (!o.name.empty() && p.name() != o.name) continue;
+    auto db = jetsource::open_read_model(read_model_options(ctx.options(), p).database);
+    if (!db) continue;  // not built yet: no dead letters
+    auto list = jetsource::read_dead_letters(*db);
+    if (!list) return fail("dead letters of " + p.name(), list.error());
+    for (const auto& d : *list) {
+      all.push_back({{"projection", p.name()},
+                     {"sequence", d.sequence},
+                     {"aggregate_type", d.aggregate_type},
+                     {"aggregate_id", d.aggregate_id},
+                     {"first_version", d.first_version},
+                     {"last_version", d.last_version},
+                     {"kind", d.kind},
+                     {"event_type", d.event_type},
+                     {"error", d.error},
+                     {"attempts", d.attempts},
+                     {"first_failed_at", d.first_failed_at},
+                     {"last_failed_at", d.last_failed_at}});
+      if (!o.json)
+        fmt::print("{} seq {} {}/{} v{}-{} {} {} {}\n", p.name(), d.sequence, d.aggregate_type,
+                   d.aggregate_id, d.first_version, d.last_version, d.kind, d.event_type, d.error);
+    }
+  }
+  if (o.json)
+    fmt::print("{}\n", all.dump());
+  else if (all.empty())
+    fmt::print("no dead letters\n");
+  return exit_ok;
+}
+
+}  // namespace
+
+void add_serve_commands(CLI::App& app, action& chosen) {
+  auto o = std::make_shared<serve_options>();
+  auto bind = [&chosen, o](CLI::App* sub, int (*run)(context&, const serve_options&)) {
+    sub->callback([&chosen, o, run] { chosen = [o, run](context& ctx) { return run(ctx, *o); }; });
+  };
+  bind(app.add_subcommand("serve", "run every read model until SIGINT/SIGTERM"), serve);
+
+  auto* group = app.add_subcommand("projections", "the read models: status, rebuild, dead letters");
+  group->require_subcommand(1);
+  auto* st = group->add_subcommand("status", "each read model's position, lag and dead letters");
+  st->add_flag("--json", o->json, "print JSON");
+  bind(st, status);
+  auto* rb = group->add_subcommand("rebuild", "rebuild a read model by replaying the stream");
+  rb->add_option("NAME", o->name, "order_summary | customer_stats | product_sales")->required();
+  bind(rb, rebuild);
+  auto* dl = group->add_subcommand("dead-letters", "events a read model could not apply");
+  dl->add_option("NAME", o->name, "one read model (default: all)");
+  dl->add_flag("--json", o->json, "print JSON");
+  bind(dl, dead_letters);
+}
+
+}  // namespace order_system::cli
