@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?= --output-on-failure
 
-.PHONY: deps build test test-asan test-tsan demo bench format clean
+.PHONY: deps build test test-asan test-tsan demo demo-bank bench format clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -29,7 +29,12 @@ test-tsan: deps
 	cmake --build build-tsan -j $(JOBS)
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest -L concurrent $(CTEST_FLAGS)
 
+# The order-system sample on an embedded nats-server it starts itself; starts clean each time
+# (its data lives in .order-system/demo). The bank write-side tour is `make demo-bank`.
 demo: build
+	./build/bin/order-system demo
+
+demo-bank: build
 	./build/bin/jetsource-demo
 
 bench: build

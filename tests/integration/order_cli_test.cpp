@@ -1,6 +1,9 @@
 // The order-system command line end to end: the real binary (ORDER_SYSTEM_BIN) against a real
 // nats-server: exit codes, `order create` output, bad input, concurrent writers to one order.
+#include <jetsource/projector.hpp>
 #include <jetsource/repository.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <order_system/order.hpp>
 #include <order_system/stream.hpp>
@@ -377,3 +380,146 @@ TEST_F(OrderCliTest, EmbeddedServerStoreIsUsedByOneProcessAtATime) {
 }
 
 }  // namespace
+
+// -- the read side: serve, query, projections ------------------------------------------------
+
+namespace {
+nlohmann::json json_of(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << "not JSON: " << text;
+  return j;
+}
+std::vector<std::string> keys_of(const nlohmann::json& j) {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : j.items()) out.push_back(k);
+  return out;
+}
+}  // namespace
+
+class OrderCliReadTest : public OrderCliTest {
+ protected:
+  // Polls `query ...` until `pred` holds on its JSON (serve applies asynchronously).
+  template <class Pred>
+  nlohmann::json query_until(const std::vector<std::string>& args, Pred pred) {
+    nlohmann::json j;
+    for (int i = 0; i < 200; ++i) {
+      auto r = run(args);
+      if (r.code == 0) {
+        j = json_of(r.out);
+        if (pred(j)) return j;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    }
+    ADD_FAILURE() << "condition never held; last: " << j.dump();
+    return j;
+  }
+  void stop(pid_t serve) {
+    ASSERT_EQ(::kill(serve, SIGTERM), 0);
+    auto r = wait(serve);
+    EXPECT_EQ(r.code, 0) << r.err;
+  }
+};
+
+TEST_F(OrderCliReadTest, ServeAppliesCommandsAndQueriesPrintTheContractShapes) {
+  pid_t serve = spawn({"serve"}, server_->url());
+  create_sample();  // o-1 for c-1: widget 2 x 250, gadget 1 x 1000
+  ASSERT_EQ(run({"order", "place", "o-1"}).code, 0);
+  ASSERT_EQ(run({"order", "pay", "o-1", "--amount-cents", "1500"}).code, 0);
+
+  auto order = query_until({"query", "order", "o-1", "--json"},
+                           [](const nlohmann::json& j) { return j["status"] == "paid"; });
+  EXPECT_EQ(keys_of(order),
+            (std::vector<std::string>{"customer_id", "item_count", "items", "order_id", "status",
+                                      "total_cents", "version"}));  // sorted by nlohmann
+  EXPECT_EQ(order["order_id"], "o-1");
+  EXPECT_EQ(order["customer_id"], "c-1");
+  EXPECT_EQ(order["item_count"], 3);
+  EXPECT_EQ(order["total_cents"], 1500);
+  EXPECT_EQ(order["version"], 5);  // created, 2 items, placed, paid
+  ASSERT_EQ(order["items"].size(), 2u);
+  EXPECT_EQ(order["items"][0],
+            (nlohmann::json{{"sku", "gadget"}, {"qty", 1}, {"unit_price_cents", 1000}}));
+
+  auto customer = query_until({"query", "customer", "c-1", "--json"},
+                              [](const nlohmann::json& j) { return j["orders_paid"] == 1; });
+  EXPECT_EQ(customer, (nlohmann::json{{"customer_id", "c-1"},
+                                      {"orders_created", 1},
+                                      {"orders_placed", 1},
+                                      {"orders_paid", 1},
+                                      {"orders_shipped", 0},
+                                      {"orders_cancelled", 0},
+                                      {"lifetime_value_cents", 1500}}));
+  auto product = query_until({"query", "product", "widget", "--json"},
+                             [](const nlohmann::json& j) { return j["units_sold"] == 2; });
+  EXPECT_EQ(product,
+            (nlohmann::json{{"sku", "widget"}, {"units_sold", 2}, {"revenue_cents", 500}}));
+
+  // Not found: 4; bad id: 2; human output for people.
+  EXPECT_EQ(run({"query", "order", "o-404"}).code, 4);
+  EXPECT_EQ(run({"query", "customer", "nobody"}).code, 4);
+  EXPECT_EQ(run({"query", "product", "unsold"}).code, 4);
+  EXPECT_EQ(run({"query", "order", "bad.id"}).code, 2);
+  auto text = run({"query", "order", "o-1"});
+  EXPECT_EQ(text.code, 0);
+  EXPECT_NE(text.out.find("status: paid"), std::string::npos) << text.out;
+
+  auto status = run({"projections", "status", "--json"});
+  ASSERT_EQ(status.code, 0) << status.err;
+  auto list = json_of(status.out);
+  ASSERT_EQ(list.size(), 3u);
+  for (const auto& p : list) {
+    for (const char* key : {"name", "version", "last_applied_seq", "pending", "dead_letters"})
+      EXPECT_TRUE(p.contains(key)) << key << " missing in " << p.dump();
+    EXPECT_EQ(p["dead_letters"], 0);
+  }
+  EXPECT_EQ(list[0]["name"], "order_summary");
+  auto dead = run({"projections", "dead-letters", "--json"});
+  EXPECT_EQ(dead.code, 0);
+  EXPECT_EQ(json_of(dead.out), nlohmann::json::array());
+  EXPECT_EQ(run({"projections", "rebuild", "no_such_model"}).code, 2);
+  stop(serve);
+}
+
+TEST_F(OrderCliReadTest, ServeKilledAndRestartedLosesAndDoublesNothing) {
+  pid_t serve = spawn({"serve"}, server_->url());
+  pid_t writer =
+      spawn({"load", "--orders", "300", "--customers", "20", "--concurrency", "4"}, server_->url());
+  std::this_thread::sleep_for(std::chrono::milliseconds{700});
+  ASSERT_EQ(::kill(serve, SIGKILL), 0);
+  (void)wait(serve);
+  serve = spawn({"serve"}, server_->url());
+  auto load = wait(writer);
+  ASSERT_EQ(load.code, 0) << load.err;
+  EXPECT_NE(load.out.find("load: 300 orders"), std::string::npos) << load.out;
+  // Caught up: nothing pending anywhere.
+  for (int i = 0; i < 400; ++i) {
+    auto s = run({"projections", "status", "--json"});
+    bool done = s.code == 0;
+    if (done)
+      for (const auto& p : json_of(s.out))
+        done = done && p["pending"] == 0 && p["last_applied_seq"] == commits();
+    if (done) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  }
+  stop(serve);
+  // Every order once, in every read model, and consistent with each other.
+  auto summary = jetsource::open_read_model(cli_dir() / "order_summary.db");
+  auto customers = jetsource::open_read_model(cli_dir() / "customer_stats.db");
+  auto products = jetsource::open_read_model(cli_dir() / "product_sales.db");
+  ASSERT_TRUE(summary && customers && products);
+  auto scalar = [](jetsource::sqlite::database& db, const char* sql) {
+    auto r = db.query_one(sql);
+    EXPECT_TRUE(r && *r) << sql;
+    return r && *r ? (**r).get<std::int64_t>(0) : -1;
+  };
+  EXPECT_EQ(scalar(*summary, "SELECT count(*) FROM orders"), 300);
+  EXPECT_EQ(scalar(*customers, "SELECT sum(orders_created) FROM customers"), 300);
+  EXPECT_EQ(scalar(*customers, "SELECT sum(orders_cancelled) FROM customers"),
+            scalar(*summary, "SELECT count(*) FROM orders WHERE status = 'cancelled'"));
+  EXPECT_EQ(
+      scalar(*customers, "SELECT sum(lifetime_value_cents) FROM customers"),
+      scalar(*summary, "SELECT sum(total_cents) FROM orders WHERE status IN ('paid', 'shipped')"));
+  EXPECT_EQ(
+      scalar(*products, "SELECT sum(units_sold) FROM products"),
+      scalar(*summary, "SELECT sum(item_count) FROM orders WHERE status IN ('paid', 'shipped')"));
+}
