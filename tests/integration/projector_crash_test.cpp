@@ -9,22 +9,13 @@
 #include <random>
 #include <thread>
 
-extern char** environ;
-
 namespace jetsource::test {
 namespace {
 
 using namespace std::chrono_literals;
 
 pid_t spawn_projector(const std::string& url, const std::filesystem::path& db) {
-  std::vector<std::string> args = {TEST_PROJECTOR_BIN, "--nats-url",    url,   "--db",
-                                   db.string(),        "--ack-wait-ms", "1000"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  EXPECT_EQ(posix_spawn(&pid, TEST_PROJECTOR_BIN, nullptr, nullptr, argv.data(), environ), 0);
-  return pid;
+  return spawn_test_projector({"--nats-url", url, "--db", db.string(), "--ack-wait-ms", "1000"});
 }
 
 int wait_exit(pid_t pid) {

@@ -15,8 +15,6 @@
 #include <csignal>
 #include <thread>
 
-extern char** environ;
-
 namespace jetsource::test {
 namespace {
 
@@ -159,15 +157,8 @@ TEST_F(rebuild_test, LiveProjectorAdoptsTheRebuildWhileAppendsAndReadsGoOn) {
 
 pid_t spawn_rebuild(const std::string& url, const std::filesystem::path& db) {
   // Slow handlers (300 us per deposit): the kill lands mid-way.
-  std::vector<std::string> args = {
-      TEST_PROJECTOR_BIN, "--nats-url",       url,  "--db", db.string(),
-      "--rebuild",        "--apply-delay-us", "300"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  EXPECT_EQ(posix_spawn(&pid, TEST_PROJECTOR_BIN, nullptr, nullptr, argv.data(), environ), 0);
-  return pid;
+  return spawn_test_projector(
+      {"--nats-url", url, "--db", db.string(), "--rebuild", "--apply-delay-us", "300"});
 }
 
 TEST_F(rebuild_test, KilledMidwayLeavesTheLiveModelAloneAndResumes) {

@@ -9,12 +9,27 @@
 #include "nats_fixture.hpp"
 
 #include <nats/nats.h>
+#include <spawn.h>
 
 #include <string>
 #include <tuple>
 #include <vector>
 
+extern "C" char** environ;
+
 namespace jetsource::test {
+
+/// Starts the test projector tool (tests/tools/balances_projector.cpp) with `args`; by PID.
+inline pid_t spawn_test_projector(const std::vector<std::string>& args) {
+  std::vector<std::string> all{TEST_PROJECTOR_BIN};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  EXPECT_EQ(posix_spawn(&pid, TEST_PROJECTOR_BIN, nullptr, nullptr, argv.data(), environ), 0);
+  return pid;
+}
 
 /// One balances row: account, owner, balance, version, deposits.
 using balance_row = std::tuple<std::string, std::string, std::int64_t, std::int64_t, std::int64_t>;
