@@ -94,19 +94,17 @@ class repository {
       }
     }
     if (base) {
-      auto log = store_.read(A::type_name, id, base->sequence);
-      if (!log) return std::move(log).error();
-      bool consistent = log->head.sequence >= base->sequence &&
-                        (log->head.sequence == base->sequence || !log->commits.empty());
-      if (consistent) {
-        auto r = replay(std::move(*base), log.value());
-        if (r) return r;
-      }
+      bool mismatch = false;
+      auto r = replay_into(id, *base, mismatch);
+      if (r) return std::move(*base);
+      if (!mismatch) return std::move(r).error();
       // A snapshot that does not fit the stream is ignored: correctness never depends on it.
     }
-    auto log = store_.read(A::type_name, id, 0);
-    if (!log) return std::move(log).error();
-    return replay(loaded<A>{}, log.value());
+    loaded<A> fresh;
+    bool mismatch = false;
+    auto r = replay_into(id, fresh, mismatch);
+    if (!r) return std::move(r).error();
+    return fresh;
   }
 
   /// Decides the command on the current state and appends its events in one commit. Conflicts
@@ -241,42 +239,56 @@ class repository {
   }
 
  private:
-  result<loaded<A>> replay(loaded<A> base, const commit_log& log) {
-    for (const auto& c : log.commits) {
-      auto events = registry::decode(c.body);
-      if (!events) {
-        auto e = std::move(events).error();
-        e.message = fmt::format("{} {} commit at sequence {}: {}", A::type_name, c.aggregate_id,
-                                c.sequence, e.message);
-        return e;
-      }
-      if (c.version != base.version + events->size())
-        return make_error(errc::decode_failed,
-                          "{} {}: commit at sequence {} says version {}, expected {}", A::type_name,
-                          c.aggregate_id, c.sequence, c.version, base.version + events->size());
-      for (const auto& e : *events) apply_event(base.state, e);
-      base.version = c.version;
-      base.sequence = c.sequence;
+  // Applies the aggregate's commits after `base` (from its sequence up to the stream's head) to
+  // it, each as it arrives. Returns how many there were. `mismatch` is set when the commits do
+  // not continue `base` (undecodable, versions that do not add up, a head before it): `base` is
+  // then partly updated and must be dropped.
+  result<std::size_t> replay_into(std::string_view id, loaded<A>& base, bool& mismatch) {
+    std::size_t commits = 0;
+    auto head =
+        store_.replay(A::type_name, id, base.sequence, [&](const commit_view& c) -> result<void> {
+          auto events = registry::decode(c.body);
+          if (!events) {
+            mismatch = true;
+            auto e = std::move(events).error();
+            e.message = fmt::format("{} {} commit at sequence {}: {}", A::type_name, id, c.sequence,
+                                    e.message);
+            return e;
+          }
+          // Only the head's version is read: the sum is checked against it below.
+          if (c.version != 0 && c.version != base.version + events->size()) {
+            mismatch = true;
+            return make_error(
+                errc::decode_failed, "{} {}: commit at sequence {} says version {}, expected {}",
+                A::type_name, id, c.sequence, c.version, base.version + events->size());
+          }
+          for (const auto& e : *events) apply_event(base.state, e);
+          base.version += events->size();
+          base.sequence = c.sequence;
+          ++commits;
+          return success();
+        });
+    if (!head) return std::move(head).error();
+    if (base.sequence != head->sequence) {
+      mismatch = true;
+      return make_error(errc::internal, "{} {}: read stopped at sequence {} before head {}",
+                        A::type_name, id, base.sequence, head->sequence);
     }
-    if (base.sequence != log.head.sequence)
-      return make_error(errc::internal, "{}: read stopped at sequence {} before head {}",
-                        A::type_name, base.sequence, log.head.sequence);
-    if (log.head.sequence != 0 && base.version != log.head.version)
-      return make_error(errc::decode_failed, "{}: replay reached version {}, the head says {}",
-                        A::type_name, base.version, log.head.version);
-    return base;
+    if (head->sequence != 0 && base.version != head->version) {
+      mismatch = true;
+      return make_error(errc::decode_failed, "{} {}: replay reached version {}, the head says {}",
+                        A::type_name, id, base.version, head->version);
+    }
+    return commits;
   }
 
   // Brings a copy up to the stream's head by reading only what follows it. Returns whether
-  // anything was new.
+  // anything was new; on an error the copy is partly updated and must be dropped.
   result<bool> catch_up(std::string_view id, loaded<A>& copy) {
-    auto log = store_.read(A::type_name, id, copy.sequence);
-    if (!log) return std::move(log).error();
-    if (log->head.sequence == copy.sequence) return false;
-    auto r = replay(std::move(copy), log.value());
-    if (!r) return std::move(r).error();
-    copy = std::move(r).value();
-    return true;
+    bool mismatch = false;
+    auto n = replay_into(id, copy, mismatch);
+    if (!n) return std::move(n).error();
+    return *n > 0;
   }
 
   // Full-jitter exponential backoff: uniform in [0, min(max_backoff, 100us * 2^attempt)].
