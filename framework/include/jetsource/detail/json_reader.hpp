@@ -29,14 +29,15 @@ namespace jetsource::detail {
 class json_reader : public cereal::InputArchive<json_reader>, public cereal::traits::TextArchive {
  public:
   explicit json_reader(std::string_view json) : cereal::InputArchive<json_reader>(this) {
-    // Parsed in place, in a copy: strings are then not copied character by character.
+    // Parsed in place, in a copy: strings are then not copied character by character. With
+    // SSE2, rapidjson reads the text in aligned 16-byte blocks: 16 zero bytes follow it.
     char* text = text_buf_;
-    if (json.size() >= sizeof text_buf_) {
-      text_heap_ = std::make_unique<char[]>(json.size() + 1);
+    if (json.size() + simd_pad > sizeof text_buf_) {
+      text_heap_ = std::make_unique<char[]>(json.size() + simd_pad);
       text = text_heap_.get();
     }
     std::memcpy(text, json.data(), json.size());
-    text[json.size()] = '\0';
+    std::memset(text + json.size(), 0, simd_pad);
     doc_.ParseInsitu(text);
     if (doc_.HasParseError()) throw cereal::Exception("malformed JSON");
     if (!doc_.IsObject() && !doc_.IsArray()) throw cereal::Exception("JSON root is not an object");
@@ -134,7 +135,8 @@ class json_reader : public cereal::InputArchive<json_reader>, public cereal::tra
   using pool = rapidjson::MemoryPoolAllocator<rapidjson::CrtAllocator>;
   using document = rapidjson::GenericDocument<rapidjson::UTF8<>, pool, pool>;
   static constexpr std::size_t parse_stack_bytes = 512;
-  char text_buf_[1024];
+  static constexpr std::size_t simd_pad = 16;
+  alignas(16) char text_buf_[1024];
   std::unique_ptr<char[]> text_heap_;  // a text too long for text_buf_
   alignas(std::max_align_t) char values_buf_[2048];
   alignas(std::max_align_t) char stack_buf_[parse_stack_bytes * 2];
