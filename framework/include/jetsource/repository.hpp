@@ -208,8 +208,10 @@ class repository {
       std::lock_guard lock(async_mutex_);
       ++async_outstanding_;
       auto [it, idle] = busy_.try_emplace(job->key);
-      if (!idle) {
-        it->second.push_back(std::move(job));  // runs when the aggregate's current one is done
+      if (!idle) {  // runs when the aggregate's current one is done
+        auto& line = it->second;
+        (line.last ? line.last->next : line.first) = job;
+        line.last = std::move(job);
         return success();
       }
     }
@@ -331,7 +333,13 @@ class repository {
     std::optional<loaded<A>> current;
     bool fresh = false;  // current was read from the stream for this job
     int attempt = 0;
-    std::vector<event> events;  // in flight
+    std::vector<event> events;        // in flight
+    std::shared_ptr<async_job> next;  // the aggregate's next queued job
+  };
+  // The jobs waiting behind an aggregate's running one (a list through async_job::next: an
+  // idle aggregate costs no allocation beyond its map entry).
+  struct waiting_line {
+    std::shared_ptr<async_job> first, last;
   };
 
   // Decides and starts the append of a job. May read the stream (a cache miss, a stale copy):
@@ -419,27 +427,34 @@ class repository {
   // Reports a job's outcome, then starts the aggregate's next queued job (on the worker).
   void finish(const std::shared_ptr<async_job>& job, result<executed> r) {
     if (job->done) job->done(std::move(r));
-    std::shared_ptr<async_job> next;
+    bool posted = false;
     {
       std::lock_guard lock(async_mutex_);
       auto it = busy_.find(job->key);
-      if (it->second.empty()) {
+      auto& line = it->second;
+      if (!line.first) {
         busy_.erase(it);
       } else {
-        next = std::move(it->second.front());
-        it->second.pop_front();
+        std::shared_ptr<async_job> next = std::move(line.first);
+        line.first = std::move(next->next);
+        if (!line.first) line.last.reset();
+        post_locked([this, next] { run(next); });
+        posted = true;
       }
+      if (--async_outstanding_ == 0) async_idle_.notify_all();
     }
-    if (next) post([this, next] { run(next); });
-    std::lock_guard lock(async_mutex_);
-    if (--async_outstanding_ == 0) async_idle_.notify_all();
+    if (posted) worker_wake_.notify_one();
+  }
+
+  void post_locked(std::function<void()> task) {
+    tasks_.push_back(std::move(task));
+    if (!worker_.joinable()) worker_ = std::thread([this] { work(); });
   }
 
   void post(std::function<void()> task) {
     {
       std::lock_guard lock(async_mutex_);
-      tasks_.push_back(std::move(task));
-      if (!worker_.joinable()) worker_ = std::thread([this] { work(); });
+      post_locked(std::move(task));
     }
     worker_wake_.notify_one();
   }
@@ -459,19 +474,19 @@ class repository {
 
   // -- bounded LRU of loaded aggregates ------------------------------------------------------
   struct cached {
-    loaded<A> value;
+    std::optional<loaded<A>> value;  // empty while a command has it
     typename std::list<std::string>::iterator lru;
   };
 
   // Moves an aggregate out of the cache: a command owns it while it runs (no copy), and puts it
-  // back when its copy is known to be right.
+  // back when its copy is known to be right. The entry stays (empty), so the round trip
+  // allocates nothing.
   std::optional<loaded<A>> cache_take(const std::string& key) {
     std::lock_guard lock(cache_mutex_);
     auto it = cache_.find(key);
-    if (it == cache_.end()) return std::nullopt;
+    if (it == cache_.end() || !it->second.value) return std::nullopt;
     std::optional<loaded<A>> out{std::move(it->second.value)};
-    lru_.erase(it->second.lru);
-    cache_.erase(it);
+    it->second.value.reset();
     return out;
   }
   void cache_put(const std::string& key, loaded<A>&& value) {
@@ -479,7 +494,8 @@ class repository {
     std::lock_guard lock(cache_mutex_);
     auto it = cache_.find(key);
     if (it != cache_.end()) {
-      if (it->second.value.sequence <= value.sequence) it->second.value = std::move(value);
+      auto& v = it->second.value;
+      if (!v || v->sequence <= value.sequence) v = std::move(value);
       lru_.splice(lru_.begin(), lru_, it->second.lru);
       return;
     }
@@ -511,7 +527,7 @@ class repository {
   std::mutex async_mutex_;  // guards everything below
   std::condition_variable async_idle_, worker_wake_;
   std::size_t async_outstanding_ = 0;
-  std::unordered_map<std::string, std::deque<std::shared_ptr<async_job>>> busy_;
+  std::unordered_map<std::string, waiting_line> busy_;
   std::deque<std::function<void()>> tasks_;
   bool stopping_ = false;
   std::thread worker_;

@@ -4,6 +4,8 @@
 
 #include "store/store_state.hpp"
 
+#include <boost/container/small_vector.hpp>
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -254,14 +256,19 @@ result<std::string> make_snapshot_subject(const store_state& st, std::string_vie
 // check (NATS/1.0 line, "Key: Value\r\n" each, blank line).
 class message_builder {
  public:
-  message_builder(std::string subject, std::string_view body)
-      : subject_(std::move(subject)), body_(body) {}
+  // `subject` and `body` must outlive build().
+  message_builder(const std::string& subject, std::string_view body)
+      : subject_(subject), body_(body) {}
 
-  void set(const char* key, std::string value) { headers_.emplace_back(key, std::move(value)); }
+  void set(const char* key, std::string value) {
+    headers_.push_back({key, nullptr, std::move(value)});
+  }
+  /// A value that outlives build(): not copied.
+  void set_ref(const char* key, const std::string& value) { headers_.push_back({key, &value, {}}); }
 
   std::size_t size() const {
     std::size_t n = body_.size() + std::strlen("NATS/1.0\r\n") + 2;
-    for (const auto& [k, v] : headers_) n += std::strlen(k) + 2 + v.size() + 2;
+    for (const auto& h : headers_) n += std::strlen(h.key) + 2 + h.value().size() + 2;
     return n;
   }
 
@@ -277,8 +284,8 @@ class message_builder {
     natsStatus s = natsMsg_Create(&raw, subject_.c_str(), nullptr, body_.data(),
                                   static_cast<int>(body_.size()));
     msg_ptr m(raw);
-    for (const auto& [k, v] : headers_)
-      if (s == NATS_OK) s = natsMsgHeader_Set(m.get(), k, v.c_str());
+    for (const auto& h : headers_)
+      if (s == NATS_OK) s = natsMsgHeader_Set(m.get(), h.key, h.value().c_str());
     if (s != NATS_OK) return nats_error(s, fmt::format("build message to {}", subject_));
     return m;
   }
@@ -286,9 +293,15 @@ class message_builder {
   const std::string& subject() const { return subject_; }
 
  private:
-  std::string subject_;
+  struct header_value {
+    const char* key;
+    const std::string* borrowed;  // or:
+    std::string owned;
+    const std::string& value() const { return borrowed ? *borrowed : owned; }
+  };
+  const std::string& subject_;
   std::string_view body_;
-  std::vector<std::pair<const char*, std::string>> headers_;
+  boost::container::small_vector<header_value, 12> headers_;
 };
 
 struct built_commit {
@@ -319,15 +332,15 @@ result<built_commit> build_commit(const store_state& st, const commit& c) {
     if (auto r = check_header_value(what, value); !r) return std::move(r).error();
 
   message_builder b(*subject, c.body);
-  b.set(detail::hdr_msg_id, id);
-  b.set(detail::hdr_aggregate_type, c.aggregate_type);
-  b.set(detail::hdr_aggregate_id, c.aggregate_id);
+  b.set_ref(detail::hdr_msg_id, id);
+  b.set_ref(detail::hdr_aggregate_type, c.aggregate_type);
+  b.set_ref(detail::hdr_aggregate_id, c.aggregate_id);
   b.set(detail::hdr_version, std::to_string(c.version));
-  b.set(detail::hdr_events, c.event_types);
-  b.set(detail::hdr_content_type, c.content_type);
+  b.set_ref(detail::hdr_events, c.event_types);
+  b.set_ref(detail::hdr_content_type, c.content_type);
   b.set(detail::hdr_timestamp, timestamp_now());
-  if (!c.correlation_id.empty()) b.set(detail::hdr_correlation_id, c.correlation_id);
-  if (!c.causation_id.empty()) b.set(detail::hdr_causation_id, c.causation_id);
+  if (!c.correlation_id.empty()) b.set_ref(detail::hdr_correlation_id, c.correlation_id);
+  if (!c.causation_id.empty()) b.set_ref(detail::hdr_causation_id, c.causation_id);
   // nats.c treats ExpectLastSubjectSeq == 0 as "unset": "must be new" is set by hand.
   if (c.expected_sequence)
     b.set(detail::hdr_expected_subject_seq, std::to_string(*c.expected_sequence));
@@ -700,26 +713,28 @@ bool connection_closed(const store_state& st) {
 
 // Sends one message through the async context; `p.done` (if set) gets the outcome exactly once.
 // Blocks while max_in_flight messages await their acks.
-result<void> publish_async(store_state& st, msg_ptr msg, const std::string& id,
+result<void> publish_async(store_state& st, msg_ptr msg, std::string id,
                            detail::async_core::pending p) {
   if (connection_closed(st))
     return make_error(errc::unreachable, "append to {}: the connection is closed", p.subject);
   auto& core = *st.async;
-  const std::string subject = p.subject;
   {
     std::unique_lock lock(core.mutex);
     // A callback that appends again must not wait for acks only its own thread can deliver.
-    if (!detail::in_ack_handler) {
+    if (!detail::in_ack_handler && core.in_flight >= core.max_in_flight) {
       auto patience = st.options.ack_timeout + std::chrono::seconds{5};
-      if (!core.changed.wait_for(lock, patience,
-                                 [&] { return core.in_flight < core.max_in_flight; }))
+      ++core.waiting;
+      bool room =
+          core.space.wait_for(lock, patience, [&] { return core.in_flight < core.max_in_flight; });
+      --core.waiting;
+      if (!room)
         return make_error(errc::timeout,
                           "append to {}: {} async appends still awaiting their acks after {} ms",
-                          subject, core.in_flight,
+                          p.subject, core.in_flight,
                           std::chrono::duration_cast<std::chrono::milliseconds>(patience).count());
     }
     ++core.in_flight;
-    p.commit_id = id;
+    p.commit_id = std::move(id);
     core.by_msg.emplace(msg.get(), std::move(p));
   }
   jsPubOptions po;
@@ -729,11 +744,17 @@ result<void> publish_async(store_state& st, msg_ptr msg, const std::string& id,
   natsStatus s = js_PublishMsgAsync(st.js_async.get(), &raw, &po);
   if (s == NATS_OK) return success();
   msg.reset(raw);  // still ours: nats.c did not take it
-  std::lock_guard lock(core.mutex);
-  // No ack handler runs for a refused publish: take back the entry we registered.
-  core.by_msg.erase(raw);
-  --core.in_flight;
-  core.changed.notify_all();
+  std::string subject;
+  {
+    std::lock_guard lock(core.mutex);
+    // No ack handler runs for a refused publish: take back the entry we registered.
+    if (auto it = core.by_msg.find(raw); it != core.by_msg.end()) {
+      subject = std::move(it->second.subject);
+      core.by_msg.erase(it);
+    }
+    --core.in_flight;
+    core.released();
+  }
   return nats_error(s, fmt::format("append to {}", subject));
 }
 
@@ -760,7 +781,7 @@ void on_async_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* cl
     if (pa) {
       r = append_result{pa->Sequence, p->version,
                         pa->Duplicate ? append_status::already_appended : append_status::appended,
-                        p->commit_id};
+                        std::move(p->commit_id)};
     } else {
       natsStatus s = pae ? pae->Err : NATS_ERR;
       jsErrCode code = pae ? pae->ErrCode : static_cast<jsErrCode>(0);
@@ -786,7 +807,7 @@ void on_async_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* cl
   }
   std::lock_guard lock(core->mutex);
   --core->in_flight;
-  core->changed.notify_all();
+  core->released();
 }
 
 result<void> check_options(const store_options& o) {
@@ -967,8 +988,8 @@ result<void> event_store::append_async(commit c, append_callback done) {
   auto& st = *state_;
   auto built = build_commit(st, c);
   if (!built) return std::move(built).error();
-  return publish_async(st, std::move(built->msg), built->commit_id,
-                       {std::move(done), c.version, built->subject});
+  return publish_async(st, std::move(built->msg), std::move(built->commit_id),
+                       {std::move(done), c.version, std::move(built->subject)});
 }
 
 result<void> event_store::flush(std::chrono::milliseconds timeout) {

@@ -7,6 +7,7 @@
 #include "log.hpp"
 #include "nats/handles.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -54,9 +55,20 @@ struct async_core {
   };
 
   std::mutex mutex;
-  std::condition_variable changed;  // in_flight went down
+  std::condition_variable changed;  // in_flight reached 0 (flush, close)
+  std::condition_variable space;    // in_flight went down by a refill batch, with waiters
   std::size_t in_flight = 0;        // accepted, callback not yet returned
   std::size_t max_in_flight = 1;
+  std::size_t waiting = 0;  // appends blocked on a full window
+
+  // After one more outcome (called with `mutex` held, in_flight already decremented): wakes
+  // what waits for it. Blocked appends are woken in batches, once 1/16 of the window is free,
+  // not one per ack: waking every blocked thread on every ack cost more than the appends.
+  void released() {
+    if (in_flight == 0) changed.notify_all();
+    if (waiting > 0 && in_flight + std::max<std::size_t>(1, max_in_flight / 16) <= max_in_flight)
+      space.notify_all();
+  }
   std::unordered_map<const natsMsg*, pending> by_msg;  // in flight -> callback
 };
 
