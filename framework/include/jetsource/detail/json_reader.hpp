@@ -36,7 +36,7 @@ class json_reader : public cereal::InputArchive<json_reader>, public cereal::tra
       text_heap_ = std::make_unique<char[]>(json.size() + simd_pad);
       text = text_heap_.get();
     }
-    std::memcpy(text, json.data(), json.size());
+    if (!json.empty()) std::memcpy(text, json.data(), json.size());  // data() may be null
     std::memset(text + json.size(), 0, simd_pad);
     doc_.ParseInsitu(text);
     if (doc_.HasParseError()) throw cereal::Exception("malformed JSON");
