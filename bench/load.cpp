@@ -210,7 +210,8 @@ double read_direct(const env& e, const std::string& stream, const std::string& s
   return us;
 }
 
-// Ordered consumer until NumPending == 0; its teardown (unsubscribe) is not timed.
+// Ordered consumer until NumPending == 0; its teardown (unsubscribe, which deletes the consumer
+// with a round trip) is not timed.
 double read_ordered(const env& e, const std::string& stream, const std::string& subject,
                     int expect) {
   auto t0 = clock_type::now();
@@ -248,6 +249,22 @@ double read_ordered(const env& e, const std::string& stream, const std::string& 
     return -1;
   }
   return us;
+}
+
+// Waits (untimed) until the stream has no consumer left. jetsource deletes a read's ordered
+// consumer without waiting for the reply, and the raw ordered read deletes its consumer after its
+// clock stops: either way the server's work of deleting it must not land in the next read timed.
+void quiesce(const env& e, const std::string& stream) {
+  for (int i = 0; i < 1000; ++i) {
+    jsStreamInfo* si = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    check(js_GetStreamInfo(&si, e.raw_js, stream.c_str(), nullptr, &err), "stream info");
+    const auto consumers = si->State.Consumers;
+    jsStreamInfo_Destroy(si);
+    if (consumers == 0) return;
+    nats_Sleep(1);
+  }
+  note("{}: consumers still present after 1 s", stream);
 }
 
 enum method { js_plain, js_snapshot, raw_direct, raw_ordered, n_methods };
@@ -291,6 +308,7 @@ std::map<int, samples> measure(const env& e, jetsource::event_store& store,
           ++s.errors;
         else
           s.us[meth].push_back(us);
+        quiesce(e, stream);
       }
       check_stop();
     }

@@ -195,6 +195,63 @@ TEST_F(EventStoreTest, AppendAndReadRoundTripKeepsEveryHeader) {
   EXPECT_EQ(raw_header(m2, "Nats-Expected-Last-Subject-Sequence"), std::nullopt);
 }
 
+TEST_F(EventStoreTest, ReplayHandsOverWhatReadReturnsAndStopsOnAVisitorError) {
+  auto store = open_store();
+  std::vector<std::uint64_t> seqs;
+  for (int i = 1; i <= 6; ++i) {
+    ASSERT_TRUE(store.append(make_commit("other-" + std::to_string(i), 1, "x")));
+    auto r = store.append(
+        make_commit("ord-7", static_cast<std::uint64_t>(i), "body-" + std::to_string(i)));
+    ASSERT_TRUE(r) << r.error();
+    seqs.push_back(r->sequence);
+  }
+  struct seen {
+    std::uint64_t sequence, version;
+    std::string body;
+  };
+  auto replay = [&](std::uint64_t after, std::vector<seen>& out) {
+    return store.replay("Order", "ord-7", after,
+                        [&](const jetsource::commit_view& c) -> jetsource::result<void> {
+                          out.push_back({c.sequence, c.version, std::string(c.body)});
+                          return jetsource::success();
+                        });
+  };
+  // From the start (ordered consumer), after the 4th (direct gets), after the head (nothing).
+  for (std::size_t from : {0u, 4u, 6u}) {
+    std::vector<seen> got;
+    auto head = replay(from == 0 ? 0 : seqs[from - 1], got);
+    ASSERT_TRUE(head) << head.error();
+    EXPECT_EQ(head->sequence, seqs.back());
+    EXPECT_EQ(head->version, 6u);
+    ASSERT_EQ(got.size(), 6 - from);
+    for (std::size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i].sequence, seqs[from + i]);
+      EXPECT_EQ(got[i].body, "body-" + std::to_string(from + i + 1));
+      // Only the head's headers are read.
+      EXPECT_EQ(got[i].version, from + i + 1 == 6 ? 6u : 0u);
+    }
+  }
+  std::vector<seen> none;
+  auto unknown = store.replay("Order", "nobody", 0,
+                              [&](const jetsource::commit_view& c) -> jetsource::result<void> {
+                                none.push_back({c.sequence, c.version, std::string(c.body)});
+                                return jetsource::success();
+                              });
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->sequence, 0u);
+  EXPECT_TRUE(none.empty());
+
+  int calls = 0;
+  auto stopped = store.replay(
+      "Order", "ord-7", 0, [&](const jetsource::commit_view&) -> jetsource::result<void> {
+        if (++calls == 3) return jetsource::make_error(jetsource::errc::decode_failed, "stop here");
+        return jetsource::success();
+      });
+  ASSERT_FALSE(stopped);
+  EXPECT_TRUE(stopped.error().is(jetsource::errc::decode_failed));
+  EXPECT_EQ(calls, 3);
+}
+
 TEST_F(EventStoreTest, ReadReturnsOnlyThatAggregateInOrderAfterASequence) {
   auto store = open_store();
   std::vector<std::uint64_t> seqs;

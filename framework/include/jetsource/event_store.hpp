@@ -96,6 +96,14 @@ struct commit_log {
   std::vector<stored_commit> commits;  ///< sequence > after_sequence, <= head.sequence
 };
 
+/// A commit as event_store::replay hands it over: views into the received message, valid only
+/// during the call.
+struct commit_view {
+  std::uint64_t sequence = 0;  ///< stream sequence
+  std::uint64_t version = 0;   ///< Es-Version of the head commit; 0 (not read) for the others
+  std::string_view body;
+};
+
 namespace detail {
 struct store_state;
 }
@@ -128,6 +136,15 @@ class event_store {
   /// head they were read up to (head.sequence == 0 when the aggregate has no commit).
   result<commit_log> read(std::string_view aggregate_type, std::string_view aggregate_id,
                           std::uint64_t after_sequence = 0);
+
+  using commit_visitor = std::function<result<void>(const commit_view&)>;
+  /// What repositories load with: the commits read() would return, handed to `visit` one by one
+  /// as they arrive (in order, not copied), and the head they lead to. Only the head commit's
+  /// headers are parsed (parsing a message's headers costs more than decoding its body): the
+  /// caller checks the sum of the events against the head's version. Stops at the first
+  /// error of `visit` and returns it.
+  result<commit_head> replay(std::string_view aggregate_type, std::string_view aggregate_id,
+                             std::uint64_t after_sequence, const commit_visitor& visit);
 
   /// Snapshots (optional, disposable): the latest state of an aggregate at a version, kept on a
   /// companion stream <stream>_SNAPSHOTS with one message per aggregate.

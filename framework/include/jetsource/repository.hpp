@@ -94,19 +94,17 @@ class repository {
       }
     }
     if (base) {
-      auto log = store_.read(A::type_name, id, base->sequence);
-      if (!log) return std::move(log).error();
-      bool consistent = log->head.sequence >= base->sequence &&
-                        (log->head.sequence == base->sequence || !log->commits.empty());
-      if (consistent) {
-        auto r = replay(std::move(*base), log.value());
-        if (r) return r;
-      }
+      bool mismatch = false;
+      auto r = replay_into(id, *base, mismatch);
+      if (r) return std::move(*base);
+      if (!mismatch) return std::move(r).error();
       // A snapshot that does not fit the stream is ignored: correctness never depends on it.
     }
-    auto log = store_.read(A::type_name, id, 0);
-    if (!log) return std::move(log).error();
-    return replay(loaded<A>{}, log.value());
+    loaded<A> fresh;
+    bool mismatch = false;
+    auto r = replay_into(id, fresh, mismatch);
+    if (!r) return std::move(r).error();
+    return fresh;
   }
 
   /// Decides the command on the current state and appends its events in one commit. Conflicts
@@ -210,8 +208,10 @@ class repository {
       std::lock_guard lock(async_mutex_);
       ++async_outstanding_;
       auto [it, idle] = busy_.try_emplace(job->key);
-      if (!idle) {
-        it->second.push_back(std::move(job));  // runs when the aggregate's current one is done
+      if (!idle) {  // runs when the aggregate's current one is done
+        auto& line = it->second;
+        (line.last ? line.last->next : line.first) = job;
+        line.last = std::move(job);
         return success();
       }
     }
@@ -241,42 +241,56 @@ class repository {
   }
 
  private:
-  result<loaded<A>> replay(loaded<A> base, const commit_log& log) {
-    for (const auto& c : log.commits) {
-      auto events = registry::decode(c.body);
-      if (!events) {
-        auto e = std::move(events).error();
-        e.message = fmt::format("{} {} commit at sequence {}: {}", A::type_name, c.aggregate_id,
-                                c.sequence, e.message);
-        return e;
-      }
-      if (c.version != base.version + events->size())
-        return make_error(errc::decode_failed,
-                          "{} {}: commit at sequence {} says version {}, expected {}", A::type_name,
-                          c.aggregate_id, c.sequence, c.version, base.version + events->size());
-      for (const auto& e : *events) apply_event(base.state, e);
-      base.version = c.version;
-      base.sequence = c.sequence;
+  // Applies the aggregate's commits after `base` (from its sequence up to the stream's head) to
+  // it, each as it arrives. Returns how many there were. `mismatch` is set when the commits do
+  // not continue `base` (undecodable, versions that do not add up, a head before it): `base` is
+  // then partly updated and must be dropped.
+  result<std::size_t> replay_into(std::string_view id, loaded<A>& base, bool& mismatch) {
+    std::size_t commits = 0;
+    auto head =
+        store_.replay(A::type_name, id, base.sequence, [&](const commit_view& c) -> result<void> {
+          auto events = registry::decode(c.body);
+          if (!events) {
+            mismatch = true;
+            auto e = std::move(events).error();
+            e.message = fmt::format("{} {} commit at sequence {}: {}", A::type_name, id, c.sequence,
+                                    e.message);
+            return e;
+          }
+          // Only the head's version is read: the sum is checked against it below.
+          if (c.version != 0 && c.version != base.version + events->size()) {
+            mismatch = true;
+            return make_error(
+                errc::decode_failed, "{} {}: commit at sequence {} says version {}, expected {}",
+                A::type_name, id, c.sequence, c.version, base.version + events->size());
+          }
+          for (const auto& e : *events) apply_event(base.state, e);
+          base.version += events->size();
+          base.sequence = c.sequence;
+          ++commits;
+          return success();
+        });
+    if (!head) return std::move(head).error();
+    if (base.sequence != head->sequence) {
+      mismatch = true;
+      return make_error(errc::internal, "{} {}: read stopped at sequence {} before head {}",
+                        A::type_name, id, base.sequence, head->sequence);
     }
-    if (base.sequence != log.head.sequence)
-      return make_error(errc::internal, "{}: read stopped at sequence {} before head {}",
-                        A::type_name, base.sequence, log.head.sequence);
-    if (log.head.sequence != 0 && base.version != log.head.version)
-      return make_error(errc::decode_failed, "{}: replay reached version {}, the head says {}",
-                        A::type_name, base.version, log.head.version);
-    return base;
+    if (head->sequence != 0 && base.version != head->version) {
+      mismatch = true;
+      return make_error(errc::decode_failed, "{} {}: replay reached version {}, the head says {}",
+                        A::type_name, id, base.version, head->version);
+    }
+    return commits;
   }
 
   // Brings a copy up to the stream's head by reading only what follows it. Returns whether
-  // anything was new.
+  // anything was new; on an error the copy is partly updated and must be dropped.
   result<bool> catch_up(std::string_view id, loaded<A>& copy) {
-    auto log = store_.read(A::type_name, id, copy.sequence);
-    if (!log) return std::move(log).error();
-    if (log->head.sequence == copy.sequence) return false;
-    auto r = replay(std::move(copy), log.value());
-    if (!r) return std::move(r).error();
-    copy = std::move(r).value();
-    return true;
+    bool mismatch = false;
+    auto n = replay_into(id, copy, mismatch);
+    if (!n) return std::move(n).error();
+    return *n > 0;
   }
 
   // Full-jitter exponential backoff: uniform in [0, min(max_backoff, 100us * 2^attempt)].
@@ -319,7 +333,13 @@ class repository {
     std::optional<loaded<A>> current;
     bool fresh = false;  // current was read from the stream for this job
     int attempt = 0;
-    std::vector<event> events;  // in flight
+    std::vector<event> events;        // in flight
+    std::shared_ptr<async_job> next;  // the aggregate's next queued job
+  };
+  // The jobs waiting behind an aggregate's running one (a list through async_job::next: an
+  // idle aggregate costs no allocation beyond its map entry).
+  struct waiting_line {
+    std::shared_ptr<async_job> first, last;
   };
 
   // Decides and starts the append of a job. May read the stream (a cache miss, a stale copy):
@@ -407,27 +427,34 @@ class repository {
   // Reports a job's outcome, then starts the aggregate's next queued job (on the worker).
   void finish(const std::shared_ptr<async_job>& job, result<executed> r) {
     if (job->done) job->done(std::move(r));
-    std::shared_ptr<async_job> next;
+    bool posted = false;
     {
       std::lock_guard lock(async_mutex_);
       auto it = busy_.find(job->key);
-      if (it->second.empty()) {
+      auto& line = it->second;
+      if (!line.first) {
         busy_.erase(it);
       } else {
-        next = std::move(it->second.front());
-        it->second.pop_front();
+        std::shared_ptr<async_job> next = std::move(line.first);
+        line.first = std::move(next->next);
+        if (!line.first) line.last.reset();
+        post_locked([this, next] { run(next); });
+        posted = true;
       }
+      if (--async_outstanding_ == 0) async_idle_.notify_all();
     }
-    if (next) post([this, next] { run(next); });
-    std::lock_guard lock(async_mutex_);
-    if (--async_outstanding_ == 0) async_idle_.notify_all();
+    if (posted) worker_wake_.notify_one();
+  }
+
+  void post_locked(std::function<void()> task) {
+    tasks_.push_back(std::move(task));
+    if (!worker_.joinable()) worker_ = std::thread([this] { work(); });
   }
 
   void post(std::function<void()> task) {
     {
       std::lock_guard lock(async_mutex_);
-      tasks_.push_back(std::move(task));
-      if (!worker_.joinable()) worker_ = std::thread([this] { work(); });
+      post_locked(std::move(task));
     }
     worker_wake_.notify_one();
   }
@@ -447,19 +474,19 @@ class repository {
 
   // -- bounded LRU of loaded aggregates ------------------------------------------------------
   struct cached {
-    loaded<A> value;
+    std::optional<loaded<A>> value;  // empty while a command has it
     typename std::list<std::string>::iterator lru;
   };
 
   // Moves an aggregate out of the cache: a command owns it while it runs (no copy), and puts it
-  // back when its copy is known to be right.
+  // back when its copy is known to be right. The entry stays (empty), so the round trip
+  // allocates nothing.
   std::optional<loaded<A>> cache_take(const std::string& key) {
     std::lock_guard lock(cache_mutex_);
     auto it = cache_.find(key);
-    if (it == cache_.end()) return std::nullopt;
+    if (it == cache_.end() || !it->second.value) return std::nullopt;
     std::optional<loaded<A>> out{std::move(it->second.value)};
-    lru_.erase(it->second.lru);
-    cache_.erase(it);
+    it->second.value.reset();
     return out;
   }
   void cache_put(const std::string& key, loaded<A>&& value) {
@@ -467,7 +494,8 @@ class repository {
     std::lock_guard lock(cache_mutex_);
     auto it = cache_.find(key);
     if (it != cache_.end()) {
-      if (it->second.value.sequence <= value.sequence) it->second.value = std::move(value);
+      auto& v = it->second.value;
+      if (!v || v->sequence <= value.sequence) v = std::move(value);
       lru_.splice(lru_.begin(), lru_, it->second.lru);
       return;
     }
@@ -499,7 +527,7 @@ class repository {
   std::mutex async_mutex_;  // guards everything below
   std::condition_variable async_idle_, worker_wake_;
   std::size_t async_outstanding_ = 0;
-  std::unordered_map<std::string, std::deque<std::shared_ptr<async_job>>> busy_;
+  std::unordered_map<std::string, waiting_line> busy_;
   std::deque<std::function<void()>> tasks_;
   bool stopping_ = false;
   std::thread worker_;

@@ -7,13 +7,16 @@
 #include "log.hpp"
 #include "nats/handles.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 namespace jetsource::detail {
@@ -52,10 +55,45 @@ struct async_core {
   };
 
   std::mutex mutex;
-  std::condition_variable changed;  // in_flight went down
+  std::condition_variable changed;  // in_flight reached 0 (flush, close)
+  std::condition_variable space;    // in_flight went down by a refill batch, with waiters
   std::size_t in_flight = 0;        // accepted, callback not yet returned
   std::size_t max_in_flight = 1;
+  std::size_t waiting = 0;  // appends blocked on a full window
+
+  // After one more outcome (called with `mutex` held, in_flight already decremented): wakes
+  // what waits for it. Blocked appends are woken in batches, once 1/16 of the window is free,
+  // not one per ack: waking every blocked thread on every ack cost more than the appends.
+  void released() {
+    if (in_flight == 0) changed.notify_all();
+    if (waiting > 0 && in_flight + std::max<std::size_t>(1, max_in_flight / 16) <= max_in_flight)
+      space.notify_all();
+  }
   std::unordered_map<const natsMsg*, pending> by_msg;  // in flight -> callback
+};
+
+/// Deletes the ordered consumers of finished reads (natsSubscription_Unsubscribe: a round trip)
+/// on a thread of its own, so a read returns as soon as its last message is in. Unsubscribing,
+/// not just destroying, also keeps nats.c 3.4.1 safe: destroying a subscription right after its
+/// UNSUB races with the reader thread still delivering to it (use after free, seen in
+/// valgrind).
+class subscription_reaper {
+ public:
+  subscription_reaper() = default;
+  subscription_reaper(const subscription_reaper&) = delete;
+  subscription_reaper& operator=(const subscription_reaper&) = delete;
+  ~subscription_reaper();  // unsubscribes whatever is still queued, then joins
+
+  void add(subscription_ptr sub);
+
+ private:
+  void run();
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<subscription_ptr> queue_;
+  bool stopping_ = false;
+  std::thread thread_;  // started by the first add
 };
 
 /// The state behind an event_store (shared by its copies).
@@ -67,6 +105,7 @@ struct store_state {
   std::shared_ptr<async_core> async;  // kept alive past the contexts (see ~store_state)
   js_ptr js;                          // API requests, direct gets, sync publishes
   js_ptr js_async;                    // async publishes; its ack handler reports to `async`
+  std::unique_ptr<subscription_reaper> reaper = std::make_unique<subscription_reaper>();
   // steady_clock ticks until which the snapshot stream counts as deleted (0: present)
   mutable std::atomic<std::int64_t> snapshots_missing_until{0};
 
