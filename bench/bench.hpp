@@ -196,5 +196,6 @@ void run_load(const env& e);
 void run_execute(const env& e);
 void run_project(const env& e);
 void run_e2e_latency(const env& e);
+void run_rebuild(const env& e);
 
 }  // namespace bench

@@ -1,6 +1,6 @@
 // jetsource-bench: jetsource's write and read paths beside plain nats.c baselines, same run.
 //
-//   jetsource-bench <append-sync|append-async|load|execute|project|e2e-latency|all>
+//   jetsource-bench <append-sync|append-async|load|execute|project|e2e-latency|rebuild|all>
 //                   [--nats-url URL] [--events N]
 //                   [--payload-bytes B] [--runs R]
 //
@@ -122,20 +122,22 @@ int main(int argc, char** argv) {
       {"load", bench::run_load},
       {"execute", bench::run_execute},
       {"project", bench::run_project},
-      {"e2e-latency", bench::run_e2e_latency}};
+      {"e2e-latency", bench::run_e2e_latency},
+      {"rebuild", bench::run_rebuild}};
   std::string scenario, nats_url;
   bench::options opt;
   std::int64_t events = 0;
-  app.add_option("scenario", scenario,
-                 "append-sync | append-async | load | execute | project | e2e-latency | all")
+  app.add_option(
+         "scenario", scenario,
+         "append-sync | append-async | load | execute | project | e2e-latency | rebuild | all")
       ->required()
-      ->check(CLI::IsMember(
-          {"append-sync", "append-async", "load", "execute", "project", "e2e-latency", "all"}));
+      ->check(CLI::IsMember({"append-sync", "append-async", "load", "execute", "project",
+                             "e2e-latency", "rebuild", "all"}));
   app.add_option("--nats-url", nats_url, "NATS server URL (default: an embedded nats-server)");
   app.add_option("--events", events,
                  "events per run (append-sync 10000, append-async 100000, execute 100000 "
                  "commands; load: the big stream's size, 1000000; project 500000; "
-                 "e2e-latency 100000, i.e. 10 s at 10000/s)")
+                 "e2e-latency 100000, i.e. 10 s at 10000/s; rebuild 1000000)")
       ->check(CLI::PositiveNumber);
   app.add_option("--payload-bytes", opt.payload_bytes, "commit body size in bytes (default 200)")
       ->check(CLI::Range(1, 1 << 20));
@@ -182,8 +184,8 @@ int main(int argc, char** argv) {
 
       bench::env e{opt, &*conn, raw_nc, raw_js, fmt::format("{}", ::getpid())};
       if (scenario == "all") {
-        for (const auto& name :
-             {"append-sync", "append-async", "load", "execute", "project", "e2e-latency"})
+        for (const auto& name : {"append-sync", "append-async", "load", "execute", "project",
+                                 "e2e-latency", "rebuild"})
           scenarios.at(name)(e);
       } else {
         scenarios.at(scenario)(e);

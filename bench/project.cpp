@@ -9,14 +9,10 @@
 // e2e-latency: deposits appended at a steady 10,000/s for 10 s while the projector runs; the
 // time from the append call to the commit that applied it. Beside it, a raw pipeline in the
 // same run: plain async publish -> hand-driven pull -> SQLite commit of what arrived -> ack.
-#include "bench.hpp"
+#include "read_side.hpp"
 
-#include <bank/account.hpp>
 #include <jetsource/projector.hpp>
 
-#include <sqlite3.h>
-
-#include <deque>
 #include <map>
 #include <memory>
 #include <thread>
@@ -24,235 +20,6 @@
 namespace bench {
 
 namespace {
-
-constexpr const char* upsert_balance =
-    "INSERT INTO balances (account_id, balance_cents, deposits) VALUES (?1, ?2, 1) "
-    "ON CONFLICT (account_id) DO UPDATE SET balance_cents = balance_cents + "
-    "excluded.balance_cents, deposits = deposits + 1";
-
-jetsource::projection bench_projection() {
-  return jetsource::projection("bench_balances", 1)
-      .on<bank::deposited>([](jetsource::projection_context& cx, const bank::deposited& e) {
-        return cx.execute(upsert_balance, cx.aggregate_id(), e.amount_cents);
-      });
-}
-
-std::string account_id(int k) {
-  return fmt::format("acct-{:05}", k);
-}
-
-// A deposit commit body of about `bytes` bytes (the note pads it).
-std::string deposit_body(std::int64_t cents, std::size_t bytes) {
-  using reg = jetsource::event_registry<bank::account::event>;
-  std::vector<bank::account::event> probe{bank::deposited{cents, ""}};
-  auto base = must(reg::encode(probe), "encode").size();
-  std::vector<bank::account::event> ev{
-      bank::deposited{cents, std::string(bytes > base ? bytes - base : 0, 'n')}};
-  return must(reg::encode(ev), "encode");
-}
-
-// Appends `events` deposits round-robin over `accounts` through append_async. Returns the last
-// sequence.
-std::uint64_t fill(const env& e, const std::string& stream, std::int64_t events, int accounts) {
-  auto store = must(jetsource::event_store::open(*e.conn, store_options_for(stream)), "open");
-  const auto body = deposit_body(100, static_cast<std::size_t>(e.opt.payload_bytes));
-  std::vector<std::string> ids;
-  for (int k = 0; k < accounts; ++k) ids.push_back(account_id(k));
-  std::atomic<long> errors{0};
-  std::atomic<std::uint64_t> last{0};
-  for (std::int64_t i = 0; i < events; ++i) {
-    jetsource::commit c;
-    c.aggregate_type = "Account";
-    c.aggregate_id = ids[static_cast<std::size_t>(i % accounts)];
-    c.version = static_cast<std::uint64_t>(i / accounts + 1);
-    c.event_types = "Deposited";
-    c.body = body;
-    must(store.append_async(std::move(c),
-                            [&](jetsource::result<jetsource::append_result> r) {
-                              if (!r) {
-                                errors.fetch_add(1);
-                                return;
-                              }
-                              auto prev = last.load();
-                              while (r->sequence > prev &&
-                                     !last.compare_exchange_weak(prev, r->sequence)) {
-                              }
-                            }),
-         "append_async");
-    if (i % 4096 == 0) check_stop();
-  }
-  must(store.flush(std::chrono::minutes(5)), "flush");
-  if (errors) throw failure(fmt::format("fill: {} appends failed", errors.load()));
-  return last.load();
-}
-
-// -- the plain nats.c pull loop (raw baselines) ------------------------------------------------
-
-struct raw_puller {
-  natsConnection* nc;
-  natsSubscription* sub = nullptr;
-  std::string inbox, next_subject;
-  int batch;
-  std::deque<std::pair<std::uint64_t, int>> requests;  // id, messages still owed (FIFO)
-  std::uint64_t request_id = 0;
-
-  raw_puller(const env& e, const std::string& stream, const std::string& consumer, int b)
-      : nc(e.raw_nc), batch(b) {
-    jsConsumerConfig cfg;
-    jsConsumerConfig_Init(&cfg);
-    cfg.Durable = consumer.c_str();
-    cfg.AckPolicy = js_AckExplicit;
-    cfg.MaxAckPending = 20'000;
-    cfg.MaxDeliver = -1;
-    jsConsumerInfo* ci = nullptr;
-    jsErrCode code{};
-    check(js_AddConsumer(&ci, e.raw_js, stream.c_str(), &cfg, nullptr, &code), "js_AddConsumer");
-    jsConsumerInfo_Destroy(ci);
-    natsInbox* ib = nullptr;
-    check(natsInbox_Create(&ib), "natsInbox_Create");
-    inbox = ib;
-    natsInbox_Destroy(ib);
-    next_subject = fmt::format("$JS.API.CONSUMER.MSG.NEXT.{}.{}", stream, consumer);
-    check(natsConnection_SubscribeSync(&sub, nc, (inbox + ".*").c_str()), "subscribe");
-    natsSubscription_SetPendingLimits(sub, -1, -1);
-  }
-  ~raw_puller() { natsSubscription_Destroy(sub); }
-  raw_puller(const raw_puller&) = delete;
-  raw_puller& operator=(const raw_puller&) = delete;
-
-  void request() {
-    while (requests.size() < 2) {
-      auto body = fmt::format(R"({{"batch":{},"expires":{}}})", batch, 500'000'000);
-      auto reply = fmt::format("{}.{}", inbox, ++request_id);
-      check(natsConnection_PublishRequest(nc, next_subject.c_str(), reply.c_str(), body.data(),
-                                          static_cast<int>(body.size())),
-            "pull request");
-      requests.emplace_back(request_id, batch);
-    }
-  }
-  // The next data message (null on timeout); a status message ends its request.
-  natsMsg* next(int timeout_ms) {
-    for (;;) {
-      request();
-      natsMsg* m = nullptr;
-      natsStatus s = natsSubscription_NextMsg(&m, sub, timeout_ms);
-      if (s == NATS_TIMEOUT) return nullptr;
-      check(s, "NextMsg");
-      if (natsMsg_GetDataLength(m) == 0 && natsMsg_GetReply(m) == nullptr) {
-        std::string_view subj = natsMsg_GetSubject(m);
-        auto id = std::strtoull(std::string(subj.substr(subj.rfind('.') + 1)).c_str(), nullptr, 10);
-        std::erase_if(requests, [&](const auto& r) { return r.first == id; });
-        natsMsg_Destroy(m);
-        continue;
-      }
-      if (!requests.empty() && --requests.front().second == 0) requests.pop_front();
-      return m;
-    }
-  }
-  void ack(natsMsg* m) { check(natsConnection_Publish(nc, natsMsg_GetReply(m), "+ACK", 4), "ack"); }
-};
-
-// The stream sequence from a $JS.ACK reply subject (2.9: the 6th token).
-std::uint64_t stream_sequence(natsMsg* m) {
-  std::string_view r = natsMsg_GetReply(m);
-  for (int i = 0; i < 5; ++i) r.remove_prefix(r.find('.') + 1);
-  return std::strtoull(std::string(r.substr(0, r.find('.'))).c_str(), nullptr, 10);
-}
-
-double raw_fetch_ack(const env& e, const std::string& stream, std::uint64_t events) {
-  raw_puller p(e, stream, "raw-fetch", 1000);
-  std::uint64_t got = 0;
-  auto t0 = clock_type::now();
-  while (got < events) {
-    natsMsg* m = p.next(5000);
-    if (!m) throw failure("raw fetch: no message for 5 s");
-    p.ack(m);
-    natsMsg_Destroy(m);
-    ++got;
-  }
-  natsConnection_FlushTimeout(e.raw_nc, 5000);
-  return static_cast<double>(events) / seconds_since(t0);
-}
-
-// -- plain SQLite (raw baseline) ----------------------------------------------------------------
-
-struct raw_db {
-  sqlite3* db = nullptr;
-  sqlite3_stmt* balance = nullptr;
-  sqlite3_stmt* dedup = nullptr;
-
-  explicit raw_db(const std::filesystem::path& file) {
-    if (sqlite3_open(file.c_str(), &db) != SQLITE_OK) throw failure("sqlite3_open");
-    exec(
-        "PRAGMA page_size=1024; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-        "PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=40000;"
-        "CREATE TABLE balances (account_id TEXT NOT NULL PRIMARY KEY, balance_cents INTEGER "
-        "NOT NULL, deposits INTEGER NOT NULL) WITHOUT ROWID;"
-        "CREATE TABLE applied_versions (aggregate_type TEXT NOT NULL, aggregate_id TEXT NOT "
-        "NULL, version INTEGER NOT NULL, sequence INTEGER NOT NULL, PRIMARY KEY "
-        "(aggregate_type, aggregate_id)) WITHOUT ROWID;");
-    prepare(upsert_balance, &balance);
-    prepare(
-        "INSERT INTO applied_versions VALUES ('Account', ?1, ?2, ?3) ON CONFLICT "
-        "(aggregate_type, aggregate_id) DO UPDATE SET version = excluded.version, "
-        "sequence = excluded.sequence",
-        &dedup);
-  }
-  ~raw_db() {
-    sqlite3_finalize(balance);
-    sqlite3_finalize(dedup);
-    sqlite3_close(db);
-  }
-  void exec(const char* sql) {
-    if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
-      throw failure(fmt::format("sqlite: {}", sqlite3_errmsg(db)));
-  }
-  void prepare(const char* sql, sqlite3_stmt** st) {
-    if (sqlite3_prepare_v2(db, sql, -1, st, nullptr) != SQLITE_OK)
-      throw failure(fmt::format("sqlite: {}", sqlite3_errmsg(db)));
-  }
-  void apply(std::string_view id, std::int64_t cents, std::uint64_t version,
-             std::uint64_t sequence) {
-    sqlite3_bind_text(balance, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
-    sqlite3_bind_int64(balance, 2, cents);
-    if (sqlite3_step(balance) != SQLITE_DONE) throw failure(sqlite3_errmsg(db));
-    sqlite3_reset(balance);
-    sqlite3_bind_text(dedup, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
-    sqlite3_bind_int64(dedup, 2, static_cast<sqlite3_int64>(version));
-    sqlite3_bind_int64(dedup, 3, static_cast<sqlite3_int64>(sequence));
-    if (sqlite3_step(dedup) != SQLITE_DONE) throw failure(sqlite3_errmsg(db));
-    sqlite3_reset(dedup);
-  }
-};
-
-double raw_sqlite(const std::filesystem::path& file, std::int64_t events, int accounts) {
-  std::vector<std::string> ids;
-  for (int k = 0; k < accounts; ++k) ids.push_back(account_id(k));
-  raw_db db(file);
-  auto t0 = clock_type::now();
-  for (std::int64_t i = 0; i < events; i += 1000) {
-    db.exec("BEGIN IMMEDIATE");
-    for (std::int64_t j = i; j < std::min(events, i + 1000); ++j)
-      db.apply(ids[static_cast<std::size_t>(j % accounts)], 100,
-               static_cast<std::uint64_t>(j / accounts + 1), static_cast<std::uint64_t>(j + 1));
-    db.exec("COMMIT");
-  }
-  return static_cast<double>(events) / seconds_since(t0);
-}
-
-struct temp_files {
-  std::filesystem::path dir;
-  temp_files() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "jetsource-bench-db-XXXXXX").string();
-    if (!mkdtemp(pattern.data())) throw failure("mkdtemp");
-    dir = pattern;
-  }
-  ~temp_files() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-};
 
 double jetsource_project(const env& e, const std::string& stream, std::uint64_t last,
                          const std::filesystem::path& file, int workers, int batch,
@@ -263,12 +30,7 @@ double jetsource_project(const env& e, const std::string& stream, std::uint64_t 
   o.workers = workers;
   o.batch = batch;
   o.consumer = consumer;
-  auto t0 = clock_type::now();
-  auto p = must(jetsource::projector::start(*e.conn, bench_projection(), o), "projector");
-  must(p.wait_for(last, std::chrono::minutes(10)), "wait_for");
-  double rate = static_cast<double>(last) / seconds_since(t0);
-  must(p.stop(), "stop");
-  return rate;
+  return project_until(e, o, last);
 }
 
 }  // namespace
@@ -278,10 +40,7 @@ void run_project(const env& e) {
   constexpr int accounts = 50'000;
   const std::string stream = fmt::format("BENCH_PJ_{}", e.tag);
   stream_guard g(e, stream);
-  note("project: filling {} with {} deposits over {} accounts", stream, events, accounts);
-  auto t_fill = clock_type::now();
-  const std::uint64_t last = fill(e, stream, events, accounts);
-  note("project: filled in {:.1f} s", seconds_since(t_fill));
+  const std::uint64_t last = fill(e, "project", stream, events, accounts);
 
   struct config {
     int workers, batch;
@@ -295,9 +54,6 @@ void run_project(const env& e) {
         run,
         [&] {
           fetch_rates.push_back(raw_fetch_ack(e, stream, last));
-          natsConnection_Flush(e.raw_nc);
-          jsErrCode code{};
-          js_DeleteConsumer(e.raw_js, stream.c_str(), "raw-fetch", nullptr, &code);
           sqlite_rates.push_back(raw_sqlite(tmp.dir / "raw.db", events, accounts));
           note("project run {}: raw fetch+ack {:.0f}/s, raw sqlite {:.0f}/s", run + 1,
                fetch_rates.back(), sqlite_rates.back());
@@ -307,8 +63,7 @@ void run_project(const env& e) {
             auto consumer = fmt::format("bench-w{}-b{}-{}", c.workers, c.batch, run);
             double rate = jetsource_project(e, stream, last, tmp.dir / (consumer + ".db"),
                                             c.workers, c.batch, consumer);
-            jsErrCode code{};
-            js_DeleteConsumer(e.raw_js, stream.c_str(), consumer.c_str(), nullptr, &code);
+            delete_consumer(e, stream, consumer);
             js_rates[{c.workers, c.batch}].push_back(rate);
             note("project run {}: jetsource W={} batch={} {:.0f}/s", run + 1, c.workers, c.batch,
                  rate);

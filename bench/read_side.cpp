@@ -1,0 +1,255 @@
+// jetsource-bench: the read-side scenarios' shared pieces (see read_side.hpp).
+#include "read_side.hpp"
+
+#include <bank/account.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <vector>
+
+namespace bench {
+
+const char* const upsert_balance =
+    "INSERT INTO balances (account_id, balance_cents, deposits) VALUES (?1, ?2, 1) "
+    "ON CONFLICT (account_id) DO UPDATE SET balance_cents = balance_cents + "
+    "excluded.balance_cents, deposits = deposits + 1";
+
+jetsource::projection bench_projection() {
+  return jetsource::projection("bench_balances", 1)
+      .on<bank::deposited>([](jetsource::projection_context& cx, const bank::deposited& e) {
+        return cx.execute(upsert_balance, cx.aggregate_id(), e.amount_cents);
+      });
+}
+
+std::string account_id(int k) {
+  return fmt::format("acct-{:05}", k);
+}
+
+std::string deposit_body(std::int64_t cents, std::size_t bytes) {
+  using reg = jetsource::event_registry<bank::account::event>;
+  std::vector<bank::account::event> probe{bank::deposited{cents, ""}};
+  auto base = must(reg::encode(probe), "encode").size();
+  std::vector<bank::account::event> ev{
+      bank::deposited{cents, std::string(bytes > base ? bytes - base : 0, 'n')}};
+  return must(reg::encode(ev), "encode");
+}
+
+std::uint64_t fill(const env& e, std::string_view scenario, const std::string& stream,
+                   std::int64_t events, int accounts) {
+  note("{}: filling {} with {} deposits over {} accounts", scenario, stream, events, accounts);
+  auto t0 = clock_type::now();
+  auto store = must(jetsource::event_store::open(*e.conn, store_options_for(stream)), "open");
+  const auto body = deposit_body(100, static_cast<std::size_t>(e.opt.payload_bytes));
+  std::vector<std::string> ids;
+  for (int k = 0; k < accounts; ++k) ids.push_back(account_id(k));
+  std::atomic<long> errors{0};
+  std::atomic<std::uint64_t> last{0};
+  for (std::int64_t i = 0; i < events; ++i) {
+    jetsource::commit c;
+    c.aggregate_type = "Account";
+    c.aggregate_id = ids[static_cast<std::size_t>(i % accounts)];
+    c.version = static_cast<std::uint64_t>(i / accounts + 1);
+    c.event_types = "Deposited";
+    c.body = body;
+    must(store.append_async(std::move(c),
+                            [&](jetsource::result<jetsource::append_result> r) {
+                              if (!r) {
+                                errors.fetch_add(1);
+                                return;
+                              }
+                              auto prev = last.load();
+                              while (r->sequence > prev &&
+                                     !last.compare_exchange_weak(prev, r->sequence)) {
+                              }
+                            }),
+         "append_async");
+    if (i % 4096 == 0) check_stop();
+  }
+  must(store.flush(std::chrono::minutes(5)), "flush");
+  if (errors) throw failure(fmt::format("fill: {} appends failed", errors.load()));
+  note("{}: filled in {:.1f} s", scenario, seconds_since(t0));
+  return last.load();
+}
+
+double project_until(const env& e, const jetsource::projector_options& o, std::uint64_t last) {
+  auto t0 = clock_type::now();
+  auto p = must(jetsource::projector::start(*e.conn, bench_projection(), o), "projector");
+  must(p.wait_for(last, std::chrono::minutes(10)), "wait_for");
+  double rate = static_cast<double>(last) / seconds_since(t0);
+  must(p.stop(), "stop");
+  return rate;
+}
+
+void delete_consumer(const env& e, const std::string& stream, const std::string& consumer) {
+  jsErrCode code{};
+  js_DeleteConsumer(e.raw_js, stream.c_str(), consumer.c_str(), nullptr, &code);
+}
+
+// -- the plain nats.c pull loop (raw baselines) ------------------------------------------------
+
+raw_puller::raw_puller(const env& e, const std::string& stream, const std::string& consumer, int b)
+    : nc(e.raw_nc), batch(b) {
+  jsConsumerConfig cfg;
+  jsConsumerConfig_Init(&cfg);
+  cfg.Durable = consumer.c_str();
+  cfg.AckPolicy = js_AckExplicit;
+  cfg.MaxAckPending = 20'000;
+  cfg.MaxDeliver = -1;
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode code{};
+  check(js_AddConsumer(&ci, e.raw_js, stream.c_str(), &cfg, nullptr, &code), "js_AddConsumer");
+  jsConsumerInfo_Destroy(ci);
+  natsInbox* ib = nullptr;
+  check(natsInbox_Create(&ib), "natsInbox_Create");
+  inbox = ib;
+  natsInbox_Destroy(ib);
+  next_subject = fmt::format("$JS.API.CONSUMER.MSG.NEXT.{}.{}", stream, consumer);
+  check(natsConnection_SubscribeSync(&sub, nc, (inbox + ".*").c_str()), "subscribe");
+  natsSubscription_SetPendingLimits(sub, -1, -1);
+}
+
+void raw_puller::request() {
+  while (requests.size() < 2) {
+    auto body = fmt::format(R"({{"batch":{},"expires":{}}})", batch, 500'000'000);
+    auto reply = fmt::format("{}.{}", inbox, ++request_id);
+    check(natsConnection_PublishRequest(nc, next_subject.c_str(), reply.c_str(), body.data(),
+                                        static_cast<int>(body.size())),
+          "pull request");
+    requests.push_back(
+        {request_id, batch, clock_type::now() + std::chrono::milliseconds(500 + 250)});
+  }
+}
+
+natsMsg* raw_puller::next(int timeout_ms) {
+  const auto give_up = clock_type::now() + std::chrono::milliseconds(timeout_ms);
+  for (;;) {
+    request();
+    natsMsg* m = nullptr;
+    natsStatus s = natsSubscription_NextMsg(&m, sub, std::min(timeout_ms, 50));
+    if (s == NATS_TIMEOUT) {
+      auto now = clock_type::now();
+      std::erase_if(requests, [&](const pending& r) { return r.deadline < now; });
+      if (now >= give_up) return nullptr;
+      continue;
+    }
+    check(s, "NextMsg");
+    if (natsMsg_GetDataLength(m) == 0 && natsMsg_GetReply(m) == nullptr) {
+      std::string_view subj = natsMsg_GetSubject(m);
+      auto id = std::strtoull(std::string(subj.substr(subj.rfind('.') + 1)).c_str(), nullptr, 10);
+      std::erase_if(requests, [&](const pending& r) { return r.id == id; });
+      natsMsg_Destroy(m);
+      continue;
+    }
+    if (!requests.empty() && --requests.front().owed == 0) requests.pop_front();
+    return m;
+  }
+}
+
+std::uint64_t stream_sequence(natsMsg* m) {
+  std::string_view r = natsMsg_GetReply(m);
+  for (int i = 0; i < 5; ++i) r.remove_prefix(r.find('.') + 1);
+  return std::strtoull(std::string(r.substr(0, r.find('.'))).c_str(), nullptr, 10);
+}
+
+double raw_fetch_ack(const env& e, const std::string& stream, std::uint64_t events, int batch) {
+  double rate = 0;
+  {
+    raw_puller p(e, stream, "raw-fetch", batch);
+    std::uint64_t got = 0;
+    auto t0 = clock_type::now();
+    while (got < events) {
+      natsMsg* m = p.next(5000);
+      if (!m) throw failure(fmt::format("raw fetch: no message for 5 s after {}", got));
+      p.ack(m);
+      natsMsg_Destroy(m);
+      ++got;
+    }
+    natsConnection_FlushTimeout(e.raw_nc, 5000);
+    rate = static_cast<double>(events) / seconds_since(t0);
+  }
+  natsConnection_Flush(e.raw_nc);
+  delete_consumer(e, stream, "raw-fetch");
+  return rate;
+}
+
+// -- plain SQLite (raw baseline) ----------------------------------------------------------------
+
+raw_db::raw_db(const std::filesystem::path& file, bool synchronous_off) {
+  if (sqlite3_open(file.c_str(), &db) != SQLITE_OK) throw failure("sqlite3_open");
+  exec(fmt::format(
+           "PRAGMA page_size=1024; PRAGMA journal_mode=WAL; PRAGMA synchronous={}; "
+           "PRAGMA cache_size=-65536; PRAGMA wal_autocheckpoint=40000;"
+           "CREATE TABLE balances (account_id TEXT NOT NULL PRIMARY KEY, balance_cents INTEGER "
+           "NOT NULL, deposits INTEGER NOT NULL) WITHOUT ROWID;"
+           "CREATE TABLE applied_versions (aggregate_type TEXT NOT NULL, aggregate_id TEXT NOT "
+           "NULL, version INTEGER NOT NULL, sequence INTEGER NOT NULL, PRIMARY KEY "
+           "(aggregate_type, aggregate_id)) WITHOUT ROWID;",
+           synchronous_off ? "OFF" : "NORMAL")
+           .c_str());
+  prepare(upsert_balance, &balance);
+  prepare(
+      "INSERT INTO applied_versions VALUES ('Account', ?1, ?2, ?3) ON CONFLICT "
+      "(aggregate_type, aggregate_id) DO UPDATE SET version = excluded.version, "
+      "sequence = excluded.sequence",
+      &dedup);
+}
+
+raw_db::~raw_db() {
+  sqlite3_finalize(balance);
+  sqlite3_finalize(dedup);
+  sqlite3_close(db);
+}
+
+void raw_db::exec(const char* sql) {
+  if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
+    throw failure(fmt::format("sqlite: {}", sqlite3_errmsg(db)));
+}
+
+void raw_db::prepare(const char* sql, sqlite3_stmt** st) {
+  if (sqlite3_prepare_v2(db, sql, -1, st, nullptr) != SQLITE_OK)
+    throw failure(fmt::format("sqlite: {}", sqlite3_errmsg(db)));
+}
+
+void raw_db::apply(std::string_view id, std::int64_t cents, std::uint64_t version,
+                   std::uint64_t sequence) {
+  sqlite3_bind_text(balance, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(balance, 2, cents);
+  if (sqlite3_step(balance) != SQLITE_DONE) throw failure(sqlite3_errmsg(db));
+  sqlite3_reset(balance);
+  sqlite3_bind_text(dedup, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(dedup, 2, static_cast<sqlite3_int64>(version));
+  sqlite3_bind_int64(dedup, 3, static_cast<sqlite3_int64>(sequence));
+  if (sqlite3_step(dedup) != SQLITE_DONE) throw failure(sqlite3_errmsg(db));
+  sqlite3_reset(dedup);
+}
+
+double raw_sqlite(const std::filesystem::path& file, std::int64_t events, int accounts,
+                  std::int64_t per_tx, bool synchronous_off) {
+  std::vector<std::string> ids;
+  for (int k = 0; k < accounts; ++k) ids.push_back(account_id(k));
+  raw_db db(file, synchronous_off);
+  auto t0 = clock_type::now();
+  for (std::int64_t i = 0; i < events; i += per_tx) {
+    db.exec("BEGIN IMMEDIATE");
+    for (std::int64_t j = i; j < std::min(events, i + per_tx); ++j)
+      db.apply(ids[static_cast<std::size_t>(j % accounts)], 100,
+               static_cast<std::uint64_t>(j / accounts + 1), static_cast<std::uint64_t>(j + 1));
+    db.exec("COMMIT");
+  }
+  return static_cast<double>(events) / seconds_since(t0);
+}
+
+temp_files::temp_files() {
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "jetsource-bench-db-XXXXXX").string();
+  if (!mkdtemp(pattern.data())) throw failure("mkdtemp");
+  dir = pattern;
+}
+
+temp_files::~temp_files() {
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+}  // namespace bench

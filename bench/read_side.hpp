@@ -1,0 +1,116 @@
+// jetsource-bench: what the read-side scenarios (project, e2e-latency, rebuild) share — the
+// bench projection, the deposit fill, and the raw baselines (a plain nats.c pull loop, plain
+// SQLite upserts).
+#pragma once
+
+#include "bench.hpp"
+
+#include <jetsource/projection.hpp>
+#include <jetsource/projector.hpp>
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace bench {
+
+/// The bench projection's upsert (also what the raw SQLite baseline runs).
+extern const char* const upsert_balance;
+
+/// "bench_balances": a balance row per account, upserted per deposit (migrations in
+/// bench/migrations/bench_balances).
+jetsource::projection bench_projection();
+
+/// "acct-00042".
+std::string account_id(int k);
+
+/// A deposit commit body of about `bytes` bytes (the note pads it).
+std::string deposit_body(std::int64_t cents, std::size_t bytes);
+
+/// Appends `events` deposits round-robin over `accounts` through append_async (with progress
+/// notes naming `scenario`). Returns the last sequence.
+std::uint64_t fill(const env& e, std::string_view scenario, const std::string& stream,
+                   std::int64_t events, int accounts);
+
+/// Starts a projector of bench_projection() with `o`, waits until it applied `last`, stops it.
+/// Returns `last` / the seconds from the start to the wait's end.
+double project_until(const env& e, const jetsource::projector_options& o, std::uint64_t last);
+
+/// Deletes a durable consumer of `stream` (a missing one is fine).
+void delete_consumer(const env& e, const std::string& stream, const std::string& consumer);
+
+/// The plain nats.c pull loop of the raw baselines: a durable consumer created with
+/// js_AddConsumer, pull requests published by hand (two in flight), `+ACK` published per
+/// message.
+struct raw_puller {
+  natsConnection* nc;
+  natsSubscription* sub = nullptr;
+  std::string inbox, next_subject;
+  int batch;
+  struct pending {
+    std::uint64_t id;
+    int owed;                         // messages still owed
+    clock_type::time_point deadline;  // expires + grace: 2.9.10 can drop an expired request
+  };
+  std::deque<pending> requests;  // FIFO
+  std::uint64_t request_id = 0;
+
+  raw_puller(const env& e, const std::string& stream, const std::string& consumer, int b);
+  ~raw_puller() { natsSubscription_Destroy(sub); }
+  raw_puller(const raw_puller&) = delete;
+  raw_puller& operator=(const raw_puller&) = delete;
+
+  void request();
+  /// The next data message (null on timeout); a status message ends its request, and so does
+  /// its client deadline (checked only while no message arrives).
+  natsMsg* next(int timeout_ms);
+  void ack(natsMsg* m) { check(natsConnection_Publish(nc, natsMsg_GetReply(m), "+ACK", 4), "ack"); }
+};
+
+/// The stream sequence from a $JS.ACK reply subject (2.9: the 6th token).
+std::uint64_t stream_sequence(natsMsg* m);
+
+/// Raw fetch + ack of the first `events` messages of `stream` on a new consumer "raw-fetch"
+/// (pull batch `batch`), deleted afterwards. Returns messages/s.
+double raw_fetch_ack(const env& e, const std::string& stream, std::uint64_t events,
+                     int batch = 1000);
+
+/// Plain SQLite with the projection's pragmas (1 KiB pages, WAL, 64 MiB cache, checkpoint every
+/// 40k pages) and the same two tables: the balances and a dedup row per aggregate.
+/// `synchronous_off`: PRAGMA synchronous=OFF (what a rebuild's throwaway file runs with)
+/// instead of NORMAL.
+struct raw_db {
+  sqlite3* db = nullptr;
+  sqlite3_stmt* balance = nullptr;
+  sqlite3_stmt* dedup = nullptr;
+
+  explicit raw_db(const std::filesystem::path& file, bool synchronous_off = false);
+  ~raw_db();
+  raw_db(const raw_db&) = delete;
+  raw_db& operator=(const raw_db&) = delete;
+  void exec(const char* sql);
+  void prepare(const char* sql, sqlite3_stmt** st);
+  void apply(std::string_view id, std::int64_t cents, std::uint64_t version,
+             std::uint64_t sequence);
+};
+
+/// Raw SQLite group commits of the fill's upserts (+ dedup row), `per_tx` per transaction, into
+/// a new file. Returns events/s.
+double raw_sqlite(const std::filesystem::path& file, std::int64_t events, int accounts,
+                  std::int64_t per_tx = 1000, bool synchronous_off = false);
+
+/// A temporary directory, removed with its contents when destroyed.
+struct temp_files {
+  std::filesystem::path dir;
+  temp_files();
+  ~temp_files();
+  temp_files(const temp_files&) = delete;
+  temp_files& operator=(const temp_files&) = delete;
+};
+
+}  // namespace bench
