@@ -437,9 +437,25 @@ result<void> adopt_file(connection_state& c, const projection& p, const projecto
       building && *building == file)
     std::filesystem::remove(with_suffix(o.database, ".rebuilding"), ec);
   JETSOURCE_TRY(delete_consumer(c, o.stream, rebuild_consumer(p, o)));
+  // The live consumer's position belongs to the old file: the next start creates it again from
+  // the rebuilt file's applied mark (dedup skips what the file already has).
+  JETSOURCE_TRY(delete_consumer(c, o.stream, live_consumer(p, o)));
   if (old != file) remove_database_files(old);
   log()->info("projection {}: now serving {}", p.name(), file.string());
   return success();
+}
+
+void describe_rebuild(projection_status& out, const std::filesystem::path& database,
+                      std::string_view name) {
+  auto ready = read_marker(with_suffix(database, ".ready"));
+  auto building = ready ? ready : read_marker(with_suffix(database, ".rebuilding"));
+  if (!building) return;
+  out.rebuild = ready ? "ready" : "running";
+  sqlite::options ro;
+  ro.read_only = true;
+  ro.create = false;
+  if (auto db = sqlite::database::open(building->string(), ro))
+    if (auto st = read_status(*db, name)) out.rebuild_applied_seq = st->last_applied_seq;
 }
 
 }  // namespace detail
@@ -627,7 +643,7 @@ result<bool> projector::adopt_rebuild() {
   JETSOURCE_TRY(stop());
   const std::uint64_t position = state_->mark.load();
   state_.reset();  // closes the database, releases the live lock
-  {
+  auto switched = [&]() -> result<void> {
     // The rebuilt file continues on the rebuild's consumer up to where this projector stopped.
     projector_options catch_up = opts;
     catch_up.database = *ready;
@@ -636,10 +652,17 @@ result<bool> projector::adopt_rebuild() {
     JETSOURCE_TRY(rebuilt, start(conn, p, catch_up));
     JETSOURCE_TRY(rebuilt.wait_for(position, std::chrono::minutes(5)));
     JETSOURCE_TRY(rebuilt.stop());
-  }
-  JETSOURCE_TRY(detail::adopt_file(*conn.state(), p, opts, *ready));
-  JETSOURCE_TRY(restarted, start(conn, std::move(p), std::move(opts)));
-  *this = std::move(restarted);
+    return detail::adopt_file(*conn.state(), p, opts, *ready);
+  }();
+  // Live again: on the rebuilt file, or (when the switch failed) on the one it served before.
+  auto restarted = start(conn, p, opts);
+  if (!restarted) return std::move(restarted).error();
+  *this = std::move(restarted).value();
+  if (!switched)
+    return make_error(switched.error().code,
+                      "projection {}: could not adopt the rebuilt file {} (still serving the "
+                      "old one): {}",
+                      p.name(), ready->string(), switched.error().message);
   return true;
 }
 
@@ -695,10 +718,12 @@ result<void> projector::stop() {
     std::lock_guard dl(s.db_mutex);
     (void)s.db->execute("PRAGMA wal_checkpoint(PASSIVE)");
   }
+  s.live_lock.reset();  // another projector may take the database over now
   return success();
 }
 
 result<void> projector::wait_for(std::uint64_t sequence, std::chrono::milliseconds timeout) {
+  if (!state_) return make_error(errc::invalid_argument, "projector: not running");
   auto& s = *state_;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto next_probe = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
@@ -733,6 +758,7 @@ result<void> projector::wait_for(std::uint64_t sequence, std::chrono::millisecon
 }
 
 result<projection_status> projector::status() const {
+  if (!state_) return make_error(errc::invalid_argument, "projector: not running");
   auto& s = *state_;
   projection_status out;
   {
@@ -746,6 +772,7 @@ result<projection_status> projector::status() const {
   out.events_per_s = s.events_per_s.load();
   out.database = s.file.string();
   for (const auto& w : s.workers) out.held += w->held.load();
+  detail::describe_rebuild(out, s.opts.database, s.proj.name());
   out.duplicates = s.duplicates.load();
   detail::consumer_info_ptr holder;
   if (auto ci = s.consumer_info(holder))
@@ -754,6 +781,7 @@ result<projection_status> projector::status() const {
 }
 
 result<std::vector<dead_letter>> projector::dead_letters() const {
+  if (!state_) return make_error(errc::invalid_argument, "projector: not running");
   std::lock_guard lk(state_->db_mutex);
   return read_dead_letters(*state_->db);
 }
@@ -853,22 +881,7 @@ result<projection_status> read_status(const connection& conn, const projection& 
           si->State.LastSeq > out.last_applied_seq ? si->State.LastSeq - out.last_applied_seq : 0;
     }
   }
-  if (auto ready = detail::read_marker(detail::with_suffix(o.database, ".ready"))) {
-    out.rebuild = "ready";
-    if (auto st = built_version(*ready, p.name()); st) {
-      sqlite::options ro;
-      ro.read_only = true;
-      if (auto rdb = sqlite::database::open(ready->string(), ro))
-        if (auto s2 = read_status(*rdb, p.name())) out.rebuild_applied_seq = s2->last_applied_seq;
-    }
-  } else if (auto building = detail::read_marker(detail::with_suffix(o.database, ".rebuilding"))) {
-    out.rebuild = "running";
-    sqlite::options ro;
-    ro.read_only = true;
-    ro.create = false;
-    if (auto rdb = sqlite::database::open(building->string(), ro))
-      if (auto s2 = read_status(*rdb, p.name())) out.rebuild_applied_seq = s2->last_applied_seq;
-  }
+  detail::describe_rebuild(out, o.database, p.name());
   return out;
 }
 

@@ -27,31 +27,26 @@ result<std::uint64_t> stream_last_sequence(detail::connection_state& c, const st
 result<void> set_status(const std::filesystem::path& file, std::string_view name,
                         std::string_view status) {
   JETSOURCE_TRY(db, sqlite::database::open(file.string()));
-  return db.execute("UPDATE projection_state SET status = ?1 WHERE projection = ?2", status, name);
+  JETSOURCE_TRY(
+      db.execute("UPDATE projection_state SET status = ?1 WHERE projection = ?2", status, name));
+  if (status == "live") {
+    // Built with synchronous=OFF: make every page durable before anyone switches to it.
+    JETSOURCE_TRY(db.execute("PRAGMA synchronous = FULL"));
+    JETSOURCE_TRY(db.execute_script("PRAGMA wal_checkpoint(TRUNCATE)"));
+  }
+  return success();
 }
 
 }  // namespace
 
 std::optional<rebuild_state> pending_rebuild(const std::filesystem::path& database,
                                              std::string_view projection_name) {
-  rebuild_state st;
-  if (auto ready = detail::read_marker(detail::with_suffix(database, ".ready"))) {
-    st.file = *ready;
-    st.ready = true;
-  } else if (auto building = detail::read_marker(detail::with_suffix(database, ".rebuilding"))) {
-    st.file = *building;
-  } else {
-    return std::nullopt;
-  }
-  sqlite::options o;
-  o.read_only = true;
-  o.create = false;
-  if (auto db = sqlite::database::open(st.file.string(), o)) {
-    auto row = db->query_one("SELECT applied_sequence FROM projection_state WHERE projection = ?1",
-                             projection_name);
-    if (row && *row) st.applied_sequence = (*row)->get<std::uint64_t>(0);
-  }
-  return st;
+  projection_status st;
+  detail::describe_rebuild(st, database, projection_name);
+  if (st.rebuild.empty()) return std::nullopt;
+  const bool ready = st.rebuild == "ready";
+  auto file = detail::read_marker(detail::with_suffix(database, ready ? ".ready" : ".rebuilding"));
+  return rebuild_state{file.value_or(std::filesystem::path{}), st.rebuild_applied_seq, ready};
 }
 
 result<rebuild_result> rebuild(const connection& conn, const projection& p,

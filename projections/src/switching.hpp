@@ -25,4 +25,8 @@ result<void> delete_consumer(connection_state& c, const std::string& stream,
 result<void> adopt_file(connection_state& c, const projection& p, const projector_options& o,
                         const std::filesystem::path& file);
 
+/// Fills the rebuild fields of a status from the markers of `database`.
+void describe_rebuild(projection_status& out, const std::filesystem::path& database,
+                      std::string_view name);
+
 }  // namespace jetsource::detail
