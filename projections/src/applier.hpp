@@ -37,7 +37,7 @@ struct envelope {
   std::string_view msg_id;          ///< Nats-Msg-Id
   std::string_view body;
   std::string malformed;  ///< non-empty: the headers do not describe a commit (poison)
-  std::string reply;      ///< where to ack (empty when not from a consumer)
+  const char* reply = nullptr;  ///< where to ack, in the message (null: not from a consumer)
   std::unique_ptr<void, void (*)(void*)> owner{nullptr, [](void*) {}};
 };
 

@@ -14,6 +14,7 @@
 #include <nats/nats.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <condition_variable>
@@ -58,15 +59,16 @@ struct ack_meta {
   std::uint64_t pending = 0;
 };
 std::optional<ack_meta> parse_ack_subject(std::string_view reply) {
-  std::vector<std::string_view> t;
-  while (true) {
+  std::array<std::string_view, 12> t;
+  std::size_t n = 0;
+  while (n < t.size()) {
     auto dot = reply.find('.');
-    t.push_back(reply.substr(0, dot));
+    t[n++] = reply.substr(0, dot);
     if (dot == std::string_view::npos) break;
     reply.remove_prefix(dot + 1);
   }
-  if (t.size() < 9 || t[0] != "$JS" || t[1] != "ACK") return std::nullopt;
-  std::size_t base = t.size() == 9 ? 2 : 4;  // index of <stream>
+  if (n < 9 || t[0] != "$JS" || t[1] != "ACK") return std::nullopt;
+  std::size_t base = n == 9 ? 2 : 4;  // index of <stream>
   auto num = [](std::string_view s) {
     std::uint64_t v = 0;
     std::from_chars(s.data(), s.data() + s.size(), v);
@@ -75,11 +77,11 @@ std::optional<ack_meta> parse_ack_subject(std::string_view reply) {
   return ack_meta{num(t[base + 3]), num(t[base + 6])};
 }
 
-void ack(natsConnection* nc, const std::string& reply, std::string_view what) {
-  if (reply.empty()) return;
+void ack(natsConnection* nc, const char* reply, std::string_view what) {
+  if (reply == nullptr || *reply == '\0') return;
   // natsMsg_Ack cannot be used on a message of a plain subscription (it crashes); an ack is a
   // publish to the reply subject (ADR 0006).
-  natsConnection_Publish(nc, reply.c_str(), what.data(), static_cast<int>(what.size()));
+  natsConnection_Publish(nc, reply, what.data(), static_cast<int>(what.size()));
 }
 
 struct worker {

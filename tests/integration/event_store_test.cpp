@@ -321,6 +321,32 @@ TEST_F(EventStoreTest, ReadReturnsOnlyThatAggregateInOrderAfterASequence) {
   EXPECT_FALSE(h0->has_value());
 }
 
+TEST_F(EventStoreTest, ProcessesOpeningANewStreamAtOnceAllSucceed) {
+  // Two creators of one stream race: the server answers the loser "name in use" or "subjects
+  // overlap"; both must end up with the verified stream.
+  for (int round = 0; round < 5; ++round) {
+    store_options o;
+    o.stream = "RACE" + std::to_string(round);
+    o.subject_prefix = "race" + std::to_string(round);
+    std::vector<std::thread> openers;
+    std::atomic<int> ok{0};
+    std::mutex m;
+    std::string failure;
+    for (int i = 0; i < 4; ++i)
+      openers.emplace_back([&] {
+        auto s = event_store::open(*conn_, o);
+        if (s) {
+          ++ok;
+        } else {
+          std::lock_guard lock(m);
+          failure = to_string(s.error());
+        }
+      });
+    for (auto& t : openers) t.join();
+    EXPECT_EQ(ok.load(), 4) << failure;
+  }
+}
+
 TEST_F(EventStoreTest, SecondMustBeNewAppendConflicts) {
   auto store = open_store();
   auto first = store.append(make_commit("ord-1", 1, "a", 0));

@@ -686,10 +686,18 @@ result<void> ensure_stream(jsCtx* js, jsStreamConfig& cfg, const stream_spec& sp
       detail::log()->info("created stream {} (subjects {}, replicas {}{})", name, spec.subject,
                           spec.replicas,
                           cfg.Description ? fmt::format(", {}", cfg.Description) : std::string());
-    } else if (jerr == JSStreamNameExistErr) {  // created meanwhile by another process
+    } else if (jerr == JSStreamNameExistErr || jerr == JSStreamSubjectOverlapErr) {
+      // Created meanwhile by another process (two processes creating the same stream at once
+      // get either error); an overlap with a stream of another name stays an error.
+      const natsStatus create_status = s;
+      const jsErrCode create_error = jerr;
       raw = nullptr;
       s = js_GetStreamInfo(&raw, js, name.c_str(), nullptr, &jerr);
       si.reset(raw);
+      if (s == NATS_NOT_FOUND) {
+        s = create_status;
+        jerr = create_error;
+      }
     }
   }
   if (s != NATS_OK)
