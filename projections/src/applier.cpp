@@ -45,12 +45,6 @@ std::string headers_json(const envelope& e) {
   return h.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-// Holds the strings a dead letter's envelope points into.
-struct stored_message {
-  std::string subject, type, id, events, msg_id, version;
-  std::vector<std::byte> body;
-};
-
 }  // namespace
 
 std::string aggregate_key(std::string_view type, std::string_view id) {
@@ -70,6 +64,17 @@ std::string utc_now() {
 
 bool is_transient(const error& e) noexcept {
   return e.code == errc::busy || e.code == errc::io;
+}
+
+envelope stored_commit::view(std::uint64_t sequence) const {
+  envelope e;
+  e.sequence = sequence;
+  e.subject = subject;
+  e.event_types = events;
+  e.msg_id = msg_id;
+  e.body = body;
+  describe(e, type, id, version);
+  return e;
 }
 
 void describe(envelope& e, std::string_view type_header, std::string_view id_header,
@@ -113,7 +118,7 @@ struct applier::pass {
   // staged holds: key -> first_version -> message (from the batch)
   std::unordered_map<std::string, std::map<std::uint64_t, envelope*>> hold;
   std::vector<std::pair<std::string, std::uint64_t>> taken;  // held_ entries now done
-  std::uint64_t events = 0, messages = 0, dead_lettered = 0, duplicates = 0, max_sequence = 0;
+  std::uint64_t events = 0, duplicates = 0, max_sequence = 0;
 };
 
 result<void> applier::load_parked(sqlite::database& db,
@@ -200,7 +205,6 @@ result<void> applier::dead_letter(pass& p, const envelope& e, std::string_view k
       e.sequence, e.aggregate_type, e.aggregate_id, e.first_version, e.version, kind,
       opt(event_type), opt(error), e.subject, headers_json(e),
       sqlite::blob{e.body.data(), e.body.size()}, p.now));
-  ++p.dead_lettered;
   return success();
 }
 
@@ -291,7 +295,6 @@ result<void> applier::process(pass& p, envelope& e) {
   }
   p.versions[key] = e.version;
   p.events += e.version - e.first_version + 1;
-  ++p.messages;
   p.done.push_back(&e);
 
   // The next commit of this aggregate may be waiting: held from an earlier batch, or from this
@@ -347,8 +350,6 @@ result<batch_outcome> applier::finish(pass& p, sqlite::transaction& tx,
   // Committed: make the staged state real.
   batch_outcome out;
   out.events = p.events;
-  out.messages = p.messages;
-  out.dead_lettered = p.dead_lettered;
   out.duplicates = p.duplicates;
   out.done.reserve(p.done.size());
   for (envelope* e : p.done) out.done.push_back(std::move(*e));
@@ -384,27 +385,22 @@ result<std::size_t> applier::retry(sqlite::database& db, std::string_view aggreg
   std::size_t remaining = rows.size();
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& r = rows[i];
-    auto stored = std::make_unique<stored_message>();
-    stored->subject = r.get<std::string>(1);
-    stored->body = r.get<std::vector<std::byte>>(3);
+    stored_commit stored;
+    stored.subject = r.get<std::string>(1);
+    auto payload = r.get<std::vector<std::byte>>(3);
+    stored.body.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
     try {
       auto h = nlohmann::json::parse(r.get<std::string>(2));
-      stored->type = h.value("Es-Aggregate-Type", "");
-      stored->id = h.value("Es-Aggregate-Id", "");
-      stored->events = h.value("Es-Events", "");
-      stored->msg_id = h.value("Nats-Msg-Id", "");
-      stored->version = h.value("Es-Version", "");
+      stored.type = h.value("Es-Aggregate-Type", "");
+      stored.id = h.value("Es-Aggregate-Id", "");
+      stored.events = h.value("Es-Events", "");
+      stored.msg_id = h.value("Nats-Msg-Id", "");
+      stored.version = h.value("Es-Version", "");
     } catch (const std::exception& x) {
       return make_error(errc::decode_failed, "dead letter {}: bad headers: {}",
                         r.get<std::int64_t>(0), x.what());
     }
-    envelope e;
-    e.sequence = r.get<std::uint64_t>(0);
-    e.subject = stored->subject;
-    e.event_types = stored->events;
-    e.msg_id = stored->msg_id;
-    e.body = {reinterpret_cast<const char*>(stored->body.data()), stored->body.size()};
-    describe(e, stored->type, stored->id, stored->version);
+    envelope e = stored.view(r.get<std::uint64_t>(0));
     if (!e.malformed.empty() && !skip_first) break;
 
     JETSOURCE_TRY(v0, version_of(p, key, e));

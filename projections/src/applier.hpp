@@ -36,9 +36,17 @@ struct envelope {
   std::string_view event_types;     ///< Es-Events
   std::string_view msg_id;          ///< Nats-Msg-Id
   std::string_view body;
-  std::string malformed;  ///< non-empty: the headers do not describe a commit (poison)
+  std::string malformed;        ///< non-empty: the headers do not describe a commit (poison)
   const char* reply = nullptr;  ///< where to ack, in the message (null: not from a consumer)
   std::unique_ptr<void, void (*)(void*)> owner{nullptr, [](void*) {}};
+};
+
+/// Owned copies of a commit's fields, for envelopes that do not come from a natsMsg (dead-letter
+/// retries, the testing helper).
+struct stored_commit {
+  std::string subject, type, id, events, msg_id, version, body;
+  /// An envelope viewing these strings (which must outlive it), described from them.
+  envelope view(std::uint64_t sequence) const;
 };
 
 /// Fills the commit fields of `e` from its headers (Es-Version, Es-Events, ...), setting
@@ -48,10 +56,8 @@ void describe(envelope& e, std::string_view type_header, std::string_view id_hea
 
 /// What one group commit did.
 struct batch_outcome {
-  std::vector<envelope> done;  ///< committed (applied, duplicate or dead-lettered): ack these
-  std::uint64_t events = 0;    ///< events applied (skipped types included)
-  std::uint64_t messages = 0;  ///< messages applied
-  std::uint64_t dead_lettered = 0;
+  std::vector<envelope> done;    ///< committed (applied, duplicate or dead-lettered): ack these
+  std::uint64_t events = 0;      ///< events applied (skipped types included)
   std::uint64_t duplicates = 0;  ///< skipped: applied before
   std::uint64_t dropped = 0;     ///< held copies replaced by a redelivery of the same message
 };

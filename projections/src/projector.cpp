@@ -131,7 +131,6 @@ struct projector_state {
   std::condition_variable mark_changed;
 
   std::atomic<std::uint64_t> events_applied{0};
-  std::atomic<std::uint64_t> dead_lettered{0};
   std::atomic<std::uint64_t> duplicates{0};
   std::atomic<double> events_per_s{0};
 
@@ -354,7 +353,6 @@ void projector_state::run_worker(worker& w) {
       if (r) {
         for (const auto& e : r->done) ack(nc, e.reply, "+ACK");
         events_applied.fetch_add(r->events);
-        dead_lettered.fetch_add(r->dead_lettered);
         duplicates.fetch_add(r->duplicates);
         committed.clear();
         for (const auto& e : r->done) committed.push_back(e.sequence);

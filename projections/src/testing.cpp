@@ -5,11 +5,7 @@
 
 namespace jetsource::testing {
 
-namespace {
-struct stored_commit {
-  std::string subject, type, id, events, msg_id, version, body;
-};
-}  // namespace
+using detail::stored_commit;
 
 struct projection_test::state {
   explicit state(projection p) : proj(std::move(p)) {}
@@ -23,15 +19,8 @@ struct projection_test::state {
   std::uint64_t sequence = 0;
 
   result<void> run(const stored_commit& c, std::uint64_t seq) {
-    detail::envelope e;
-    e.sequence = seq;
-    e.subject = c.subject;
-    e.event_types = c.events;
-    e.msg_id = c.msg_id;
-    e.body = c.body;
-    detail::describe(e, c.type, c.id, c.version);
     std::vector<detail::envelope> batch;
-    batch.push_back(std::move(e));
+    batch.push_back(c.view(seq));
     JETSOURCE_TRY(out, apply->apply(*db, batch, seq));
     if (out.done.empty())
       return make_error(errc::conflict, "commit {} of {}/{} is held: an earlier version is missing",
