@@ -25,7 +25,6 @@
 #include <map>
 #include <mutex>
 #include <random>
-#include <set>
 #include <thread>
 
 namespace jetsource {
@@ -36,6 +35,7 @@ sqlite::options projection_sqlite_options() {
   o.cache_size_kib = 64 * 1024;
   o.page_size = 1024;
   o.wal_autocheckpoint_pages = 40'000;
+  o.background_checkpoint = true;
   return o;
 }
 
@@ -51,16 +51,22 @@ std::string_view header_view(natsMsg* m, const char* name) {
   return v;
 }
 
-// The tokens of a JetStream ack subject we need: the stream sequence and the number of
-// messages still pending. 2.9 sends $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>
-// .<pending> (9 tokens); newer servers add domain and account hash (12 tokens).
+// The tokens of a JetStream ack subject. 2.9 sends
+// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending> (9 tokens); newer servers
+// add domain and account hash after ACK and a token at the end (12). The numbers are kept so a
+// cumulative ack can name a message after it is gone; the rest is the same for every message.
+struct ack_numbers {
+  std::uint64_t delivered = 0, stream_sequence = 0, consumer_sequence = 0, timestamp = 0,
+                pending = 0;
+};
 struct ack_meta {
-  std::uint64_t stream_sequence = 0;
-  std::uint64_t pending = 0;
+  ack_numbers n;
+  std::string_view prefix, suffix;  // up to <delivered>, after <pending>
 };
 std::optional<ack_meta> parse_ack_subject(std::string_view reply) {
   std::array<std::string_view, 12> t;
   std::size_t n = 0;
+  const std::string_view all = reply;
   while (n < t.size()) {
     auto dot = reply.find('.');
     t[n++] = reply.substr(0, dot);
@@ -74,7 +80,12 @@ std::optional<ack_meta> parse_ack_subject(std::string_view reply) {
     std::from_chars(s.data(), s.data() + s.size(), v);
     return v;
   };
-  return ack_meta{num(t[base + 3]), num(t[base + 6])};
+  ack_meta m;
+  m.n = {num(t[base + 2]), num(t[base + 3]), num(t[base + 4]), num(t[base + 5]), num(t[base + 6])};
+  m.prefix = all.substr(0, static_cast<std::size_t>(t[base + 2].data() - all.data()));
+  const char* end = t[base + 6].data() + t[base + 6].size();
+  m.suffix = all.substr(static_cast<std::size_t>(end - all.data()));
+  return m;
 }
 
 void ack(natsConnection* nc, const char* reply, std::string_view what) {
@@ -108,6 +119,7 @@ struct projector_state {
   std::shared_ptr<connection_state> conn;
   natsConnection* nc = nullptr;
   std::string consumer;
+  bool cumulative = false;   // the consumer's AckPolicy is All: the fetcher acks the mark only
   std::string next_subject;  // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
   std::string inbox;
   subscription_ptr sub;
@@ -142,7 +154,46 @@ struct projector_state {
   void publish_mark(std::uint64_t m);
   bool persist_mark(std::uint64_t m, double rate);
   result<jsConsumerInfo*> consumer_info(consumer_info_ptr& holder) const;
+  result<void> recreate_consumer(std::uint64_t from);
 };
+
+// Creates the projection's durable consumer, delivering from stream sequence `from` (1: all).
+result<void> create_consumer(jsCtx* js, const std::string& stream, const std::string& name,
+                             const projection& p, const projector_options& o, bool cumulative,
+                             std::uint64_t from) {
+  jsConsumerConfig cfg;
+  jsConsumerConfig_Init(&cfg);
+  cfg.Durable = name.c_str();
+  cfg.Description = "jetsource projection";
+  cfg.AckPolicy = cumulative ? js_AckAll : js_AckExplicit;
+  cfg.AckWait = std::chrono::nanoseconds(o.ack_wait).count();
+  cfg.MaxDeliver = -1;  // MaxDeliver exhausted is a silent skip: the projector decides
+  cfg.MaxAckPending = static_cast<int64_t>(o.max_buffered);
+  cfg.FilterSubject = p.subject_filter().empty() ? nullptr : p.subject_filter().c_str();
+  if (from > 1) {
+    cfg.DeliverPolicy = js_DeliverByStartSequence;
+    cfg.OptStartSeq = from;
+  } else {
+    cfg.DeliverPolicy = js_DeliverAll;
+  }
+  jsConsumerInfo* created = nullptr;
+  jsErrCode code{};
+  natsStatus a = js_AddConsumer(&created, js, stream.c_str(), &cfg, nullptr, &code);
+  jsConsumerInfo_Destroy(created);
+  if (a == NATS_OK) return success();
+  if (code == JSStreamNotFoundErr)
+    return make_error(errc::not_found, "projection {}: stream {} does not exist", p.name(), stream);
+  return nats_error(a, "create consumer " + name, code);
+}
+
+result<void> projector_state::recreate_consumer(std::uint64_t from) {
+  jsErrCode code{};
+  natsStatus d =
+      js_DeleteConsumer(conn->js.get(), opts.stream.c_str(), consumer.c_str(), nullptr, &code);
+  if (d != NATS_OK && d != NATS_NOT_FOUND && code != JSConsumerNotFoundErr)
+    return nats_error(d, "delete consumer " + consumer, code);
+  return create_consumer(conn->js.get(), opts.stream, consumer, proj, opts, cumulative, from);
+}
 
 result<jsConsumerInfo*> projector_state::consumer_info(consumer_info_ptr& holder) const {
   jsConsumerInfo* ci = nullptr;
@@ -188,7 +239,15 @@ void projector_state::run_fetcher() {
   std::deque<request> requests;
   std::uint64_t next_id = 1;
   std::uint64_t outstanding = 0;  // messages the server may still send us
-  std::set<std::uint64_t> in_flight;
+  // Dispatched and not yet below the mark, by stream sequence. `stale`: delivered by a consumer
+  // since recreated, so never named in an ack.
+  struct delivery {
+    ack_numbers n;
+    bool committed = false, stale = false;
+  };
+  std::map<std::uint64_t, delivery> window;
+  std::string ack_prefix, ack_suffix;  // of this consumer's ack subjects (cumulative acks)
+  std::uint64_t last_consumer_sequence = 0;
   std::uint64_t last_delivered = mark.load();
   const auto grace = std::chrono::milliseconds(250);
   auto last_persist = clock::now();
@@ -216,12 +275,58 @@ void projector_state::run_fetcher() {
       }
   };
 
+  // Committed sequences advance the mark. With AckPolicy All one ack covers the committed
+  // prefix; it goes out at most every few milliseconds (acks are for the server's bookkeeping:
+  // readers wait for the mark, not for acks), and at once when the fetcher stops.
+  std::optional<std::pair<std::uint64_t, ack_numbers>> to_ack;
+  auto last_ack = clock::now();
+  auto settle = [&](bool final) {
+    {
+      std::vector<std::uint64_t> committed;
+      {
+        std::lock_guard lk(done_mutex);
+        committed.swap(done);
+      }
+      for (auto seq : committed)
+        if (auto it = window.find(seq); it != window.end()) it->second.committed = true;
+    }
+    while (!window.empty() && window.begin()->second.committed) {
+      if (!window.begin()->second.stale)
+        to_ack.emplace(window.begin()->first, window.begin()->second.n);
+      window.erase(window.begin());
+    }
+    auto now = clock::now();
+    if (cumulative && to_ack && synced_from == 0 && !ack_prefix.empty() &&
+        (final || now - last_ack >= std::chrono::milliseconds(5))) {
+      const auto& n = to_ack->second;
+      auto subject = fmt::format("{}{}.{}.{}.{}.{}{}", ack_prefix, n.delivered, to_ack->first,
+                                 n.consumer_sequence, n.timestamp, n.pending, ack_suffix);
+      ack(nc, subject.c_str(), "+ACK");
+      to_ack.reset();
+      last_ack = now;
+    }
+    if (synced_from == 0) publish_mark(window.empty() ? last_delivered : window.begin()->first - 1);
+  };
+  // stop(): no new requests; the workers finish what they were given (all but messages held for
+  // a gap), so the last commits are in the mark and acked before the fetcher ends.
+  auto drained = [&] {
+    std::size_t held_back = 0;
+    for (const auto& w : workers) held_back += w->held.load();
+    return buffered.load() <= held_back;
+  };
+  auto drain_deadline = clock::time_point::max();
+
   while (true) {
     bool stop = stopping.load();
     auto now = clock::now();
     // Expired requests the server never answered (2.9 sometimes drops them silently).
     while (!requests.empty() && requests.front().deadline < now) drop_request(requests.front().id);
-    if (stop && requests.empty()) break;
+    if (stop && drain_deadline == clock::time_point::max())
+      drain_deadline = now + opts.drain_timeout;
+    if (stop && requests.empty() && (drained() || now > drain_deadline)) {
+      settle(true);
+      break;
+    }
 
     if (!stop && requests.size() < 2 &&
         buffered.load() + outstanding + opts.batch <= opts.max_buffered) {
@@ -265,8 +370,42 @@ void projector_state::run_fetcher() {
         --outstanding;
         if (--requests.front().remaining == 0) requests.pop_front();
       }
+      // The consumer numbers every delivery (redeliveries too): a jump means deliveries were
+      // lost on the way (a reconnect). The server would resend them only after AckWait, and a
+      // cumulative ack would even acknowledge them: start the consumer over from the mark.
+      const auto cseq = meta->n.consumer_sequence;
+      if (last_consumer_sequence > 0 && cseq > last_consumer_sequence + 1) {
+        log()->warn(
+            "projection {}: deliveries {}..{} of consumer {} were lost in transit; "
+            "recreating it from sequence {}",
+            proj.name(), last_consumer_sequence + 1, cseq - 1, consumer, mark.load() + 1);
+        m.reset();
+        if (auto r = recreate_consumer(mark.load() + 1); !r) {
+          log()->error("projection {}: {}", proj.name(), r.error());
+          std::this_thread::sleep_for(std::chrono::milliseconds(500));
+          continue;  // the next delivery finds the gap again
+        }
+        // What the old consumer already sent is dropped: the new one sends it again.
+        for (natsMsg* old = nullptr;
+             natsSubscription_NextMsg(&old, sub.get(), 0) == NATS_OK && old != nullptr;
+             old = nullptr)
+          natsMsg_Destroy(old);
+        for (auto& [seq, d] : window) d.stale = true;
+        to_ack.reset();
+        requests.clear();
+        outstanding = 0;
+        last_consumer_sequence = 0;
+        synced_from = 0;
+        ack_prefix.clear();
+        continue;
+      }
+      last_consumer_sequence = std::max(last_consumer_sequence, cseq);
+      if (ack_prefix.empty()) {
+        ack_prefix = meta->prefix;
+        ack_suffix = meta->suffix;
+      }
       envelope e;
-      e.sequence = meta->stream_sequence;
+      e.sequence = meta->n.stream_sequence;
       e.subject = natsMsg_GetSubject(raw);
       e.event_types = header_view(raw, hdr_events);
       e.msg_id = header_view(raw, hdr_msg_id);
@@ -275,7 +414,7 @@ void projector_state::run_fetcher() {
       describe(e, header_view(raw, hdr_aggregate_type), header_view(raw, hdr_aggregate_id),
                header_view(raw, hdr_version));
       e.owner = {m.release(), [](void* p) { natsMsg_Destroy(static_cast<natsMsg*>(p)); }};
-      in_flight.insert(e.sequence);
+      window.emplace(e.sequence, delivery{meta->n});
       last_delivered = std::max(last_delivered, e.sequence);
       buffered.fetch_add(1);
       worker& w = worker_for(e.aggregate_id);
@@ -289,15 +428,7 @@ void projector_state::run_fetcher() {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
 
-    // Committed sequences: advance the mark.
-    {
-      std::vector<std::uint64_t> committed;
-      {
-        std::lock_guard lk(done_mutex);
-        committed.swap(done);
-      }
-      for (auto seq : committed) in_flight.erase(seq);
-    }
+    settle(false);
     now = clock::now();
     if (synced_from > 0 && now - last_poll > std::chrono::milliseconds(200)) {
       last_poll = now;
@@ -307,7 +438,6 @@ void projector_state::run_fetcher() {
         if ((*ci)->AckFloor.Stream >= synced_from) synced_from = 0;
       }
     }
-    if (synced_from == 0) publish_mark(in_flight.empty() ? last_delivered : *in_flight.begin() - 1);
 
     if (now - rate_at >= std::chrono::seconds(1)) {
       auto applied = events_applied.load();
@@ -351,7 +481,6 @@ void projector_state::run_worker(worker& w) {
         return w.apply->apply(*db, batch, mark.load());
       }();
       if (r) {
-        for (const auto& e : r->done) ack(nc, e.reply, "+ACK");
         events_applied.fetch_add(r->events);
         duplicates.fetch_add(r->duplicates);
         committed.clear();
@@ -361,6 +490,10 @@ void projector_state::run_worker(worker& w) {
           std::lock_guard lk(done_mutex);
           done.insert(done.end(), committed.begin(), committed.end());
         }
+        // Acks go out after the commit is announced: a reader waiting for the mark does not
+        // wait for one publish per message. With AckPolicy All the fetcher acks the mark.
+        if (!cumulative)
+          for (const auto& e : r->done) ack(nc, e.reply, "+ACK");
         buffered.fetch_sub(r->done.size() + r->dropped);
         w.held.store(w.apply->held());
         break;
@@ -541,6 +674,7 @@ result<projector> projector::start(const connection& conn, projection p, project
                           o.stream);
       return detail::nats_error(st, "consumer info of " + s->consumer, code);
     }
+    bool cumulative = o.cumulative_acks;
     if (!create) {
       std::string_view filter = ci->Config->FilterSubject ? ci->Config->FilterSubject : "";
       if (filter != p.subject_filter())
@@ -548,41 +682,28 @@ result<projector> projector::start(const connection& conn, projection p, project
                           "consumer {} follows '{}' but projection {} follows '{}': delete the "
                           "consumer (the projection resumes from its database)",
                           s->consumer, filter, p.name(), p.subject_filter());
+      // The consumer says how it is acked (the rebuild's consumer, adopted by a live projector,
+      // keeps its cumulative acks).
+      cumulative = ci->Config->AckPolicy == js_AckAll;
       if (ci->AckFloor.Stream > max_sequence) {
         detail::log()->info(
             "projection {}: consumer {} is ahead of the database (ack floor {} > "
             "{}): recreating it from sequence {}",
             p.name(), s->consumer, ci->AckFloor.Stream, max_sequence, applied_sequence + 1);
-        natsStatus d = js_DeleteConsumer(js, o.stream.c_str(), s->consumer.c_str(), nullptr, &code);
-        if (d != NATS_OK) return detail::nats_error(d, "delete consumer " + s->consumer, code);
+        create = true;
+      } else if (cumulative && ci->NumAckPending > 0) {
+        // Deliveries of an earlier run may come back, and one ack would cover them with what
+        // this run commits: start over from the database's mark instead (dedup skips repeats).
         create = true;
       }
+      if (create) {
+        JETSOURCE_TRY(detail::delete_consumer(*s->conn, o.stream, s->consumer));
+      }
     }
+    s->cumulative = cumulative;
     if (create) {
-      jsConsumerConfig cfg;
-      jsConsumerConfig_Init(&cfg);
-      cfg.Durable = s->consumer.c_str();
-      cfg.Description = "jetsource projection";
-      cfg.AckPolicy = js_AckExplicit;
-      cfg.AckWait = std::chrono::nanoseconds(o.ack_wait).count();
-      cfg.MaxDeliver = -1;  // MaxDeliver exhausted is a silent skip: the projector decides
-      cfg.MaxAckPending = static_cast<int64_t>(o.max_buffered);
-      cfg.FilterSubject = p.subject_filter().empty() ? nullptr : p.subject_filter().c_str();
-      if (applied_sequence > 0) {
-        cfg.DeliverPolicy = js_DeliverByStartSequence;
-        cfg.OptStartSeq = applied_sequence + 1;
-      } else {
-        cfg.DeliverPolicy = js_DeliverAll;
-      }
-      jsConsumerInfo* created = nullptr;
-      natsStatus a = js_AddConsumer(&created, js, o.stream.c_str(), &cfg, nullptr, &code);
-      jsConsumerInfo_Destroy(created);
-      if (a != NATS_OK) {
-        if (code == JSStreamNotFoundErr)
-          return make_error(errc::not_found, "projection {}: stream {} does not exist", p.name(),
-                            o.stream);
-        return detail::nats_error(a, "create consumer " + s->consumer, code);
-      }
+      JETSOURCE_TRY(detail::create_consumer(js, o.stream, s->consumer, p, o, cumulative,
+                                            applied_sequence + 1));
     }
   }
   s->mark = applied_sequence;

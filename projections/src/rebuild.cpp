@@ -103,6 +103,7 @@ result<rebuild_result> rebuild(const connection& conn, const projection& p,
   ro.max_group = o.max_group;
   ro.max_buffered = std::max(o.max_buffered, static_cast<std::size_t>(o.batch) * 4);
   ro.sqlite.synchronous = sqlite::synchronous::off;  // a throwaway file until the switch
+  ro.cumulative_acks = true;                         // one ack per group commit
   ro.on_committed = nullptr;
 
   // A poison event: the replay cannot produce the model; throw the file away, keep the live one.

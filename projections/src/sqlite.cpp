@@ -17,12 +17,74 @@ namespace jetsource::sqlite {
 namespace detail {
 
 database_state::~database_state() {
+  background.reset();  // its connection closes first: the writer's close checkpoints last
   for (auto& [sql, list] : cache)
     for (sqlite3_stmt* stmt : list) sqlite3_finalize(stmt);
   cache.clear();
   // Statements still borrowed at this point are a misuse (they outlive the database);
   // sqlite3_close_v2 defers the close until they are finalized instead of failing.
   if (db != nullptr) sqlite3_close_v2(db);
+}
+
+result<std::unique_ptr<checkpointer>> checkpointer::start(const std::string& path, int pages,
+                                                          const char* synchronous) {
+  std::unique_ptr<checkpointer> c(new checkpointer);
+  c->pages_ = pages;
+  int rc = sqlite3_open_v2(path.c_str(), &c->db_,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, nullptr);
+  // A checkpoint syncs (or not) by its own connection's setting: the writer's.
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(c->db_, fmt::format("PRAGMA synchronous={}", synchronous).c_str(), nullptr,
+                      nullptr, nullptr);
+  if (rc != SQLITE_OK)
+    return sqlite_error(c->db_, rc, fmt::format("open {} for checkpoints", path));
+  c->thread_ = std::thread([p = c.get()] { p->run(); });
+  return c;
+}
+
+checkpointer::~checkpointer() {
+  {
+    std::lock_guard lk(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) thread_.join();
+  sqlite3_close_v2(db_);
+}
+
+int checkpointer::on_commit(void* self, sqlite3* writer, const char* schema, int wal_pages) {
+  auto* c = static_cast<checkpointer*>(self);
+  if (wal_pages >= 4 * c->pages_) {
+    sqlite3_wal_checkpoint_v2(writer, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  } else if (wal_pages >= c->pages_) {
+    {
+      std::lock_guard lk(c->mutex_);
+      c->due_ = true;
+    }
+    c->wake_.notify_one();
+  }
+  return SQLITE_OK;
+}
+
+void checkpointer::run() {
+  std::unique_lock lk(mutex_);
+  for (;;) {
+    wake_.wait(lk, [&] { return due_ || stopping_; });
+    if (stopping_) return;
+    due_ = false;
+    lk.unlock();
+    // Commits made during a pass leave frames behind; a few more (shorter) passes usually
+    // catch up, and the next write then starts the WAL over. Errors (e.g. BUSY: the writer is
+    // checkpointing itself) wait for the next wake-up.
+    for (int pass = 0; pass < 4; ++pass) {
+      int in_log = 0, done = 0;
+      if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &in_log, &done) !=
+              SQLITE_OK ||
+          done >= in_log)
+        break;
+    }
+    lk.lock();
+  }
 }
 
 void database_state::give_back(sqlite3_stmt* stmt, std::vector<sqlite3_stmt*>* slot) noexcept {
@@ -400,13 +462,24 @@ result<database> database::open(std::string_view path, const options& o) {
   static constexpr const char* sync_names[] = {"OFF", "NORMAL", "FULL"};
   pragmas += fmt::format("PRAGMA synchronous={};", sync_names[static_cast<int>(o.synchronous)]);
   if (o.cache_size_kib > 0) pragmas += fmt::format("PRAGMA cache_size=-{};", o.cache_size_kib);
-  if (o.wal_autocheckpoint_pages > 0)
+  const char* file = sqlite3_db_filename(state->db, "main");
+  const bool background =
+      o.background_checkpoint && o.wal && !o.read_only && file != nullptr && *file != '\0';
+  if (o.wal_autocheckpoint_pages > 0 && !background)
     pragmas += fmt::format("PRAGMA wal_autocheckpoint={};", o.wal_autocheckpoint_pages);
   pragmas += fmt::format("PRAGMA foreign_keys={};", o.foreign_keys ? "ON" : "OFF");
   // Reads the header: a file that is not a database fails here, not at first use.
   pragmas += "SELECT count(*) FROM sqlite_schema;";
   if (auto r = detail::execute_script(state.get(), pragmas); !r) {
     return r.error();  // names the file and the PRAGMA
+  }
+  if (background) {
+    auto c = detail::checkpointer::start(
+        state->path, o.wal_autocheckpoint_pages > 0 ? o.wal_autocheckpoint_pages : 1000,
+        sync_names[static_cast<int>(o.synchronous)]);
+    if (!c) return std::move(c).error();
+    state->background = std::move(c).value();
+    sqlite3_wal_hook(state->db, &detail::checkpointer::on_commit, state->background.get());
   }
   return database(std::move(state));
 }

@@ -6,10 +6,14 @@
 
 #include <sqlite3.h>
 
+#include <condition_variable>
 #include <cstddef>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -22,8 +26,38 @@ struct string_hash {
   }
 };
 
+// WAL checkpoints on a thread and a connection of their own (options::background_checkpoint).
+// The writer's WAL hook wakes it once the WAL has `pages` pages; it runs PASSIVE checkpoints,
+// which never block the writer, and repeats while commits keep arriving during one, so the
+// WAL can start over from its beginning. The writer checkpoints by itself only when the WAL
+// reaches 4 x `pages` (the checkpointer cannot keep up).
+class checkpointer {
+ public:
+  /// Opens a second connection to `path` (already in WAL mode) and starts the thread.
+  static result<std::unique_ptr<checkpointer>> start(const std::string& path, int pages,
+                                                     const char* synchronous);
+  ~checkpointer();
+  checkpointer(const checkpointer&) = delete;
+  checkpointer& operator=(const checkpointer&) = delete;
+
+  /// Installed with sqlite3_wal_hook on the writer: runs on the committing thread.
+  static int on_commit(void* self, sqlite3* writer, const char* schema, int wal_pages);
+
+ private:
+  checkpointer() = default;
+  void run();
+
+  sqlite3* db_ = nullptr;
+  int pages_ = 0;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool due_ = false, stopping_ = false;
+  std::thread thread_;
+};
+
 struct database_state {
   sqlite3* db = nullptr;
+  std::unique_ptr<checkpointer> background;  // stopped before db is closed
   std::string path;
   // Idle prepared statements by SQL text (a free list per text; entries are never erased, so
   // a statement keeps a pointer to its list). A statement in use is out of its list, so the

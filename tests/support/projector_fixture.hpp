@@ -96,6 +96,7 @@ class projector_test : public nats_test {
   /// The durable consumer's state, straight from the server.
   struct consumer_state {
     std::uint64_t pending = 0, ack_pending = 0, redelivered = 0, ack_floor = 0;
+    bool ack_all = false;  ///< AckPolicy All (cumulative acks)
   };
   consumer_state consumer(const std::string& name) {
     natsConnection* nc = nullptr;
@@ -108,7 +109,8 @@ class projector_test : public nats_test {
     EXPECT_EQ(js_GetConsumerInfo(&ci, js, "TEST", name.c_str(), nullptr, &code), NATS_OK);
     if (ci) {
       out = {ci->NumPending, static_cast<std::uint64_t>(ci->NumAckPending),
-             static_cast<std::uint64_t>(ci->NumRedelivered), ci->AckFloor.Stream};
+             static_cast<std::uint64_t>(ci->NumRedelivered), ci->AckFloor.Stream,
+             ci->Config->AckPolicy == js_AckAll};
       jsConsumerInfo_Destroy(ci);
     }
     jsCtx_Destroy(js);

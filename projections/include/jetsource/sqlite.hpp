@@ -36,9 +36,13 @@ enum class synchronous { off, normal, full };
 struct options {
   bool wal = true;  ///< journal_mode=WAL (ignored for :memory:)
   sqlite::synchronous synchronous = synchronous::normal;
-  int cache_size_kib = 0;                        ///< page cache per connection, in KiB
-  int page_size = 0;                             ///< bytes; only takes effect on a new file
-  int wal_autocheckpoint_pages = 0;              ///< checkpoint when the WAL has this many pages
+  int cache_size_kib = 0;            ///< page cache per connection, in KiB
+  int page_size = 0;                 ///< bytes; only takes effect on a new file
+  int wal_autocheckpoint_pages = 0;  ///< checkpoint when the WAL has this many pages
+  /// Run those checkpoints on a thread with a connection of its own, off the committing thread
+  /// (its fsyncs no longer delay commits); the committer checkpoints by itself only once the
+  /// WAL reaches 4 x wal_autocheckpoint_pages (1000 when 0). WAL files only.
+  bool background_checkpoint = false;
   std::chrono::milliseconds busy_timeout{5000};  ///< how long a locked database is waited for
   bool read_only = false;                        ///< open read-only (never creates the file)
   bool create = true;                            ///< create the file when missing
