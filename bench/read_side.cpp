@@ -88,12 +88,13 @@ void delete_consumer(const env& e, const std::string& stream, const std::string&
 
 // -- the plain nats.c pull loop (raw baselines) ------------------------------------------------
 
-raw_puller::raw_puller(const env& e, const std::string& stream, const std::string& consumer, int b)
+raw_puller::raw_puller(const env& e, const std::string& stream, const std::string& consumer, int b,
+                       bool ack_all)
     : nc(e.raw_nc), batch(b) {
   jsConsumerConfig cfg;
   jsConsumerConfig_Init(&cfg);
   cfg.Durable = consumer.c_str();
-  cfg.AckPolicy = js_AckExplicit;
+  cfg.AckPolicy = ack_all ? js_AckAll : js_AckExplicit;
   cfg.MaxAckPending = 20'000;
   cfg.MaxDeliver = -1;
   jsConsumerInfo* ci = nullptr;
@@ -152,18 +153,19 @@ std::uint64_t stream_sequence(natsMsg* m) {
   return std::strtoull(std::string(r.substr(0, r.find('.'))).c_str(), nullptr, 10);
 }
 
-double raw_fetch_ack(const env& e, const std::string& stream, std::uint64_t events, int batch) {
+double raw_fetch_ack(const env& e, const std::string& stream, std::uint64_t events, int batch,
+                     bool ack_all) {
   double rate = 0;
   {
-    raw_puller p(e, stream, "raw-fetch", batch);
+    raw_puller p(e, stream, "raw-fetch", batch, ack_all);
     std::uint64_t got = 0;
     auto t0 = clock_type::now();
     while (got < events) {
       natsMsg* m = p.next(5000);
       if (!m) throw failure(fmt::format("raw fetch: no message for 5 s after {}", got));
-      p.ack(m);
-      natsMsg_Destroy(m);
       ++got;
+      if (!ack_all || got % static_cast<std::uint64_t>(batch) == 0 || got == events) p.ack(m);
+      natsMsg_Destroy(m);
     }
     natsConnection_FlushTimeout(e.raw_nc, 5000);
     rate = static_cast<double>(events) / seconds_since(t0);

@@ -60,7 +60,9 @@ struct raw_puller {
   std::deque<pending> requests;  // FIFO
   std::uint64_t request_id = 0;
 
-  raw_puller(const env& e, const std::string& stream, const std::string& consumer, int b);
+  /// `ack_all`: the consumer acks cumulatively (AckPolicy All) instead of per message.
+  raw_puller(const env& e, const std::string& stream, const std::string& consumer, int b,
+             bool ack_all = false);
   ~raw_puller() { natsSubscription_Destroy(sub); }
   raw_puller(const raw_puller&) = delete;
   raw_puller& operator=(const raw_puller&) = delete;
@@ -76,9 +78,10 @@ struct raw_puller {
 std::uint64_t stream_sequence(natsMsg* m);
 
 /// Raw fetch + ack of the first `events` messages of `stream` on a new consumer "raw-fetch"
-/// (pull batch `batch`), deleted afterwards. Returns messages/s.
+/// (pull batch `batch`), deleted afterwards. Returns messages/s. `ack_all`: AckPolicy All and
+/// one ack per `batch` messages (and on the last), what jetsource's cumulative acks do at most.
 double raw_fetch_ack(const env& e, const std::string& stream, std::uint64_t events,
-                     int batch = 1000);
+                     int batch = 1000, bool ack_all = false);
 
 /// Plain SQLite with the projection's pragmas (1 KiB pages, WAL, 64 MiB cache, checkpoint every
 /// 40k pages) and the same two tables: the balances and a dedup row per aggregate.

@@ -47,11 +47,15 @@ std::string headers_json(const envelope& e) {
 
 }  // namespace
 
+void aggregate_key(std::string& out, std::string_view type, std::string_view id) {
+  out.assign(type).push_back('\x1f');
+  out.append(id);
+}
+
 std::string aggregate_key(std::string_view type, std::string_view id) {
   std::string k;
   k.reserve(type.size() + id.size() + 1);
-  k.append(type).push_back('\x1f');
-  k.append(id);
+  aggregate_key(k, type, id);
   return k;
 }
 
@@ -112,11 +116,12 @@ struct applier::pass {
   // roll back and run the batch again guarded.
   bool guarded = true;
   bool needs_guard = false;
-  std::unordered_map<std::string, std::uint64_t> versions;  // written in this transaction
-  std::unordered_set<std::string> parked;                   // parked in this transaction
+  // Versions written in this transaction (in versions_): the slot and its value before.
+  std::vector<std::pair<std::uint64_t*, std::uint64_t>> undo;
+  key_set parked;  // parked in this transaction
   std::vector<envelope*> done;
   // staged holds: key -> first_version -> message (from the batch)
-  std::unordered_map<std::string, std::map<std::uint64_t, envelope*>> hold;
+  key_map<std::map<std::uint64_t, envelope*>> hold;
   std::vector<std::pair<std::string, std::uint64_t>> taken;  // held_ entries now done
   std::uint64_t events = 0, duplicates = 0, max_sequence = 0;
 };
@@ -142,16 +147,19 @@ void applier::release_held(const std::function<void(const envelope&)>& f) {
   held_count_ = 0;
 }
 
-result<std::uint64_t> applier::version_of(pass& p, const std::string& key, const envelope& e) {
-  if (auto it = p.versions.find(key); it != p.versions.end()) return it->second;
-  if (auto it = versions_.find(key); it != versions_.end()) return it->second;
-  JETSOURCE_TRY(row, p.tx.query_one("SELECT version FROM applied_versions "
-                                    "WHERE aggregate_type = ?1 AND aggregate_id = ?2",
-                                    e.aggregate_type, e.aggregate_id));
+result<std::uint64_t*> applier::version_of(sqlite::transaction& tx, std::string_view key,
+                                           const envelope& e) {
+  if (auto it = versions_.find(key); it != versions_.end()) return &it->second;
+  JETSOURCE_TRY(row, tx.query_one("SELECT version FROM applied_versions "
+                                  "WHERE aggregate_type = ?1 AND aggregate_id = ?2",
+                                  e.aggregate_type, e.aggregate_id));
   std::uint64_t v = row ? row->get<std::uint64_t>(0) : 0;
-  if (versions_.size() >= max_cached_) versions_.clear();
-  versions_.emplace(key, v);
-  return v;
+  return &versions_.emplace(std::string(key), v).first->second;
+}
+
+void applier::undo(pass& p) {
+  for (auto it = p.undo.rbegin(); it != p.undo.rend(); ++it) *it->first = it->second;
+  p.undo.clear();
 }
 
 result<void> applier::run_handlers(projection_context& cx, const envelope& e) {
@@ -208,7 +216,7 @@ result<void> applier::dead_letter(pass& p, const envelope& e, std::string_view k
   return success();
 }
 
-bool applier::taken(const pass& p, const std::string& key, std::uint64_t first) {
+bool applier::taken(const pass& p, std::string_view key, std::uint64_t first) {
   for (const auto& t : p.taken)
     if (t.second == first && t.first == key) return true;
   return false;
@@ -221,27 +229,30 @@ result<void> applier::process(pass& p, envelope& e) {
     p.done.push_back(&e);
     return success();
   }
-  auto key = aggregate_key(e.aggregate_type, e.aggregate_id);
-  JETSOURCE_TRY(v0, version_of(p, key, e));
+  aggregate_key(key_, e.aggregate_type, e.aggregate_id);
+  const std::string_view key = key_;  // valid until a recursive process() (then unused)
+  JETSOURCE_TRY(slot, version_of(p.tx, key, e));
+  const std::uint64_t v0 = *slot;
   if (e.version <= v0) {  // a duplicate: applied before
     ++p.duplicates;
     p.done.push_back(&e);
     return success();
   }
-  if (parked_.contains(key) || p.parked.contains(key)) {
+  if ((!parked_.empty() && parked_.contains(key)) ||
+      (!p.parked.empty() && p.parked.contains(key))) {
     JETSOURCE_TRY(dead_letter(p, e, "parked", "", ""));
     p.done.push_back(&e);
     return success();
   }
   if (e.first_version > v0 + 1) {  // a gap: an earlier commit is still on its way
-    p.hold[key][e.first_version] = &e;
+    p.hold[std::string(key)][e.first_version] = &e;
     return success();
   }
   if (e.first_version <= v0) {
     JETSOURCE_TRY(dead_letter(p, e, "poison", "",
                               fmt::format("versions {}..{} overlap the applied version {}",
                                           e.first_version, e.version, v0)));
-    p.parked.insert(key);
+    p.parked.emplace(key);
     p.done.push_back(&e);
     return success();
   }
@@ -271,14 +282,14 @@ result<void> applier::process(pass& p, envelope& e) {
     if (is_transient(applied.error())) return std::move(applied).error();
     auto type = applied.error().message.substr(0, applied.error().message.find(':'));
     JETSOURCE_TRY(dead_letter(p, e, "poison", type, fmt::format("{}", applied.error())));
-    p.parked.insert(key);
+    p.parked.emplace(key);
     p.done.push_back(&e);
     // Whatever waits behind it is parked too, in order.
     if (auto it = held_.find(key); it != held_.end())
       for (auto& [first, h] : it->second) {
         if (taken(p, key, first)) continue;
         JETSOURCE_TRY(dead_letter(p, h, "parked", "", ""));
-        p.taken.emplace_back(key, first);
+        p.taken.emplace_back(std::string(key), first);
         p.done.push_back(&h);
       }
     if (auto it = p.hold.find(key); it != p.hold.end()) {
@@ -293,13 +304,15 @@ result<void> applier::process(pass& p, envelope& e) {
   if (p.guarded) {
     JETSOURCE_TRY(p.tx.execute("RELEASE jetsource_message"));
   }
-  p.versions[key] = e.version;
+  p.undo.emplace_back(slot, v0);
+  *slot = e.version;
   p.events += e.version - e.first_version + 1;
   p.done.push_back(&e);
 
   // The next commit of this aggregate may be waiting: held from an earlier batch, or from this
   // one. Duplicates among the held ones are done too.
   std::uint64_t v = e.version;
+  if (p.hold.empty() && held_.empty()) return success();
   if (auto staged = p.hold.find(key); staged != p.hold.end()) {
     auto& m = staged->second;
     if (auto it = m.begin(); it != m.end() && it->first <= v + 1) {
@@ -313,7 +326,7 @@ result<void> applier::process(pass& p, envelope& e) {
     for (auto& [first, h] : it->second) {
       if (first > v + 1) break;
       if (taken(p, key, first)) continue;
-      p.taken.emplace_back(key, first);
+      p.taken.emplace_back(std::string(key), first);
       return process(p, h);
     }
   }
@@ -322,6 +335,8 @@ result<void> applier::process(pass& p, envelope& e) {
 
 result<batch_outcome> applier::apply(sqlite::database& db, std::vector<envelope>& batch,
                                      std::uint64_t applied_sequence) {
+  // The version cache is bounded between transactions (pass::undo points into it).
+  if (versions_.size() >= max_cached_) versions_.clear();
   for (bool guarded : {false, true}) {
     JETSOURCE_TRY(tx, db.begin());
     pass p{tx, utc_now(), guarded};
@@ -330,9 +345,12 @@ result<batch_outcome> applier::apply(sqlite::database& db, std::vector<envelope>
       r = process(p, e);
       if (!r) break;
     }
+    if (!r) undo(p);                    // the transaction rolls back: so do the versions
     if (!r && p.needs_guard) continue;  // a poison message: roll back, run it again guarded
     if (!r) return std::move(r).error();
-    return finish(p, tx, applied_sequence);
+    auto out = finish(p, tx, applied_sequence);
+    if (!out) undo(p);
+    return out;
   }
   return make_error(errc::internal, "unreachable");
 }
@@ -365,10 +383,7 @@ result<batch_outcome> applier::finish(pass& p, sqlite::transaction& tx,
       held_count_ += inserted;
       out.dropped += !inserted;
     }
-  for (auto& [key, v] : p.versions) {
-    if (versions_.size() >= max_cached_) versions_.clear();
-    versions_[key] = v;
-  }
+  p.undo.clear();  // committed
   for (auto& key : p.parked) parked_.insert(key);
   return out;
 }
@@ -378,68 +393,75 @@ result<std::size_t> applier::retry(sqlite::database& db, std::string_view aggreg
   auto key = aggregate_key(aggregate_type, aggregate_id);
   JETSOURCE_TRY(tx, db.begin());
   pass p{tx, utc_now()};
-  JETSOURCE_TRY(rows, tx.query("SELECT sequence, subject, headers, payload FROM dead_letters "
-                               "WHERE aggregate_type = ?1 AND aggregate_id = ?2 "
-                               "ORDER BY sequence",
-                               aggregate_type, aggregate_id));
-  std::size_t remaining = rows.size();
-  for (std::size_t i = 0; i < rows.size(); ++i) {
-    const auto& r = rows[i];
-    stored_commit stored;
-    stored.subject = r.get<std::string>(1);
-    auto payload = r.get<std::vector<std::byte>>(3);
-    stored.body.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
-    try {
-      auto h = nlohmann::json::parse(r.get<std::string>(2));
-      stored.type = h.value("Es-Aggregate-Type", "");
-      stored.id = h.value("Es-Aggregate-Id", "");
-      stored.events = h.value("Es-Events", "");
-      stored.msg_id = h.value("Nats-Msg-Id", "");
-      stored.version = h.value("Es-Version", "");
-    } catch (const std::exception& x) {
-      return make_error(errc::decode_failed, "dead letter {}: bad headers: {}",
-                        r.get<std::int64_t>(0), x.what());
-    }
-    envelope e = stored.view(r.get<std::uint64_t>(0));
-    if (!e.malformed.empty() && !skip_first) break;
-
-    JETSOURCE_TRY(v0, version_of(p, key, e));
-    bool skip = skip_first && i == 0;
-    if (!skip && e.version > v0) {
-      if (e.first_version != v0 + 1) break;  // still a gap: leave the rest parked
-      JETSOURCE_TRY(tx.execute("SAVEPOINT jetsource_message"));
-      projection_context cx(tx, e.aggregate_type, e.aggregate_id, e.sequence);
-      auto applied = run_handlers(cx, e);
-      if (!applied) {
-        JETSOURCE_TRY(tx.execute("ROLLBACK TO jetsource_message"));
-        JETSOURCE_TRY(tx.execute("RELEASE jetsource_message"));
-        if (is_transient(applied.error())) return std::move(applied).error();
-        auto type = applied.error().message.substr(0, applied.error().message.find(':'));
-        JETSOURCE_TRY(
-            tx.execute("UPDATE dead_letters SET kind = 'poison', event_type = ?1, error = ?2, "
-                       "attempts = attempts + 1, last_failed_at = ?3 WHERE sequence = ?4",
-                       type, fmt::format("{}", applied.error()), p.now, e.sequence));
-        break;
+  // Any failure rolls the transaction back: the versions it changed go back too.
+  auto outcome = [&]() -> result<std::size_t> {
+    JETSOURCE_TRY(rows, tx.query("SELECT sequence, subject, headers, payload FROM dead_letters "
+                                 "WHERE aggregate_type = ?1 AND aggregate_id = ?2 "
+                                 "ORDER BY sequence",
+                                 aggregate_type, aggregate_id));
+    std::size_t remaining = rows.size();
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto& r = rows[i];
+      stored_commit stored;
+      stored.subject = r.get<std::string>(1);
+      auto payload = r.get<std::vector<std::byte>>(3);
+      stored.body.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
+      try {
+        auto h = nlohmann::json::parse(r.get<std::string>(2));
+        stored.type = h.value("Es-Aggregate-Type", "");
+        stored.id = h.value("Es-Aggregate-Id", "");
+        stored.events = h.value("Es-Events", "");
+        stored.msg_id = h.value("Nats-Msg-Id", "");
+        stored.version = h.value("Es-Version", "");
+      } catch (const std::exception& x) {
+        return make_error(errc::decode_failed, "dead letter {}: bad headers: {}",
+                          r.get<std::int64_t>(0), x.what());
       }
-      JETSOURCE_TRY(tx.execute("RELEASE jetsource_message"));
-      p.events += e.version - e.first_version + 1;
+      envelope e = stored.view(r.get<std::uint64_t>(0));
+      if (!e.malformed.empty() && !skip_first) break;
+
+      JETSOURCE_TRY(slot, version_of(tx, key, e));
+      const std::uint64_t v0 = *slot;
+      bool skip = skip_first && i == 0;
+      if (!skip && e.version > v0) {
+        if (e.first_version != v0 + 1) break;  // still a gap: leave the rest parked
+        JETSOURCE_TRY(tx.execute("SAVEPOINT jetsource_message"));
+        projection_context cx(tx, e.aggregate_type, e.aggregate_id, e.sequence);
+        auto applied = run_handlers(cx, e);
+        if (!applied) {
+          JETSOURCE_TRY(tx.execute("ROLLBACK TO jetsource_message"));
+          JETSOURCE_TRY(tx.execute("RELEASE jetsource_message"));
+          if (is_transient(applied.error())) return std::move(applied).error();
+          auto type = applied.error().message.substr(0, applied.error().message.find(':'));
+          JETSOURCE_TRY(
+              tx.execute("UPDATE dead_letters SET kind = 'poison', event_type = ?1, error = ?2, "
+                         "attempts = attempts + 1, last_failed_at = ?3 WHERE sequence = ?4",
+                         type, fmt::format("{}", applied.error()), p.now, e.sequence));
+          break;
+        }
+        JETSOURCE_TRY(tx.execute("RELEASE jetsource_message"));
+        p.events += e.version - e.first_version + 1;
+      }
+      if (e.malformed.empty() && e.version > v0) {
+        JETSOURCE_TRY(
+            tx.execute(upsert_version, e.aggregate_type, e.aggregate_id, e.version, e.sequence));
+        p.undo.emplace_back(slot, v0);
+        *slot = e.version;
+      }
+      JETSOURCE_TRY(tx.execute("DELETE FROM dead_letters WHERE sequence = ?1", e.sequence));
+      --remaining;
     }
-    if (e.malformed.empty() && e.version > v0) {
-      JETSOURCE_TRY(
-          tx.execute(upsert_version, e.aggregate_type, e.aggregate_id, e.version, e.sequence));
-      p.versions[key] = e.version;
-    }
-    JETSOURCE_TRY(tx.execute("DELETE FROM dead_letters WHERE sequence = ?1", e.sequence));
-    --remaining;
-  }
-  JETSOURCE_TRY(
-      tx.execute("UPDATE projection_state SET events_applied = events_applied + ?1, "
-                 "updated_at = ?2 WHERE projection = ?3",
-                 p.events, p.now, projection_.name()));
-  JETSOURCE_TRY(tx.commit());
-  for (auto& [k, v] : p.versions) versions_[k] = v;
-  if (remaining == 0) parked_.erase(key);
-  return remaining;
+    JETSOURCE_TRY(
+        tx.execute("UPDATE projection_state SET events_applied = events_applied + ?1, "
+                   "updated_at = ?2 WHERE projection = ?3",
+                   p.events, p.now, projection_.name()));
+    JETSOURCE_TRY(tx.commit());
+    p.undo.clear();
+    if (remaining == 0) parked_.erase(key);
+    return remaining;
+  }();
+  if (!outcome) undo(p);
+  return outcome;
 }
 
 }  // namespace jetsource::detail

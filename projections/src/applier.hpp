@@ -65,6 +65,18 @@ struct batch_outcome {
 /// Transient: worth retrying the whole batch after a backoff (SQLite busy, I/O, a full disk).
 bool is_transient(const error& e) noexcept;
 
+/// Hash and equality that also take a string_view: the maps below are looked up with a key
+/// built in a reused buffer, without allocating.
+struct key_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const noexcept {
+    return std::hash<std::string_view>{}(s);
+  }
+};
+template <class V>
+using key_map = std::unordered_map<std::string, V, key_hash, std::equal_to<>>;
+using key_set = std::unordered_set<std::string, key_hash, std::equal_to<>>;
+
 class applier {
  public:
   /// `projection_name` names the projection_state row each commit updates.
@@ -98,20 +110,27 @@ class applier {
  private:
   struct pass;  // the staged state of one transaction
   result<void> process(pass& p, envelope& e);
-  static bool taken(const pass& p, const std::string& key, std::uint64_t first);
+  static bool taken(const pass& p, std::string_view key, std::uint64_t first);
   result<batch_outcome> finish(pass& p, sqlite::transaction& tx, std::uint64_t applied_sequence);
-  result<std::uint64_t> version_of(pass& p, const std::string& key, const envelope& e);
+  /// The cached last applied version of `key` (read from applied_versions on a miss). The
+  /// reference stays valid until versions_ is cleared, which happens only between transactions.
+  result<std::uint64_t*> version_of(sqlite::transaction& tx, std::string_view key,
+                                    const envelope& e);
+  /// Puts back the versions a failed transaction changed.
+  static void undo(pass& p);
   result<void> run_handlers(projection_context& cx, const envelope& e);
   result<void> dead_letter(pass& p, const envelope& e, std::string_view kind,
                            std::string_view event_type, std::string_view error);
 
   const projection& projection_;
   std::size_t max_cached_;
-  std::unordered_map<std::string, std::uint64_t> versions_;  // key -> last applied version
-  std::unordered_set<std::string> parked_;                   // keys with dead letters
+  key_map<std::uint64_t> versions_;  // key -> last applied version (committed, or in the open
+                                     // transaction, with its undo log in the pass)
+  key_set parked_;                   // keys with dead letters
   // key -> first_version -> the held message
-  std::unordered_map<std::string, std::map<std::uint64_t, envelope>> held_;
+  key_map<std::map<std::uint64_t, envelope>> held_;
   std::size_t held_count_ = 0;
+  std::string key_;  // the current message's key (aggregate_key), reused
 };
 
 /// Applies jetsource's and the projection's migrations to `db` and makes sure the projection's
@@ -121,6 +140,8 @@ result<int> prepare_database(sqlite::database& db, const projection& p, std::str
 
 /// "Type\x1fid": the key of an aggregate in the maps above.
 std::string aggregate_key(std::string_view type, std::string_view id);
+/// The same, written into `out` (its capacity is reused).
+void aggregate_key(std::string& out, std::string_view type, std::string_view id);
 
 /// UTC now as ISO 8601 with milliseconds.
 std::string utc_now();
