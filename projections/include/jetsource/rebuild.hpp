@@ -38,7 +38,7 @@ struct rebuild_progress {
 };
 
 struct rebuild_options {
-  int workers = 2;  // W=1 and 2 measured equal, 4 slower (docs/performance.md)
+  int workers = 1;  // measured fastest with cumulative acks (docs/performance.md)
   int batch = 1000;
   std::size_t max_group = 10'000;
   std::size_t max_buffered = 50'000;
