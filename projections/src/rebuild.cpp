@@ -130,12 +130,18 @@ result<rebuild_result> rebuild(const connection& conn, const projection& p,
 
   const auto t0 = clock::now();
   std::uint64_t caught_up = 0;
+  // What a resumed file already holds, read before its projector starts applying.
   std::uint64_t events_before = 0;
+  if (std::filesystem::exists(file)) {
+    sqlite::options read_only;
+    read_only.read_only = true;
+    read_only.create = false;
+    if (auto fdb = sqlite::database::open(file.string(), read_only))
+      if (auto st = read_status(*fdb, p.name())) events_before = st->events_applied;
+  }
   {
     JETSOURCE_TRY(rp, projector::start(conn, p, ro));
     JETSOURCE_TRY(set_status(file, p.name(), "rebuilding"));
-    JETSOURCE_TRY(first, rp.status());
-    events_before = first.events_applied;
     for (;;) {
       JETSOURCE_TRY(head, stream_last_sequence(c, live.stream));
       if (rp.wait_for(head, std::chrono::milliseconds(200))) {
