@@ -463,7 +463,10 @@ void projector_state::run_fetcher() {
       e.reply = reply;
       describe(e, h->type, h->id, h->version);
       e.owner = {m.release(), [](void* p) { natsMsg_Destroy(static_cast<natsMsg*>(p)); }};
-      window.emplace(e.sequence, delivery{meta->n});
+      // A redelivery by a recreated consumer replaces the stale entry: acks name its numbers.
+      if (auto [it, added] = window.try_emplace(e.sequence, delivery{meta->n});
+          !added && it->second.stale)
+        it->second = delivery{meta->n, it->second.committed};
       last_delivered = std::max(last_delivered, e.sequence);
       buffered.fetch_add(1);
       worker& w = worker_for(e.aggregate_id);
