@@ -230,11 +230,7 @@ result<void> create_consumer(jsCtx* js, const std::string& stream, const std::st
 }
 
 result<void> projector_state::recreate_consumer(std::uint64_t from) {
-  jsErrCode code{};
-  natsStatus d =
-      js_DeleteConsumer(conn->js.get(), opts.stream.c_str(), consumer.c_str(), nullptr, &code);
-  if (d != NATS_OK && d != NATS_NOT_FOUND && code != JSConsumerNotFoundErr)
-    return nats_error(d, "delete consumer " + consumer, code);
+  JETSOURCE_TRY(delete_consumer(*conn, opts.stream, consumer));
   return create_consumer(conn->js.get(), opts.stream, consumer, proj, opts, cumulative, from);
 }
 
