@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace jetsource::detail {
 
@@ -67,7 +68,13 @@ result<file_lock> file_lock::try_acquire(const path& file) {
   int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0)
     return make_error(errc::io, "cannot open {}: {}", file.string(), std::strerror(errno));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  // A status probe (held()) may hold the lock for a moment: look again before saying busy.
+  int rc = ::flock(fd, LOCK_EX | LOCK_NB);
+  for (int i = 0; rc != 0 && errno == EWOULDBLOCK && i < 5; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    rc = ::flock(fd, LOCK_EX | LOCK_NB);
+  }
+  if (rc != 0) {
     int err = errno;
     ::close(fd);
     if (err == EWOULDBLOCK)
@@ -75,6 +82,14 @@ result<file_lock> file_lock::try_acquire(const path& file) {
     return make_error(errc::io, "cannot lock {}: {}", file.string(), std::strerror(err));
   }
   return file_lock(fd);
+}
+
+bool file_lock::held(const path& file) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool busy = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // releases it
+  return busy;
 }
 
 file_lock& file_lock::operator=(file_lock&& o) noexcept {

@@ -40,8 +40,12 @@ void remove_database_files(const path& file);
 /// An exclusive flock on a file, held until destroyed.
 class file_lock {
  public:
-  /// errc::busy when another process (or another lock in this one) holds it.
+  /// errc::busy when another process (or another lock in this one) holds it for more than a
+  /// moment (a probe by held() is waited out).
   static result<file_lock> try_acquire(const path& file);
+  /// True when someone holds the lock on `file` now (a probe: takes and drops it at once when
+  /// free; false when the file does not exist).
+  static bool held(const path& file);
   file_lock(file_lock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
   file_lock& operator=(file_lock&& o) noexcept;
   file_lock(const file_lock&) = delete;

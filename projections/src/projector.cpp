@@ -5,6 +5,7 @@
 #include <jetsource/projector.hpp>
 
 #include "applier.hpp"
+#include "binding.hpp"
 #include "files.hpp"
 #include "log.hpp"
 #include "nats/handles.hpp"
@@ -189,6 +190,20 @@ struct projector_state {
   std::atomic<std::uint64_t> duplicates{0};
   std::atomic<double> events_per_s{0};
 
+  // Set by start(); read by the fetcher: the creation time of the stream the file was built from.
+  std::int64_t stream_created = 0;
+  bool stream_missing = false;  // the fetcher's: said once that the stream is gone
+  // Why the projection stopped applying (the stream it was built from is gone, ...): set once by
+  // any thread, read by status() and wait_for().
+  mutable std::mutex failure_mutex;
+  std::optional<error> failure;
+
+  void fail(error e);
+  std::optional<error> failed() const {
+    std::lock_guard lk(failure_mutex);
+    return failure;
+  }
+
   worker& worker_for(std::string_view aggregate_id) {
     return *workers[fnv1a32(aggregate_id) % workers.size()];
   }
@@ -198,7 +213,45 @@ struct projector_state {
   bool persist_mark(std::uint64_t m, double rate);
   result<jsConsumerInfo*> consumer_info(consumer_info_ptr& holder) const;
   result<void> recreate_consumer(std::uint64_t from);
+  enum class position { fine, consumer_gone, failed };
+  position check_position();
 };
+
+// Stops fetching for good: what was fetched is still applied, nothing new is asked for, and the
+// status and wait_for() report `e` until the projector is stopped.
+void projector_state::fail(error e) {
+  {
+    std::lock_guard lk(failure_mutex);
+    if (failure) return;
+    failure = e;
+  }
+  log()->error("{}", e);  // its message names the projection
+  stopping = true;
+  std::lock_guard lk(mark_mutex);
+  mark_changed.notify_all();
+}
+
+// The fetcher's periodic look at what it reads from: the stream must still be the one the file
+// was built from (fails the projection otherwise), and the consumer must still exist.
+projector_state::position projector_state::check_position() {
+  auto now = identify_stream(*conn, opts.stream);
+  if (!now) {
+    if (!now.error().is(errc::not_found)) return position::fine;  // a reconnect: try again
+    if (!stream_missing)
+      log()->warn("projection {}: stream {} is gone; waiting for it", proj.name(), opts.stream);
+    stream_missing = true;
+    return position::fine;
+  }
+  stream_missing = false;
+  if (auto ok = check_stream(proj, opts.stream, stream_created, mark.load(), *now); !ok) {
+    fail(std::move(ok).error());
+    return position::failed;
+  }
+  consumer_info_ptr holder;
+  auto ci = consumer_info(holder);
+  if (!ci && ci.error().is(errc::not_found)) return position::consumer_gone;
+  return position::fine;
+}
 
 // Creates the projection's durable consumer, delivering from stream sequence `from` (1: all).
 result<void> create_consumer(jsCtx* js, const std::string& stream, const std::string& name,
@@ -239,7 +292,11 @@ result<jsConsumerInfo*> projector_state::consumer_info(consumer_info_ptr& holder
   jsErrCode code{};
   natsStatus s = js_GetConsumerInfo(&ci, conn->js.get(), opts.stream.c_str(), consumer.c_str(),
                                     nullptr, &code);
-  if (s != NATS_OK) return nats_error(s, "consumer info of " + consumer, code);
+  if (s != NATS_OK) {
+    if (code == JSConsumerNotFoundErr || s == NATS_NOT_FOUND)
+      return make_error(errc::not_found, "consumer {} does not exist", consumer);
+    return nats_error(s, "consumer info of " + consumer, code);
+  }
   holder.reset(ci);
   return ci;
 }
@@ -355,6 +412,26 @@ void projector_state::run_fetcher() {
   };
   auto drain_deadline = clock::time_point::max();
 
+  // A new consumer from the mark: what the old one sent and is not committed comes again.
+  auto start_over = [&] {
+    if (auto r = recreate_consumer(mark.load() + 1); !r) {
+      log()->error("projection {}: {}", proj.name(), r.error());
+      return false;
+    }
+    for (natsMsg* old = nullptr;
+         natsSubscription_NextMsg(&old, sub.get(), 0) == NATS_OK && old != nullptr; old = nullptr)
+      natsMsg_Destroy(old);
+    for (auto& [seq, d] : window) d.stale = true;
+    to_ack.reset();
+    requests.clear();
+    outstanding = 0;
+    last_consumer_sequence = 0;
+    synced_from = 0;
+    ack_prefix.clear();
+    return true;
+  };
+  auto last_check = clock::now();
+
   while (true) {
     bool stop = stopping.load();
     auto now = clock::now();
@@ -421,24 +498,8 @@ void projector_state::run_fetcher() {
             "recreating it from sequence {}",
             proj.name(), last_consumer_sequence + 1, cseq - 1, consumer, mark.load() + 1);
         m.reset();
-        if (auto r = recreate_consumer(mark.load() + 1); !r) {
-          log()->error("projection {}: {}", proj.name(), r.error());
-          std::this_thread::sleep_for(std::chrono::milliseconds(500));
-          continue;  // the next delivery finds the gap again
-        }
-        // What the old consumer already sent is dropped: the new one sends it again.
-        for (natsMsg* old = nullptr;
-             natsSubscription_NextMsg(&old, sub.get(), 0) == NATS_OK && old != nullptr;
-             old = nullptr)
-          natsMsg_Destroy(old);
-        for (auto& [seq, d] : window) d.stale = true;
-        to_ack.reset();
-        requests.clear();
-        outstanding = 0;
-        last_consumer_sequence = 0;
-        synced_from = 0;
-        ack_prefix.clear();
-        continue;
+        if (!start_over()) std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        continue;  // on failure, the next delivery finds the gap again
       }
       last_consumer_sequence = std::max(last_consumer_sequence, cseq);
       if (ack_prefix.empty()) {
@@ -487,6 +548,14 @@ void projector_state::run_fetcher() {
       }
     }
 
+    if (!stop && now - last_check >= std::chrono::seconds(1)) {
+      last_check = now;
+      if (check_position() == position::consumer_gone) {
+        log()->warn("projection {}: consumer {} is gone; recreating it from sequence {}",
+                    proj.name(), consumer, mark.load() + 1);
+        start_over();
+      }
+    }
     if (now - rate_at >= std::chrono::seconds(1)) {
       auto applied = events_applied.load();
       events_per_s = static_cast<double>(applied - rate_events) /
@@ -592,12 +661,56 @@ result<int> prepare_database(sqlite::database& db, const projection& p, std::str
   return row->get<int>(0);
 }
 
-std::string live_consumer(const projection& p, const projector_options& o) {
-  return o.consumer.empty() ? "jetsource-" + p.name() : o.consumer;
+result<std::string> live_consumer(const projection& p, const projector_options& o) {
+  JETSOURCE_TRY(name, copy_consumer(p, o, true));
+  return std::move(*name);
 }
 
-std::string rebuild_consumer(const projection& p, const projector_options& o) {
-  return live_consumer(p, o) + "-rebuild";
+result<std::string> rebuild_consumer(const projection& p, const projector_options& o) {
+  JETSOURCE_TRY(live, live_consumer(p, o));
+  return live + "-rebuild";
+}
+
+// Binds to this copy's consumer when it delivers exactly what follows the file's mark, and
+// (re)creates it from the mark otherwise: the database's own mark is the truth (issue 10).
+result<void> bind_consumer(projector_state& s, const projection& p, const projector_options& o,
+                           std::uint64_t applied) {
+  jsCtx* js = s.conn->js.get();
+  jsConsumerInfo* raw = nullptr;
+  jsErrCode code{};
+  natsStatus st =
+      js_GetConsumerInfo(&raw, js, o.stream.c_str(), s.consumer.c_str(), nullptr, &code);
+  consumer_info_ptr ci(raw);
+  bool create = st == NATS_NOT_FOUND || code == JSConsumerNotFoundErr;
+  if (st != NATS_OK && !create) return nats_error(st, "consumer info of " + s.consumer, code);
+  s.cumulative = o.cumulative_acks;
+  if (!create) {
+    std::string_view filter = ci->Config->FilterSubject ? ci->Config->FilterSubject : "";
+    if (filter != p.subject_filter())
+      return make_error(errc::stream_config_mismatch,
+                        "consumer {} follows '{}' but projection {} follows '{}': delete the "
+                        "consumer (the projection resumes from its database)",
+                        s.consumer, filter, p.name(), p.subject_filter());
+    // The consumer says how it is acked (the rebuild's consumer, adopted by a live projector,
+    // keeps its cumulative acks).
+    s.cumulative = ci->Config->AckPolicy == js_AckAll;
+    if (!consumer_follows(*ci, applied)) {
+      log()->info(
+          "projection {}: consumer {} does not continue from the database's mark {} (ack floor "
+          "{}, start {}): recreating it from sequence {}",
+          p.name(), s.consumer, applied, ci->AckFloor.Stream, ci->Config->OptStartSeq, applied + 1);
+      create = true;
+    } else if (s.cumulative && ci->NumAckPending > 0) {
+      // Deliveries of an earlier run may come back, and one ack would cover them with what
+      // this run commits: start over from the database's mark instead (dedup skips repeats).
+      create = true;
+    }
+    if (create) {
+      JETSOURCE_TRY(delete_consumer(*s.conn, o.stream, s.consumer));
+    }
+  }
+  if (!create) return success();
+  return create_consumer(js, o.stream, s.consumer, p, o, s.cumulative, applied + 1);
 }
 
 result<void> delete_consumer(connection_state& c, const std::string& stream,
@@ -617,10 +730,12 @@ result<void> adopt_file(connection_state& c, const projection& p, const projecto
   if (auto building = read_marker(with_suffix(o.database, ".rebuilding"));
       building && *building == file)
     std::filesystem::remove(with_suffix(o.database, ".rebuilding"), ec);
-  JETSOURCE_TRY(delete_consumer(c, o.stream, rebuild_consumer(p, o)));
+  JETSOURCE_TRY(rebuilder, rebuild_consumer(p, o));
+  JETSOURCE_TRY(delete_consumer(c, o.stream, rebuilder));
   // The live consumer's position belongs to the old file: the next start creates it again from
   // the rebuilt file's applied mark (dedup skips what the file already has).
-  JETSOURCE_TRY(delete_consumer(c, o.stream, live_consumer(p, o)));
+  JETSOURCE_TRY(live, live_consumer(p, o));
+  JETSOURCE_TRY(delete_consumer(c, o.stream, live));
   if (old != file) remove_database_files(old);
   log()->info("projection {}: now serving {}", p.name(), file.string());
   return success();
@@ -631,7 +746,11 @@ void describe_rebuild(projection_status& out, const std::filesystem::path& datab
   auto ready = read_marker(with_suffix(database, ".ready"));
   auto building = ready ? ready : read_marker(with_suffix(database, ".rebuilding"));
   if (!building) return;
-  out.rebuild = ready ? "ready" : "running";
+  // A rebuild holds <db>.rebuild.lock while it runs: a marker nobody holds was left by one that
+  // was killed (running `rebuild` again resumes it).
+  out.rebuild = ready                                                     ? "ready"
+                : file_lock::held(with_suffix(database, ".rebuild.lock")) ? "running"
+                                                                          : "interrupted";
   sqlite::options ro;
   ro.read_only = true;
   ro.create = false;
@@ -668,9 +787,6 @@ result<projector> projector::start(const connection& conn, projection p, project
   auto s = std::make_unique<detail::projector_state>(conn, p);
   s->conn = conn.state();
   s->nc = s->conn->nc.get();
-  s->consumer = detail::live_consumer(p, o);
-  s->next_subject = fmt::format("$JS.API.CONSUMER.MSG.NEXT.{}.{}", o.stream, s->consumer);
-
   if (!o.database.parent_path().empty()) {
     std::error_code ec;
     std::filesystem::create_directories(o.database.parent_path(), ec);
@@ -687,6 +803,9 @@ result<projector> projector::start(const connection& conn, projection p, project
     return std::move(lock).error();
   }
   s->live_lock.emplace(std::move(lock).value());
+  JETSOURCE_TRY(consumer, detail::live_consumer(p, o));
+  s->consumer = std::move(consumer);
+  s->next_subject = fmt::format("$JS.API.CONSUMER.MSG.NEXT.{}.{}", o.stream, s->consumer);
   // A rebuild that finished while no projector ran: adopt it now.
   if (auto ready = detail::read_marker(detail::with_suffix(o.database, ".ready"))) {
     JETSOURCE_TRY(detail::adopt_file(*s->conn, p, o, *ready));
@@ -699,61 +818,28 @@ result<projector> projector::start(const connection& conn, projection p, project
                       "projection {}: its database {} was built with version {}, the projection "
                       "is version {}: rebuild it",
                       p.name(), s->file.string(), built_with, p.version());
-  JETSOURCE_TRY(state_row, db.query_one("SELECT applied_sequence, max_sequence, events_applied "
-                                        "FROM projection_state WHERE projection = ?1",
-                                        p.name()));
+  JETSOURCE_TRY(state_row,
+                db.query_one("SELECT applied_sequence, max_sequence, events_applied, "
+                             "stream_created FROM projection_state WHERE projection = ?1",
+                             p.name()));
   auto applied_sequence = state_row->get<std::uint64_t>(0);
   auto max_sequence = state_row->get<std::uint64_t>(1);
   s->events_applied = state_row->get<std::uint64_t>(2);
+  s->stream_created = state_row->get<std::int64_t>(3);
 
-  // The consumer: bind to it when it belongs to this database; (re)create it from the
-  // database's applied mark otherwise (a new or restored database, or a deleted consumer).
-  jsCtx* js = s->conn->js.get();
-  {
-    jsConsumerInfo* raw = nullptr;
-    jsErrCode code{};
-    natsStatus st =
-        js_GetConsumerInfo(&raw, js, o.stream.c_str(), s->consumer.c_str(), nullptr, &code);
-    detail::consumer_info_ptr ci(raw);
-    bool create = st == NATS_NOT_FOUND || code == JSConsumerNotFoundErr;
-    if (st != NATS_OK && !create) {
-      if (code == JSStreamNotFoundErr)
-        return make_error(errc::not_found, "projection {}: stream {} does not exist", p.name(),
-                          o.stream);
-      return detail::nats_error(st, "consumer info of " + s->consumer, code);
-    }
-    bool cumulative = o.cumulative_acks;
-    if (!create) {
-      std::string_view filter = ci->Config->FilterSubject ? ci->Config->FilterSubject : "";
-      if (filter != p.subject_filter())
-        return make_error(errc::stream_config_mismatch,
-                          "consumer {} follows '{}' but projection {} follows '{}': delete the "
-                          "consumer (the projection resumes from its database)",
-                          s->consumer, filter, p.name(), p.subject_filter());
-      // The consumer says how it is acked (the rebuild's consumer, adopted by a live projector,
-      // keeps its cumulative acks).
-      cumulative = ci->Config->AckPolicy == js_AckAll;
-      if (ci->AckFloor.Stream > max_sequence) {
-        detail::log()->info(
-            "projection {}: consumer {} is ahead of the database (ack floor {} > "
-            "{}): recreating it from sequence {}",
-            p.name(), s->consumer, ci->AckFloor.Stream, max_sequence, applied_sequence + 1);
-        create = true;
-      } else if (cumulative && ci->NumAckPending > 0) {
-        // Deliveries of an earlier run may come back, and one ack would cover them with what
-        // this run commits: start over from the database's mark instead (dedup skips repeats).
-        create = true;
-      }
-      if (create) {
-        JETSOURCE_TRY(detail::delete_consumer(*s->conn, o.stream, s->consumer));
-      }
-    }
-    s->cumulative = cumulative;
-    if (create) {
-      JETSOURCE_TRY(detail::create_consumer(js, o.stream, s->consumer, p, o, cumulative,
-                                            applied_sequence + 1));
-    }
+  // The file continues the stream it was built from, or nothing is applied to it.
+  auto here = detail::identify_stream(*s->conn, o.stream);
+  if (!here)
+    return make_error(here.error().code, "projection {}: {}", p.name(), here.error().message);
+  JETSOURCE_TRY(detail::check_stream(p, o.stream, s->stream_created, max_sequence, *here));
+  if (s->stream_created == 0) {
+    s->stream_created = here->created;
+    JETSOURCE_TRY(db.execute(
+        "UPDATE projection_state SET stream_created = ?1, consumer = ?2 WHERE projection = ?3",
+        here->created, s->consumer, p.name()));
   }
+
+  JETSOURCE_TRY(detail::bind_consumer(*s, p, o, applied_sequence));
   s->mark = applied_sequence;
 
   s->db.emplace(std::move(db));
@@ -798,6 +884,10 @@ projector::~projector() {
   (void)stop();
 }
 
+std::optional<error> projector::failure() const {
+  return state_ ? state_->failed() : std::nullopt;
+}
+
 const std::string& projector::name() const noexcept {
   return state_->proj.name();
 }
@@ -816,7 +906,8 @@ result<bool> projector::adopt_rebuild() {
     // The rebuilt file continues on the rebuild's consumer up to where this projector stopped.
     projector_options catch_up = opts;
     catch_up.database = *ready;
-    catch_up.consumer = detail::rebuild_consumer(p, opts);
+    JETSOURCE_TRY(rebuilder, detail::rebuild_consumer(p, opts));
+    catch_up.consumer = std::move(rebuilder);
     catch_up.on_committed = nullptr;
     JETSOURCE_TRY(rebuilt, start(conn, p, catch_up));
     JETSOURCE_TRY(rebuilt.wait_for(position, std::chrono::minutes(5)));
@@ -898,6 +989,7 @@ result<void> projector::wait_for(std::uint64_t sequence, std::chrono::millisecon
   auto next_probe = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
   for (;;) {
     if (s.mark.load() >= sequence) return success();
+    if (auto f = s.failed()) return *f;
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline)
       return make_error(errc::timeout,
@@ -937,6 +1029,10 @@ result<projection_status> projector::status() const {
   }
   out.version = s.proj.version();
   out.state = s.stopping ? "stopped" : "live";
+  if (auto f = s.failed()) {
+    out.state = "failed";
+    out.error = f->message;
+  }
   out.last_applied_seq = std::max(out.last_applied_seq, s.mark.load());
   out.events_per_s = s.events_per_s.load();
   out.database = s.file.string();
@@ -1021,33 +1117,55 @@ result<projection_status> read_status(sqlite::database& db, std::string_view pro
   return s;
 }
 
+namespace {
+
+// The creation time of the stream the file at `db` was built from (0: not recorded).
+std::int64_t recorded_stream(sqlite::database& db, std::string_view projection_name) {
+  auto row = db.query_one("SELECT stream_created FROM projection_state WHERE projection = ?1",
+                          projection_name);
+  return row && *row ? (**row).get<std::int64_t>(0) : 0;
+}
+
+}  // namespace
+
 result<projection_status> read_status(const connection& conn, const projection& p,
                                       const projector_options& o) {
+  auto fail = [&](const error& e) {
+    return make_error(e.code, "projection {}: {}", p.name(), e.message);
+  };
   projection_status out;
+  std::int64_t built_from = 0;
   if (auto db = open_read_model(o.database)) {
-    JETSOURCE_TRY(st, read_status(*db, p.name()));
-    out = std::move(st);
-  } else {
+    auto st = read_status(*db, p.name());
+    if (!st) return fail(st.error());
+    out = std::move(st).value();
+    built_from = recorded_stream(*db, p.name());
+    if (out.state == "live" && !detail::file_lock::held(detail::with_suffix(o.database, ".lock")))
+      out.state = "stopped";  // no projector runs on it
+  } else if (db.error().is(errc::not_found)) {
+    auto consumer = detail::copy_consumer(p, o, false);
+    if (!consumer) return fail(consumer.error());
     out.name = p.name();
     out.state = "not built";
-    out.consumer = detail::live_consumer(p, o);
+    out.consumer = consumer->value_or("");
     out.database = detail::current_file(o.database).string();
+  } else {
+    return fail(db.error());
   }
   out.version = p.version();
-  jsConsumerInfo* ci = nullptr;
-  jsErrCode code{};
-  if (js_GetConsumerInfo(&ci, conn.state()->js.get(), o.stream.c_str(), out.consumer.c_str(),
-                         nullptr, &code) == NATS_OK) {
-    detail::consumer_info_ptr holder(ci);
-    out.pending = ci->NumPending + static_cast<std::uint64_t>(ci->NumAckPending);
-  } else {
-    // No consumer yet: everything after the applied mark is pending.
-    jsStreamInfo* si = nullptr;
-    if (js_GetStreamInfo(&si, conn.state()->js.get(), o.stream.c_str(), nullptr, &code) ==
-        NATS_OK) {
-      detail::stream_info_ptr holder(si);
-      out.pending =
-          si->State.LastSeq > out.last_applied_seq ? si->State.LastSeq - out.last_applied_seq : 0;
+  auto& c = *conn.state();
+  auto stream = detail::identify_stream(c, o.stream);
+  if (!stream && !stream.error().is(errc::not_found)) return fail(stream.error());
+  if (stream) {
+    // Lag from the file's own mark: the consumer may belong to another file.
+    auto lag =
+        detail::messages_after(c, o.stream, *stream, p.subject_filter(), out.last_applied_seq);
+    if (!lag) return fail(lag.error());
+    out.pending = *lag;
+    if (auto same = detail::check_stream(p, o.stream, built_from, out.max_applied_seq, *stream);
+        !same) {
+      out.state = "failed";
+      out.error = same.error().message;
     }
   }
   detail::describe_rebuild(out, o.database, p.name());

@@ -68,7 +68,7 @@ result<rebuild_result> rebuild(const connection& conn, const projection& p,
                       p.name(), ready->filename().string());
 
   auto& c = *conn.state();
-  const auto consumer = detail::rebuild_consumer(p, live);
+  JETSOURCE_TRY(consumer, detail::rebuild_consumer(p, live));
   rebuild_result out;
 
   // Resume an interrupted rebuild of the same version, or start a new generation.

@@ -12,9 +12,9 @@
 
 namespace jetsource::detail {
 
-/// The live consumer's name, and the rebuild's.
-std::string live_consumer(const projection& p, const projector_options& o);
-std::string rebuild_consumer(const projection& p, const projector_options& o);
+/// The live consumer's name (this copy's: see binding.hpp), and the rebuild's.
+result<std::string> live_consumer(const projection& p, const projector_options& o);
+result<std::string> rebuild_consumer(const projection& p, const projector_options& o);
 
 /// Deletes a durable consumer; a missing one is fine.
 result<void> delete_consumer(connection_state& c, const std::string& stream,

@@ -39,7 +39,7 @@ class cumulative_acks_test : public projector_test {
   // Polls until the consumer's ack floor reaches `seq` (the ack follows the commit).
   bool acked_up_to(std::uint64_t seq) {
     for (int i = 0; i < 100; ++i) {
-      auto c = consumer("jetsource-balances");
+      auto c = consumer(live_consumer());
       if (c.ack_floor >= seq && c.ack_pending == 0) return true;
       std::this_thread::sleep_for(50ms);
     }
@@ -53,8 +53,8 @@ TEST_F(cumulative_acks_test, OneAckPerMarkAcknowledgesEverythingAndSurvivesARest
   {
     auto p = start(cumulative());
     ASSERT_TRUE(p.wait_for(last, 30s));
-    EXPECT_TRUE(acked_up_to(last)) << "ack floor " << consumer("jetsource-balances").ack_floor;
-    EXPECT_TRUE(consumer("jetsource-balances").ack_all);
+    EXPECT_TRUE(acked_up_to(last)) << "ack floor " << consumer(live_consumer()).ack_floor;
+    EXPECT_TRUE(consumer(live_consumer()).ack_all);
     ASSERT_TRUE(p.stop());
   }
   expect_balances(12, 8);
@@ -65,7 +65,7 @@ TEST_F(cumulative_acks_test, OneAckPerMarkAcknowledgesEverythingAndSurvivesARest
   auto p = start(o);
   ASSERT_TRUE(p.wait_for(last, 30s));
   EXPECT_TRUE(acked_up_to(last));
-  EXPECT_TRUE(consumer("jetsource-balances").ack_all);
+  EXPECT_TRUE(consumer(live_consumer()).ack_all);
   expect_balances(12, 9);
   auto st = p.status();
   ASSERT_TRUE(st);
@@ -79,7 +79,7 @@ TEST_F(cumulative_acks_test, PerMessageAcksWhenAsked) {
   auto p = start(o);
   ASSERT_TRUE(p.wait_for(last, 30s));
   EXPECT_TRUE(acked_up_to(last));
-  EXPECT_FALSE(consumer("jetsource-balances").ack_all);
+  EXPECT_FALSE(consumer(live_consumer()).ack_all);
   expect_balances(12, 8);
 }
 

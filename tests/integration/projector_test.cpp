@@ -22,13 +22,14 @@ TEST_F(projector_test, AppliesEveryCommitAndReadsItsOwnWrites) {
   auto st = p.status();
   ASSERT_TRUE(st) << st.error();
   EXPECT_EQ(st->name, "balances");
-  EXPECT_EQ(st->consumer, "jetsource-balances");
+  EXPECT_EQ(st->consumer, live_consumer());
+  EXPECT_EQ(st->consumer.rfind("jetsource-balances-", 0), 0u) << st->consumer;
   EXPECT_GE(st->last_applied_seq, seq);
   EXPECT_EQ(st->events_applied, 11u);
   EXPECT_EQ(st->dead_letters, 0u);
   ASSERT_TRUE(p.stop());
   // Everything acked after the drain; the applied mark is on disk for other processes.
-  auto c = consumer("jetsource-balances");
+  auto c = consumer(live_consumer());
   EXPECT_EQ(c.pending, 0u);
   EXPECT_EQ(c.ack_pending, 0u);
   EXPECT_TRUE(wait_applied(dir_.path() / "balances.db", "balances", seq, 1s));
@@ -55,7 +56,7 @@ TEST_F(projector_test, ARestartFromAnOlderPositionAppliesNothingTwice) {
   auto before = balances(file);
   // Forget the position: the consumer is gone and the database says it applied nothing yet,
   // so the whole stream comes again.
-  delete_consumer("jetsource-balances");
+  delete_consumer(live_consumer());
   {
     auto db = sqlite::database::open(file.string());
     ASSERT_TRUE(db);
@@ -91,7 +92,7 @@ TEST_F(projector_test, AMessageRedeliveredWhileBeingAppliedIsAppliedOnce) {
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0], balance_row("acc-1", "ann", 12, 3, 2));
   ASSERT_TRUE(p.stop());
-  auto c = consumer("jetsource-balances");
+  auto c = consumer(live_consumer());
   EXPECT_EQ(c.ack_pending, 0u);
 }
 

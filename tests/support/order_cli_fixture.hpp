@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -68,7 +69,11 @@ class order_cli_test : public nats_test {
     int n = next_++;
     auto out = (dir_.path() / ("out-" + std::to_string(n))).string();
     auto err = (dir_.path() / ("err-" + std::to_string(n))).string();
-    std::vector<std::string> all{ORDER_SYSTEM_BIN, "--data-dir", cli_dir().string()};
+    // JETSOURCE_ORDER_SYSTEM_BIN runs the tests against another build (e.g. an older one, to
+    // show a regression test fails there).
+    const char* other = std::getenv("JETSOURCE_ORDER_SYSTEM_BIN");
+    std::vector<std::string> all{other && *other ? other : ORDER_SYSTEM_BIN, "--data-dir",
+                                 cli_dir().string()};
     if (!url.empty()) all.insert(all.end(), {"--nats-url", url});
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
@@ -82,7 +87,7 @@ class order_cli_test : public nats_test {
     pid_t pid = -1;
     int rc = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&files);
-    EXPECT_EQ(rc, 0) << "cannot start " << ORDER_SYSTEM_BIN << ": " << std::strerror(rc);
+    EXPECT_EQ(rc, 0) << "cannot start " << all[0] << ": " << std::strerror(rc);
     if (rc == 0) files_[pid] = {out, err};
     return rc == 0 ? pid : -1;
   }
@@ -120,7 +125,9 @@ class order_cli_test : public nats_test {
     return wait(spawn(args, "nats://127.0.0.1:1"));
   }
 
-  std::filesystem::path cli_dir() const { return dir_.path() / "cli"; }
+  /// The --data-dir of the processes spawned (tests may point it elsewhere: another copy).
+  const std::filesystem::path& cli_dir() const { return cli_dir_; }
+  void use_data_dir(std::filesystem::path p) { cli_dir_ = std::move(p); }
 
   event_store& store() {
     if (!store_) store_.emplace(open_store(order_system::orders_stream()));
@@ -140,7 +147,6 @@ class order_cli_test : public nats_test {
                   "widget:2:250", "--item", "gadget:1:1000"});
     ASSERT_EQ(r.code, 0) << r.err;
   }
-
 
   // Polls `query ...` until `pred` holds on its JSON (serve applies asynchronously).
   template <class Pred>
@@ -164,6 +170,7 @@ class order_cli_test : public nats_test {
     EXPECT_EQ(r.code, 0) << r.err;
   }
 
+  std::filesystem::path cli_dir_ = dir_.path() / "cli";
   std::optional<event_store> store_;
   std::map<pid_t, std::pair<std::string, std::string>> files_;
   int next_ = 0;

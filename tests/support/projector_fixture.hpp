@@ -11,6 +11,7 @@
 #include <nats/nats.h>
 #include <spawn.h>
 
+#include <fstream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -91,6 +92,16 @@ class projector_test : public nats_test {
       out.emplace_back(r.get<std::string>(0), r.get<std::string>(1), r.get<std::int64_t>(2),
                        r.get<std::int64_t>(3), r.get<std::int64_t>(4));
     return out;
+  }
+
+  /// The durable consumer of the read-model copy at dir_/`database` (made on its first start:
+  /// "jetsource-<name>-<copy id>", kept in <database>.consumer).
+  std::string live_consumer(const std::string& database = "balances.db") const {
+    std::ifstream in(dir_.path() / (database + ".consumer"));
+    std::string name;
+    std::getline(in, name);
+    EXPECT_FALSE(name.empty()) << "no consumer recorded for " << database;
+    return name;
   }
 
   /// The durable consumer's state, straight from the server.

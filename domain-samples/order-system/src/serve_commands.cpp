@@ -56,7 +56,15 @@ int serve(context& ctx, const serve_options&) {
   }
   fmt::print(stderr, "order-system: serving {} read models from {} into {}; Ctrl-C stops\n",
              running.size(), conn->connected_url(), ctx.options().data_dir.string());
+  std::vector<bool> failed(running.size(), false);
   while (!termination_requested(std::chrono::milliseconds(250))) {
+    for (std::size_t i = 0; i < running.size(); ++i) {
+      // A model that stopped by itself keeps its reason in its status; say it once here.
+      if (auto f = running[i].failure(); f && !failed[i]) {
+        failed[i] = true;
+        fmt::print(stderr, "order-system: {} stopped: {}\n", running[i].name(), *f);
+      }
+    }
     for (auto& p : running) {
       auto switched = p.adopt_rebuild();
       if (!switched)
@@ -68,6 +76,8 @@ int serve(context& ctx, const serve_options&) {
   fmt::print(stderr, "order-system: stopping (draining the read models)\n");
   for (auto& p : running)
     if (auto r = p.stop(); !r) code = fail("stop " + p.name(), r.error());
+  for (std::size_t i = 0; i < running.size(); ++i)
+    if (auto f = running[i].failure()) code = fail(running[i].name() + " failed", *f);
   return code;
 }
 
@@ -84,7 +94,8 @@ nlohmann::ordered_json to_json(const jetsource::projection_status& s) {
           {"consumer", s.consumer},
           {"database", s.database},
           {"rebuild", s.rebuild},
-          {"rebuild_applied_seq", s.rebuild_applied_seq}};
+          {"rebuild_applied_seq", s.rebuild_applied_seq},
+          {"error", s.error}};
 }
 
 int status(context& ctx, const serve_options& o) {
@@ -109,6 +120,8 @@ int status(context& ctx, const serve_options& o) {
     fmt::print("{:<16} {:>7} {:<10} {:>14} {:>9} {:>12} {:>9} {:>12}\n", s.name, s.version, s.state,
                s.last_applied_seq, s.pending, s.events_applied, s.dead_letters,
                s.rebuild.empty() ? "-" : fmt::format("{} @{}", s.rebuild, s.rebuild_applied_seq));
+  for (const auto& s : list)
+    if (!s.error.empty()) fmt::print("{}: {}\n", s.name, s.error);
   return exit_ok;
 }
 
@@ -167,7 +180,8 @@ int dead_letters(context& ctx, const serve_options& o) {
   for (const auto& p : read_models()) {
     if (!o.name.empty() && p.name() != o.name) continue;
     auto db = jetsource::open_read_model(read_model_options(ctx.options(), p).database);
-    if (!db) continue;  // not built yet: no dead letters
+    if (!db && db.error().is(jetsource::errc::not_found)) continue;  // not built: none
+    if (!db) return fail("dead letters of " + p.name(), db.error());
     auto list = jetsource::read_dead_letters(*db);
     if (!list) return fail("dead letters of " + p.name(), list.error());
     for (const auto& d : *list) {

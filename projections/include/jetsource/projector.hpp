@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -39,7 +40,8 @@ struct projector_options {
   std::string stream;              ///< the stream to follow (required)
   std::filesystem::path database;  ///< the projection's SQLite file (required)
   std::string consumer;            ///< durable consumer name; default "jetsource-<name>"
-  int workers = 1;  ///< keyed workers (W); measured: 1 fastest (one SQLite writer), docs/performance.md
+  int workers =
+      1;  ///< keyed workers (W); measured: 1 fastest (one SQLite writer), docs/performance.md
   int batch = 500;  ///< messages per pull request (two requests in flight)
   std::chrono::milliseconds pull_expires{500};  ///< how long a pull request waits for messages
   std::size_t max_group = 2000;                 ///< messages per transaction, at most
@@ -60,20 +62,23 @@ struct projector_options {
 /// One projection's state, for status commands (`projections status --json`).
 struct projection_status {
   std::string name;
-  int version = 0;                        ///< the projection's declared version
-  int database_version = 0;               ///< the version its database was built with
-  std::string consumer;                   ///< its durable consumer
-  std::string database;                   ///< its SQLite file
-  std::string state;                      ///< "live", "stopped", "rebuilding"
-  std::uint64_t last_applied_seq = 0;     ///< every message at or below it is applied
-  std::uint64_t max_applied_seq = 0;      ///< the highest sequence committed
-  std::uint64_t pending = 0;              ///< lag: messages not yet applied (from the consumer)
-  std::uint64_t events_applied = 0;       ///< events committed (skipped types included)
-  double events_per_s = 0;                ///< recent apply rate
-  std::uint64_t dead_letters = 0;         ///< dead-letter rows (poison + parked)
-  std::uint64_t held = 0;                 ///< messages waiting for an earlier version to arrive
-  std::uint64_t duplicates = 0;           ///< redelivered messages skipped since start
-  std::string rebuild;                    ///< "" (none), "running" or "ready" (waits to be adopted)
+  int version = 0;           ///< the projection's declared version
+  int database_version = 0;  ///< the version its database was built with
+  std::string consumer;      ///< its durable consumer
+  std::string database;      ///< its SQLite file
+  std::string state;         ///< "live", "stopped", "rebuilding", "not built", "failed" (see error)
+  std::string error;  ///< why it is "failed" (e.g. its stream was created again): "" otherwise
+  std::uint64_t last_applied_seq = 0;  ///< every message at or below it is applied
+  std::uint64_t max_applied_seq = 0;   ///< the highest sequence committed
+  std::uint64_t pending = 0;           ///< lag: messages it follows after last_applied_seq
+  std::uint64_t events_applied = 0;    ///< events committed (skipped types included)
+  double events_per_s = 0;             ///< recent apply rate
+  std::uint64_t dead_letters = 0;      ///< dead-letter rows (poison + parked)
+  std::uint64_t held = 0;              ///< messages waiting for an earlier version to arrive
+  std::uint64_t duplicates = 0;        ///< redelivered messages skipped since start
+  /// "" (none), "running", "ready" (waits to be adopted) or "interrupted" (killed: run rebuild
+  /// again to resume it)
+  std::string rebuild;
   std::uint64_t rebuild_applied_seq = 0;  ///< how far the rebuild's new file is
 };
 
@@ -120,6 +125,11 @@ class projector {
   /// The projection's status; `pending` asks the server (one round trip).
   result<projection_status> status() const;
 
+  /// Why the projection stopped applying by itself, if it did (its stream was deleted and
+  /// created again, its file is damaged, ...): it fetches nothing more; stop() it, repair
+  /// (usually: rebuild) and start again. Cheap: no I/O.
+  std::optional<error> failure() const;
+
   /// The dead letters, oldest first.
   result<std::vector<dead_letter>> dead_letters() const;
   /// Re-applies one aggregate's dead letters in order (after fixing the handler); returns how
@@ -162,8 +172,11 @@ result<std::vector<dead_letter>> read_dead_letters(sqlite::database& db);
 /// running projector or the consumer for those).
 result<projection_status> read_status(sqlite::database& db, std::string_view projection_name);
 
-/// The status of a projection from any process: its database, its consumer (pending) and any
-/// rebuild in progress. A database not built yet reads as state "not built".
+/// The status of a projection from any process: its database, its lag (messages it follows
+/// after the file's own mark) and any rebuild in progress. A database not built yet reads as
+/// state "not built"; one no projector runs on as "stopped"; one whose stream was created again
+/// as "failed" (with `error`). A file that cannot be read, or a server without JetStream, is an
+/// error.
 result<projection_status> read_status(const connection& conn, const projection& p,
                                       const projector_options& o);
 

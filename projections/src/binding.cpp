@@ -1,0 +1,141 @@
+// detail: one copy of a read model against its stream and its durable consumer (issue 10).
+#include "binding.hpp"
+
+#include "files.hpp"
+
+#include <nats/nats.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <random>
+
+namespace jetsource::detail {
+
+namespace {
+
+std::optional<std::string> read_line(const path& file) {
+  std::ifstream in(file);
+  std::string line;
+  if (!in || !std::getline(in, line) || line.empty()) return std::nullopt;
+  return line;
+}
+
+// Writes `name` to `file` unless it exists (link(2) of a finished temp file: a concurrent
+// creator's name wins and is returned).
+result<std::string> create_once(const path& file, const std::string& name) {
+  auto tmp = with_suffix(file, fmt::format(".{}.tmp", ::getpid()));
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << name << '\n';
+    out.flush();
+    if (!out) return make_error(errc::io, "cannot write {}", tmp.string());
+  }
+  int rc = ::link(tmp.c_str(), file.c_str());
+  int err = errno;
+  std::error_code ec;
+  std::filesystem::remove(tmp, ec);
+  if (rc == 0) return name;
+  if (err == EEXIST)
+    if (auto existing = read_line(file)) return *existing;
+  return make_error(errc::io, "cannot create {}: {}", file.string(), std::strerror(err));
+}
+
+}  // namespace
+
+result<std::optional<std::string>> copy_consumer(const projection& p, const projector_options& o,
+                                                 bool create) {
+  if (!o.consumer.empty()) return std::optional<std::string>(o.consumer);
+  const auto file = with_suffix(o.database, ".consumer");
+  if (auto known = read_line(file)) return known;
+  if (!create) return std::optional<std::string>();
+  std::random_device random;
+  auto name = fmt::format("jetsource-{}-{:08x}", p.name(), random());
+  JETSOURCE_TRY(made, create_once(file, name));
+  return std::optional<std::string>(std::move(made));
+}
+
+result<stream_identity> identify_stream(connection_state& c, const std::string& stream) {
+  jsStreamInfo* si = nullptr;
+  jsErrCode code{};
+  natsStatus s = js_GetStreamInfo(&si, c.js.get(), stream.c_str(), nullptr, &code);
+  if (s == NATS_NO_RESPONDERS)
+    return make_error(errc::unreachable,
+                      "stream {}: no JetStream answered (is the server running with JetStream "
+                      "enabled, -js?)",
+                      stream);
+  if (s != NATS_OK) {
+    if (code == JSStreamNotFoundErr || s == NATS_NOT_FOUND)
+      return make_error(errc::not_found, "stream {} does not exist", stream);
+    return nats_error(s, "stream info of " + stream, code);
+  }
+  stream_info_ptr holder(si);
+  stream_identity out{si->Created, si->State.LastSeq, {}};
+  if (si->Config != nullptr && si->Config->SubjectsLen == 1)
+    out.filter_all = si->Config->Subjects[0];
+  return out;
+}
+
+result<void> check_stream(const projection& p, const std::string& stream, std::int64_t recorded,
+                          std::uint64_t max_sequence, const stream_identity& now) {
+  if (recorded != 0 && recorded != now.created)
+    return make_error(errc::stream_config_mismatch,
+                      "projection {}: stream {} was deleted and created again (or its server "
+                      "lost its store) since this read model was built: the model holds messages "
+                      "of the old stream up to sequence {}, the new one ends at {}. Rebuild it "
+                      "from the stream as it is now (`projections rebuild {}`), or restore the "
+                      "old stream",
+                      p.name(), stream, max_sequence, now.last_sequence, p.name());
+  if (max_sequence > now.last_sequence)
+    return make_error(errc::stream_config_mismatch,
+                      "projection {}: the read model has applied stream {} up to sequence {}, "
+                      "but the stream ends at {}: the server lost messages (a store restored "
+                      "from an older copy?). Rebuild it (`projections rebuild {}`) or restore "
+                      "the stream",
+                      p.name(), stream, max_sequence, now.last_sequence, p.name());
+  return success();
+}
+
+bool consumer_follows(const jsConsumerInfo& ci, std::uint64_t applied) {
+  // Acks come after commits, so a consumer of this file never acknowledged more than it holds:
+  // an ack floor beyond the mark belongs to another file (or to a crash between the ack and
+  // the mark's next write; then starting over from the mark costs a few duplicates).
+  if (ci.AckFloor.Stream > 0) return ci.AckFloor.Stream <= applied;
+  // Nothing acknowledged yet (nats-server 2.9 reports ack floor 0 until the first ack, whatever
+  // the start): where was it told to start?
+  const jsConsumerConfig* cfg = ci.Config;
+  if (cfg == nullptr) return false;
+  std::uint64_t start = 0;
+  if (cfg->DeliverPolicy == js_DeliverAll) start = 1;
+  if (cfg->DeliverPolicy == js_DeliverByStartSequence) start = cfg->OptStartSeq;
+  return start == applied + 1;
+}
+
+result<std::uint64_t> messages_after(connection_state& c, const std::string& stream,
+                                     const stream_identity& s, const std::string& filter,
+                                     std::uint64_t applied) {
+  if (s.last_sequence <= applied) return std::uint64_t{0};
+  if (filter.empty() || filter == s.filter_all) return s.last_sequence - applied;
+  // Part of the stream: the server counts the matching messages for a consumer starting there.
+  jsConsumerConfig cfg;
+  jsConsumerConfig_Init(&cfg);
+  cfg.AckPolicy = js_AckNone;
+  cfg.FilterSubject = filter.c_str();
+  cfg.DeliverPolicy = js_DeliverByStartSequence;
+  cfg.OptStartSeq = applied + 1;
+  cfg.InactiveThreshold = std::chrono::nanoseconds(std::chrono::seconds(10)).count();
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode code{};
+  natsStatus st = js_AddConsumer(&ci, c.js.get(), stream.c_str(), &cfg, nullptr, &code);
+  if (st != NATS_OK) return nats_error(st, "count pending messages of " + stream, code);
+  consumer_info_ptr holder(ci);
+  std::uint64_t pending = ci->NumPending;
+  js_DeleteConsumer(c.js.get(), stream.c_str(), ci->Name, nullptr, nullptr);
+  return pending;
+}
+
+}  // namespace jetsource::detail
