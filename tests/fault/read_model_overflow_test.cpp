@@ -57,6 +57,7 @@ TEST_F(ReadModelOverflowTest, SumPastInt64IsDeadLetteredNotClamped) {
     models.insert(d["projection"].get<std::string>());
     EXPECT_EQ(d["aggregate_id"], "o-2") << d.dump();
     EXPECT_EQ(d["event_type"], "OrderPaid") << d.dump();
+    EXPECT_NE(d["error"].get<std::string>().find("REAL"), std::string::npos) << d.dump();
   }
   EXPECT_EQ(models, (std::set<std::string>{"customer_stats", "product_sales"}));
 
