@@ -15,6 +15,19 @@ result<void> set_status(projection_context& cx, const char* status) {
                     cx.aggregate_id(), status, cx.version());
 }
 
+// qty * unit price of a line. Events come from the stream, not only from this aggregate (which
+// refuses such lines): an overflow is an error that dead-letters the event, not undefined
+// behaviour. Sums in SQL cannot overflow silently either: the tables are STRICT (migration 0002),
+// so a sum SQLite would turn into a REAL is a constraint error.
+result<std::int64_t> line_total(std::string_view event, std::int64_t qty, std::int64_t price) {
+  std::int64_t total = 0;
+  if (__builtin_mul_overflow(qty, price, &total))
+    return jetsource::make_error(jetsource::errc::invalid_argument,
+                                 "{}: qty {} * unit_price_cents {} overflows 64 bits", event, qty,
+                                 price);
+  return total;
+}
+
 result<void> count(projection_context& cx, const std::string& customer, const char* column) {
   return cx.execute(fmt::format("INSERT INTO customers (customer_id, {0}) VALUES (?1, 1) "
                                 "ON CONFLICT (customer_id) DO UPDATE SET {0} = {0} + 1",
@@ -33,6 +46,7 @@ projection order_summary() {
             cx.aggregate_id(), e.customer_id, cx.version());
       })
       .on<item_added>([](projection_context& cx, const item_added& e) -> result<void> {
+        JETSOURCE_TRY(total, line_total(item_added::type_name, e.qty, e.unit_price_cents));
         JETSOURCE_TRY(
             cx.execute("INSERT INTO order_lines (order_id, sku, qty, unit_price_cents) "
                        "VALUES (?1, ?2, ?3, ?4) "
@@ -41,15 +55,16 @@ projection order_summary() {
         return cx.execute(
             "UPDATE orders SET item_count = item_count + ?2, total_cents = total_cents + ?3, "
             "version = ?4 WHERE order_id = ?1",
-            cx.aggregate_id(), e.qty, e.qty * e.unit_price_cents, cx.version());
+            cx.aggregate_id(), e.qty, total, cx.version());
       })
       .on<item_removed>([](projection_context& cx, const item_removed& e) -> result<void> {
+        JETSOURCE_TRY(total, line_total(item_removed::type_name, e.qty, e.unit_price_cents));
         JETSOURCE_TRY(cx.execute("DELETE FROM order_lines WHERE order_id = ?1 AND sku = ?2",
                                  cx.aggregate_id(), e.sku));
         return cx.execute(
             "UPDATE orders SET item_count = item_count - ?2, total_cents = total_cents - ?3, "
             "version = ?4 WHERE order_id = ?1",
-            cx.aggregate_id(), e.qty, e.qty * e.unit_price_cents, cx.version());
+            cx.aggregate_id(), e.qty, total, cx.version());
       })
       .on<order_placed>(
           [](projection_context& cx, const order_placed&) { return set_status(cx, "placed"); })
@@ -94,11 +109,12 @@ projection product_sales() {
       .follow("orders.Order.>")
       .on<order_paid>([](projection_context& cx, const order_paid& e) -> result<void> {
         for (const auto& line : e.lines) {
+          JETSOURCE_TRY(total, line_total(order_paid::type_name, line.qty, line.unit_price_cents));
           JETSOURCE_TRY(cx.execute(
               "INSERT INTO products (sku, units_sold, revenue_cents) VALUES (?1, ?2, ?3) "
               "ON CONFLICT (sku) DO UPDATE SET units_sold = units_sold + excluded.units_sold, "
               "revenue_cents = revenue_cents + excluded.revenue_cents",
-              line.sku, line.qty, line.qty * line.unit_price_cents));
+              line.sku, line.qty, total));
         }
         return jetsource::success();
       });

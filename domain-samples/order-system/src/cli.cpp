@@ -134,6 +134,8 @@ int exit_code_of(const jetsource::error& e) {
   switch (e.code) {
     case jetsource::errc::invalid_argument:
     case jetsource::errc::invalid_id:
+    case jetsource::errc::payload_too_large:  // a command too big for one commit
+    case jetsource::errc::encode_failed:      // a command with a field that cannot be stored
       return exit_usage;
     case jetsource::errc::rejected:
       return exit_rejected;

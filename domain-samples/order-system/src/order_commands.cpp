@@ -57,6 +57,16 @@ jetsource::result<order_line> parse_item(std::string_view text) {
   return order_line{std::string(sku), *qty, *price};
 }
 
+// A CLI11 check that free text (a reason) is valid UTF-8: refused before any I/O.
+CLI::Validator utf8_text(std::string what) {
+  return CLI::Validator(
+      [what](std::string& value) -> std::string {
+        auto ok = jetsource::validate_utf8(what, value);
+        return ok ? std::string{} : ok.error().message;
+      },
+      "TEXT");
+}
+
 // Runs one command on an order; nothing is printed on success. A malformed command is refused
 // before any I/O.
 template <class Command>
@@ -157,7 +167,7 @@ void add_order_commands(CLI::App& app, action& chosen) {
 
   auto* cancel = on_order("cancel", "cancel a draft or placed order",
                           [](const order_options& x) { return cancel_order{x.reason}; });
-  cancel->add_option("--reason", o->reason, "why");
+  cancel->add_option("--reason", o->reason, "why")->check(utf8_text("--reason"));
 }
 
 }  // namespace order_system::cli

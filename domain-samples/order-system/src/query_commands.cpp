@@ -5,6 +5,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <jetsource/sqlite.hpp>
+
+#include <initializer_list>
+#include <utility>
+#include <variant>
+
 namespace order_system::cli {
 
 jetsource::projector_options read_model_options(const globals& g, const jetsource::projection& p) {
@@ -63,6 +69,35 @@ int print(const nlohmann::ordered_json& j, bool json) {
   return exit_ok;
 }
 
+// Reads columns of a row into `j`, starting at column `first`: a text column as a string, an
+// integer column only when SQLite holds an integer there. A REAL (a sum that left 64 bits in a
+// file written before the tables were STRICT) or anything else is an error, never a clamped
+// number.
+enum class kind { text, integer };
+jetsource::result<void> read_columns(nlohmann::ordered_json& j, const jetsource::sqlite::row& r,
+                                     std::size_t first,
+                                     std::initializer_list<std::pair<const char*, kind>> columns) {
+  std::size_t i = first;
+  for (const auto& [name, k] : columns) {
+    const auto& v = r[i];
+    if (k == kind::text) {
+      j[name] = r.get<std::string>(i);
+    } else if (const auto* n = std::get_if<std::int64_t>(&v)) {
+      j[name] = *n;
+    } else {
+      return jetsource::make_error(
+          jetsource::errc::decode_failed,
+          "{} is not an integer in the read model ({}): the file is damaged or was written by an "
+          "older version; rebuild it (`order-system projections rebuild`)",
+          name,
+          std::holds_alternative<double>(v) ? fmt::format("the real {}", std::get<double>(v))
+                                            : std::string("not a number"));
+    }
+    ++i;
+  }
+  return jetsource::success();
+}
+
 int query_order(context& ctx, const query_options& q) {
   auto db = open(ctx, order_summary());
   if (!db) return fail("query order " + q.key, db.error());
@@ -77,18 +112,24 @@ int query_order(context& ctx, const query_options& q) {
       "SELECT sku, qty, unit_price_cents FROM order_lines WHERE order_id = ?1 ORDER BY sku", q.key);
   if (!lines) return fail("query order " + q.key, lines.error());
   nlohmann::ordered_json items = nlohmann::ordered_json::array();
-  for (const auto& l : *lines)
-    items.push_back({{"sku", l.get<std::string>(0)},
-                     {"qty", l.get<std::int64_t>(1)},
-                     {"unit_price_cents", l.get<std::int64_t>(2)}});
-  return print({{"order_id", r.get<std::string>(0)},
-                {"customer_id", r.get<std::string>(1)},
-                {"status", r.get<std::string>(2)},
-                {"items", items},
-                {"item_count", r.get<std::int64_t>(3)},
-                {"total_cents", r.get<std::int64_t>(4)},
-                {"version", r.get<std::int64_t>(5)}},
-               q.json);
+  for (const auto& l : *lines) {
+    nlohmann::ordered_json item;
+    auto ok = read_columns(
+        item, l, 0,
+        {{"sku", kind::text}, {"qty", kind::integer}, {"unit_price_cents", kind::integer}});
+    if (!ok) return fail("query order " + q.key, ok.error());
+    items.push_back(std::move(item));
+  }
+  nlohmann::ordered_json j;
+  auto ok = read_columns(
+      j, r, 0, {{"order_id", kind::text}, {"customer_id", kind::text}, {"status", kind::text}});
+  if (!ok) return fail("query order " + q.key, ok.error());
+  j["items"] = std::move(items);
+  auto sums = read_columns(
+      j, r, 3,
+      {{"item_count", kind::integer}, {"total_cents", kind::integer}, {"version", kind::integer}});
+  if (!sums) return fail("query order " + q.key, sums.error());
+  return print(j, q.json);
 }
 
 int query_customer(context& ctx, const query_options& q) {
@@ -101,14 +142,17 @@ int query_customer(context& ctx, const query_options& q) {
   if (!row) return fail("query customer " + q.key, row.error());
   if (!*row) return not_found(fmt::format("no customer {}", q.key));
   const auto& r = **row;
-  return print({{"customer_id", r.get<std::string>(0)},
-                {"orders_created", r.get<std::int64_t>(1)},
-                {"orders_placed", r.get<std::int64_t>(2)},
-                {"orders_paid", r.get<std::int64_t>(3)},
-                {"orders_shipped", r.get<std::int64_t>(4)},
-                {"orders_cancelled", r.get<std::int64_t>(5)},
-                {"lifetime_value_cents", r.get<std::int64_t>(6)}},
-               q.json);
+  nlohmann::ordered_json j;
+  auto ok = read_columns(j, r, 0,
+                         {{"customer_id", kind::text},
+                          {"orders_created", kind::integer},
+                          {"orders_placed", kind::integer},
+                          {"orders_paid", kind::integer},
+                          {"orders_shipped", kind::integer},
+                          {"orders_cancelled", kind::integer},
+                          {"lifetime_value_cents", kind::integer}});
+  if (!ok) return fail("query customer " + q.key, ok.error());
+  return print(j, q.json);
 }
 
 int query_product(context& ctx, const query_options& q) {
@@ -119,10 +163,12 @@ int query_product(context& ctx, const query_options& q) {
   if (!row) return fail("query product " + q.key, row.error());
   if (!*row) return not_found(fmt::format("no product {} (nothing of it was paid yet)", q.key));
   const auto& r = **row;
-  return print({{"sku", r.get<std::string>(0)},
-                {"units_sold", r.get<std::int64_t>(1)},
-                {"revenue_cents", r.get<std::int64_t>(2)}},
-               q.json);
+  nlohmann::ordered_json j;
+  auto ok = read_columns(
+      j, r, 0,
+      {{"sku", kind::text}, {"units_sold", kind::integer}, {"revenue_cents", kind::integer}});
+  if (!ok) return fail("query product " + q.key, ok.error());
+  return print(j, q.json);
 }
 
 }  // namespace

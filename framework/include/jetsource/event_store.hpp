@@ -175,9 +175,13 @@ class event_store {
   std::shared_ptr<detail::store_state> state_;
 };
 
-/// Validates a subject token (aggregate type or id): non-empty, at most 256 bytes, no '.', '*',
-/// '>', whitespace or control characters. errc::invalid_id otherwise.
+/// Validates a subject token (aggregate type or id): non-empty, at most 256 bytes, valid UTF-8,
+/// no '.', '*', '>', whitespace or control characters. errc::invalid_id otherwise.
 result<void> validate_token(std::string_view what, std::string_view token);
+
+/// Validates free text that will be stored (a reason, a note): valid UTF-8, or
+/// errc::invalid_argument naming `what` and the offending byte (the text itself is not echoed).
+result<void> validate_utf8(std::string_view what, std::string_view text);
 
 /// A new unique commit id (22 characters, URL- and subject-safe).
 std::string new_commit_id();

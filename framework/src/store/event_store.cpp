@@ -2,6 +2,8 @@
 // async), reads of one aggregate's subject, snapshots on a companion stream.
 #include <jetsource/event_store.hpp>
 
+#include <jetsource/detail/utf8.hpp>
+
 #include "store/store_state.hpp"
 
 #include <boost/container/small_vector.hpp>
@@ -66,17 +68,26 @@ namespace {
 
 constexpr std::size_t max_token_bytes = 256;
 
-// A token shown in an error message: control characters escaped, long tokens shortened.
+// nats-server 2.9.10 refuses a message whose header block is longer than 65535 bytes
+// (stream.go: len(hdr) > math.MaxUint16, JSStreamHeaderExceedsMaximumErr, error 10097).
+constexpr std::size_t max_header_bytes = 65535;
+
+// A token shown in an error message: control characters escaped (and every byte >= 0x80 when
+// the token is not valid UTF-8, so the message itself stays UTF-8), long tokens shortened.
 std::string printable(std::string_view s) {
+  const bool utf8 = detail::is_utf8(s);
+  std::size_t end = std::min<std::size_t>(s.size(), 40);
+  while (utf8 && end > 0 && end < s.size() && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80)
+    --end;  // not in the middle of a character
   std::string out;
-  for (std::size_t i = 0; i < s.size() && i < 40; ++i) {
+  for (std::size_t i = 0; i < end; ++i) {
     auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f)
+    if (c < 0x20 || c == 0x7f || (!utf8 && c >= 0x80))
       out += fmt::format("\\x{:02x}", c);
     else
       out += static_cast<char>(c);
   }
-  if (s.size() > 40) out += "...";
+  if (s.size() > end) out += "...";
   return out;
 }
 
@@ -105,6 +116,16 @@ result<void> validate_token(std::string_view what, std::string_view token) {
                                               : fmt::format("'{}'", static_cast<char>(c)),
                         why);
   }
+  if (auto bad = detail::first_invalid_utf8(token); bad != std::string_view::npos)
+    return make_error(errc::invalid_id, "invalid {} '{}': byte {} (\\x{:02x}) is not valid UTF-8",
+                      what, printable(token), bad, static_cast<unsigned char>(token[bad]));
+  return success();
+}
+
+result<void> validate_utf8(std::string_view what, std::string_view text) {
+  if (auto bad = detail::first_invalid_utf8(text); bad != std::string_view::npos)
+    return make_error(errc::invalid_argument, "{} is not valid UTF-8: byte {} is \\x{:02x}", what,
+                      bad, static_cast<unsigned char>(text[bad]));
   return success();
 }
 
@@ -235,6 +256,19 @@ result<void> check_header_value(std::string_view what, std::string_view v) {
     if ((c < 0x20 && c != '\t') || c == 0x7f)
       return make_error(errc::invalid_argument, "{} '{}' contains a control character", what,
                         printable(v));
+  return validate_utf8(what, v);
+}
+
+// A body labelled JSON must be UTF-8 (RFC 8259): every JSON reader refuses anything else, and
+// the stream keeps what it is given forever.
+result<void> check_body(std::string_view subject, const commit& c) {
+  if (!c.content_type.starts_with("application/json")) return success();
+  if (auto bad = detail::first_invalid_utf8(c.body); bad != std::string_view::npos)
+    return make_error(errc::invalid_argument,
+                      "commit to {}: the body is labelled {} but is not valid UTF-8 (byte {} of "
+                      "{} is \\x{:02x})",
+                      subject, c.content_type, bad, c.body.size(),
+                      static_cast<unsigned char>(c.body[bad]));
   return success();
 }
 
@@ -266,14 +300,22 @@ class message_builder {
   /// A value that outlives build(): not copied.
   void set_ref(const char* key, const std::string& value) { headers_.push_back({key, &value, {}}); }
 
-  std::size_t size() const {
-    std::size_t n = body_.size() + std::strlen("NATS/1.0\r\n") + 2;
+  /// The header block as sent: "NATS/1.0\r\n", "Key: Value\r\n" each, "\r\n".
+  std::size_t header_size() const {
+    std::size_t n = std::strlen("NATS/1.0\r\n") + 2;
     for (const auto& h : headers_) n += std::strlen(h.key) + 2 + h.value().size() + 2;
     return n;
   }
+  std::size_t size() const { return body_.size() + header_size(); }
 
-  // Fails with payload_too_large (nothing sent) when the message exceeds the server's limit.
-  result<msg_ptr> build(natsConnection* nc) const {
+  // Fails with payload_too_large (nothing sent) when the message exceeds the server's limits:
+  // its max payload (headers and body) and 65535 bytes of headers. `hint` ends the message.
+  result<msg_ptr> build(natsConnection* nc, std::string_view hint = {}) const {
+    if (header_size() > max_header_bytes)
+      return make_error(errc::payload_too_large,
+                        "message to {}: its headers are {} bytes, the server accepts at most {} "
+                        "bytes of headers{}",
+                        subject_, header_size(), max_header_bytes, hint);
     auto max = natsConnection_GetMaxPayload(nc);
     if (max > 0 && size() > static_cast<std::size_t>(max))
       return make_error(errc::payload_too_large,
@@ -330,6 +372,7 @@ result<built_commit> build_commit(const store_state& st, const commit& c) {
       {"causation id", c.causation_id}};
   for (auto [what, value] : values)
     if (auto r = check_header_value(what, value); !r) return std::move(r).error();
+  if (auto r = check_body(*subject, c); !r) return std::move(r).error();
 
   message_builder b(*subject, c.body);
   b.set_ref(detail::hdr_msg_id, id);
@@ -344,7 +387,13 @@ result<built_commit> build_commit(const store_state& st, const commit& c) {
   // nats.c treats ExpectLastSubjectSeq == 0 as "unset": "must be new" is set by hand.
   if (c.expected_sequence)
     b.set(detail::hdr_expected_subject_seq, std::to_string(*c.expected_sequence));
-  auto m = b.build(st.conn->nc.get());
+  std::string hint;
+  if (b.header_size() > max_header_bytes)
+    hint = fmt::format(
+        " (Es-Events names {} events: split the command's events over several "
+        "commits)",
+        std::count(c.event_types.begin(), c.event_types.end(), ',') + 1);
+  auto m = b.build(st.conn->nc.get(), hint);
   if (!m) return std::move(m).error();
   return built_commit{std::move(m).value(), std::move(subject).value(), std::move(id)};
 }

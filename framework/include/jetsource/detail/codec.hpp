@@ -6,6 +6,7 @@
 
 #include <cereal/archives/json.hpp>
 #include <jetsource/detail/json_reader.hpp>
+#include <jetsource/detail/utf8.hpp>
 
 #include <exception>
 #include <span>
@@ -68,6 +69,43 @@ inline std::string compact(std::string json) {
   return json;
 }
 
+/// The key of the member whose string value holds byte `at` of compact JSON ("" when that
+/// string is not a member's value): names the field in an error message. Linear, error path only.
+inline std::string_view key_of_string_at(std::string_view json, std::size_t at) {
+  auto quote_before = [&](std::size_t from) {  // an unescaped '"' before `from`, or npos
+    while (from-- > 0) {
+      if (json[from] != '"') continue;
+      std::size_t slashes = 0;
+      while (from > slashes && json[from - 1 - slashes] == '\\') ++slashes;
+      if (slashes % 2 == 0) return from;
+    }
+    return std::string_view::npos;
+  };
+  const std::size_t open = quote_before(at);  // the string's opening quote
+  if (open == std::string_view::npos || open < 3 || json[open - 1] != ':' || json[open - 2] != '"')
+    return {};
+  const std::size_t key_open = quote_before(open - 2);
+  if (key_open == std::string_view::npos) return {};
+  return json.substr(key_open + 1, open - 2 - key_open - 1);
+}
+
+/// encode_failed for JSON that is not valid UTF-8 at byte `at`, naming the event (the wire
+/// name in the nearest "type" member before it, when there is one) and the field.
+inline error not_utf8(std::string_view json, std::size_t at, std::string_view what) {
+  std::string_view type;
+  constexpr std::string_view type_member = "{\"type\":\"";  // escaped inside strings: unique
+  if (auto t = json.rfind(type_member, at); t != std::string_view::npos) {
+    auto begin = t + type_member.size();
+    type = json.substr(begin, json.find('"', begin) - begin);
+  }
+  auto key = key_of_string_at(json, at);
+  return make_error(errc::encode_failed,
+                    "cannot encode {}{}{}: {}{}{}is not valid UTF-8 (byte {} is \\x{:02x}); "
+                    "nothing was stored",
+                    what, type.empty() ? "" : " ", type, key.empty() ? "" : "field '", key,
+                    key.empty() ? "a string " : "' ", at, static_cast<unsigned char>(json[at]));
+}
+
 /// Serialises `value` as the JSON object {"<name>": value} (cereal needs a named root).
 template <class T>
 result<std::string> to_json(const char* name, const T& value) {
@@ -77,7 +115,10 @@ result<std::string> to_json(const char* name, const T& value) {
       cereal::JSONOutputArchive ar(os, compact_json());
       ar(cereal::make_nvp(name, value));
     }
-    return compact(std::move(os).str());
+    auto json = compact(std::move(os).str());
+    if (auto bad = first_invalid_utf8(json); bad != std::string_view::npos)
+      return not_utf8(json, bad, name);
+    return json;
   } catch (const std::exception& e) {
     return make_error(errc::encode_failed, "cannot encode {}: {}", name, e.what());
   }
@@ -166,7 +207,12 @@ class registry<std::variant<Es...>> {
         }
         ar.finishNode();
       }
-      return compact(std::move(os).str());
+      // cereal writes strings' bytes as they are: a body that is not UTF-8 would be stored
+      // labelled JSON, and no JSON reader would ever read it back.
+      auto body = compact(std::move(os).str());
+      if (auto bad = first_invalid_utf8(body); bad != std::string_view::npos)
+        return not_utf8(body, bad, "event");
+      return body;
     } catch (const std::exception& e) {
       return make_error(errc::encode_failed, "cannot encode events: {}", e.what());
     }
