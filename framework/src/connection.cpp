@@ -3,9 +3,11 @@
 
 #include "log.hpp"
 #include "nats/handles.hpp"
+#include "nats/probe.hpp"
 
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <array>
 #include <mutex>
 
@@ -17,10 +19,11 @@ void on_disconnected(natsConnection* nc, void*) {
   // the callback runs on its own thread, so a close can still log this once).
   if (!natsConnection_IsClosed(nc)) detail::log()->warn("NATS disconnected; reconnecting");
 }
+// At the disconnect's level: whoever sees "disconnected" must also see its end.
 void on_reconnected(natsConnection* nc, void*) {
   std::array<char, 256> url{};
   natsConnection_GetConnectedUrl(nc, url.data(), url.size());
-  detail::log()->info("NATS reconnected to {}", url.data());
+  detail::log()->warn("NATS reconnected to {}", url.data());
 }
 void on_closed(natsConnection*, void*) {
   detail::log()->info("NATS connection closed");
@@ -95,6 +98,21 @@ result<detail::options_ptr> make_options(const connection_options& o) {
   return opts;
 }
 
+// A connect that failed: when something listens at a URL but is not a NATS server (nats.c only
+// says "Timeout" or "Protocol Error"), says so. Costs at most a short probe per URL.
+error connect_error(natsStatus s, const connection_options& o) {
+  auto e = detail::nats_error(s, fmt::format("connect to {}", fmt::join(o.urls, ",")));
+  if (e.code == errc::server_error) e.code = errc::unreachable;
+  if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_SSL_ERROR || s == NATS_NOT_PERMITTED) return e;
+  const auto probe = std::min(o.connect_timeout, std::chrono::milliseconds{250});
+  for (const auto& url : o.urls)
+    if (auto why = detail::not_a_nats_server(url, probe, o.connect_timeout)) {
+      e.code = errc::unreachable;
+      e.message += "; " + *why;
+    }
+  return e;
+}
+
 }  // namespace
 
 result<connection> connection::connect(const connection_options& options) {
@@ -111,11 +129,8 @@ result<connection> connection::connect(const connection_options& options) {
   JETSOURCE_TRY(opts, make_options(options));
   state->opts = std::move(opts);
   natsConnection* nc = nullptr;
-  if (auto s = natsConnection_Connect(&nc, state->opts.get()); s != NATS_OK) {
-    auto e = detail::nats_error(s, fmt::format("connect to {}", fmt::join(options.urls, ",")));
-    if (e.code == errc::server_error) e.code = errc::unreachable;
-    return e;
-  }
+  if (auto s = natsConnection_Connect(&nc, state->opts.get()); s != NATS_OK)
+    return connect_error(s, options);
   state->nc.reset(nc);
   jsOptions jo;
   jsOptions_Init(&jo);

@@ -1,6 +1,7 @@
 // `order-system load` (a workload generator through the real command path) and
 // `order-system demo` (the whole sample in one command, for `make demo`).
 #include "cli.hpp"
+#include "load_progress.hpp"
 
 #include <jetsource/rebuild.hpp>
 
@@ -20,17 +21,14 @@ struct load_options {
   int orders = 1000;
   int customers = 100;
   int concurrency = 8;
-};
-
-struct load_stats {
-  std::atomic<long> orders{0}, commands{0}, rejected{0}, failed{0};
-  double seconds = 0;
+  int give_up_after_s = 30;  ///< stop when the server has not answered for this long
 };
 
 // Each worker runs whole order lifecycles: create (with 1-3 items), sometimes add or remove an
 // item, place, then mostly pay and ship, sometimes cancel. Worker w does orders w, w+C, ...
+// Once `stop` is set no new command starts (an order cut short is not counted).
 void run_load(jetsource::repository<order>& repo, const load_options& o, const std::string& run_id,
-              load_stats& stats, const std::atomic<bool>& stop) {
+              load_stats& stats, failure_log& failures, const std::atomic<bool>& stop) {
   auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> workers;
   for (int w = 0; w < o.concurrency; ++w)
@@ -38,10 +36,19 @@ void run_load(jetsource::repository<order>& repo, const load_options& o, const s
       std::mt19937_64 rng(static_cast<std::uint64_t>(w) * 7919 + 17);
       auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<std::uint64_t>(n)); };
       auto exec = [&](const std::string& id, const auto& command) {
+        if (stop) return false;
         ++stats.commands;
         auto r = repo.execute(id, command);
-        if (!r) (r.error().is(jetsource::errc::rejected) ? stats.rejected : stats.failed)++;
-        return static_cast<bool>(r);
+        if (r || r.error().is(jetsource::errc::rejected)) stats.answered();
+        if (r) return true;
+        if (r.error().is(jetsource::errc::rejected)) {
+          ++stats.rejected;
+          return false;
+        }
+        // A timeout leaves the outcome unknown: the commit may have landed.
+        (r.error().is(jetsource::errc::timeout) ? stats.unknown : stats.failed)++;
+        failures.record(id, r.error());
+        return false;
       };
       for (int i = w; i < o.orders && !stop; i += o.concurrency) {
         auto id = fmt::format("ord-{}-{:06}", run_id, i);
@@ -80,7 +87,7 @@ void run_load(jetsource::repository<order>& repo, const load_options& o, const s
             if (exec(id, pay_order{total}) && fate >= 4) exec(id, ship_order{});
           }
         }
-        ++stats.orders;
+        if (!stop) ++stats.orders;
       }
     });
   for (auto& t : workers) t.join();
@@ -92,19 +99,31 @@ std::string run_tag() {
   return fmt::format("{:06x}", rd() & 0xffffff);
 }
 
+// Runs the load with progress on stderr; gives up when the server stops answering. The summary
+// line on stdout keeps its shape ("load: N orders, ...") whatever happened.
 int load(context& ctx, const load_options& o) {
   auto orders = ctx.orders();
   if (!orders) return fail("load", orders.error());
   load_stats stats;
+  failure_log failures;
   std::atomic<bool> stop{false};
-  run_load(**orders, o, run_tag(), stats, stop);
+  const auto& conn = (*ctx.runtime())->conn;
+  load_watch watch{stats, o.orders, conn, std::chrono::seconds{o.give_up_after_s}, stop};
+  run_load(**orders, o, run_tag(), stats, failures, stop);
+  watch.finish();
   fmt::print(
       "load: {} orders, {} commands in {:.1f} s ({:.0f} commands/s), {} rejected, {} "
-      "failed\n",
+      "failed, {} outcome unknown\n",
       stats.orders.load(), stats.commands.load(), stats.seconds,
       static_cast<double>(stats.commands) / std::max(stats.seconds, 1e-9), stats.rejected.load(),
-      stats.failed.load());
-  return stats.failed ? exit_failure : exit_ok;
+      stats.failed.load(), stats.unknown.load());
+  if (auto why = failures.summary(); !why.empty()) fmt::print(stderr, "load: failures: {}\n", why);
+  if (!watch.gave_up().empty())
+    fmt::print(stderr, "load: {}; last failure: {}; {} of {} orders not run\n", watch.gave_up(),
+               failures.last().empty() ? "none" : failures.last(), o.orders - stats.orders.load(),
+               o.orders);
+  bool clean = !stats.failed && !stats.unknown && watch.gave_up().empty();
+  return clean ? exit_ok : exit_failure;
 }
 
 // One line redrawn on a terminal (a plain line otherwise, only when `final`).
@@ -161,9 +180,10 @@ int demo(context& outer, const load_options& requested) {
     live.push_back(std::move(started).value());
   }
   load_stats stats;
+  failure_log failures;
   std::atomic<bool> stop{false}, writing{true};
   std::thread writers([&] {
-    run_load(**orders, o, "demo", stats, stop);
+    run_load(**orders, o, "demo", stats, failures, stop);
     writing = false;
   });
   while (writing) {
@@ -195,7 +215,9 @@ int demo(context& outer, const load_options& requested) {
   }
   fmt::print("  read models caught up {:.2f} s after the last command\n",
              std::chrono::duration<double>(std::chrono::steady_clock::now() - t_catch).count());
-  if (stats.failed) fmt::print("  WARNING: {} commands failed\n", stats.failed.load());
+  if (stats.failed || stats.unknown)
+    fmt::print("  WARNING: {} commands failed, {} of unknown outcome: {}\n", stats.failed.load(),
+               stats.unknown.load(), failures.summary());
 
   // 2. The report, read from the read models.
   auto path = [&](const jetsource::projection& p) { return read_model_options(g, p).database; };
@@ -252,7 +274,7 @@ int demo(context& outer, const load_options& requested) {
   for (auto& p : live)
     if (auto s = p.stop(); !s) return fail("demo: stop", s.error());
   fmt::print("\ndemo done; data in {} (removed at the next demo)\n", g.data_dir.string());
-  return same && !stats.failed ? exit_ok : exit_failure;
+  return same && !stats.failed && !stats.unknown ? exit_ok : exit_failure;
 }
 
 }  // namespace
@@ -267,6 +289,11 @@ void add_load_commands(CLI::App& app, action& chosen) {
       ->check(CLI::PositiveNumber);
   load_cmd->add_option("--concurrency", o->concurrency, "concurrent writers (default 8)")
       ->check(CLI::Range(1, 256));
+  load_cmd
+      ->add_option("--give-up-after", o->give_up_after_s,
+                   "stop when the server has not answered any command for this many seconds "
+                   "(default 30)")
+      ->check(CLI::PositiveNumber);
   load_cmd->callback([&chosen, o] { chosen = [o](context& ctx) { return load(ctx, *o); }; });
 
   auto demo_o = std::make_shared<load_options>(load_options{3000, 300, 8});

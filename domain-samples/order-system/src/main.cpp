@@ -7,6 +7,30 @@
 #include <spdlog/spdlog.h>
 
 #include <exception>
+#include <string>
+
+namespace {
+
+// The word that is not a subcommand, when parsing failed because one was required: CLI11 only
+// says "A subcommand is required". Empty when that is not what happened.
+std::string unknown_subcommand(CLI::App& app, std::string& choices) {
+  CLI::App* deepest = &app;
+  for (auto parsed = deepest->get_subcommands(); !parsed.empty();
+       parsed = deepest->get_subcommands())
+    deepest = parsed.front();
+  if (deepest->get_require_subcommand_min() == 0) return {};
+  for (CLI::App* a = deepest; a != nullptr; a = a->get_parent()) {
+    auto left = a->remaining();
+    if (left.empty()) continue;
+    if (left.front().starts_with('-')) return {};
+    for (const auto* sub : deepest->get_subcommands([](CLI::App*) { return true; }))
+      choices += (choices.empty() ? "" : ", ") + sub->get_name();
+    return left.front();
+  }
+  return {};
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   namespace cli = order_system::cli;
@@ -17,7 +41,13 @@ int main(int argc, char** argv) {
   app.fallthrough();  // global options may also follow the subcommands (inherited by them)
   cli::globals globals;
   app.add_option("--nats-url", globals.nats_url,
-                 "NATS server URL (default: an embedded nats-server storing under --data-dir)");
+                 "NATS server URL (default: an embedded nats-server storing under --data-dir)")
+      ->check(CLI::Validator(
+          [](std::string& url) -> std::string {
+            return url.empty() ? "an empty URL (leave --nats-url out to use the embedded server)"
+                               : "";
+          },
+          "URL"));
   app.add_option("--data-dir", globals.data_dir,
                  "read models and the embedded server's store (default: ./.order-system)");
 
@@ -30,6 +60,14 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    std::string choices;
+    auto word = dynamic_cast<const CLI::RequiredError*>(&e) ? unknown_subcommand(app, choices)
+                                                            : std::string{};
+    if (!word.empty()) {
+      fmt::print(stderr, "order-system: '{}' is not a command here (expected one of: {})\n", word,
+                 choices);
+      return cli::exit_usage;
+    }
     return app.exit(e) == 0 ? cli::exit_ok : cli::exit_usage;  // help: 0; anything else: 2
   }
   if (!chosen) {  // a group given without one of its subcommands

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <limits>
 #include <random>
 #include <string>
 #include <system_error>
@@ -17,7 +18,7 @@ namespace {
 struct order_options {
   std::string order_id;
   std::string customer_id;
-  std::vector<std::string> items;  // SKU:QTY:PRICE_CENTS
+  std::vector<std::string> items;  // SKU:QTY:UNIT_PRICE_CENTS
   std::string sku;
   std::int64_t qty = 0;
   std::int64_t unit_price_cents = 0;
@@ -32,29 +33,42 @@ std::string new_order_id() {
   return fmt::format("ord-{:016x}", bits);
 }
 
-std::optional<std::int64_t> to_int(std::string_view s) {
+// A whole number (64 bits); the error says whether it is not one or is out of range.
+jetsource::result<std::int64_t> to_int(std::string_view s) {
   std::int64_t v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  if (ec == std::errc::result_out_of_range && end == s.data() + s.size())
+    return jetsource::make_error(jetsource::errc::invalid_argument,
+                                 "'{}' is out of range (a 64-bit whole number, at most {})", s,
+                                 std::numeric_limits<std::int64_t>::max());
+  if (ec != std::errc{} || end != s.data() + s.size() || s.empty())
+    return jetsource::make_error(jetsource::errc::invalid_argument, "'{}' is not a whole number",
+                                 s);
   return v;
 }
 
-// SKU:QTY:PRICE_CENTS, e.g. "widget:2:1999".
+// SKU:QTY:UNIT_PRICE_CENTS, e.g. "widget:2:1999".
 jetsource::result<order_line> parse_item(std::string_view text) {
-  auto bad = [&](std::string_view why) {
+  auto bad = [&](const std::string& why) {
     return jetsource::make_error(jetsource::errc::invalid_argument,
-                                 "--item {}: {} (expected SKU:QTY:PRICE_CENTS)", text, why);
+                                 "--item {}: {} (expected SKU:QTY:UNIT_PRICE_CENTS, e.g. "
+                                 "widget:2:1999)",
+                                 text, why);
   };
-  auto first = text.find(':');
-  auto last = text.rfind(':');
-  if (first == std::string_view::npos || first == last) return bad("not three fields");
-  auto sku = text.substr(0, first);
-  auto qty = to_int(text.substr(first + 1, last - first - 1));
-  auto price = to_int(text.substr(last + 1));
-  JETSOURCE_TRY(jetsource::validate_token("SKU", sku));
-  if (!qty) return bad("the quantity is not a whole number");
-  if (!price) return bad("the price is not a whole number of cents");
-  return order_line{std::string(sku), *qty, *price};
+  std::vector<std::string_view> fields;
+  for (std::size_t from = 0;;) {
+    auto colon = text.find(':', from);
+    fields.push_back(text.substr(from, colon - from));
+    if (colon == std::string_view::npos) break;
+    from = colon + 1;
+  }
+  if (fields.size() != 3) return bad(fmt::format("{} fields, not 3", fields.size()));
+  JETSOURCE_TRY(jetsource::validate_token("SKU", fields[0]));
+  auto qty = to_int(fields[1]);
+  if (!qty) return bad("the quantity " + qty.error().message);
+  auto price = to_int(fields[2]);
+  if (!price) return bad("the unit price in cents " + price.error().message);
+  return order_line{std::string(fields[0]), *qty, *price};
 }
 
 // A CLI11 check that free text (a reason) is valid UTF-8: refused before any I/O.
@@ -84,6 +98,27 @@ int execute(context& ctx, const std::string& id, const Command& command) {
   return exit_ok;
 }
 
+// Creates an order with a generated id, which an error names only when the order may exist
+// (the outcome is unknown); otherwise it says that nothing was stored.
+int create_generated(context& ctx, const create_order& command) {
+  if (auto e = command.malformed()) {
+    fmt::print(stderr, "order-system: order create: {}\n", describe(*e));
+    return exit_usage;
+  }
+  auto orders = ctx.orders();
+  if (!orders) return fail("order create: not stored", orders.error());
+  std::string id = new_order_id();
+  auto r = (*orders)->execute(id, command);
+  if (r) {
+    fmt::print("{}\n", id);
+    return exit_ok;
+  }
+  if (r.error().is(jetsource::errc::timeout))
+    return fail(fmt::format("order create: outcome unknown (order {} may have been stored)", id),
+                r.error());
+  return fail("order create: not stored", r.error());
+}
+
 int create(context& ctx, const order_options& o) {
   create_order command{o.customer_id, {}};
   for (const auto& text : o.items) {
@@ -91,9 +126,9 @@ int create(context& ctx, const order_options& o) {
     if (!item) return fail("order create", item.error());
     command.items.push_back(std::move(item).value());
   }
-  std::string id = o.order_id.empty() ? new_order_id() : o.order_id;
-  if (int code = execute(ctx, id, command); code != exit_ok) return code;
-  fmt::print("{}\n", id);
+  if (o.order_id.empty()) return create_generated(ctx, command);
+  if (int code = execute(ctx, o.order_id, command); code != exit_ok) return code;
+  fmt::print("{}\n", o.order_id);
   return exit_ok;
 }
 
@@ -104,8 +139,7 @@ CLI::Option* add_number(CLI::App* sub, const char* name, std::int64_t& target, c
           name,
           [name, &target](const std::string& text) {
             auto v = to_int(text);
-            if (!v)
-              throw CLI::ValidationError(name, "'" + text + "' is not a whole number (64 bits)");
+            if (!v) throw CLI::ValidationError(name, v.error().message);
             target = *v;
           },
           help)
@@ -142,8 +176,9 @@ void add_order_commands(CLI::App& app, action& chosen) {
       ->check(subject_token("customer id"));
   create_cmd->add_option("--order-id", o->order_id, "the new order's id (default: generated)")
       ->check(subject_token("order id"));
-  create_cmd->add_option("--item", o->items, "an initial item, SKU:QTY:PRICE_CENTS (repeatable)")
-      ->type_name("SKU:QTY:PRICE_CENTS");
+  create_cmd
+      ->add_option("--item", o->items, "an initial item, SKU:QTY:UNIT_PRICE_CENTS (repeatable)")
+      ->type_name("SKU:QTY:UNIT_PRICE_CENTS");
 
   auto* add = on_order("add-item", "add an item to a draft order", [](const order_options& x) {
     return add_item{x.sku, x.qty, x.unit_price_cents};

@@ -56,8 +56,23 @@ int serve(context& ctx, const serve_options&) {
   }
   fmt::print(stderr, "order-system: serving {} read models from {} into {}; Ctrl-C stops\n",
              running.size(), conn->connected_url(), ctx.options().data_dir.string());
+  // The embedded server this process started (none when it uses a URL or another's server). If
+  // it dies, serve stops with exit 1 rather than run on without a store: a supervisor (or the
+  // operator) starts serve again, which starts the server again on the same store.
+  auto& embedded = (*ctx.runtime())->server;
+  const pid_t embedded_pid = embedded ? embedded->pid() : -1;
   std::vector<bool> failed(running.size(), false);
   while (!termination_requested(std::chrono::milliseconds(250))) {
+    if (embedded && !embedded->running()) {
+      fmt::print(stderr,
+                 "order-system: serve: the embedded nats-server pid {} (store {}) exited "
+                 "unexpectedly; stopping with exit code 1 (see {}; start serve again to restart "
+                 "it)\n",
+                 embedded_pid, embedded->options().data_dir.string(),
+                 (embedded->options().data_dir / "nats-server.log").string());
+      code = exit_failure;
+      break;
+    }
     for (std::size_t i = 0; i < running.size(); ++i) {
       // A model that stopped by itself keeps its reason in its status; say it once here.
       if (auto f = running[i].failure(); f && !failed[i]) {
