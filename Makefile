@@ -1,7 +1,12 @@
 # jetsource: the two set-up commands are `make demo` and `make test`.
 # Every target installs missing dependencies first (scripts/install-deps.sh).
 JOBS ?= $(shell nproc)
-CMAKE_FLAGS ?=
+# ccache (installed by scripts/install-deps.sh) makes a rebuild of unchanged sources a cache hit,
+# also from another checkout of the tree: paths are hashed relative to the checkout.
+CCACHE := $(shell command -v ccache 2>/dev/null)
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
+CMAKE_FLAGS ?= $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 CTEST_FLAGS ?= --output-on-failure
 
 .PHONY: deps build test test-asan test-tsan demo demo-bank bench format clean

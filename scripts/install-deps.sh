@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config ccache
   nats-server libnats-dev
   libsqlite3-dev sqlite3
   libcereal-dev rapidjson-dev
