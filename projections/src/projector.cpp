@@ -4,8 +4,9 @@
 #include <jetsource/migrations.hpp>
 #include <jetsource/projector.hpp>
 
+#include "ack_subject.hpp"
 #include "applier.hpp"
-#include "binding.hpp"
+#include "consumer_admin.hpp"
 #include "files.hpp"
 #include "log.hpp"
 #include "nats/handles.hpp"
@@ -93,43 +94,6 @@ std::optional<commit_headers> read_commit_headers(natsMsg* m) {
     if (slot != nullptr && slot->empty()) *slot = value;  // the first value, as nats.c's Get
   }
   return h;
-}
-
-// The tokens of a JetStream ack subject. 2.9 sends
-// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending> (9 tokens); newer servers
-// add domain and account hash after ACK and a token at the end (12). The numbers are kept so a
-// cumulative ack can name a message after it is gone; the rest is the same for every message.
-struct ack_numbers {
-  std::uint64_t delivered = 0, stream_sequence = 0, consumer_sequence = 0, timestamp = 0,
-                pending = 0;
-};
-struct ack_meta {
-  ack_numbers n;
-  std::string_view prefix, suffix;  // up to <delivered>, after <pending>
-};
-std::optional<ack_meta> parse_ack_subject(std::string_view reply) {
-  std::array<std::string_view, 12> t;
-  std::size_t n = 0;
-  const std::string_view all = reply;
-  while (n < t.size()) {
-    auto dot = reply.find('.');
-    t[n++] = reply.substr(0, dot);
-    if (dot == std::string_view::npos) break;
-    reply.remove_prefix(dot + 1);
-  }
-  if (n < 9 || t[0] != "$JS" || t[1] != "ACK") return std::nullopt;
-  std::size_t base = n == 9 ? 2 : 4;  // index of <stream>
-  auto num = [](std::string_view s) {
-    std::uint64_t v = 0;
-    std::from_chars(s.data(), s.data() + s.size(), v);
-    return v;
-  };
-  ack_meta m;
-  m.n = {num(t[base + 2]), num(t[base + 3]), num(t[base + 4]), num(t[base + 5]), num(t[base + 6])};
-  m.prefix = all.substr(0, static_cast<std::size_t>(t[base + 2].data() - all.data()));
-  const char* end = t[base + 6].data() + t[base + 6].size();
-  m.suffix = all.substr(static_cast<std::size_t>(end - all.data()));
-  return m;
 }
 
 void ack(natsConnection* nc, const char* reply, std::string_view what) {
@@ -253,52 +217,13 @@ projector_state::position projector_state::check_position() {
   return position::fine;
 }
 
-// Creates the projection's durable consumer, delivering from stream sequence `from` (1: all).
-result<void> create_consumer(jsCtx* js, const std::string& stream, const std::string& name,
-                             const projection& p, const projector_options& o, bool cumulative,
-                             std::uint64_t from) {
-  jsConsumerConfig cfg;
-  jsConsumerConfig_Init(&cfg);
-  cfg.Durable = name.c_str();
-  cfg.Description = "jetsource projection";
-  cfg.AckPolicy = cumulative ? js_AckAll : js_AckExplicit;
-  cfg.AckWait = std::chrono::nanoseconds(o.ack_wait).count();
-  cfg.MaxDeliver = -1;  // MaxDeliver exhausted is a silent skip: the projector decides
-  cfg.MaxAckPending = static_cast<int64_t>(o.max_buffered);
-  cfg.FilterSubject = p.subject_filter().empty() ? nullptr : p.subject_filter().c_str();
-  if (from > 1) {
-    cfg.DeliverPolicy = js_DeliverByStartSequence;
-    cfg.OptStartSeq = from;
-  } else {
-    cfg.DeliverPolicy = js_DeliverAll;
-  }
-  jsConsumerInfo* created = nullptr;
-  jsErrCode code{};
-  natsStatus a = js_AddConsumer(&created, js, stream.c_str(), &cfg, nullptr, &code);
-  jsConsumerInfo_Destroy(created);
-  if (a == NATS_OK) return success();
-  if (code == JSStreamNotFoundErr)
-    return make_error(errc::not_found, "projection {}: stream {} does not exist", p.name(), stream);
-  return nats_error(a, "create consumer " + name, code);
-}
-
 result<void> projector_state::recreate_consumer(std::uint64_t from) {
   JETSOURCE_TRY(delete_consumer(*conn, opts.stream, consumer));
-  return create_consumer(conn->js.get(), opts.stream, consumer, proj, opts, cumulative, from);
+  return create_consumer(*conn, opts.stream, consumer, proj, opts, cumulative, from);
 }
 
 result<jsConsumerInfo*> projector_state::consumer_info(consumer_info_ptr& holder) const {
-  jsConsumerInfo* ci = nullptr;
-  jsErrCode code{};
-  natsStatus s = js_GetConsumerInfo(&ci, conn->js.get(), opts.stream.c_str(), consumer.c_str(),
-                                    nullptr, &code);
-  if (s != NATS_OK) {
-    if (code == JSConsumerNotFoundErr || s == NATS_NOT_FOUND)
-      return make_error(errc::not_found, "consumer {} does not exist", consumer);
-    return nats_error(s, "consumer info of " + consumer, code);
-  }
-  holder.reset(ci);
-  return ci;
+  return detail::consumer_info(*conn, opts.stream, consumer, holder);
 }
 
 void projector_state::publish_mark(std::uint64_t m) {
@@ -661,66 +586,6 @@ result<int> prepare_database(sqlite::database& db, const projection& p, std::str
   return row->get<int>(0);
 }
 
-result<std::string> live_consumer(const projection& p, const projector_options& o) {
-  JETSOURCE_TRY(name, copy_consumer(p, o, true));
-  return std::move(*name);
-}
-
-result<std::string> rebuild_consumer(const projection& p, const projector_options& o) {
-  JETSOURCE_TRY(live, live_consumer(p, o));
-  return live + "-rebuild";
-}
-
-// Binds to this copy's consumer when it delivers exactly what follows the file's mark, and
-// (re)creates it from the mark otherwise: the database's own mark is the truth (issue 10).
-result<void> bind_consumer(projector_state& s, const projection& p, const projector_options& o,
-                           std::uint64_t applied) {
-  jsCtx* js = s.conn->js.get();
-  jsConsumerInfo* raw = nullptr;
-  jsErrCode code{};
-  natsStatus st =
-      js_GetConsumerInfo(&raw, js, o.stream.c_str(), s.consumer.c_str(), nullptr, &code);
-  consumer_info_ptr ci(raw);
-  bool create = st == NATS_NOT_FOUND || code == JSConsumerNotFoundErr;
-  if (st != NATS_OK && !create) return nats_error(st, "consumer info of " + s.consumer, code);
-  s.cumulative = o.cumulative_acks;
-  if (!create) {
-    std::string_view filter = ci->Config->FilterSubject ? ci->Config->FilterSubject : "";
-    if (filter != p.subject_filter())
-      return make_error(errc::stream_config_mismatch,
-                        "consumer {} follows '{}' but projection {} follows '{}': delete the "
-                        "consumer (the projection resumes from its database)",
-                        s.consumer, filter, p.name(), p.subject_filter());
-    // The consumer says how it is acked (the rebuild's consumer, adopted by a live projector,
-    // keeps its cumulative acks).
-    s.cumulative = ci->Config->AckPolicy == js_AckAll;
-    if (!consumer_follows(*ci, applied)) {
-      log()->info(
-          "projection {}: consumer {} does not continue from the database's mark {} (ack floor "
-          "{}, start {}): recreating it from sequence {}",
-          p.name(), s.consumer, applied, ci->AckFloor.Stream, ci->Config->OptStartSeq, applied + 1);
-      create = true;
-    } else if (s.cumulative && ci->NumAckPending > 0) {
-      // Deliveries of an earlier run may come back, and one ack would cover them with what
-      // this run commits: start over from the database's mark instead (dedup skips repeats).
-      create = true;
-    }
-    if (create) {
-      JETSOURCE_TRY(delete_consumer(*s.conn, o.stream, s.consumer));
-    }
-  }
-  if (!create) return success();
-  return create_consumer(js, o.stream, s.consumer, p, o, s.cumulative, applied + 1);
-}
-
-result<void> delete_consumer(connection_state& c, const std::string& stream,
-                             const std::string& consumer) {
-  jsErrCode code{};
-  natsStatus s = js_DeleteConsumer(c.js.get(), stream.c_str(), consumer.c_str(), nullptr, &code);
-  if (s == NATS_OK || s == NATS_NOT_FOUND || code == JSConsumerNotFoundErr) return success();
-  return nats_error(s, "delete consumer " + consumer, code);
-}
-
 result<void> adopt_file(connection_state& c, const projection& p, const projector_options& o,
                         const std::filesystem::path& file) {
   auto old = current_file(o.database);
@@ -839,7 +704,8 @@ result<projector> projector::start(const connection& conn, projection p, project
         here->created, s->consumer, p.name()));
   }
 
-  JETSOURCE_TRY(detail::bind_consumer(*s, p, o, applied_sequence));
+  JETSOURCE_TRY(cumulative, detail::bind_consumer(*s->conn, s->consumer, p, o, applied_sequence));
+  s->cumulative = cumulative;
   s->mark = applied_sequence;
 
   s->db.emplace(std::move(db));

@@ -5,20 +5,13 @@
 #include <jetsource/projection.hpp>
 #include <jetsource/projector.hpp>
 
+#include "consumer_admin.hpp"
 #include "nats/handles.hpp"
 
 #include <filesystem>
 #include <string>
 
 namespace jetsource::detail {
-
-/// The live consumer's name (this copy's: see binding.hpp), and the rebuild's.
-result<std::string> live_consumer(const projection& p, const projector_options& o);
-result<std::string> rebuild_consumer(const projection& p, const projector_options& o);
-
-/// Deletes a durable consumer; a missing one is fine.
-result<void> delete_consumer(connection_state& c, const std::string& stream,
-                             const std::string& consumer);
 
 /// Points the database at the rebuilt `file`, then removes the ready/rebuilding markers, the
 /// rebuild's consumer and the file that was in use before.

@@ -1,7 +1,8 @@
-// detail: one copy of a read model against its stream and its durable consumer (issue 10).
-#include "binding.hpp"
+// detail: consumer administration for the read side (see consumer_admin.hpp).
+#include "consumer_admin.hpp"
 
 #include "files.hpp"
+#include "log.hpp"
 
 #include <nats/nats.h>
 
@@ -57,6 +58,108 @@ result<std::optional<std::string>> copy_consumer(const projection& p, const proj
   auto name = fmt::format("jetsource-{}-{:08x}", p.name(), random());
   JETSOURCE_TRY(made, create_once(file, name));
   return std::optional<std::string>(std::move(made));
+}
+
+result<std::string> live_consumer(const projection& p, const projector_options& o) {
+  JETSOURCE_TRY(name, copy_consumer(p, o, true));
+  return std::move(*name);
+}
+
+result<std::string> rebuild_consumer(const projection& p, const projector_options& o) {
+  JETSOURCE_TRY(live, live_consumer(p, o));
+  return live + "-rebuild";
+}
+
+result<void> delete_consumer(connection_state& c, const std::string& stream,
+                             const std::string& consumer) {
+  jsErrCode code{};
+  natsStatus s = js_DeleteConsumer(c.js.get(), stream.c_str(), consumer.c_str(), nullptr, &code);
+  if (s == NATS_OK || s == NATS_NOT_FOUND || code == JSConsumerNotFoundErr) return success();
+  return nats_error(s, "delete consumer " + consumer, code);
+}
+
+result<void> create_consumer(connection_state& c, const std::string& stream,
+                             const std::string& name, const projection& p,
+                             const projector_options& o, bool cumulative, std::uint64_t from) {
+  jsConsumerConfig cfg;
+  jsConsumerConfig_Init(&cfg);
+  cfg.Durable = name.c_str();
+  cfg.Description = "jetsource projection";
+  cfg.AckPolicy = cumulative ? js_AckAll : js_AckExplicit;
+  cfg.AckWait = std::chrono::nanoseconds(o.ack_wait).count();
+  cfg.MaxDeliver = -1;  // MaxDeliver exhausted is a silent skip: the projector decides
+  cfg.MaxAckPending = static_cast<int64_t>(o.max_buffered);
+  cfg.FilterSubject = p.subject_filter().empty() ? nullptr : p.subject_filter().c_str();
+  if (from > 1) {
+    cfg.DeliverPolicy = js_DeliverByStartSequence;
+    cfg.OptStartSeq = from;
+  } else {
+    cfg.DeliverPolicy = js_DeliverAll;
+  }
+  jsConsumerInfo* created = nullptr;
+  jsErrCode code{};
+  natsStatus a = js_AddConsumer(&created, c.js.get(), stream.c_str(), &cfg, nullptr, &code);
+  jsConsumerInfo_Destroy(created);
+  if (a == NATS_OK) return success();
+  if (code == JSStreamNotFoundErr)
+    return make_error(errc::not_found, "projection {}: stream {} does not exist", p.name(), stream);
+  return nats_error(a, "create consumer " + name, code);
+}
+
+result<bool> bind_consumer(connection_state& c, const std::string& consumer, const projection& p,
+                           const projector_options& o, std::uint64_t applied) {
+  consumer_info_ptr holder;
+  auto ci = consumer_info(c, o.stream, consumer, holder);
+  if (!ci && !ci.error().is(errc::not_found)) return std::move(ci).error();
+  bool cumulative = o.cumulative_acks;
+  bool create = !ci;
+  if (ci) {
+    const jsConsumerInfo& info = **ci;
+    std::string_view filter = info.Config->FilterSubject ? info.Config->FilterSubject : "";
+    if (filter != p.subject_filter())
+      return make_error(errc::stream_config_mismatch,
+                        "consumer {} follows '{}' but projection {} follows '{}': delete the "
+                        "consumer (the projection resumes from its database)",
+                        consumer, filter, p.name(), p.subject_filter());
+    // The consumer says how it is acked (the rebuild's consumer, adopted by a live projector,
+    // keeps its cumulative acks).
+    cumulative = info.Config->AckPolicy == js_AckAll;
+    if (!consumer_follows(info, applied)) {
+      log()->info(
+          "projection {}: consumer {} does not continue from the database's mark {} (ack floor "
+          "{}, start {}): recreating it from sequence {}",
+          p.name(), consumer, applied, info.AckFloor.Stream, info.Config->OptStartSeq, applied + 1);
+      create = true;
+    } else if (cumulative && info.NumAckPending > 0) {
+      // Deliveries of an earlier run may come back, and one ack would cover them with what
+      // this run commits: start over from the database's mark instead (dedup skips repeats).
+      create = true;
+    }
+    if (create) {
+      JETSOURCE_TRY(delete_consumer(c, o.stream, consumer));
+    }
+  }
+  if (create) {
+    JETSOURCE_TRY(create_consumer(c, o.stream, consumer, p, o, cumulative, applied + 1));
+  }
+  return cumulative;
+}
+
+result<jsConsumerInfo*> consumer_info(connection_state& c, const std::string& stream,
+                                      const std::string& consumer, consumer_info_ptr& holder) {
+  jsConsumerInfo* ci = nullptr;
+  jsErrCode code{};
+  natsStatus s =
+      js_GetConsumerInfo(&ci, c.js.get(), stream.c_str(), consumer.c_str(), nullptr, &code);
+  if (s != NATS_OK) {
+    if (code == JSConsumerNotFoundErr || s == NATS_NOT_FOUND)
+      return make_error(errc::not_found, "consumer {} does not exist", consumer);
+    if (code == JSStreamNotFoundErr)
+      return make_error(errc::not_found, "stream {} does not exist", stream);
+    return nats_error(s, "consumer info of " + consumer, code);
+  }
+  holder.reset(ci);
+  return ci;
 }
 
 result<stream_identity> identify_stream(connection_state& c, const std::string& stream) {

@@ -1,0 +1,74 @@
+// detail: consumer administration for the read side, shared by the projector and the rebuild:
+// the names of a read-model copy's consumers, creating, binding, verifying and deleting them,
+// and how one copy of a read model is tied to its stream. The database file's own mark is the
+// truth (issue 10): each copy has a consumer of its own, a consumer is used only when it
+// delivers exactly what follows the file's mark, and a file is never applied onto a stream
+// other than the one it was built from.
+//
+// Thread-safety: free functions; each call makes its own JetStream API requests.
+#pragma once
+
+#include <jetsource/projection.hpp>
+#include <jetsource/projector.hpp>
+
+#include "nats/handles.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace jetsource::detail {
+
+/// The durable consumer of this copy of the read model: `o.consumer` when given, else
+/// "jetsource-<name>-<copy id>", the copy id (random, 8 hex digits) kept in <database>.consumer
+/// beside the file. `create`: make the id on first use (writers); false: nullopt when none yet.
+result<std::optional<std::string>> copy_consumer(const projection& p, const projector_options& o,
+                                                 bool create);
+/// The live consumer's name (this copy's), and its rebuild's ("<live>-rebuild").
+result<std::string> live_consumer(const projection& p, const projector_options& o);
+result<std::string> rebuild_consumer(const projection& p, const projector_options& o);
+
+/// Creates the projection's durable consumer, delivering from stream sequence `from` (1: all),
+/// acked cumulatively (AckPolicy All) or per message.
+result<void> create_consumer(connection_state& c, const std::string& stream,
+                             const std::string& name, const projection& p,
+                             const projector_options& o, bool cumulative, std::uint64_t from);
+/// Deletes a durable consumer; a missing one is fine.
+result<void> delete_consumer(connection_state& c, const std::string& stream,
+                             const std::string& consumer);
+/// The consumer's info (errc::not_found when it does not exist); `holder` owns it.
+result<jsConsumerInfo*> consumer_info(connection_state& c, const std::string& stream,
+                                      const std::string& consumer, consumer_info_ptr& holder);
+
+/// True when the consumer delivers exactly what follows a file whose every message up to
+/// `applied` is committed: it has acknowledged nothing beyond `applied`, and a consumer that has
+/// acknowledged nothing yet starts at `applied` + 1.
+bool consumer_follows(const jsConsumerInfo& ci, std::uint64_t applied);
+
+/// Binds to `consumer` when it follows the file's mark `applied` (see consumer_follows), and
+/// (re)creates it from applied + 1 otherwise. Returns whether it is acked cumulatively (an
+/// existing consumer keeps its policy). errc::stream_config_mismatch when it exists with
+/// another subject filter.
+result<bool> bind_consumer(connection_state& c, const std::string& consumer, const projection& p,
+                           const projector_options& o, std::uint64_t applied);
+
+/// What identifies a stream's history: it is created once and only grows.
+struct stream_identity {
+  std::int64_t created = 0;  ///< ns since the epoch (jsStreamInfo.Created)
+  std::uint64_t last_sequence = 0;
+  std::string filter_all;  ///< its single subject when it has exactly one ("orders.>")
+};
+/// errc::not_found when the stream does not exist; errc::unreachable without JetStream.
+result<stream_identity> identify_stream(connection_state& c, const std::string& stream);
+
+/// errc::stream_config_mismatch when a file built up to `max_sequence` from a stream created at
+/// `recorded` (0: not recorded yet) cannot continue on the stream as it is now.
+result<void> check_stream(const projection& p, const std::string& stream, std::int64_t recorded,
+                          std::uint64_t max_sequence, const stream_identity& now);
+
+/// Messages of the stream after `applied` that the projection follows: its lag.
+result<std::uint64_t> messages_after(connection_state& c, const std::string& stream,
+                                     const stream_identity& s, const std::string& filter,
+                                     std::uint64_t applied);
+
+}  // namespace jetsource::detail

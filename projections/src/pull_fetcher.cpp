@@ -1,0 +1,114 @@
+// detail: the hand-driven pull loop of one durable consumer (docs/adr/0006).
+#include "pull_fetcher.hpp"
+
+#include "log.hpp"
+
+#include <nats/nats.h>
+
+#include <charconv>
+#include <thread>
+
+namespace jetsource::detail {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+// How long after its expiry a request the server never answered is given up.
+constexpr auto grace = std::chrono::milliseconds(250);
+
+}  // namespace
+
+result<pull_fetcher> pull_fetcher::open(natsConnection* nc, const std::string& stream,
+                                        const std::string& consumer, std::string name) {
+  pull_fetcher f(nc, std::move(name));
+  f.next_subject_ = fmt::format("$JS.API.CONSUMER.MSG.NEXT.{}.{}", stream, consumer);
+  natsInbox* inbox = nullptr;
+  if (natsStatus st = natsInbox_Create(&inbox); st != NATS_OK)
+    return nats_error(st, "create inbox");
+  f.inbox_ = inbox;
+  natsInbox_Destroy(inbox);
+  natsSubscription* sub = nullptr;
+  if (natsStatus st = natsConnection_SubscribeSync(&sub, nc, (f.inbox_ + ".*").c_str());
+      st != NATS_OK)
+    return nats_error(st, "subscribe to pull replies");
+  f.sub_.reset(sub);
+  natsSubscription_SetPendingLimits(sub, -1, -1);
+  return f;
+}
+
+void pull_fetcher::request(int batch, std::chrono::milliseconds expires) {
+  if (requests_.size() >= 2) return;
+  pull r{next_id_++, static_cast<std::uint64_t>(batch), clock::now() + expires + grace};
+  auto body = fmt::format(R"({{"batch":{},"expires":{}}})", batch,
+                          std::chrono::nanoseconds(expires).count());
+  auto reply = fmt::format("{}.{}", inbox_, r.id);
+  if (natsConnection_PublishRequest(nc_, next_subject_.c_str(), reply.c_str(), body.data(),
+                                    static_cast<int>(body.size())) == NATS_OK) {
+    outstanding_ += r.remaining;
+    requests_.push_back(r);
+  }
+}
+
+void pull_fetcher::drop(std::uint64_t id) {
+  for (auto it = requests_.begin(); it != requests_.end(); ++it)
+    if (it->id == id) {
+      outstanding_ -= it->remaining;
+      requests_.erase(it);
+      return;
+    }
+}
+
+void pull_fetcher::expire(clock::time_point now) {
+  while (!requests_.empty() && requests_.front().deadline < now) drop(requests_.front().id);
+}
+
+pull_fetcher::outcome pull_fetcher::next(delivery& out) {
+  expire(clock::now());
+  natsMsg* raw = nullptr;
+  const auto wait = std::chrono::milliseconds(requests_.empty() ? 5 : 20);
+  natsStatus s = natsSubscription_NextMsg(&raw, sub_.get(), wait.count());
+  if (s == NATS_CONNECTION_CLOSED || s == NATS_INVALID_SUBSCRIPTION) return outcome::closed;
+  if (s != NATS_OK || raw == nullptr) {
+    if (s != NATS_TIMEOUT) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return outcome::nothing;
+  }
+  msg_ptr m(raw);
+  // Statuses (heartbeats, the end of a request) have no payload; commits always have one.
+  const std::string status = natsMsg_GetDataLength(raw) == 0 ? header(raw, "Status") : "";
+  if (!status.empty()) {
+    if (status == "100") return outcome::nothing;  // heartbeat
+    // A status for one request: its reply subject is <inbox>.<id>.
+    std::string_view subject = natsMsg_GetSubject(raw);
+    std::uint64_t id = 0;
+    auto dot = subject.rfind('.');
+    std::from_chars(subject.data() + dot + 1, subject.data() + subject.size(), id);
+    if (status != "404" && status != "408" && status != "409")
+      log()->warn("projection {}: pull status {} {}", name_, status, header(raw, "Description"));
+    else if (status == "409")
+      log()->debug("projection {}: pull status 409 {}", name_, header(raw, "Description"));
+    drop(id);
+    return outcome::nothing;
+  }
+  const char* reply = natsMsg_GetReply(raw);
+  auto meta = reply ? parse_ack_subject(reply) : std::nullopt;
+  if (!meta) return outcome::nothing;  // not a JetStream message
+  // Data messages arrive on their stream subject: they count against the oldest request.
+  if (!requests_.empty()) {
+    --outstanding_;
+    if (--requests_.front().remaining == 0) requests_.pop_front();
+  }
+  out.msg = std::move(m);
+  out.meta = *meta;
+  return outcome::message;
+}
+
+void pull_fetcher::reset() {
+  for (natsMsg* old = nullptr;
+       natsSubscription_NextMsg(&old, sub_.get(), 0) == NATS_OK && old != nullptr; old = nullptr)
+    natsMsg_Destroy(old);
+  requests_.clear();
+  outstanding_ = 0;
+}
+
+}  // namespace jetsource::detail

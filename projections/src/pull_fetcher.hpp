@@ -1,0 +1,72 @@
+// detail: the pull side of one durable consumer, driven by hand (docs/adr/0006): the only code
+// that calls nats.c to pull. It keeps up to two pull requests outstanding on a private inbox,
+// counts the messages the server may still send, handles status messages (heartbeats, the end
+// of a request, rejections) and drops requests the server never answered (a client deadline:
+// nats-server 2.9 sometimes lets an expired request go without a status).
+//
+// Thread-safety: none; one owner (the projector's fetcher thread). Messages it returns are the
+// caller's (natsMsg has one owner).
+#pragma once
+
+#include <jetsource/result.hpp>
+
+#include "ack_subject.hpp"
+#include "nats/handles.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <string>
+
+namespace jetsource::detail {
+
+class pull_fetcher {
+ public:
+  /// Subscribes to a new inbox for the replies of pulls from `stream`'s durable `consumer`.
+  static result<pull_fetcher> open(natsConnection* nc, const std::string& stream,
+                                   const std::string& consumer, std::string name);
+
+  /// Sends a pull request for `batch` messages waiting at most `expires`, unless two are
+  /// outstanding already. The caller decides whether there is room for them.
+  void request(int batch, std::chrono::milliseconds expires);
+
+  /// One delivery: the message and its ack subject's numbers (views into the message).
+  struct delivery {
+    msg_ptr msg;
+    ack_meta meta;
+  };
+  enum class outcome { message, nothing, closed };
+  /// Waits for the next message of the consumer (a few ms when no request is outstanding, at
+  /// most 20 ms otherwise); status messages are handled here. `closed`: the connection or the
+  /// subscription is gone for good.
+  outcome next(delivery& out);
+
+  /// The consumer was recreated: forget the outstanding requests and drop every message of the
+  /// old consumer already received.
+  void reset();
+
+  std::size_t requests() const noexcept { return requests_.size(); }
+  /// Messages the server may still send for the outstanding requests.
+  std::uint64_t outstanding() const noexcept { return outstanding_; }
+
+ private:
+  struct pull {
+    std::uint64_t id;
+    std::uint64_t remaining;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  pull_fetcher(natsConnection* nc, std::string name) : nc_(nc), name_(std::move(name)) {}
+  void drop(std::uint64_t id);
+  void expire(std::chrono::steady_clock::time_point now);
+
+  natsConnection* nc_ = nullptr;
+  std::string name_;          // for log lines: the projection's name
+  std::string next_subject_;  // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
+  std::string inbox_;
+  subscription_ptr sub_;
+  std::deque<pull> requests_;
+  std::uint64_t next_id_ = 1;
+  std::uint64_t outstanding_ = 0;
+};
+
+}  // namespace jetsource::detail
