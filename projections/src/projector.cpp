@@ -6,6 +6,7 @@
 
 #include "applier.hpp"
 #include "files.hpp"
+#include "integrity.hpp"
 #include "log.hpp"
 #include "nats/handles.hpp"
 #include "store/store_state.hpp"
@@ -172,7 +173,14 @@ struct projector_state {
   std::vector<std::unique_ptr<worker>> workers;
   std::thread fetcher;
   std::atomic<bool> stopping{false};
+  // stop(): when the fetcher and the workers give up on what is not committed yet (one deadline
+  // for all of them, so stopping takes one drain_timeout in total). Set before `stopping`.
+  std::atomic<clock::time_point> stop_deadline{clock::time_point::max()};
   bool stopped = false;
+  // A damaged database file: the projector applies nothing more (see fail()).
+  std::atomic<bool> failed{false};
+  mutable std::mutex failure_mutex;
+  std::optional<error> failure;
   std::mutex stop_mutex;
 
   // Committed sequences, from the workers to the fetcher.
@@ -194,6 +202,11 @@ struct projector_state {
   }
   void run_fetcher();
   void run_worker(worker& w);
+  void announce(const batch_outcome& out, std::vector<std::uint64_t>& committed);
+  void fail(error e);
+  bool past_stop_deadline() const {
+    return stopping.load() && clock::now() >= stop_deadline.load();
+  }
   void publish_mark(std::uint64_t m);
   bool persist_mark(std::uint64_t m, double rate);
   result<jsConsumerInfo*> consumer_info(consumer_info_ptr& holder) const;
@@ -356,7 +369,7 @@ void projector_state::run_fetcher() {
   auto drain_deadline = clock::time_point::max();
 
   while (true) {
-    bool stop = stopping.load();
+    bool stop = stopping.load() || failed.load();  // failed: a worker met a damaged file
     auto now = clock::now();
     // Expired requests the server never answered (2.9 sometimes drops them silently).
     while (!requests.empty() && requests.front().deadline < now) drop_request(requests.front().id);
@@ -501,6 +514,35 @@ void projector_state::run_fetcher() {
   }
 }
 
+// A group commit is done: the fetcher advances the mark from `done`; with AckPolicy Explicit
+// each message is acked here, after the commit is announced (a reader waiting for the mark does
+// not wait for one publish per message). With AckPolicy All the fetcher acks the mark.
+void projector_state::announce(const batch_outcome& out, std::vector<std::uint64_t>& committed) {
+  events_applied.fetch_add(out.events);
+  duplicates.fetch_add(out.duplicates);
+  committed.clear();
+  for (const auto& e : out.done) committed.push_back(e.sequence);
+  if (opts.on_committed) opts.on_committed(committed);
+  {
+    std::lock_guard lk(done_mutex);
+    done.insert(done.end(), committed.begin(), committed.end());
+  }
+  if (!cumulative)
+    for (const auto& e : out.done) ack(nc, e.reply, "+ACK");
+  buffered.fetch_sub(out.done.size() + out.dropped);
+}
+
+// The database file is damaged: stop applying (every worker, and the fetcher asks for nothing
+// more), say so once in the log and in the status. Nothing uncommitted is acked: the server
+// delivers it again to whatever runs on a rebuilt file.
+void projector_state::fail(error e) {
+  std::lock_guard lk(failure_mutex);
+  if (failure) return;
+  log()->error("projection {}: {}; it applies nothing more until it is rebuilt", proj.name(), e);
+  failure = std::move(e);
+  failed = true;
+}
+
 void projector_state::run_worker(worker& w) {
   std::vector<envelope> batch;
   std::vector<std::uint64_t> committed;
@@ -521,35 +563,28 @@ void projector_state::run_worker(worker& w) {
     }
     for (auto& c : controls) c();
     if (batch.empty()) continue;
-
-    auto deadline = clock::time_point::max();
+    // Failed, or stopping past the deadline: not applied, not acked (redelivered later).
+    if (failed.load() || past_stop_deadline()) {
+      buffered.fetch_sub(batch.size());
+      continue;
+    }
     for (int attempt = 0;; ++attempt) {
       result<batch_outcome> r = [&] {
         std::lock_guard lk(db_mutex);
         return w.apply->apply(*db, batch, mark.load());
       }();
       if (r) {
-        events_applied.fetch_add(r->events);
-        duplicates.fetch_add(r->duplicates);
-        committed.clear();
-        for (const auto& e : r->done) committed.push_back(e.sequence);
-        if (opts.on_committed) opts.on_committed(committed);
-        {
-          std::lock_guard lk(done_mutex);
-          done.insert(done.end(), committed.begin(), committed.end());
-        }
-        // Acks go out after the commit is announced: a reader waiting for the mark does not
-        // wait for one publish per message. With AckPolicy All the fetcher acks the mark.
-        if (!cumulative)
-          for (const auto& e : r->done) ack(nc, e.reply, "+ACK");
-        buffered.fetch_sub(r->done.size() + r->dropped);
+        announce(*r, committed);
         w.held.store(w.apply->held());
         break;
       }
-      // Nothing was committed and nothing acked: back off and try the same batch again.
-      if (stopping.load() && deadline == clock::time_point::max())
-        deadline = clock::now() + opts.drain_timeout;
-      if (clock::now() > deadline) {
+      // Nothing was committed and nothing acked.
+      if (r.error().is(errc::corrupt)) {
+        fail(rebuild_needed(file, r.error()));
+        buffered.fetch_sub(batch.size());
+        break;
+      }
+      if (past_stop_deadline()) {
         log()->error(
             "projection {}: giving up on {} messages at shutdown ({}); they will be "
             "redelivered",
@@ -557,12 +592,15 @@ void projector_state::run_worker(worker& w) {
         buffered.fetch_sub(batch.size());
         break;
       }
+      // Back off and try the same batch again (not past the stop deadline).
       auto backoff = std::chrono::milliseconds(std::min(1000, 10 << std::min(attempt, 7)));
       (is_transient(r.error()) ? log()->warn("projection {}: {} (retrying in {} ms)", proj.name(),
                                              r.error(), backoff.count())
                                : log()->error("projection {}: {} (retrying in {} ms)", proj.name(),
                                               r.error(), backoff.count()));
-      std::this_thread::sleep_for(backoff / 2 + backoff * (jitter() % 512) / 1024);
+      auto pause = std::chrono::duration_cast<clock::duration>(backoff / 2 +
+                                                               backoff * (jitter() % 512) / 1024);
+      std::this_thread::sleep_until(std::min(clock::now() + pause, stop_deadline.load()));
     }
   }
 }
@@ -692,7 +730,15 @@ result<projector> projector::start(const connection& conn, projection p, project
     JETSOURCE_TRY(detail::adopt_file(*s->conn, p, o, *ready));
   }
   s->file = detail::current_file(o.database);
-  JETSOURCE_TRY(db, sqlite::database::open(s->file.string(), o.sqlite));
+  auto opened = sqlite::database::open(s->file.string(), o.sqlite);
+  if (!opened && opened.error().is(errc::corrupt))
+    return detail::rebuild_needed(s->file, opened.error());
+  if (!opened) return std::move(opened).error();
+  auto db = std::move(opened).value();
+  // A damaged page is found before anything is applied on top of it.
+  if (o.check_at_start) {
+    JETSOURCE_TRY(detail::check_integrity(db, s->file));
+  }
   JETSOURCE_TRY(built_with, detail::prepare_database(db, p, o.stream, s->consumer));
   if (built_with != p.version())
     return make_error(errc::invalid_argument,
@@ -866,6 +912,7 @@ result<void> projector::stop() {
   std::lock_guard lk(s.stop_mutex);
   if (s.stopped) return success();
   s.stopped = true;
+  s.stop_deadline = std::chrono::steady_clock::now() + s.opts.drain_timeout;
   s.stopping = true;
   if (s.fetcher.joinable()) s.fetcher.join();  // ends when its requests are answered or expired
   for (auto& w : s.workers) {
@@ -936,7 +983,8 @@ result<projection_status> projector::status() const {
     out = std::move(st);
   }
   out.version = s.proj.version();
-  out.state = s.stopping ? "stopped" : "live";
+  out.state = s.failed ? "failed" : s.stopping ? "stopped" : "live";
+  if (auto f = failure()) out.error = to_string(*f);
   out.last_applied_seq = std::max(out.last_applied_seq, s.mark.load());
   out.events_per_s = s.events_per_s.load();
   out.database = s.file.string();
@@ -947,6 +995,12 @@ result<projection_status> projector::status() const {
   if (auto ci = s.consumer_info(holder))
     out.pending = (*ci)->NumPending + static_cast<std::uint64_t>((*ci)->NumAckPending);
   return out;
+}
+
+std::optional<error> projector::failure() const {
+  if (!state_) return std::nullopt;
+  std::lock_guard lk(state_->failure_mutex);
+  return state_->failure;
 }
 
 result<std::vector<dead_letter>> projector::dead_letters() const {

@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <csignal>
 #include <ctime>
+#include <future>
+#include <vector>
 
 namespace order_system::cli {
 
@@ -40,6 +42,29 @@ bool termination_requested(std::chrono::milliseconds timeout) {
   return sigtimedwait(&set, nullptr, &ts) > 0;
 }
 
+// Stops every read model at once: each one's stop is bounded by its drain timeout, so serve stops
+// within one drain timeout in total, however many read models (a full disk, for instance, makes
+// each of them wait that long). What was not committed is not acked: delivered again later.
+int stop_all(std::vector<jetsource::projector>& running) {
+  std::vector<std::future<jetsource::result<void>>> stops;
+  for (auto& p : running)
+    stops.push_back(std::async(std::launch::async, [&p] { return p.stop(); }));
+  int code = exit_ok;
+  for (std::size_t i = 0; i < running.size(); ++i)
+    if (auto r = stops[i].get(); !r) code = fail("stop " + running[i].name(), r.error());
+  return code;
+}
+
+// A read model that stopped by itself (a damaged file) is reported once; the others go on.
+void report_failures(const std::vector<jetsource::projector>& running, std::vector<bool>& reported,
+                     int& code) {
+  for (std::size_t i = 0; i < running.size(); ++i) {
+    auto failure = running[i].failure();
+    if (failure && !reported[i]) code = fail(running[i].name(), *failure);
+    reported[i] = failure.has_value();
+  }
+}
+
 int serve(context& ctx, const serve_options&) {
   jetsource::block_termination_signals();  // before any thread starts
   ctx.share_embedded_server();
@@ -51,9 +76,14 @@ int serve(context& ctx, const serve_options&) {
   std::vector<jetsource::projector> running;
   for (const auto& p : read_models()) {
     auto started = jetsource::start_or_rebuild(*conn, p, read_model_options(ctx.options(), p));
+    if (!started && started.error().is(jetsource::errc::corrupt)) {
+      code = fail("serve " + p.name(), started.error());  // serve the others; exit 1 at the end
+      continue;
+    }
     if (!started) return fail("serve " + p.name(), started.error());
     running.push_back(std::move(started).value());
   }
+  std::vector<bool> reported(running.size(), false);
   fmt::print(stderr, "order-system: serving {} read models from {} into {}; Ctrl-C stops\n",
              running.size(), conn->connected_url(), ctx.options().data_dir.string());
   while (!termination_requested(std::chrono::milliseconds(250))) {
@@ -64,11 +94,11 @@ int serve(context& ctx, const serve_options&) {
       else if (*switched)
         fmt::print(stderr, "order-system: {}: switched to the rebuilt model\n", p.name());
     }
+    report_failures(running, reported, code);
   }
   fmt::print(stderr, "order-system: stopping (draining the read models)\n");
-  for (auto& p : running)
-    if (auto r = p.stop(); !r) code = fail("stop " + p.name(), r.error());
-  return code;
+  int stopped = stop_all(running);
+  return code != exit_ok ? code : stopped;
 }
 
 nlohmann::ordered_json to_json(const jetsource::projection_status& s) {
