@@ -40,8 +40,7 @@ struct projector_options {
   std::string stream;              ///< the stream to follow (required)
   std::filesystem::path database;  ///< the projection's SQLite file (required)
   std::string consumer;            ///< durable consumer name; default "jetsource-<name>"
-  int workers =
-      1;  ///< keyed workers (W); measured: 1 fastest (one SQLite writer), docs/performance.md
+  int workers = 1;  ///< keyed workers (W); measured: 1 fastest (one SQLite writer), docs/performance.md
   int batch = 500;  ///< messages per pull request (two requests in flight)
   std::chrono::milliseconds pull_expires{500};  ///< how long a pull request waits for messages
   std::size_t max_group = 2000;                 ///< messages per transaction, at most
