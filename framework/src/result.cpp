@@ -39,6 +39,8 @@ std::string_view to_string(errc code) noexcept {
       return "internal";
     case errc::busy:
       return "busy";
+    case errc::corrupt:
+      return "corrupt";
   }
   return "unknown";
 }

@@ -67,8 +67,15 @@ std::string utc_now() {
 }
 
 bool is_transient(const error& e) noexcept {
-  return e.code == errc::busy || e.code == errc::io;
+  return e.code == errc::busy || e.code == errc::io;  // never errc::corrupt: that needs a rebuild
 }
+
+namespace {
+// A failure of the database rather than of the message: never a reason to dead-letter it.
+bool not_the_message(const error& e) noexcept {
+  return is_transient(e) || e.is(errc::corrupt);
+}
+}  // namespace
 
 envelope stored_commit::view(std::uint64_t sequence) const {
   envelope e;
@@ -273,13 +280,13 @@ result<void> applier::process(pass& p, envelope& e) {
   if (applied)
     applied = p.tx.execute(upsert_version, e.aggregate_type, e.aggregate_id, e.version, e.sequence);
   if (!applied && !p.guarded) {
-    if (!is_transient(applied.error())) p.needs_guard = true;
+    if (!not_the_message(applied.error())) p.needs_guard = true;
     return std::move(applied).error();
   }
   if (!applied) {
     JETSOURCE_TRY(p.tx.execute("ROLLBACK TO jetsource_message"));
     JETSOURCE_TRY(p.tx.execute("RELEASE jetsource_message"));
-    if (is_transient(applied.error())) return std::move(applied).error();
+    if (not_the_message(applied.error())) return std::move(applied).error();
     auto type = applied.error().message.substr(0, applied.error().message.find(':'));
     JETSOURCE_TRY(dead_letter(p, e, "poison", type, fmt::format("{}", applied.error())));
     p.parked.emplace(key);
@@ -431,7 +438,7 @@ result<std::size_t> applier::retry(sqlite::database& db, std::string_view aggreg
         if (!applied) {
           JETSOURCE_TRY(tx.execute("ROLLBACK TO jetsource_message"));
           JETSOURCE_TRY(tx.execute("RELEASE jetsource_message"));
-          if (is_transient(applied.error())) return std::move(applied).error();
+          if (not_the_message(applied.error())) return std::move(applied).error();
           auto type = applied.error().message.substr(0, applied.error().message.find(':'));
           JETSOURCE_TRY(
               tx.execute("UPDATE dead_letters SET kind = 'poison', event_type = ?1, error = ?2, "

@@ -63,6 +63,7 @@ struct batch_outcome {
 };
 
 /// Transient: worth retrying the whole batch after a backoff (SQLite busy, I/O, a full disk).
+/// A damaged file (errc::corrupt) is not: retrying it would block the projection for good.
 bool is_transient(const error& e) noexcept;
 
 /// Hash and equality that also take a string_view: the maps below are looked up with a key
@@ -91,7 +92,7 @@ class applier {
   /// the dedup rows and the projection_state update (`applied_sequence` is the projector's
   /// mark), then commits. Messages with a version gap are held, not acked. On error nothing
   /// changed (the transaction rolled back, `batch` is intact): retry after a backoff when
-  /// is_transient(), otherwise it is a bug.
+  /// is_transient(); errc::corrupt means the file is damaged (stop); otherwise it is a bug.
   result<batch_outcome> apply(sqlite::database& db, std::vector<envelope>& batch,
                               std::uint64_t applied_sequence = 0);
 

@@ -19,13 +19,6 @@ namespace jetsource::detail {
 
 namespace {
 
-std::optional<std::string> read_line(const path& file) {
-  std::ifstream in(file);
-  std::string line;
-  if (!in || !std::getline(in, line) || line.empty()) return std::nullopt;
-  return line;
-}
-
 // Writes `name` to `file` unless it exists (link(2) of a finished temp file: a concurrent
 // creator's name wins and is returned).
 result<std::string> create_once(const path& file, const std::string& name) {
@@ -42,7 +35,7 @@ result<std::string> create_once(const path& file, const std::string& name) {
   std::filesystem::remove(tmp, ec);
   if (rc == 0) return name;
   if (err == EEXIST)
-    if (auto existing = read_line(file)) return *existing;
+    if (auto existing = read_text(file)) return *existing;
   return make_error(errc::io, "cannot create {}: {}", file.string(), std::strerror(err));
 }
 
@@ -52,7 +45,7 @@ result<std::optional<std::string>> copy_consumer(const projection& p, const proj
                                                  bool create) {
   if (!o.consumer.empty()) return std::optional<std::string>(o.consumer);
   const auto file = with_suffix(o.database, ".consumer");
-  if (auto known = read_line(file)) return known;
+  if (auto known = read_text(file)) return known;
   if (!create) return std::optional<std::string>();
   std::random_device random;
   auto name = fmt::format("jetsource-{}-{:08x}", p.name(), random());

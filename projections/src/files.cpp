@@ -15,26 +15,34 @@
 namespace jetsource::detail {
 
 std::optional<path> read_marker(const path& marker) {
-  std::ifstream in(marker);
-  if (!in) return std::nullopt;
-  std::string name;
-  std::getline(in, name);
-  if (name.empty()) return std::nullopt;
-  return marker.parent_path() / name;
+  auto name = read_text(marker);
+  if (!name) return std::nullopt;
+  return marker.parent_path() / *name;
 }
 
 result<void> write_marker(const path& marker, const path& file) {
-  auto tmp = with_suffix(marker, ".tmp");
+  return write_text(marker, file.filename().string());
+}
+
+std::optional<std::string> read_text(const path& file) {
+  std::ifstream in(file);
+  std::string line;
+  if (!in || !std::getline(in, line) || line.empty()) return std::nullopt;
+  return line;
+}
+
+result<void> write_text(const path& file, std::string_view text) {
+  auto tmp = with_suffix(file, ".tmp");
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << file.filename().string() << '\n';
+    out << text << '\n';
     out.flush();
     if (!out) return make_error(errc::io, "cannot write {}", tmp.string());
   }
   std::error_code ec;
-  std::filesystem::rename(tmp, marker, ec);
+  std::filesystem::rename(tmp, file, ec);
   if (ec)
-    return make_error(errc::io, "cannot rename {} to {}: {}", tmp.string(), marker.string(),
+    return make_error(errc::io, "cannot rename {} to {}: {}", tmp.string(), file.string(),
                       ec.message());
   return success();
 }

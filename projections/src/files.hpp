@@ -7,6 +7,9 @@
 //   <db>.rebuild.lock  flock held by a running rebuild
 //   <db>.rebuilding    marker: the generation file a rebuild is building (resumable)
 //   <db>.ready         marker: a caught-up generation waiting for the live projector to adopt
+//   <db>.failed        why the live projector stopped applying (a damaged file, a stream created
+//                      again): for status from other processes; removed by the next good start
+//   <db>.consumer      this copy's durable consumer name (consumer_admin.hpp)
 #pragma once
 
 #include <jetsource/result.hpp>
@@ -33,6 +36,10 @@ int generation_of(const path& db, const path& file);
 /// The contents of a marker file (a file name in the same directory), if present.
 std::optional<path> read_marker(const path& marker);
 result<void> write_marker(const path& marker, const path& file);
+
+/// A small text file's first line (nullopt when missing or empty), and writing one atomically.
+std::optional<std::string> read_text(const path& file);
+result<void> write_text(const path& file, std::string_view text);
 
 /// Deletes a database file and its -wal / -shm companions (errors ignored).
 void remove_database_files(const path& file);

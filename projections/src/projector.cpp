@@ -8,6 +8,7 @@
 #include "applier.hpp"
 #include "consumer_admin.hpp"
 #include "files.hpp"
+#include "integrity.hpp"
 #include "log.hpp"
 #include "nats/handles.hpp"
 #include "store/store_state.hpp"
@@ -137,7 +138,14 @@ struct projector_state {
   std::vector<std::unique_ptr<worker>> workers;
   std::thread fetcher;
   std::atomic<bool> stopping{false};
+  // stop(): when the fetcher and the workers give up on what is not committed yet (one deadline
+  // for all of them, so stopping takes one drain_timeout in total). Set before `stopping`.
+  std::atomic<clock::time_point> stop_deadline{clock::time_point::max()};
   bool stopped = false;
+  // A damaged database file: the projector applies nothing more (see fail()).
+  std::atomic<bool> failed{false};
+  mutable std::mutex failure_mutex;
+  std::optional<error> failure;
   std::mutex stop_mutex;
 
   // Committed sequences, from the workers to the fetcher.
@@ -157,13 +165,7 @@ struct projector_state {
   // Set by start(); read by the fetcher: the creation time of the stream the file was built from.
   std::int64_t stream_created = 0;
   bool stream_missing = false;  // the fetcher's: said once that the stream is gone
-  // Why the projection stopped applying (the stream it was built from is gone, ...): set once by
-  // any thread, read by status() and wait_for().
-  mutable std::mutex failure_mutex;
-  std::optional<error> failure;
-
-  void fail(error e);
-  std::optional<error> failed() const {
+  std::optional<error> failure_reason() const {
     std::lock_guard lk(failure_mutex);
     return failure;
   }
@@ -173,6 +175,11 @@ struct projector_state {
   }
   void run_fetcher();
   void run_worker(worker& w);
+  void announce(const batch_outcome& out, std::vector<std::uint64_t>& committed);
+  void fail(error e);
+  bool past_stop_deadline() const {
+    return stopping.load() && clock::now() >= stop_deadline.load();
+  }
   void publish_mark(std::uint64_t m);
   bool persist_mark(std::uint64_t m, double rate);
   result<jsConsumerInfo*> consumer_info(consumer_info_ptr& holder) const;
@@ -181,16 +188,20 @@ struct projector_state {
   position check_position();
 };
 
-// Stops fetching for good: what was fetched is still applied, nothing new is asked for, and the
-// status and wait_for() report `e` until the projector is stopped.
+// The projection cannot go on (a damaged file, a stream created again): every worker stops
+// applying and the fetcher asks for nothing more; the status and wait_for() report `e` (logged
+// once). Nothing uncommitted is acked: the server delivers it again to whatever runs on a
+// repaired file.
 void projector_state::fail(error e) {
   {
     std::lock_guard lk(failure_mutex);
     if (failure) return;
-    failure = e;
+    log()->error("projection {}: {}; it applies nothing more until it is repaired", proj.name(), e);
+    // Other processes' status reads it (the file itself may be unreadable).
+    (void)write_text(with_suffix(opts.database, ".failed"), to_string(e));
+    failure = std::move(e);
+    failed = true;
   }
-  log()->error("{}", e);  // its message names the projection
-  stopping = true;
   std::lock_guard lk(mark_mutex);
   mark_changed.notify_all();
 }
@@ -358,7 +369,7 @@ void projector_state::run_fetcher() {
   auto last_check = clock::now();
 
   while (true) {
-    bool stop = stopping.load();
+    bool stop = stopping.load() || failed.load();  // failed: a worker met a damaged file
     auto now = clock::now();
     // Expired requests the server never answered (2.9 sometimes drops them silently).
     while (!requests.empty() && requests.front().deadline < now) drop_request(requests.front().id);
@@ -495,6 +506,24 @@ void projector_state::run_fetcher() {
   }
 }
 
+// A group commit is done: the fetcher advances the mark from `done`; with AckPolicy Explicit
+// each message is acked here, after the commit is announced (a reader waiting for the mark does
+// not wait for one publish per message). With AckPolicy All the fetcher acks the mark.
+void projector_state::announce(const batch_outcome& out, std::vector<std::uint64_t>& committed) {
+  events_applied.fetch_add(out.events);
+  duplicates.fetch_add(out.duplicates);
+  committed.clear();
+  for (const auto& e : out.done) committed.push_back(e.sequence);
+  if (opts.on_committed) opts.on_committed(committed);
+  {
+    std::lock_guard lk(done_mutex);
+    done.insert(done.end(), committed.begin(), committed.end());
+  }
+  if (!cumulative)
+    for (const auto& e : out.done) ack(nc, e.reply, "+ACK");
+  buffered.fetch_sub(out.done.size() + out.dropped);
+}
+
 void projector_state::run_worker(worker& w) {
   std::vector<envelope> batch;
   std::vector<std::uint64_t> committed;
@@ -515,35 +544,28 @@ void projector_state::run_worker(worker& w) {
     }
     for (auto& c : controls) c();
     if (batch.empty()) continue;
-
-    auto deadline = clock::time_point::max();
+    // Failed, or stopping past the deadline: not applied, not acked (redelivered later).
+    if (failed.load() || past_stop_deadline()) {
+      buffered.fetch_sub(batch.size());
+      continue;
+    }
     for (int attempt = 0;; ++attempt) {
       result<batch_outcome> r = [&] {
         std::lock_guard lk(db_mutex);
         return w.apply->apply(*db, batch, mark.load());
       }();
       if (r) {
-        events_applied.fetch_add(r->events);
-        duplicates.fetch_add(r->duplicates);
-        committed.clear();
-        for (const auto& e : r->done) committed.push_back(e.sequence);
-        if (opts.on_committed) opts.on_committed(committed);
-        {
-          std::lock_guard lk(done_mutex);
-          done.insert(done.end(), committed.begin(), committed.end());
-        }
-        // Acks go out after the commit is announced: a reader waiting for the mark does not
-        // wait for one publish per message. With AckPolicy All the fetcher acks the mark.
-        if (!cumulative)
-          for (const auto& e : r->done) ack(nc, e.reply, "+ACK");
-        buffered.fetch_sub(r->done.size() + r->dropped);
+        announce(*r, committed);
         w.held.store(w.apply->held());
         break;
       }
-      // Nothing was committed and nothing acked: back off and try the same batch again.
-      if (stopping.load() && deadline == clock::time_point::max())
-        deadline = clock::now() + opts.drain_timeout;
-      if (clock::now() > deadline) {
+      // Nothing was committed and nothing acked.
+      if (r.error().is(errc::corrupt)) {
+        fail(rebuild_needed(file, r.error()));
+        buffered.fetch_sub(batch.size());
+        break;
+      }
+      if (past_stop_deadline()) {
         log()->error(
             "projection {}: giving up on {} messages at shutdown ({}); they will be "
             "redelivered",
@@ -551,12 +573,15 @@ void projector_state::run_worker(worker& w) {
         buffered.fetch_sub(batch.size());
         break;
       }
+      // Back off and try the same batch again (not past the stop deadline).
       auto backoff = std::chrono::milliseconds(std::min(1000, 10 << std::min(attempt, 7)));
       (is_transient(r.error()) ? log()->warn("projection {}: {} (retrying in {} ms)", proj.name(),
                                              r.error(), backoff.count())
                                : log()->error("projection {}: {} (retrying in {} ms)", proj.name(),
                                               r.error(), backoff.count()));
-      std::this_thread::sleep_for(backoff / 2 + backoff * (jitter() % 512) / 1024);
+      auto pause = std::chrono::duration_cast<clock::duration>(backoff / 2 +
+                                                               backoff * (jitter() % 512) / 1024);
+      std::this_thread::sleep_until(std::min(clock::now() + pause, stop_deadline.load()));
     }
   }
 }
@@ -676,7 +701,22 @@ result<projector> projector::start(const connection& conn, projection p, project
     JETSOURCE_TRY(detail::adopt_file(*s->conn, p, o, *ready));
   }
   s->file = detail::current_file(o.database);
-  JETSOURCE_TRY(db, sqlite::database::open(s->file.string(), o.sqlite));
+  // A damaged page is found before anything is applied on top of it; other processes' status
+  // learns it from <db>.failed.
+  auto refuse = [&](error e) {
+    (void)detail::write_text(detail::with_suffix(o.database, ".failed"), to_string(e));
+    return e;
+  };
+  auto opened = sqlite::database::open(s->file.string(), o.sqlite);
+  if (!opened && opened.error().is(errc::corrupt))
+    return refuse(detail::rebuild_needed(s->file, opened.error()));
+  if (!opened) return std::move(opened).error();
+  auto db = std::move(opened).value();
+  if (o.check_at_start) {
+    if (auto good = detail::check_integrity(db, s->file); !good)
+      return good.error().is(errc::corrupt) ? refuse(std::move(good).error())
+                                            : std::move(good).error();
+  }
   JETSOURCE_TRY(built_with, detail::prepare_database(db, p, o.stream, s->consumer));
   if (built_with != p.version())
     return make_error(errc::invalid_argument,
@@ -707,6 +747,8 @@ result<projector> projector::start(const connection& conn, projection p, project
   JETSOURCE_TRY(cumulative, detail::bind_consumer(*s->conn, s->consumer, p, o, applied_sequence));
   s->cumulative = cumulative;
   s->mark = applied_sequence;
+  std::error_code no_marker;
+  std::filesystem::remove(detail::with_suffix(o.database, ".failed"), no_marker);  // started well
 
   s->db.emplace(std::move(db));
   s->opts = std::move(o);
@@ -751,7 +793,7 @@ projector::~projector() {
 }
 
 std::optional<error> projector::failure() const {
-  return state_ ? state_->failed() : std::nullopt;
+  return state_ ? state_->failure_reason() : std::nullopt;
 }
 
 const std::string& projector::name() const noexcept {
@@ -823,6 +865,7 @@ result<void> projector::stop() {
   std::lock_guard lk(s.stop_mutex);
   if (s.stopped) return success();
   s.stopped = true;
+  s.stop_deadline = std::chrono::steady_clock::now() + s.opts.drain_timeout;
   s.stopping = true;
   if (s.fetcher.joinable()) s.fetcher.join();  // ends when its requests are answered or expired
   for (auto& w : s.workers) {
@@ -855,7 +898,7 @@ result<void> projector::wait_for(std::uint64_t sequence, std::chrono::millisecon
   auto next_probe = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
   for (;;) {
     if (s.mark.load() >= sequence) return success();
-    if (auto f = s.failed()) return *f;
+    if (auto f = s.failure_reason()) return *f;
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline)
       return make_error(errc::timeout,
@@ -894,11 +937,8 @@ result<projection_status> projector::status() const {
     out = std::move(st);
   }
   out.version = s.proj.version();
-  out.state = s.stopping ? "stopped" : "live";
-  if (auto f = s.failed()) {
-    out.state = "failed";
-    out.error = f->message;
-  }
+  out.state = s.failed ? "failed" : s.stopping ? "stopped" : "live";
+  if (auto f = s.failure_reason()) out.error = to_string(*f);
   out.last_applied_seq = std::max(out.last_applied_seq, s.mark.load());
   out.events_per_s = s.events_per_s.load();
   out.database = s.file.string();
@@ -1008,6 +1048,10 @@ result<projection_status> read_status(const connection& conn, const projection& 
     built_from = recorded_stream(*db, p.name());
     if (out.state == "live" && !detail::file_lock::held(detail::with_suffix(o.database, ".lock")))
       out.state = "stopped";  // no projector runs on it
+    if (auto why = detail::read_text(detail::with_suffix(o.database, ".failed"))) {
+      out.state = "failed";  // what the projector found, until a start finds the file good
+      out.error = *why;
+    }
   } else if (db.error().is(errc::not_found)) {
     auto consumer = detail::copy_consumer(p, o, false);
     if (!consumer) return fail(consumer.error());
@@ -1031,7 +1075,7 @@ result<projection_status> read_status(const connection& conn, const projection& 
     if (auto same = detail::check_stream(p, o.stream, built_from, out.max_applied_seq, *stream);
         !same) {
       out.state = "failed";
-      out.error = same.error().message;
+      out.error = to_string(same.error());
     }
   }
   detail::describe_rebuild(out, o.database, p.name());

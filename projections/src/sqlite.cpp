@@ -114,12 +114,13 @@ errc code_of(int rc) noexcept {
     case SQLITE_READONLY:
     case SQLITE_CANTOPEN:
     case SQLITE_PERM:
-    case SQLITE_NOTADB:
-    case SQLITE_CORRUPT:
     case SQLITE_PROTOCOL:
     case SQLITE_NOLFS:
     case SQLITE_AUTH:
       return errc::io;
+    case SQLITE_NOTADB:
+    case SQLITE_CORRUPT:
+      return errc::corrupt;  // never transient: the file needs a rebuild
     case SQLITE_CONSTRAINT:
     case SQLITE_ERROR:
     case SQLITE_RANGE:

@@ -78,7 +78,7 @@ struct database_state {
 
 /// Maps a SQLite result code to a jetsource error carrying sqlite3_errmsg, what was being done
 /// and the SQL: BUSY/LOCKED -> busy "database is busy: ...", CONSTRAINT/ERROR/RANGE/MISMATCH ->
-/// invalid_argument, FULL/IOERR/READONLY/CANTOPEN/PERM/NOTADB/CORRUPT/... -> io.
+/// invalid_argument, FULL/IOERR/READONLY/CANTOPEN/PERM/... -> io, CORRUPT/NOTADB -> corrupt.
 error sqlite_error(sqlite3* db, int rc, std::string_view what, std::string_view sql = {},
                    bool name_file = true);
 

@@ -189,14 +189,16 @@ TEST_F(ReadModelFaultTest, AStreamCreatedAgainIsReportedNotSkipped) {
   EXPECT_TRUE(reported) << last.dump();
   // serve says so itself, and exits 1 when stopped.
   const auto serve_err = files_[serve].second;
-  for (int i = 0; i < 200 && jetsource::test::slurp(serve_err).find("order_summary stopped: ") ==
-                                 std::string::npos;
+  for (int i = 0; i < 200 && jetsource::test::slurp(serve_err).find(
+                                 "order-system: order_summary: ") == std::string::npos;
        ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds{50});
   ::kill(serve, SIGTERM);
   auto stopped = wait(serve);
   EXPECT_EQ(stopped.code, 1) << stopped.err;
-  EXPECT_NE(stopped.err.find("order_summary stopped: "), std::string::npos) << stopped.err;
+  EXPECT_NE(stopped.err.find("order-system: order_summary: stream_config_mismatch"),
+            std::string::npos)
+      << stopped.err;
   EXPECT_NE(stopped.err.find("created again"), std::string::npos) << stopped.err;
 
   // A new serve refuses to start on it.

@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <csignal>
 #include <ctime>
+#include <future>
+#include <vector>
 
 namespace order_system::cli {
 
@@ -40,6 +42,30 @@ bool termination_requested(std::chrono::milliseconds timeout) {
   return sigtimedwait(&set, nullptr, &ts) > 0;
 }
 
+// Stops every read model at once: each one's stop is bounded by its drain timeout, so serve stops
+// within one drain timeout in total, however many read models (a full disk, for instance, makes
+// each of them wait that long). What was not committed is not acked: delivered again later.
+int stop_all(std::vector<jetsource::projector>& running) {
+  std::vector<std::future<jetsource::result<void>>> stops;
+  for (auto& p : running)
+    stops.push_back(std::async(std::launch::async, [&p] { return p.stop(); }));
+  int code = exit_ok;
+  for (std::size_t i = 0; i < running.size(); ++i)
+    if (auto r = stops[i].get(); !r) code = fail("stop " + running[i].name(), r.error());
+  return code;
+}
+
+// A read model that stopped by itself (a damaged file, a stream created again) is reported once;
+// the others go on, and serve ends with exit 1.
+void report_failures(const std::vector<jetsource::projector>& running, std::vector<bool>& reported,
+                     int& code) {
+  for (std::size_t i = 0; i < running.size(); ++i) {
+    auto failure = running[i].failure();
+    if (failure && !reported[i]) code = fail(running[i].name(), *failure);
+    reported[i] = failure.has_value();
+  }
+}
+
 int serve(context& ctx, const serve_options&) {
   jetsource::block_termination_signals();  // before any thread starts
   ctx.share_embedded_server();
@@ -51,9 +77,14 @@ int serve(context& ctx, const serve_options&) {
   std::vector<jetsource::projector> running;
   for (const auto& p : read_models()) {
     auto started = jetsource::start_or_rebuild(*conn, p, read_model_options(ctx.options(), p));
+    if (!started && started.error().is(jetsource::errc::corrupt)) {
+      code = fail("serve " + p.name(), started.error());  // serve the others; exit 1 at the end
+      continue;
+    }
     if (!started) return fail("serve " + p.name(), started.error());
     running.push_back(std::move(started).value());
   }
+  std::vector<bool> reported(running.size(), false);
   fmt::print(stderr, "order-system: serving {} read models from {} into {}; Ctrl-C stops\n",
              running.size(), conn->connected_url(), ctx.options().data_dir.string());
   // The embedded server this process started (none when it uses a URL or another's server). If
@@ -61,7 +92,6 @@ int serve(context& ctx, const serve_options&) {
   // operator) starts serve again, which starts the server again on the same store.
   auto& embedded = (*ctx.runtime())->server;
   const pid_t embedded_pid = embedded ? embedded->pid() : -1;
-  std::vector<bool> failed(running.size(), false);
   while (!termination_requested(std::chrono::milliseconds(250))) {
     if (embedded && !embedded->running()) {
       fmt::print(stderr,
@@ -73,13 +103,6 @@ int serve(context& ctx, const serve_options&) {
       code = exit_failure;
       break;
     }
-    for (std::size_t i = 0; i < running.size(); ++i) {
-      // A model that stopped by itself keeps its reason in its status; say it once here.
-      if (auto f = running[i].failure(); f && !failed[i]) {
-        failed[i] = true;
-        fmt::print(stderr, "order-system: {} stopped: {}\n", running[i].name(), *f);
-      }
-    }
     for (auto& p : running) {
       auto switched = p.adopt_rebuild();
       if (!switched)
@@ -87,13 +110,12 @@ int serve(context& ctx, const serve_options&) {
       else if (*switched)
         fmt::print(stderr, "order-system: {}: switched to the rebuilt model\n", p.name());
     }
+    report_failures(running, reported, code);
   }
   fmt::print(stderr, "order-system: stopping (draining the read models)\n");
-  for (auto& p : running)
-    if (auto r = p.stop(); !r) code = fail("stop " + p.name(), r.error());
-  for (std::size_t i = 0; i < running.size(); ++i)
-    if (auto f = running[i].failure()) code = fail(running[i].name() + " failed", *f);
-  return code;
+  int stopped = stop_all(running);
+  report_failures(running, reported, code);  // one that failed while stopping
+  return code != exit_ok ? code : stopped;
 }
 
 nlohmann::ordered_json to_json(const jetsource::projection_status& s) {

@@ -45,6 +45,7 @@ enum class errc {
   io,                      ///< local I/O (files, processes)
   internal,                ///< a bug or an unexpected library state
   busy,                    ///< a resource is locked right now (SQLite busy): retry with backoff
+  corrupt,                 ///< a damaged database file (SQLite): rebuild it, never retry
 };
 
 /// The stable name of an error code, e.g. "conflict".

@@ -47,7 +47,13 @@ struct projector_options {
   std::size_t max_group = 2000;                 ///< messages per transaction, at most
   std::size_t max_buffered = 20000;             ///< fetched but not committed (also MaxAckPending)
   std::chrono::milliseconds ack_wait{10000};    ///< the server redelivers unacked messages after
-  std::chrono::milliseconds drain_timeout{10000};  ///< stop(): longest wait for the workers
+  /// stop(): how long the fetcher and the workers together may take to commit what they hold;
+  /// what is not committed by then is not acked (the server delivers it again later).
+  std::chrono::milliseconds drain_timeout{10000};
+  /// start(): PRAGMA quick_check over the whole file first, so a damaged page stops the start
+  /// (errc::corrupt) before anything is applied. Reads every page: ~0.4 s for a 160 MB file
+  /// (1M rows) here, docs/operations.md.
+  bool check_at_start = true;
   /// A new consumer gets AckPolicy All: the fetcher sends one ack per advance of the applied
   /// mark instead of one per message (measured: docs/performance.md). false: AckPolicy Explicit,
   /// an ack per message after its commit. An existing consumer keeps the policy it was created
@@ -67,7 +73,8 @@ struct projection_status {
   std::string consumer;      ///< its durable consumer
   std::string database;      ///< its SQLite file
   std::string state;         ///< "live", "stopped", "rebuilding", "not built", "failed" (see error)
-  std::string error;  ///< why it is "failed" (e.g. its stream was created again): "" otherwise
+  std::string error;  ///< why it is "failed" ("corrupt: rebuild needed: ...", a stream created
+                      ///< again): "" otherwise
   std::uint64_t last_applied_seq = 0;  ///< every message at or below it is applied
   std::uint64_t max_applied_seq = 0;   ///< the highest sequence committed
   std::uint64_t pending = 0;           ///< lag: messages it follows after last_applied_seq
@@ -104,7 +111,8 @@ class projector {
   /// Opens (creating and migrating) the database, creates or binds the durable consumer, and
   /// starts the fetcher and the workers. Errors: errc::invalid_argument (bad options or name),
   /// a migration error (e.g. checksum drift), errc::stream_config_mismatch (the consumer
-  /// exists with another subject filter), NATS errors.
+  /// exists with another subject filter), errc::corrupt (the database file is damaged: rebuild
+  /// it; the message says "rebuild needed"), NATS errors.
   static result<projector> start(const connection& conn, projection p, projector_options o);
 
   projector(projector&&) noexcept;
@@ -125,9 +133,10 @@ class projector {
   /// The projection's status; `pending` asks the server (one round trip).
   result<projection_status> status() const;
 
-  /// Why the projection stopped applying by itself, if it did (its stream was deleted and
-  /// created again, its file is damaged, ...): it fetches nothing more; stop() it, repair
-  /// (usually: rebuild) and start again. Cheap: no I/O.
+  /// Why the projection stopped applying by itself, if it did: errc::corrupt (its database
+  /// file is damaged: "rebuild needed: ...") or errc::stream_config_mismatch (its stream was
+  /// deleted and created again). Logged once. It then fetches, applies and acks nothing more;
+  /// stop() and a rebuild (adopt_rebuild()) still work. Cheap: no I/O.
   std::optional<error> failure() const;
 
   /// The dead letters, oldest first.

@@ -251,7 +251,7 @@ result<void> execute_script(database_state* db, std::string_view sql);
 class database {
  public:
   /// Opens (and by default creates) the file and applies the options. Fails with errc::io when
-  /// the file cannot be opened or is not a database.
+  /// the file cannot be opened, errc::corrupt when it is not a database.
   static result<database> open(std::string_view path, const options& opts = {});
 
   database(database&&) noexcept;
