@@ -97,10 +97,9 @@ TEST_F(cumulative_acks_test, LostDeliveriesStartTheConsumerOverInsteadOfBeingAck
   natsSubscription* sub = nullptr;
   ASSERT_EQ(natsConnection_SubscribeSync(&sub, nc, "rogue.inbox"), NATS_OK);
   const std::string pull = R"({"batch":3,"expires":10000000000})";
-  ASSERT_EQ(
-      natsConnection_PublishRequestString(nc, "$JS.API.CONSUMER.MSG.NEXT.TEST.jetsource-balances",
-                                          "rogue.inbox", pull.c_str()),
-      NATS_OK);
+  const std::string next = "$JS.API.CONSUMER.MSG.NEXT.TEST." + live_consumer();
+  ASSERT_EQ(natsConnection_PublishRequestString(nc, next.c_str(), "rogue.inbox", pull.c_str()),
+            NATS_OK);
   ASSERT_EQ(natsConnection_Flush(nc), NATS_OK);
   std::this_thread::sleep_for(1s);  // the projector's own requests expire and queue behind it
 

@@ -1,0 +1,200 @@
+// detail: the projector's fetcher thread: keeps pulls going while there is room, hands each
+// delivery to its aggregate's worker, advances the applied mark from what the workers commit,
+// sends the cumulative ack, and watches the consumer and the stream.
+#include "ack_tracker.hpp"
+#include "consumer_admin.hpp"
+#include "envelope_of.hpp"
+#include "log.hpp"
+#include "projector_state.hpp"
+
+#include <nats/nats.h>
+
+#include <thread>
+
+namespace jetsource::detail {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// The fetcher's own state; every member belongs to the fetcher thread.
+class fetch_loop {
+ public:
+  explicit fetch_loop(projector_state& s) : s_(s), tracker_(s.mark.load()) {}
+  void run();
+
+ private:
+  void sync_with_consumer();
+  void take(pull_fetcher::delivery& d);
+  void settle(bool final);
+  bool start_over();
+  void housekeeping(clock::time_point now, bool stop);
+  bool drained() const { return s_.buffered.load() <= s_.held(); }
+
+  projector_state& s_;
+  pull_fetcher& pull_ = *s_.pull;
+  ack_tracker tracker_;
+  std::uint64_t last_consumer_sequence_ = 0;
+  // Until the consumer's ack floor passes what it had delivered before we started, messages
+  // from an earlier run may still come back: the mark follows the server's ack floor instead,
+  // and nothing is acked.
+  std::uint64_t synced_from_ = 0;
+  bool stream_missing_ = false;
+  clock::time_point last_ack_ = clock::now(), last_poll_ = clock::now(), last_check_ = clock::now(),
+                    last_persist_ = clock::now(), rate_at_ = clock::now();
+  std::uint64_t persisted_ = s_.mark.load(), rate_events_ = s_.events_applied.load();
+};
+
+void fetch_loop::sync_with_consumer() {
+  consumer_info_ptr holder;
+  if (auto ci = s_.consumer_info(holder)) {
+    s_.publish_mark((*ci)->AckFloor.Stream);
+    if ((*ci)->NumAckPending > 0) synced_from_ = (*ci)->Delivered.Stream;
+  }
+}
+
+void fetch_loop::run() {
+  sync_with_consumer();
+  auto drain_deadline = clock::time_point::max();
+  for (;;) {
+    const bool stop = s_.stopping.load() || s_.failed.load();
+    const auto now = clock::now();
+    // stop(): no new requests; the workers finish what they were given (all but messages held
+    // for a gap), so the last commits are in the mark and acked before the fetcher ends.
+    if (stop && drain_deadline == clock::time_point::max())
+      drain_deadline = std::min(now + s_.opts.drain_timeout, s_.stop_deadline.load());
+    if (stop && pull_.requests() == 0 && (drained() || now > drain_deadline)) {
+      settle(true);
+      return;
+    }
+    if (!stop &&
+        s_.buffered.load() + pull_.outstanding() + static_cast<std::uint64_t>(s_.opts.batch) <=
+            s_.opts.max_buffered)
+      pull_.request(s_.opts.batch, s_.opts.pull_expires);
+    pull_fetcher::delivery d;
+    auto got = pull_.next(d);
+    if (got == pull_fetcher::outcome::closed) return;
+    if (got == pull_fetcher::outcome::message) take(d);
+    settle(false);
+    housekeeping(clock::now(), stop);
+  }
+}
+
+// One delivery: to its aggregate's worker, unless deliveries were lost before it.
+void fetch_loop::take(pull_fetcher::delivery& d) {
+  // The consumer numbers every delivery (redeliveries too): a jump means deliveries were lost on
+  // the way (a reconnect). The server would resend them only after AckWait, and a cumulative
+  // ack would even acknowledge them: start the consumer over from the mark.
+  const auto cseq = d.meta.n.consumer_sequence;
+  if (last_consumer_sequence_ > 0 && cseq > last_consumer_sequence_ + 1) {
+    log()->warn(
+        "projection {}: deliveries {}..{} of consumer {} were lost in transit; recreating it "
+        "from sequence {}",
+        s_.proj.name(), last_consumer_sequence_ + 1, cseq - 1, s_.consumer, s_.mark.load() + 1);
+    d.msg.reset();
+    if (!start_over()) std::this_thread::sleep_for(milliseconds(500));
+    return;  // on failure, the next delivery finds the gap again
+  }
+  last_consumer_sequence_ = std::max(last_consumer_sequence_, cseq);
+  const auto sequence = d.meta.n.stream_sequence;
+  tracker_.delivered(sequence, d.meta);  // before the worker may free the message
+  envelope e = envelope_of(std::move(d.msg), sequence);
+  s_.buffered.fetch_add(1);
+  const auto key = e.aggregate_id;  // a view into the message, which the envelope keeps
+  s_.workers->dispatch(key, std::move(e));
+}
+
+// Committed sequences advance the mark. With AckPolicy All one ack covers the committed prefix;
+// it goes out at most every few milliseconds (acks are for the server's bookkeeping: readers
+// wait for the mark, not for acks), and at once when the fetcher stops.
+void fetch_loop::settle(bool final) {
+  std::vector<std::uint64_t> committed;
+  {
+    std::lock_guard lk(s_.done_mutex);
+    committed.swap(s_.done);
+  }
+  for (auto seq : committed) tracker_.committed(seq);
+  const auto mark = tracker_.advance();
+  if (synced_from_ != 0) return;
+  const auto now = clock::now();
+  if (s_.cumulative && (final || now - last_ack_ >= milliseconds(5)))
+    if (auto subject = tracker_.take_ack()) {
+      ack(s_.nc, subject->c_str(), "+ACK");
+      last_ack_ = now;
+    }
+  s_.publish_mark(mark);
+}
+
+// A new consumer from the mark: what the old one sent and is not committed comes again.
+bool fetch_loop::start_over() {
+  if (auto r = s_.recreate_consumer(s_.mark.load() + 1); !r) {
+    log()->error("projection {}: {}", s_.proj.name(), r.error());
+    return false;
+  }
+  pull_.reset();
+  tracker_.consumer_recreated();
+  last_consumer_sequence_ = 0;
+  synced_from_ = 0;
+  return true;
+}
+
+// The periodic work: the ack floor while syncing, the consumer and the stream, the apply rate,
+// the mark on disk.
+void fetch_loop::housekeeping(clock::time_point now, bool stop) {
+  if (synced_from_ > 0 && now - last_poll_ > milliseconds(200)) {
+    last_poll_ = now;
+    consumer_info_ptr holder;
+    if (auto ci = s_.consumer_info(holder)) {
+      s_.publish_mark((*ci)->AckFloor.Stream);
+      if ((*ci)->AckFloor.Stream >= synced_from_) synced_from_ = 0;
+    }
+  }
+  if (!stop && now - last_check_ >= std::chrono::seconds(1)) {
+    last_check_ = now;
+    if (s_.check_position(stream_missing_) == projector_state::position::consumer_gone) {
+      log()->warn("projection {}: consumer {} is gone; recreating it from sequence {}",
+                  s_.proj.name(), s_.consumer, s_.mark.load() + 1);
+      start_over();
+    }
+  }
+  if (now - rate_at_ >= std::chrono::seconds(1)) {
+    auto applied = s_.events_applied.load();
+    s_.events_per_s = static_cast<double>(applied - rate_events_) /
+                      std::chrono::duration<double>(now - rate_at_).count();
+    rate_events_ = applied;
+    rate_at_ = now;
+  }
+  if (s_.mark.load() > persisted_ && now - last_persist_ > milliseconds(100)) {
+    last_persist_ = now;
+    if (s_.persist_mark(s_.mark.load(), s_.events_per_s.load())) persisted_ = s_.mark.load();
+  }
+}
+
+}  // namespace
+
+void projector_state::run_fetcher() {
+  fetch_loop(*this).run();
+}
+
+projector_state::position projector_state::check_position(bool& stream_missing) {
+  auto now = identify_stream(*conn, opts.stream);
+  if (!now) {
+    if (!now.error().is(errc::not_found)) return position::fine;  // a reconnect: try again
+    if (!stream_missing)
+      log()->warn("projection {}: stream {} is gone; waiting for it", proj.name(), opts.stream);
+    stream_missing = true;
+    return position::fine;
+  }
+  stream_missing = false;
+  if (auto ok = check_stream(proj, opts.stream, stream_created, mark.load(), *now); !ok) {
+    fail(std::move(ok).error());
+    return position::failed;
+  }
+  consumer_info_ptr holder;
+  auto ci = consumer_info(holder);
+  if (!ci && ci.error().is(errc::not_found)) return position::consumer_gone;
+  return position::fine;
+}
+
+}  // namespace jetsource::detail
