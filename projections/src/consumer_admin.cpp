@@ -123,9 +123,11 @@ result<bool> bind_consumer(connection_state& c, const std::string& consumer, con
           "{}, start {}): recreating it from sequence {}",
           p.name(), consumer, applied, info.AckFloor.Stream, info.Config->OptStartSeq, applied + 1);
       create = true;
-    } else if (cumulative && info.NumAckPending > 0) {
-      // Deliveries of an earlier run may come back, and one ack would cover them with what
-      // this run commits: start over from the database's mark instead (dedup skips repeats).
+    } else if (info.NumAckPending > 0) {
+      // Deliveries of an earlier run (one that stopped without waiting for its last pull, or
+      // crashed) would come back only after AckWait, and with AckPolicy All one ack would cover
+      // them with what this run commits: start over from the database's mark instead (dedup
+      // skips repeats).
       create = true;
     }
     if (create) {

@@ -61,10 +61,12 @@ void fetch_loop::run() {
     const bool stop = s_.stopping.load() || s_.failed.load();
     const auto now = clock::now();
     // stop(): no new requests; the workers finish what they were given (all but messages held
-    // for a gap), so the last commits are in the mark and acked before the fetcher ends.
+    // for a gap), so the last commits are in the mark and acked before the fetcher ends. It does
+    // not wait for its pull requests to expire: whatever the server still sends is not acked,
+    // and the next start begins again from the file's mark (consumer_admin.hpp).
     if (stop && drain_deadline == clock::time_point::max())
       drain_deadline = std::min(now + s_.opts.drain_timeout, s_.stop_deadline.load());
-    if (stop && pull_.requests() == 0 && (drained() || now > drain_deadline)) {
+    if (stop && (drained() || now > drain_deadline)) {
       settle(true);
       return;
     }
