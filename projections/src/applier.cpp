@@ -1,8 +1,9 @@
 // detail: the apply path shared by the projector's workers and the testing helper.
 #include "applier.hpp"
 
+#include "log.hpp"
+
 #include <fmt/chrono.h>
-#include <nlohmann/json.hpp>
 
 #include <charconv>
 #include <chrono>
@@ -11,11 +12,6 @@
 namespace jetsource::detail {
 
 namespace {
-
-constexpr std::string_view upsert_version =
-    "INSERT INTO applied_versions (aggregate_type, aggregate_id, version, sequence) "
-    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (aggregate_type, aggregate_id) "
-    "DO UPDATE SET version = excluded.version, sequence = excluded.sequence";
 
 std::optional<std::uint64_t> to_u64(std::string_view s) {
   std::uint64_t v = 0;
@@ -34,15 +30,6 @@ std::string_view token_from_end(std::string_view subject, int n) {
     subject = subject.substr(0, dot);
     --n;
   }
-}
-
-std::string headers_json(const envelope& e) {
-  nlohmann::json h = {{"Nats-Msg-Id", e.msg_id},
-                      {"Es-Aggregate-Type", e.aggregate_type},
-                      {"Es-Aggregate-Id", e.aggregate_id},
-                      {"Es-Version", std::to_string(e.version)},
-                      {"Es-Events", e.event_types}};
-  return h.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace
@@ -70,12 +57,9 @@ bool is_transient(const error& e) noexcept {
   return e.code == errc::busy || e.code == errc::io;  // never errc::corrupt: that needs a rebuild
 }
 
-namespace {
-// A failure of the database rather than of the message: never a reason to dead-letter it.
 bool not_the_message(const error& e) noexcept {
   return is_transient(e) || e.is(errc::corrupt);
 }
-}  // namespace
 
 envelope stored_commit::view(std::uint64_t sequence) const {
   envelope e;
@@ -115,38 +99,6 @@ void describe(envelope& e, std::string_view type_header, std::string_view id_hea
   e.first_version = *version - count + 1;
 }
 
-struct applier::pass {
-  sqlite::transaction& tx;
-  std::string now;
-  // Each message in its own SAVEPOINT, so a poison one is rolled back alone. The first pass
-  // over a batch runs without (two statements less per message); a poison message makes it
-  // roll back and run the batch again guarded.
-  bool guarded = true;
-  bool needs_guard = false;
-  // Versions written in this transaction (in versions_): the slot and its value before.
-  std::vector<std::pair<std::uint64_t*, std::uint64_t>> undo;
-  key_set parked;  // parked in this transaction
-  std::vector<envelope*> done;
-  // staged holds: key -> first_version -> message (from the batch)
-  key_map<std::map<std::uint64_t, envelope*>> hold;
-  std::vector<std::pair<std::string, std::uint64_t>> taken;  // held_ entries now done
-  std::uint64_t events = 0, duplicates = 0, max_sequence = 0;
-};
-
-result<void> applier::load_parked(sqlite::database& db,
-                                  const std::function<bool(std::string_view)>& mine) {
-  JETSOURCE_TRY(rows, db.query("SELECT DISTINCT aggregate_type, aggregate_id FROM dead_letters"));
-  for (const auto& r : rows) {
-    auto type = r.get<std::string>(0), id = r.get<std::string>(1);
-    if (mine(id)) parked_.insert(aggregate_key(type, id));
-  }
-  return success();
-}
-
-bool applier::parked(std::string_view aggregate_type, std::string_view aggregate_id) const {
-  return parked_.contains(aggregate_key(aggregate_type, aggregate_id));
-}
-
 void applier::release_held(const std::function<void(const envelope&)>& f) {
   for (const auto& [key, by_version] : held_)
     for (const auto& [v, e] : by_version) f(e);
@@ -169,7 +121,8 @@ void applier::undo(pass& p) {
   p.undo.clear();
 }
 
-result<void> applier::run_handlers(projection_context& cx, const envelope& e) {
+result<void> applier::run_handlers(projection_context& cx, const envelope& e,
+                                   std::string& failed_type) {
   // Skip the body entirely when no event of the commit is handled.
   bool any = false;
   for (std::string_view rest = e.event_types; !any;) {
@@ -196,31 +149,20 @@ result<void> applier::run_handlers(projection_context& cx, const envelope& e) {
       if (const auto* h = projection_.handler(type)) {
         cx.set_version(e.first_version + i);
         auto r = (*h)(cx, schema, ar);
-        if (!r) return make_error(r.error().code, "{}: {}", type, r.error().message);
+        if (!r) {
+          failed_type = type;
+          error named = std::move(r).error();
+          named.message = fmt::format("{}: {}", type, named.message);
+          return named;
+        }
       }
       ar.finishNode();
     }
     return success();
   } catch (const std::exception& x) {
+    failed_type = type;
     return make_error(errc::decode_failed, "{}: {}", type.empty() ? "commit body" : type, x.what());
   }
-}
-
-result<void> applier::dead_letter(pass& p, const envelope& e, std::string_view kind,
-                                  std::string_view event_type, std::string_view error) {
-  auto opt = [](std::string_view s) {
-    return s.empty() ? std::optional<std::string>{} : std::optional<std::string>{std::string(s)};
-  };
-  JETSOURCE_TRY(p.tx.execute(
-      "INSERT INTO dead_letters (sequence, aggregate_type, aggregate_id, first_version, "
-      "last_version, kind, event_type, error, subject, headers, payload, attempts, "
-      "first_failed_at, last_failed_at) "
-      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?12) "
-      "ON CONFLICT (sequence) DO NOTHING",
-      e.sequence, e.aggregate_type, e.aggregate_id, e.first_version, e.version, kind,
-      opt(event_type), opt(error), e.subject, headers_json(e),
-      sqlite::blob{e.body.data(), e.body.size()}, p.now));
-  return success();
 }
 
 bool applier::taken(const pass& p, std::string_view key, std::uint64_t first) {
@@ -264,13 +206,16 @@ result<void> applier::process(pass& p, envelope& e) {
     return success();
   }
 
+  std::optional<sqlite::savepoint> guard;
   if (p.guarded) {
-    JETSOURCE_TRY(p.tx.execute("SAVEPOINT jetsource_message"));
+    JETSOURCE_TRY(sp, sqlite::savepoint::open(p.tx, message_savepoint));
+    guard.emplace(std::move(sp));
   }
   projection_context cx(p.tx, e.aggregate_type, e.aggregate_id, e.sequence);
+  std::string failed_type;
   auto applied = [&]() -> result<void> {
     try {
-      return run_handlers(cx, e);
+      return run_handlers(cx, e, failed_type);
     } catch (const std::exception& x) {
       return make_error(errc::internal, "handler threw: {}", x.what());
     } catch (...) {
@@ -284,11 +229,9 @@ result<void> applier::process(pass& p, envelope& e) {
     return std::move(applied).error();
   }
   if (!applied) {
-    JETSOURCE_TRY(p.tx.execute("ROLLBACK TO jetsource_message"));
-    JETSOURCE_TRY(p.tx.execute("RELEASE jetsource_message"));
+    JETSOURCE_TRY(guard->rollback());
     if (not_the_message(applied.error())) return std::move(applied).error();
-    auto type = applied.error().message.substr(0, applied.error().message.find(':'));
-    JETSOURCE_TRY(dead_letter(p, e, "poison", type, fmt::format("{}", applied.error())));
+    JETSOURCE_TRY(dead_letter(p, e, "poison", failed_type, fmt::format("{}", applied.error())));
     p.parked.emplace(key);
     p.done.push_back(&e);
     // Whatever waits behind it is parked too, in order.
@@ -308,8 +251,8 @@ result<void> applier::process(pass& p, envelope& e) {
     }
     return success();
   }
-  if (p.guarded) {
-    JETSOURCE_TRY(p.tx.execute("RELEASE jetsource_message"));
+  if (guard) {
+    JETSOURCE_TRY(guard->release());
   }
   p.undo.emplace_back(slot, v0);
   *slot = e.version;
@@ -371,6 +314,7 @@ result<batch_outcome> applier::finish(pass& p, sqlite::transaction& tx,
                  "WHERE projection = ?5",
                  p.max_sequence, applied_sequence, p.events, p.now, projection_.name()));
   JETSOURCE_TRY(tx.commit());
+  for (const auto& what : p.new_dead) log()->warn("projection {}: {}", projection_.name(), what);
 
   // Committed: make the staged state real.
   batch_outcome out;
@@ -393,82 +337,6 @@ result<batch_outcome> applier::finish(pass& p, sqlite::transaction& tx,
   p.undo.clear();  // committed
   for (auto& key : p.parked) parked_.insert(key);
   return out;
-}
-
-result<std::size_t> applier::retry(sqlite::database& db, std::string_view aggregate_type,
-                                   std::string_view aggregate_id, bool skip_first) {
-  auto key = aggregate_key(aggregate_type, aggregate_id);
-  JETSOURCE_TRY(tx, db.begin());
-  pass p{tx, utc_now()};
-  // Any failure rolls the transaction back: the versions it changed go back too.
-  auto outcome = [&]() -> result<std::size_t> {
-    JETSOURCE_TRY(rows, tx.query("SELECT sequence, subject, headers, payload FROM dead_letters "
-                                 "WHERE aggregate_type = ?1 AND aggregate_id = ?2 "
-                                 "ORDER BY sequence",
-                                 aggregate_type, aggregate_id));
-    std::size_t remaining = rows.size();
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-      const auto& r = rows[i];
-      stored_commit stored;
-      stored.subject = r.get<std::string>(1);
-      auto payload = r.get<std::vector<std::byte>>(3);
-      stored.body.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
-      try {
-        auto h = nlohmann::json::parse(r.get<std::string>(2));
-        stored.type = h.value("Es-Aggregate-Type", "");
-        stored.id = h.value("Es-Aggregate-Id", "");
-        stored.events = h.value("Es-Events", "");
-        stored.msg_id = h.value("Nats-Msg-Id", "");
-        stored.version = h.value("Es-Version", "");
-      } catch (const std::exception& x) {
-        return make_error(errc::decode_failed, "dead letter {}: bad headers: {}",
-                          r.get<std::int64_t>(0), x.what());
-      }
-      envelope e = stored.view(r.get<std::uint64_t>(0));
-      if (!e.malformed.empty() && !skip_first) break;
-
-      JETSOURCE_TRY(slot, version_of(tx, key, e));
-      const std::uint64_t v0 = *slot;
-      bool skip = skip_first && i == 0;
-      if (!skip && e.version > v0) {
-        if (e.first_version != v0 + 1) break;  // still a gap: leave the rest parked
-        JETSOURCE_TRY(tx.execute("SAVEPOINT jetsource_message"));
-        projection_context cx(tx, e.aggregate_type, e.aggregate_id, e.sequence);
-        auto applied = run_handlers(cx, e);
-        if (!applied) {
-          JETSOURCE_TRY(tx.execute("ROLLBACK TO jetsource_message"));
-          JETSOURCE_TRY(tx.execute("RELEASE jetsource_message"));
-          if (not_the_message(applied.error())) return std::move(applied).error();
-          auto type = applied.error().message.substr(0, applied.error().message.find(':'));
-          JETSOURCE_TRY(
-              tx.execute("UPDATE dead_letters SET kind = 'poison', event_type = ?1, error = ?2, "
-                         "attempts = attempts + 1, last_failed_at = ?3 WHERE sequence = ?4",
-                         type, fmt::format("{}", applied.error()), p.now, e.sequence));
-          break;
-        }
-        JETSOURCE_TRY(tx.execute("RELEASE jetsource_message"));
-        p.events += e.version - e.first_version + 1;
-      }
-      if (e.malformed.empty() && e.version > v0) {
-        JETSOURCE_TRY(
-            tx.execute(upsert_version, e.aggregate_type, e.aggregate_id, e.version, e.sequence));
-        p.undo.emplace_back(slot, v0);
-        *slot = e.version;
-      }
-      JETSOURCE_TRY(tx.execute("DELETE FROM dead_letters WHERE sequence = ?1", e.sequence));
-      --remaining;
-    }
-    JETSOURCE_TRY(
-        tx.execute("UPDATE projection_state SET events_applied = events_applied + ?1, "
-                   "updated_at = ?2 WHERE projection = ?3",
-                   p.events, p.now, projection_.name()));
-    JETSOURCE_TRY(tx.commit());
-    p.undo.clear();
-    if (remaining == 0) parked_.erase(key);
-    return remaining;
-  }();
-  if (!outcome) undo(p);
-  return outcome;
 }
 
 }  // namespace jetsource::detail

@@ -65,6 +65,9 @@ struct batch_outcome {
 /// Transient: worth retrying the whole batch after a backoff (SQLite busy, I/O, a full disk).
 /// A damaged file (errc::corrupt) is not: retrying it would block the projection for good.
 bool is_transient(const error& e) noexcept;
+/// A failure of the database rather than of the message (transient, or a damaged file): never a
+/// reason to dead-letter the message.
+bool not_the_message(const error& e) noexcept;
 
 /// Hash and equality that also take a string_view: the maps below are looked up with a key
 /// built in a reused buffer, without allocating.
@@ -109,7 +112,7 @@ class applier {
   bool parked(std::string_view aggregate_type, std::string_view aggregate_id) const;
 
  private:
-  struct pass;  // the staged state of one transaction
+  struct pass;  // the staged state of one transaction (below)
   result<void> process(pass& p, envelope& e);
   static bool taken(const pass& p, std::string_view key, std::uint64_t first);
   result<batch_outcome> finish(pass& p, sqlite::transaction& tx, std::uint64_t applied_sequence);
@@ -119,7 +122,10 @@ class applier {
                                     const envelope& e);
   /// Puts back the versions a failed transaction changed.
   static void undo(pass& p);
-  result<void> run_handlers(projection_context& cx, const envelope& e);
+  /// Runs the handlers of the commit's events. On error, `failed_type` names the event type whose
+  /// decoding or handler failed ("" when the body as a whole is unreadable): it is kept beside
+  /// the error, not parsed back out of its message.
+  result<void> run_handlers(projection_context& cx, const envelope& e, std::string& failed_type);
   result<void> dead_letter(pass& p, const envelope& e, std::string_view kind,
                            std::string_view event_type, std::string_view error);
 
@@ -133,6 +139,35 @@ class applier {
   std::size_t held_count_ = 0;
   std::string key_;  // the current message's key (aggregate_key), reused
 };
+
+/// The staged state of one transaction of an applier (apply and retry).
+struct applier::pass {
+  sqlite::transaction& tx;
+  std::string now;
+  // Each message in its own SAVEPOINT, so a poison one is rolled back alone. The first pass
+  // over a batch runs without (two statements less per message); a poison message makes it
+  // roll back and run the batch again guarded.
+  bool guarded = true;
+  bool needs_guard = false;
+  // Versions written in this transaction (in versions_): the slot and its value before.
+  std::vector<std::pair<std::uint64_t*, std::uint64_t>> undo;
+  key_set parked;  // parked in this transaction
+  std::vector<envelope*> done;
+  // staged holds: key -> first_version -> message (from the batch)
+  key_map<std::map<std::uint64_t, envelope*>> hold;
+  std::vector<std::pair<std::string, std::uint64_t>> taken;  // held_ entries now done
+  std::vector<std::string> new_dead;  // what to log of each new dead letter, once committed
+  std::uint64_t events = 0, duplicates = 0, max_sequence = 0;
+};
+
+// Each message of a guarded pass (and of a retry) runs in this savepoint: a poison one is undone
+// alone.
+inline constexpr std::string_view message_savepoint = "jetsource_message";
+
+inline constexpr std::string_view upsert_version =
+    "INSERT INTO applied_versions (aggregate_type, aggregate_id, version, sequence) "
+    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (aggregate_type, aggregate_id) "
+    "DO UPDATE SET version = excluded.version, sequence = excluded.sequence";
 
 /// Applies jetsource's and the projection's migrations to `db` and makes sure the projection's
 /// projection_state row exists; returns the version the database was built with.

@@ -28,14 +28,17 @@ result<int> prepare_database(sqlite::database& db, const projection& p, std::str
   JETSOURCE_TRY(own, migrations::embedded("jetsource"));
   JETSOURCE_TRY(migrations::apply(db, own, "jetsource"));
   auto list = migrations::embedded(p.migrations_database());
-  if (!list) {
-    if (!list.error().is(errc::not_found)) return std::move(list).error();
-  } else {
-    auto applied = migrations::apply(db, *list, p.migrations_database());
-    if (!applied)
-      return make_error(applied.error().code, "projection {}: {}", p.name(),
-                        applied.error().message);
-  }
+  if (!list && list.error().is(errc::not_found))  // else every event would be a dead letter
+    return make_error(errc::not_found,
+                      "projection {}: no migrations are embedded under \"{}\" (embedded: {}); "
+                      "embed them with jetsource_embed_migrations(<target> <dir> {}), or name "
+                      "the embedded set with .migrations(\"<name>\")",
+                      p.name(), p.migrations_database(),
+                      fmt::join(migrations::embedded_databases(), ", "), p.migrations_database());
+  if (!list) return std::move(list).error();
+  auto applied = migrations::apply(db, *list, p.migrations_database());
+  if (!applied)
+    return make_error(applied.error().code, "projection {}: {}", p.name(), applied.error().message);
   JETSOURCE_TRY(
       db.execute("INSERT INTO projection_state (projection, version, stream, consumer, "
                  "updated_at) VALUES (?1, ?2, ?3, ?4, ?5) "

@@ -150,7 +150,7 @@ error sqlite_error(sqlite3* db, int rc, std::string_view what, std::string_view 
   std::string message = fmt::format("{}{}{}: {} (sqlite code {})",
                                     busy(rc) ? "database is busy: " : "", what, where, text, rc);
   if (!sql.empty()) message += fmt::format("; sql: {}", sql);
-  return error{code_of(rc), std::move(message)};
+  return error{code_of(rc), std::move(message), std::nullopt, rc};
 }
 
 result<statement> prepare(database_state* db, std::string_view sql) {

@@ -212,6 +212,28 @@ TEST_F(projector_test, AConsumerWithAnotherFilterIsNotSilentlyReused) {
   EXPECT_TRUE(r.error().is(errc::stream_config_mismatch)) << r.error();
 }
 
+TEST_F(projector_test, FollowingAnAggregateTypeDerivesTheFilterFromTheStore) {
+  std::uint64_t last = 0;
+  for (int i = 0; i < 5; ++i) last = run("acc-" + std::to_string(i), bank::open_account{"o", i});
+  auto followed = balances_projection();
+  followed.follow<bank::account>(store_->options());  // the fixture's store: prefix "test"
+  EXPECT_EQ(followed.subject_filter(), "test.Account.>");
+  auto p = start(options("followed.db"), followed);
+  ASSERT_TRUE(p.wait_for(last, 10s));
+  EXPECT_EQ(balances(dir_.path() / "followed.db").size(), 5u);
+}
+
+TEST_F(projector_test, MigrationsThatMatchNothingAreAStartUpError) {
+  auto typo = balances_projection();
+  typo.migrations("balance");
+  auto r = projector::start(*conn_, typo, options("typo.db"));
+  ASSERT_FALSE(r) << "it would have started and dead-lettered every event";
+  EXPECT_TRUE(r.error().is(errc::not_found)) << r.error();
+  EXPECT_NE(r.error().message.find("no migrations are embedded under \"balance\""),
+            std::string::npos)
+      << r.error();
+}
+
 TEST_F(projector_test, TwoProjectionsInOneProcessEachSeeEveryEvent) {
   std::uint64_t last = 0;
   for (int i = 0; i < 30; ++i) last = run("acc-" + std::to_string(i), bank::open_account{"o", i});

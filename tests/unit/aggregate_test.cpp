@@ -76,3 +76,22 @@ TEST(DecisionTest, RejectionCarriesTheDomainErrorAndReason) {
   EXPECT_EQ(e.message, "balance 0 < 10");
   EXPECT_EQ(jetsource::to_string(e), "rejected: balance 0 < 10");
 }
+
+namespace jetsource_test_enums {
+enum class plain_error { too_early, too_late };  // no describe(): the generic message
+enum legacy_error { legacy_none, legacy_bad };   // unscoped, no describe()
+}  // namespace jetsource_test_enums
+
+TEST(DecisionTest, ARejectionWithoutDescribeNamesTheEnumeratorReadably) {
+  using jetsource_test_enums::plain_error;
+  jetsource::decision<account::event> late = plain_error::too_late;
+  EXPECT_EQ(late.to_error().message,
+            "rejected by a domain rule (jetsource_test_enums::plain_error::too_late)");
+  jetsource::decision<account::event> unnamed = static_cast<plain_error>(200);
+  EXPECT_EQ(unnamed.to_error().message,
+            "rejected by a domain rule (jetsource_test_enums::plain_error 200)");
+  jetsource::decision<account::event> legacy = jetsource_test_enums::legacy_bad;
+  EXPECT_EQ(legacy.to_error().message,
+            "rejected by a domain rule (jetsource_test_enums::legacy_error 1)");
+  EXPECT_TRUE(late.to_error().is(plain_error::too_late));
+}

@@ -28,13 +28,6 @@ order_paid paid() {
   return {"c-1", 1500, {{"widget", 2, 250}, {"gadget", 1, 1000}}};
 }
 
-// The error a decision turns into, as the repository would return it.
-jetsource::error error_of(const order& o, const auto& command) {
-  auto d = o.handle(command);
-  EXPECT_FALSE(d.accepted());
-  return d.accepted() ? jetsource::error{} : d.to_error();
-}
-
 }  // namespace
 
 // -- create ----------------------------------------------------------------------------------
@@ -385,27 +378,30 @@ TEST(OrderTest, CancelOnAnUnknownOrderIsNotFound) {
 
 // -- how errors reach callers ----------------------------------------------------------------
 TEST(OrderTest, ErrorsAreClassifiedForCallers) {
-  order draft;
-  draft.apply(created());
-  draft.apply(widget());
+  aggregate_test<order>{}
+      .given(created(), widget())
+      .when(add_item{"widget", 0, 250})
+      .then_expect_error(errc::invalid_argument)
+      .then_expect_error(order_error::invalid_quantity)
+      .then_expect_error_message("the quantity must be at least 1");
 
-  auto bad_qty = error_of(draft, add_item{"widget", 0, 250});
-  EXPECT_TRUE(bad_qty.is(errc::invalid_argument)) << bad_qty;
-  EXPECT_TRUE(bad_qty.is(order_error::invalid_quantity));
-  EXPECT_EQ(bad_qty.message, "the quantity must be at least 1");
+  aggregate_test<order>{}
+      .when(ship_order{})
+      .then_expect_error(errc::not_found)
+      .then_expect_error(order_error::not_found);
 
-  auto unknown = error_of(order{}, ship_order{});
-  EXPECT_TRUE(unknown.is(errc::not_found)) << unknown;
-  EXPECT_TRUE(unknown.is(order_error::not_found));
+  aggregate_test<order>{}
+      .given(created(), widget())
+      .when(ship_order{})
+      .then_expect_error(errc::rejected)
+      .then_expect_error(order_error::not_paid)
+      .then_expect_error_message("the order is draft: only a paid order can be shipped");
 
-  auto not_paid = error_of(draft, ship_order{});
-  EXPECT_TRUE(not_paid.is(errc::rejected)) << not_paid;
-  EXPECT_TRUE(not_paid.is(order_error::not_paid));
-  EXPECT_EQ(not_paid.message, "the order is draft: only a paid order can be shipped");
-
-  auto mismatch = error_of(draft, add_item{"widget", 1, 99});
-  EXPECT_TRUE(mismatch.is(errc::rejected)) << mismatch;
-  EXPECT_EQ(mismatch.message, "widget is on the order at 250 cents, not 99");
+  aggregate_test<order>{}
+      .given(created(), widget())
+      .when(add_item{"widget", 1, 99})
+      .then_expect_error(errc::rejected)
+      .then_expect_error_message("widget is on the order at 250 cents, not 99");
 }
 
 TEST(OrderTest, MalformedCommandsSayWhyBeforeAnyState) {

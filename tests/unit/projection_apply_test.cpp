@@ -5,6 +5,11 @@
 #include "balances_projection.hpp"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
 
 namespace {
 
@@ -25,6 +30,31 @@ balance balance_of(projection_test& t, const char* id) {
   if (!row || !*row) return {};
   return {(*row)->get<std::int64_t>(0), (*row)->get<std::uint64_t>(1)};
 }
+
+// What the library logs (its spdlog logger "jetsource") while it lives: "level: message" lines.
+class captured_log {
+ public:
+  captured_log() {
+    logger_ = spdlog::get("jetsource");
+    if (!logger_) logger_ = spdlog::stderr_color_mt("jetsource");  // as the library makes it
+    sink_ = std::make_shared<spdlog::sinks::ostream_sink_mt>(out_);
+    sink_->set_pattern("%l: %v");
+    logger_->sinks().push_back(sink_);
+  }
+  ~captured_log() { std::erase(logger_->sinks(), sink_); }
+  std::string text() const { return out_.str(); }
+  std::size_t count(std::string_view what) const {
+    std::size_t n = 0;
+    auto all = text();
+    for (auto at = all.find(what); at != std::string::npos; at = all.find(what, at + 1)) ++n;
+    return n;
+  }
+
+ private:
+  std::ostringstream out_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
+};
 
 class ProjectionApply : public ::testing::Test {
  protected:
@@ -162,6 +192,56 @@ TEST_F(ProjectionApply, AHeaderBodyMismatchIsADeadLetter) {
   EXPECT_EQ(balance_of(t, "a1").cents, -1);  // nothing of it was kept
 }
 
+TEST_F(ProjectionApply, ADeadLetterNamesTheFailedEventTypeOnlyWhenOneFailed) {
+  // The body as a whole does not match its headers: no event type failed.
+  ASSERT_TRUE(
+      t.apply_commit("Account", "a1", "AccountOpened,Deposited",
+                     R"({"events":[{"type":"AccountOpened","v":1,"data":{"owner":"x"}}]})"));
+  // A handler failed: its event type.
+  ASSERT_TRUE(t.given("Account", "a2", bank::account_opened{"ann"}));
+  ASSERT_TRUE(t.given("Account", "a2", bank::deposited{100, "poison"}));
+  auto dl = t.dead_letters();
+  ASSERT_TRUE(dl) << dl.error();
+  ASSERT_EQ(dl->size(), 2u);
+  EXPECT_EQ((*dl)[0].event_type, "") << (*dl)[0].error;
+  EXPECT_EQ((*dl)[0].error, "decode_failed: the body has 1 events, Es-Events names 2");
+  EXPECT_EQ((*dl)[1].event_type, "Deposited") << (*dl)[1].error;
+  EXPECT_EQ((*dl)[1].error, "invalid_argument: Deposited: the note says poison");
+}
+
+TEST_F(ProjectionApply, EveryNewDeadLetterIsLoggedAsAWarningOnce) {
+  captured_log log;
+  ASSERT_TRUE(t.given("Account", "bad", bank::account_opened{"bob"}));     // sequence 1
+  ASSERT_TRUE(t.given("Account", "bad", bank::deposited{100, "poison"}));  // 2: fails
+  ASSERT_TRUE(t.given("Account", "bad", bank::deposited{10, ""}));         // 3: parked
+  ASSERT_TRUE(t.redeliver(2));  // already a dead letter: not new
+  ASSERT_TRUE(t.redeliver(3));
+  EXPECT_EQ(log.count("warning: projection balances: Account bad sequence 2 is a dead letter "
+                      "(invalid_argument: Deposited: the note says poison); later messages of "
+                      "Account bad wait behind it until it is retried or skipped"),
+            1u)
+      << log.text();
+  EXPECT_EQ(log.count("warning: projection balances: Account bad sequence 3 is parked behind its "
+                      "dead letter"),
+            1u)
+      << log.text();
+  EXPECT_EQ(log.count("warning: "), 2u) << log.text();
+}
+
+TEST(ProjectionSetup, MigrationsThatMatchNothingStopTheStart) {
+  projection_test t(balances_projection().migrations("balance"));  // a typo
+  ASSERT_TRUE(t.setup_error()) << "a projection without its tables would dead-letter everything";
+  const auto& e = *t.setup_error();
+  EXPECT_TRUE(e.is(errc::not_found)) << e;
+  EXPECT_NE(e.message.find("projection balances: no migrations are embedded under \"balance\""),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.message.find("embedded: balances, "), std::string::npos) << e;  // what there is
+  auto given = t.given("Account", "a1", bank::account_opened{"ann"});
+  ASSERT_FALSE(given);
+  EXPECT_TRUE(given.error().is(errc::not_found)) << given.error();
+}
+
 TEST_F(ProjectionApply, AVersionGapIsHeldUntilTheMissingCommitArrives) {
   ASSERT_TRUE(t.given("Account", "a1", bank::account_opened{"ann"}));
   auto deposit = [](int cents) {
@@ -180,4 +260,15 @@ TEST_F(ProjectionApply, AVersionGapIsHeldUntilTheMissingCommitArrives) {
   EXPECT_EQ(balance_of(t, "a1").version, 3u);
 }
 
+}  // namespace
+
+namespace {
+// -- the subject filter ------------------------------------------------------------------------
+
+TEST(ProjectionFollow, DerivesTheFilterFromTheAggregateTypeAndTheStore) {
+  jetsource::store_options bank{.stream = "BANK", .subject_prefix = "bank"};
+  auto p = jetsource::projection("balances", 1).follow<bank::account>(bank);
+  EXPECT_EQ(p.subject_filter(), "bank.Account.>");
+  EXPECT_EQ(jetsource::projection("x", 1).follow("bank.*.7.*").subject_filter(), "bank.*.7.*");
+}
 }  // namespace

@@ -75,6 +75,40 @@ jetsource::error decode_error(std::string_view body) {
   return r ? jetsource::error{} : r.error();
 }
 
+// -- events without fields -------------------------------------------------------------------
+
+struct pinged {  // no fields and no serialize: jetsource serialises it as "data":{}
+  static constexpr std::string_view type_name = "Pinged";
+};
+struct stamped {  // no fields, but a serialize of its own: that one is used
+  static constexpr std::string_view type_name = "Stamped";
+  template <class A>
+  void serialize(A& a) {
+    a(cereal::make_nvp("stamp", std::string("own")));
+  }
+};
+static_assert(jetsource::detail::field_less_event<pinged>);
+static_assert(!jetsource::detail::field_less_event<stamped>);
+static_assert(!jetsource::detail::field_less_event<withdrawn>);  // has fields
+
+TEST(RegistryTest, AnEventWithoutFieldsNeedsNoSerialize) {
+  using pings = jetsource::event_registry<std::variant<pinged, withdrawn, stamped>>;
+  std::vector<pings::variant> events{pinged{}, withdrawn{7}, pinged{}};
+  auto body = pings::encode(events);
+  ASSERT_TRUE(body) << body.error();
+  EXPECT_EQ(*body, R"({"events":[{"type":"Pinged","v":1,"data":{}},)"
+                   R"({"type":"Withdrawn","v":1,"data":{"amount_cents":7}},)"
+                   R"({"type":"Pinged","v":1,"data":{}}]})");
+  auto back = pings::decode(*body);
+  ASSERT_TRUE(back) << back.error();
+  ASSERT_EQ(back->size(), 3u);
+  EXPECT_TRUE(std::holds_alternative<pinged>((*back)[0]));
+  EXPECT_EQ(std::get<withdrawn>((*back)[1]).amount_cents, 7);
+  EXPECT_TRUE(std::holds_alternative<pinged>((*back)[2]));
+  std::vector<pings::variant> own{stamped{}};
+  EXPECT_EQ(*pings::encode(own), R"({"events":[{"type":"Stamped","v":1,"data":{"stamp":"own"}}]})");
+}
+
 // -- upcasting -------------------------------------------------------------------------------
 
 TEST(RegistryTest, UpcastsSchemaOneDeposits) {

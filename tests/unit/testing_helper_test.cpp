@@ -147,6 +147,48 @@ TEST(TestingHelperTest, ExpectErrorFailsOnAnotherEnumWithTheSameValue) {
                           "expected rejection");
 }
 
+// -- then_expect_error(errc) and then_expect_error_message -------------------------------------
+
+TEST(TestingHelperTest, ExpectErrorCodeAndMessagePassOnTheRightOnes) {
+  aggregate_test<account>{}
+      .given(account_opened{"ada"})
+      .when(withdraw{40})
+      .then_expect_error(jetsource::errc::rejected)
+      .then_expect_error_message("balance 0 < 40");
+}
+
+TEST(TestingHelperTest, ExpectErrorCodeFailsOnAnotherCode) {
+  EXPECT_NONFATAL_FAILURE(aggregate_test<account>{}
+                              .given(account_opened{"ada"})
+                              .when(withdraw{40})
+                              .then_expect_error(jetsource::errc::invalid_argument),
+                          "expected an error with code invalid_argument, got rejected: "
+                          "balance 0 < 40");
+}
+
+TEST(TestingHelperTest, ExpectErrorMessageFailsOnAnotherMessage) {
+  EXPECT_NONFATAL_FAILURE(aggregate_test<account>{}
+                              .given(account_opened{"ada"})
+                              .when(withdraw{40})
+                              .then_expect_error_message("balance 0 < 41"),
+                          "balance 0 < 41");
+}
+
+TEST(TestingHelperTest, ExpectErrorCodeAndMessageFailOnAnAcceptedCommand) {
+  EXPECT_NONFATAL_FAILURE(aggregate_test<account>{}
+                              .given(account_opened{"ada"})
+                              .when(deposit{5, "n"})
+                              .then_expect_error(jetsource::errc::rejected),
+                          "expected an error with code rejected, but the command was accepted");
+  EXPECT_NONFATAL_FAILURE(aggregate_test<account>{}
+                              .given(account_opened{"ada"})
+                              .when(deposit{5, "n"})
+                              .then_expect_error_message("insufficient funds"),
+                          "expected rejection 'insufficient funds', but the command was accepted");
+  EXPECT_NONFATAL_FAILURE(aggregate_test<account>{}.then_expect_error_message("x"),
+                          "then_* without when(command)");
+}
+
 // -- then_expect_no_events -------------------------------------------------------------------
 
 TEST(TestingHelperTest, ExpectNoEventsFailsWhenEventsWereEmitted) {

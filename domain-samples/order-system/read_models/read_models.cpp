@@ -1,6 +1,7 @@
 // The order-system read models (see read_models.hpp).
 #include <order_system/order.hpp>
 #include <order_system/read_models.hpp>
+#include <order_system/stream.hpp>
 
 namespace order_system {
 
@@ -38,7 +39,7 @@ result<void> count(projection_context& cx, const std::string& customer, const ch
 
 projection order_summary() {
   return projection("order_summary", 1)
-      .follow("orders.Order.>")
+      .follow<order>(orders_stream())
       .on<order_created>([](projection_context& cx, const order_created& e) {
         return cx.execute(
             "INSERT INTO orders (order_id, customer_id, status, version) "
@@ -82,7 +83,7 @@ projection order_summary() {
 
 projection customer_stats() {
   return projection("customer_stats", 1)
-      .follow("orders.Order.>")
+      .follow<order>(orders_stream())
       .on<order_created>([](projection_context& cx, const order_created& e) {
         return count(cx, e.customer_id, "orders_created");
       })
@@ -106,7 +107,7 @@ projection customer_stats() {
 
 projection product_sales() {
   return projection("product_sales", 1)
-      .follow("orders.Order.>")
+      .follow<order>(orders_stream())
       .on<order_paid>([](projection_context& cx, const order_paid& e) -> result<void> {
         for (const auto& line : e.lines) {
           JETSOURCE_TRY(total, line_total(order_paid::type_name, line.qty, line.unit_price_cents));

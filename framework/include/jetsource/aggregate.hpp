@@ -21,6 +21,7 @@
 // Thread-safety: decisions are values; aggregates are used by one thread at a time.
 #pragma once
 
+#include <jetsource/detail/enum_name.hpp>
 #include <jetsource/event.hpp>
 #include <jetsource/result.hpp>
 
@@ -44,7 +45,7 @@ std::string describe_enum(E e) {
                 }) {
     return std::string(describe(e));
   } else {
-    return fmt::format("rejected by a domain rule ({} {})", typeid(E).name(), static_cast<int>(e));
+    return fmt::format("rejected by a domain rule ({})", jetsource::detail::enum_value_name(e));
   }
 }
 

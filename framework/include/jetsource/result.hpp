@@ -67,6 +67,10 @@ struct error {
   errc code = errc::internal;
   std::string message;
   std::optional<jetsource::rejection> rejection = std::nullopt;
+  /// The status code of the C library the failure came from, for programs that need more than
+  /// `code`: SQLite's extended result code for errors of jetsource::sqlite (e.g. 2067,
+  /// SQLITE_CONSTRAINT_UNIQUE); 0 when there is none. Not part of equality.
+  int native_code = 0;
 
   /// True when this error has that code.
   bool is(errc c) const noexcept { return code == c; }

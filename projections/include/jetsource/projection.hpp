@@ -16,7 +16,9 @@
 //       });
 #pragma once
 
+#include <jetsource/aggregate.hpp>
 #include <jetsource/event.hpp>  // with detail/codec.hpp
+#include <jetsource/event_store.hpp>
 #include <jetsource/migrations.hpp>
 #include <jetsource/result.hpp>
 #include <jetsource/sqlite.hpp>
@@ -85,10 +87,29 @@ class projection {
   /// `version` >= 1.
   projection(std::string name, int version) : name_(std::move(name)), version_(version) {}
 
-  /// The subject filter of its consumer, e.g. "orders.Order.>" (default: the whole stream).
+  /// Follows the commits of aggregate A in the store `store` describes, e.g.
+  /// `.follow<order>(orders_stream())`: the filter "<subject_prefix>.<A::type_name>.>", derived
+  /// from the same options and type name the writers use, so it cannot be mistyped.
+  template <aggregate A>
+  projection& follow(const store_options& store) {
+    return follow(subject_filter_of(store, A::type_name));
+  }
+
+  /// For experts: the subject filter of its consumer as written, e.g. "orders.*.7.*" (default:
+  /// the whole stream). A filter that matches no subject of the stream is accepted, and the
+  /// projection then sees nothing: prefer follow<A>(store_options) for one aggregate type.
   projection& follow(std::string subject_filter) {
     filter_ = std::move(subject_filter);
     return *this;
+  }
+
+  /// "<subject_prefix>.<aggregate_type>.>": every commit of one aggregate type in a store.
+  static std::string subject_filter_of(const store_options& store,
+                                       std::string_view aggregate_type) {
+    std::string f;
+    f.reserve(store.subject_prefix.size() + aggregate_type.size() + 3);
+    f.append(store.subject_prefix).append(".").append(aggregate_type).append(".>");
+    return f;
   }
 
   /// The migrations of its database, embedded with jetsource_embed_migrations under `database`

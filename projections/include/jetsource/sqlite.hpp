@@ -1,5 +1,5 @@
-// SQLite for read models: a connection, cached prepared statements, and transactions (<sqlite3.h>
-// stays private).
+// SQLite for read models: a connection, cached prepared statements, transactions and savepoints
+// (<sqlite3.h> stays private).
 //
 // Thread-safety: a database (and its statements and transactions) is used by one thread at a
 // time; open one database per thread that writes or reads concurrently.
@@ -65,6 +65,7 @@ struct blob {
 
 class database;
 class transaction;
+class savepoint;
 
 class statement;
 
@@ -337,8 +338,42 @@ class transaction {
 
  private:
   friend class database;
+  friend class savepoint;
   explicit transaction(detail::database_state* db) noexcept : db_(db) {}
   detail::database_state* db_ = nullptr;
+};
+
+/// A savepoint in an open transaction (SAVEPOINT): a part of it that can be undone alone, as
+/// SQLiteCpp's Savepoint. Rolled back (ROLLBACK TO, then RELEASE) when destroyed unless release()
+/// or rollback() ran; the transaction goes on either way. Move-only; must not outlive the
+/// transaction. Savepoints nest (last opened, first finished).
+///
+///   JETSOURCE_TRY(sp, sqlite::savepoint::open(tx, "one_message"));
+///   if (auto r = apply(tx); !r) return sp.rollback();   // undo this part only
+///   JETSOURCE_TRY(sp.release());                         // keep it in the transaction
+class savepoint {
+ public:
+  /// SAVEPOINT `name` (letters, digits and '_'; errc::invalid_argument otherwise) in `tx`.
+  static result<savepoint> open(transaction& tx, std::string_view name);
+
+  savepoint(savepoint&&) noexcept;
+  savepoint& operator=(savepoint&&) noexcept;
+  savepoint(const savepoint&) = delete;
+  savepoint& operator=(const savepoint&) = delete;
+  ~savepoint();
+
+  /// RELEASE: what was done since it was opened stays, as part of the transaction.
+  result<void> release();
+  /// ROLLBACK TO, then RELEASE: what was done since it was opened is undone.
+  result<void> rollback();
+  /// True until release() or rollback() ran.
+  bool active() const noexcept { return db_ != nullptr; }
+
+ private:
+  savepoint(detail::database_state* db, std::string name) noexcept
+      : db_(db), name_(std::move(name)) {}
+  detail::database_state* db_ = nullptr;
+  std::string name_;
 };
 
 }  // namespace jetsource::sqlite

@@ -56,10 +56,8 @@ struct withdrawn {
   }
 };
 
-struct account_closed {
+struct account_closed {  // no fields: no serialize needed ("data":{})
   static constexpr std::string_view type_name = "AccountClosed";
-  template <class A>
-  void serialize(A&) {}
 };
 
 // -- commands and errors ---------------------------------------------------------------------

@@ -13,9 +13,51 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
+
+namespace jetsource::detail {
+
+/// True when E has a cereal serialization of its own (member serialize / save / save_minimal,
+/// or non-member save): a user's non-member serialize is preferred by overload resolution.
+template <class E>
+constexpr bool has_own_serialization() {
+  using A = cereal::JSONOutputArchive;
+  namespace t = cereal::traits;
+  return t::has_member_serialize<E, A>::value || t::has_member_versioned_serialize<E, A>::value ||
+         t::has_member_save<E, A>::value || t::has_member_versioned_save<E, A>::value ||
+         t::has_member_save_minimal<E, A>::value || t::has_non_member_save<E, A>::value ||
+         t::has_non_member_save_minimal<E, A>::value;
+}
+
+/// An event with no fields that has no serialization of its own: jetsource gives it one
+/// (`"data":{}`), so `struct order_placed { static constexpr std::string_view type_name = ...; };`
+/// is a complete event.
+template <class E>
+concept field_less_event = event<E> && std::is_empty_v<E> && !has_own_serialization<E>();
+
+/// True, or a readable compile error naming the event type (in the "required from" line) when
+/// cereal cannot serialise it: before cereal's own error, deep in its archives.
+template <class E>
+constexpr bool check_serializable() {
+  static_assert(cereal::traits::is_output_serializable<E, cereal::JSONOutputArchive>::value,
+                "jetsource: this event type has fields but no cereal serialization; give it "
+                "`template <class A> void serialize(A& a) { a(CEREAL_NVP(field), ...); }` "
+                "(an event with no fields needs none)");
+  return true;
+}
+
+}  // namespace jetsource::detail
+
+namespace cereal {
+/// The serialization of a field-less event: nothing (see jetsource::detail::field_less_event).
+/// In namespace cereal, where cereal's archives find it.
+template <class Archive, class E>
+requires jetsource::detail::field_less_event<std::remove_cv_t<E>>
+void serialize(Archive&, E&) {}
+}  // namespace cereal
 
 namespace jetsource::detail {
 
@@ -141,6 +183,7 @@ result<T> from_json(const char* name, std::string_view json) {
 /// older versions go up E's upcast chain (E::previous, E::upcast).
 template <class E>
 result<E> decode_event(int version, json_reader& ar) {
+  static_assert(check_serializable<E>());
   if (version == schema_version_of<E>()) {
     E e{};
     ar(cereal::make_nvp("data", e));
@@ -169,6 +212,7 @@ class registry<std::variant<Es...>> {
  public:
   using variant = std::variant<Es...>;
   static_assert(unique_type_names<Es...>(), "two events of one set share a type_name");
+  static_assert((check_serializable<Es>() && ...));
   static_assert((valid_type_name(Es::type_name) && ...),
                 "event type_name: use only letters, digits, '.', '_' and '-'");
 

@@ -18,9 +18,16 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+namespace jetsource::detail {
+/// The user's own error enum (jetsource::errc is the library's code, not a domain error).
+template <class E>
+concept domain_enum = std::is_enum_v<E> && !std::is_same_v<E, errc>;
+}  // namespace jetsource::detail
 
 namespace jetsource::testing {
 
@@ -76,17 +83,31 @@ class aggregate_test {
   }
 
   /// The command was rejected with exactly this domain error.
-  template <class E>
-  requires std::is_enum_v<E> aggregate_test& then_expect_error(E domain_error) {
-    if (!require_decision()) return *this;
-    if (decision_->accepted()) {
-      ADD_FAILURE() << "expected rejection " << detail::describe_enum(domain_error)
-                    << ", but the command was accepted with " << encode(decision_->events());
-      return *this;
-    }
+  template <detail::domain_enum E>
+  aggregate_test& then_expect_error(E domain_error) {
+    if (!require_rejection("rejection " + detail::describe_enum(domain_error))) return *this;
     EXPECT_TRUE(decision_->to_error().is(domain_error))
         << "expected rejection '" << detail::describe_enum(domain_error) << "', got '"
         << decision_->rejection()->reason << "'";
+    return *this;
+  }
+
+  /// The command was rejected with this library code, as a caller of the repository sees it:
+  /// errc::rejected (a rule of the state), or what the enum's errc_of says (invalid_argument,
+  /// not_found).
+  aggregate_test& then_expect_error(errc code) {
+    if (!require_rejection(fmt::format("an error with code {}", to_string(code)))) return *this;
+    const error e = decision_->to_error();
+    EXPECT_TRUE(e.is(code)) << "expected an error with code " << to_string(code) << ", got "
+                            << to_string(e);
+    return *this;
+  }
+
+  /// The command was rejected with exactly this message (the error's message: describe(e), or
+  /// the reason given to reject(...)).
+  aggregate_test& then_expect_error_message(std::string_view message) {
+    if (!require_rejection(fmt::format("rejection '{}'", message))) return *this;
+    EXPECT_EQ(decision_->to_error().message, message) << "the rejection's message differs";
     return *this;
   }
 
@@ -104,6 +125,14 @@ class aggregate_test {
   bool require_decision() {
     if (!decision_) ADD_FAILURE() << "then_* without when(command)";
     return decision_.has_value();
+  }
+  /// False (a failure naming `expected`) unless when(command) ran and rejected it.
+  bool require_rejection(const std::string& expected) {
+    if (!require_decision()) return false;
+    if (!decision_->accepted()) return true;
+    ADD_FAILURE() << "expected " << expected << ", but the command was accepted with "
+                  << encode(decision_->events());
+    return false;
   }
   static std::string encode(const std::vector<event>& events) {
     auto body = registry::encode(events);
