@@ -13,6 +13,12 @@
 #include <jetsource/result.hpp>
 #include <jetsource/sqlite.hpp>
 
+// GoogleTest, for the tests that use this helper (as testing/aggregate_test.hpp). Optional here:
+// the library's own implementation of the helper compiles without it.
+#if __has_include(<gtest/gtest.h>)
+#include <gtest/gtest.h>
+#endif
+
 #include <map>
 #include <memory>
 #include <span>
