@@ -9,6 +9,7 @@
 #         [-DCXX_FLAGS=...] [-DLINKER_FLAGS=...] -P find_package_test.cmake
 # CXX_FLAGS / LINKER_FLAGS carry the sanitizer flags of a sanitizer build: its static libraries
 # only link into programs built with the same -fsanitize flags.
+cmake_minimum_required(VERSION 3.25)
 foreach(var BUILD_DIR SOURCE_DIR WORK_DIR)
   if(NOT ${var})
     message(FATAL_ERROR "find_package_test: -D${var}=... is required")
