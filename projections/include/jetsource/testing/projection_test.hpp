@@ -2,9 +2,11 @@
 // SQLite database, without a server, through the same apply path as the projector (dedup,
 // dead letters, the projection's migrations).
 //
+// clang-format off
 //   jetsource::testing::projection_test t(order_system::order_summary());
 //   ASSERT_TRUE(t.given("Order", "o-1", order_created{"c-1"}, item_added{"sku", 2, 150}));
 //   auto row = t.db().query_one("SELECT total_cents FROM order_summary WHERE order_id = 'o-1'");
+// clang-format on
 #pragma once
 
 #include <jetsource/event.hpp>  // with detail/codec.hpp
