@@ -1,16 +1,21 @@
 // Aggregates: one type with two verbs, `handle` (decide: rules, no I/O) and `apply` (evolve).
 //
+// clang-format off
 //   class order {
 //    public:
 //     static constexpr std::string_view type_name = "Order";
-//     using event = std::variant<order_created, order_paid>;
+//     using event = std::variant<order_placed, order_paid>;
 //     jetsource::decision<event> handle(const pay_order& c) const {
-//       if (status_ != status::placed) return order_error::not_payable;      // rejected
-//       return order_paid{.amount_cents = c.amount_cents};                   // one event
+//       if (status_ != order_status::placed) return order_error::not_placed;  // rejected
+//       return order_paid{.amount_cents = c.amount_cents};                    // one event
 //     }
-//     void apply(const order_paid&) { status_ = status::paid; }
-//     ...
+//     void apply(const order_placed&) { status_ = order_status::placed; }
+//     void apply(const order_paid&) { status_ = order_status::paid; }
+//
+//    private:
+//     order_status status_ = order_status::none;
 //   };
+// clang-format on
 //
 // A decision is 0..N events (all land in one atomic commit, or none does) or a rejection carrying
 // the aggregate's own error enum. Describe an enum's values for people by giving it an ADL

@@ -4,9 +4,12 @@
 // it to every event_store (never a pool: one TCP connection keeps each aggregate's commits in
 // order). Reconnects are handled by the client and logged through spdlog ("jetsource" logger).
 //
-//   jetsource::connection_options o;  o.urls = {"nats://10.0.0.1:4222", "nats://10.0.0.2:4222"};
+// clang-format off
+//   jetsource::connection_options o;
+//   o.urls = {"nats://10.0.0.1:4222", "nats://10.0.0.2:4222"};
 //   auto conn = jetsource::connection::connect(o);
 //   if (!conn) { spdlog::error("{}", conn.error()); return 1; }
+// clang-format on
 #pragma once
 
 #include <jetsource/result.hpp>
@@ -41,8 +44,8 @@ struct connection_options {
   std::chrono::milliseconds request_timeout{5000};  ///< JetStream API and publish ack wait
   int max_reconnects = -1;                          ///< -1: forever
   std::chrono::milliseconds reconnect_wait{250};
-  bool retry_on_failed_connect =
-      false;              ///< keep trying in the background if the first connect fails
+  /// keep trying in the background if the first connect fails
+  bool retry_on_failed_connect = false;
   bool send_asap = true;  ///< flush each publish at once (nats.c otherwise batches ~1 ms)
 };
 

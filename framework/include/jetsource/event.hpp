@@ -5,15 +5,20 @@
 // (default 1). When its shape changes, keep the old struct, bump the version, and say how to
 // upcast: stored history is never rewritten, old commits are upcast when read.
 //
+// clang-format off
 //   struct item_added {
 //     static constexpr std::string_view type_name = "ItemAdded";
 //     static constexpr int schema_version = 2;
-//     using previous = item_added_v1;                      // schema 1, same type_name
+//     using previous = item_added_v1;  // schema 1, same type_name
 //     static item_added upcast(const item_added_v1& old) { return {old.sku, old.qty, 0}; }
-//     std::string sku; int qty = 0; std::int64_t unit_price_cents = 0;
-//     template <class A> void serialize(A& a) { a(CEREAL_NVP(sku), CEREAL_NVP(qty),
-//     CEREAL_NVP(unit_price_cents)); }
+//     std::string sku;
+//     int qty = 0;
+//     std::int64_t unit_price_cents = 0;
+//     template <class A> void serialize(A& a) {
+//       a(CEREAL_NVP(sku), CEREAL_NVP(qty), CEREAL_NVP(unit_price_cents));
+//     }
 //   };
+// clang-format on
 //
 // Thread-safety: everything here is stateless or immutable; safe from any thread.
 #pragma once

@@ -7,9 +7,14 @@
 // Thread-safety: an event_store is safe to use from many threads at once (sync and async
 // appends, reads). Async outcome callbacks run on a nats.c thread: keep them short.
 //
-//   auto store = jetsource::event_store::open(conn, {.stream = "ORDERS", .subject_prefix =
-//   "orders"}); auto r = store->append({.aggregate_type = "Order", .aggregate_id = "ord-1",
-//                           .expected_sequence = 0 /* must be new */, .events = ..., .body = ...});
+// clang-format off
+//   auto store = jetsource::event_store::open(conn, {.stream = "ORDERS",
+//                                                    .subject_prefix = "orders"});
+//   auto r = store->append({.aggregate_type = "Order", .aggregate_id = "ord-1",
+//                           .expected_sequence = 0,  // 0: the aggregate must be new
+//                           .event_types = "OrderCreated",
+//                           .body = body});  // from event_registry<V>::encode
+// clang-format on
 #pragma once
 
 #include <jetsource/connection.hpp>

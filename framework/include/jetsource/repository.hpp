@@ -7,9 +7,11 @@
 // command on a warm aggregate does not read the stream at all; a stale copy is caught by the
 // concurrency check and reloaded.
 //
+// clang-format off
 //   jetsource::repository<order> orders{store, {.snapshot_every = 100}};
 //   auto r = orders.execute("ord-42", pay_order{.amount_cents = 2599});
-//   if (!r && r.error().is(order_error::not_payable)) ...
+//   if (!r && r.error().is(order_error::wrong_amount)) { /* tell the payer */ }
+// clang-format on
 #pragma once
 
 #include <jetsource/aggregate.hpp>

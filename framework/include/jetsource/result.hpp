@@ -4,9 +4,11 @@
 // code (what kind of failure, for programs) and a message (what exactly, for people). A command
 // rejected by a domain rule carries the user's own error enum as well (see error::is).
 //
+// clang-format off
 //   auto r = store.append(c);
-//   if (!r) spdlog::error("append failed: {}", r.error());      // "conflict: wrong last sequence:
-//   7" if (!r && r.error().is(jetsource::errc::conflict)) { ... }
+//   if (!r) spdlog::error("append failed: {}", r.error());  // "conflict: wrong last sequence: 7"
+//   if (!r && r.error().is(jetsource::errc::conflict)) { /* load again, decide again */ }
+// clang-format on
 #pragma once
 
 #include <boost/outcome/basic_result.hpp>

@@ -3,8 +3,12 @@
 //
 // Thread-safety: as connection; one per process.
 //
-//   auto rt = jetsource::runtime::open(options, ".order-system/nats");   // embedded if no URLs
-//   jetsource::event_store::open(rt->conn, {.stream = "ORDERS", .subject_prefix = "orders"});
+// clang-format off
+//   auto rt = jetsource::runtime::open(options, ".order-system/nats");  // embedded if no URLs
+//   if (!rt) { fmt::print(stderr, "{}\n", rt.error()); return 1; }
+//   auto store = jetsource::event_store::open(rt->conn, {.stream = "ORDERS",
+//                                                        .subject_prefix = "orders"});
+// clang-format on
 #pragma once
 
 #include <jetsource/connection.hpp>

@@ -4,9 +4,11 @@
 // Thread-safety: one owner; start and stop it from one thread (the one that started it should
 // outlive it: the child is also told to die with that thread's process).
 //
+// clang-format off
 //   auto server = jetsource::embedded_server::start({.data_dir = ".demo/nats"});
 //   if (!server) { fmt::print(stderr, "{}\n", server.error()); return 1; }
 //   auto conn = jetsource::connection::connect({.urls = {server->url()}});
+// clang-format on
 #pragma once
 
 #include <jetsource/result.hpp>

@@ -4,9 +4,11 @@
 // Thread-safety: embedded() may be called from any thread; apply() uses the database it is given
 // (one thread at a time, like every sqlite::database). Several processes may apply at once.
 //
-//   # CMakeLists.txt: jetsource_embed_migrations(order_projector migrations/orders orders)
+// In CMake: jetsource_embed_migrations(order_projector migrations/orders orders); then:
+// clang-format off
 //   JETSOURCE_TRY(list, jetsource::migrations::embedded("orders"));
-//   JETSOURCE_TRY(applied, jetsource::migrations::apply(db, list));
+//   JETSOURCE_TRY(applied, jetsource::migrations::apply(db, list, "orders"));
+// clang-format on
 #pragma once
 
 #include <jetsource/result.hpp>

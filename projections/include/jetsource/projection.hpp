@@ -8,12 +8,14 @@
 // Thread-safety: build a projection once, then share it read-only (the projector calls its
 // handlers from several worker threads, one aggregate always on the same thread).
 //
+// clang-format off
 //   auto summary = jetsource::projection("order_summary", 1)
 //       .follow("orders.Order.>")
 //       .on<order_system::order_created>([](jetsource::projection_context& cx, const auto& e) {
 //         return cx.execute("INSERT INTO orders(order_id, customer_id) VALUES (?1, ?2)",
 //                           cx.aggregate_id(), e.customer_id);
 //       });
+// clang-format on
 #pragma once
 
 #include <jetsource/aggregate.hpp>

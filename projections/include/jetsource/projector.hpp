@@ -5,12 +5,13 @@
 // Thread-safety: all members may be called from any thread. Several projectors in one process
 // are independent (each sees every event of its subjects).
 //
+// clang-format off
 //   auto p = jetsource::projector::start(rt->conn, order_summary(),
-//                                        {.stream = "ORDERS", .database =
-//                                        "data/order_summary.db"});
-//   ...
-//   p->wait_for(appended.sequence, 5s);    // read-your-writes
-//   p->stop();                             // drain, commit, ack, close
+//                                        {.stream = "ORDERS", .database = "data/order_summary.db"});
+//   auto r = orders.execute("ord-42", place_order{});
+//   p->wait_for(r->sequence, 5s);  // read-your-writes
+//   p->stop();                     // drain, commit, ack, close
+// clang-format on
 #pragma once
 
 #include <jetsource/connection.hpp>
@@ -40,8 +41,8 @@ struct projector_options {
   std::string stream;              ///< the stream to follow (required)
   std::filesystem::path database;  ///< the projection's SQLite file (required)
   std::string consumer;            ///< durable consumer name; default "jetsource-<name>"
-  int workers =
-      1;  ///< keyed workers (W); measured: 1 fastest (one SQLite writer), docs/performance.md
+  /// keyed workers (W); measured: 1 fastest (one SQLite writer), docs/performance.md
+  int workers = 1;
   int batch = 500;  ///< messages per pull request (two requests in flight)
   std::chrono::milliseconds pull_expires{500};  ///< how long a pull request waits for messages
   std::size_t max_group = 2000;                 ///< messages per transaction, at most

@@ -10,8 +10,12 @@
 // An interrupted rebuild leaves the live model untouched; the next rebuild resumes its file.
 // Layout and protocol: docs/adr/0008-blue-green-rebuild.md.
 //
+// clang-format off
 //   auto r = jetsource::rebuild(conn, order_summary(), live_options,
-//                               {.progress = [](const jetsource::rebuild_progress& p) {...}});
+//                               {.progress = [](const jetsource::rebuild_progress& p) {
+//                                 fmt::print("{} of {}\n", p.done, p.total);
+//                               }});
+// clang-format on
 #pragma once
 
 #include <jetsource/connection.hpp>

@@ -4,10 +4,12 @@
 // Thread-safety: a database (and its statements and transactions) is used by one thread at a
 // time; open one database per thread that writes or reads concurrently.
 //
-//   auto db = jetsource::sqlite::database::open("orders.db");
-//   JETSOURCE_TRY(tx, db->begin());
-//   JETSOURCE_TRY(tx.execute("UPDATE order_summary SET status='paid' WHERE order_id=?1", id));
+// clang-format off
+//   JETSOURCE_TRY(db, jetsource::sqlite::database::open("orders.db"));
+//   JETSOURCE_TRY(tx, db.begin());
+//   JETSOURCE_TRY(tx.execute("UPDATE order_summary SET status = 'paid' WHERE order_id = ?1", id));
 //   JETSOURCE_TRY(tx.commit());
+// clang-format on
 #pragma once
 
 #include <jetsource/result.hpp>

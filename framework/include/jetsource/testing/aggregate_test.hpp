@@ -2,10 +2,12 @@
 //
 // Thread-safety: one test, one thread.
 //
+// clang-format off
 //   jetsource::testing::aggregate_test<order>{}
 //       .given(order_created{.customer_id = "c1"}, order_placed{})
 //       .when(ship_order{})
 //       .then_expect_error(order_error::not_paid);
+// clang-format on
 //
 // Events are compared by their wire encoding (type, schema version, JSON data), so event types
 // need no operator==, and a failure prints both sides as JSON.

@@ -2,9 +2,11 @@
 // SQLite database, without a server, through the same apply path as the projector (dedup,
 // dead letters, the projection's migrations).
 //
+// clang-format off
 //   jetsource::testing::projection_test t(order_system::order_summary());
 //   ASSERT_TRUE(t.given("Order", "o-1", order_created{"c-1"}, item_added{"sku", 2, 150}));
 //   auto row = t.db().query_one("SELECT total_cents FROM order_summary WHERE order_id = 'o-1'");
+// clang-format on
 #pragma once
 
 #include <jetsource/event.hpp>  // with detail/codec.hpp
@@ -12,6 +14,12 @@
 #include <jetsource/projector.hpp>
 #include <jetsource/result.hpp>
 #include <jetsource/sqlite.hpp>
+
+// GoogleTest, for the tests that use this helper (as testing/aggregate_test.hpp). Optional here:
+// the library's own implementation of the helper compiles without it.
+#if __has_include(<gtest/gtest.h>)
+#include <gtest/gtest.h>
+#endif
 
 #include <map>
 #include <memory>
