@@ -1,5 +1,6 @@
 // detail: the apply path shared by the projector's workers and the testing helper.
 #include "applier.hpp"
+#include "wire/headers.hpp"
 
 #include <fmt/chrono.h>
 #include <nlohmann/json.hpp>
@@ -37,11 +38,11 @@ std::string_view token_from_end(std::string_view subject, int n) {
 }
 
 std::string headers_json(const envelope& e) {
-  nlohmann::json h = {{"Nats-Msg-Id", e.msg_id},
-                      {"Es-Aggregate-Type", e.aggregate_type},
-                      {"Es-Aggregate-Id", e.aggregate_id},
-                      {"Es-Version", std::to_string(e.version)},
-                      {"Es-Events", e.event_types}};
+  nlohmann::json h = {{hdr_msg_id, e.msg_id},
+                      {hdr_aggregate_type, e.aggregate_type},
+                      {hdr_aggregate_id, e.aggregate_id},
+                      {hdr_version, std::to_string(e.version)},
+                      {hdr_events, e.event_types}};
   return h.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -70,7 +71,7 @@ bool is_transient(const error& e) noexcept {
   return e.code == errc::busy || e.code == errc::io;
 }
 
-envelope stored_commit::view(std::uint64_t sequence) const {
+envelope owned_commit::view(std::uint64_t sequence) const {
   envelope e;
   e.sequence = sequence;
   e.subject = subject;
@@ -98,8 +99,7 @@ void describe(envelope& e, std::string_view type_header, std::string_view id_hea
     e.malformed = "Es-Events header missing";
     return;
   }
-  std::uint64_t count = 1;
-  for (char c : e.event_types) count += c == ',';
+  const std::uint64_t count = event_count(e.event_types);
   if (count > *version) {
     e.malformed = fmt::format("Es-Version {} is lower than its {} events", *version, count);
     return;
@@ -402,17 +402,17 @@ result<std::size_t> applier::retry(sqlite::database& db, std::string_view aggreg
     std::size_t remaining = rows.size();
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];
-      stored_commit stored;
+      owned_commit stored;
       stored.subject = r.get<std::string>(1);
       auto payload = r.get<std::vector<std::byte>>(3);
       stored.body.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
       try {
         auto h = nlohmann::json::parse(r.get<std::string>(2));
-        stored.type = h.value("Es-Aggregate-Type", "");
-        stored.id = h.value("Es-Aggregate-Id", "");
-        stored.events = h.value("Es-Events", "");
-        stored.msg_id = h.value("Nats-Msg-Id", "");
-        stored.version = h.value("Es-Version", "");
+        stored.type = h.value(hdr_aggregate_type, "");
+        stored.id = h.value(hdr_aggregate_id, "");
+        stored.events = h.value(hdr_events, "");
+        stored.msg_id = h.value(hdr_msg_id, "");
+        stored.version = h.value(hdr_version, "");
       } catch (const std::exception& x) {
         return make_error(errc::decode_failed, "dead letter {}: bad headers: {}",
                           r.get<std::int64_t>(0), x.what());

@@ -9,8 +9,9 @@
 #include "files.hpp"
 #include "log.hpp"
 #include "nats/handles.hpp"
-#include "store/store_state.hpp"
 #include "switching.hpp"
+#include "wire/ack_subject.hpp"
+#include "wire/headers.hpp"
 
 #include <nats/nats.h>
 
@@ -93,43 +94,6 @@ std::optional<commit_headers> read_commit_headers(natsMsg* m) {
     if (slot != nullptr && slot->empty()) *slot = value;  // the first value, as nats.c's Get
   }
   return h;
-}
-
-// The tokens of a JetStream ack subject. 2.9 sends
-// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending> (9 tokens); newer servers
-// add domain and account hash after ACK and a token at the end (12). The numbers are kept so a
-// cumulative ack can name a message after it is gone; the rest is the same for every message.
-struct ack_numbers {
-  std::uint64_t delivered = 0, stream_sequence = 0, consumer_sequence = 0, timestamp = 0,
-                pending = 0;
-};
-struct ack_meta {
-  ack_numbers n;
-  std::string_view prefix, suffix;  // up to <delivered>, after <pending>
-};
-std::optional<ack_meta> parse_ack_subject(std::string_view reply) {
-  std::array<std::string_view, 12> t;
-  std::size_t n = 0;
-  const std::string_view all = reply;
-  while (n < t.size()) {
-    auto dot = reply.find('.');
-    t[n++] = reply.substr(0, dot);
-    if (dot == std::string_view::npos) break;
-    reply.remove_prefix(dot + 1);
-  }
-  if (n < 9 || t[0] != "$JS" || t[1] != "ACK") return std::nullopt;
-  std::size_t base = n == 9 ? 2 : 4;  // index of <stream>
-  auto num = [](std::string_view s) {
-    std::uint64_t v = 0;
-    std::from_chars(s.data(), s.data() + s.size(), v);
-    return v;
-  };
-  ack_meta m;
-  m.n = {num(t[base + 2]), num(t[base + 3]), num(t[base + 4]), num(t[base + 5]), num(t[base + 6])};
-  m.prefix = all.substr(0, static_cast<std::size_t>(t[base + 2].data() - all.data()));
-  const char* end = t[base + 6].data() + t[base + 6].size();
-  m.suffix = all.substr(static_cast<std::size_t>(end - all.data()));
-  return m;
 }
 
 void ack(natsConnection* nc, const char* reply, std::string_view what) {
@@ -785,7 +749,7 @@ result<projector> projector::start(const connection& conn, projection p, project
                       "projector: workers, batch and max_group must be >= 1, max_buffered >= "
                       "batch");
   auto s = std::make_unique<detail::projector_state>(conn, p);
-  s->conn = conn.state();
+  s->conn = detail::state_of(conn);
   s->nc = s->conn->nc.get();
   if (!o.database.parent_path().empty()) {
     std::error_code ec;
@@ -912,7 +876,7 @@ result<bool> projector::adopt_rebuild() {
     JETSOURCE_TRY(rebuilt, start(conn, p, catch_up));
     JETSOURCE_TRY(rebuilt.wait_for(position, std::chrono::minutes(5)));
     JETSOURCE_TRY(rebuilt.stop());
-    return detail::adopt_file(*conn.state(), p, opts, *ready);
+    return detail::adopt_file(*detail::state_of(conn), p, opts, *ready);
   }();
   // Live again: on the rebuilt file, or (when the switch failed) on the one it served before.
   auto restarted = start(conn, p, opts);
@@ -1153,7 +1117,7 @@ result<projection_status> read_status(const connection& conn, const projection& 
     return fail(db.error());
   }
   out.version = p.version();
-  auto& c = *conn.state();
+  auto& c = *detail::state_of(conn);
   auto stream = detail::identify_stream(c, o.stream);
   if (!stream && !stream.error().is(errc::not_found)) return fail(stream.error());
   if (stream) {

@@ -5,6 +5,7 @@
 #include <jetsource/detail/utf8.hpp>
 
 #include "store/store_state.hpp"
+#include "wire/ack_subject.hpp"
 
 #include <boost/container/small_vector.hpp>
 
@@ -130,8 +131,7 @@ result<void> validate_utf8(std::string_view what, std::string_view text) {
 }
 
 std::size_t stored_commit::event_count() const {
-  if (event_types.empty()) return 0;
-  return static_cast<std::size_t>(std::count(event_types.begin(), event_types.end(), ',')) + 1;
+  return detail::event_count(event_types);
 }
 
 namespace detail {
@@ -392,7 +392,7 @@ result<built_commit> build_commit(const store_state& st, const commit& c) {
     hint = fmt::format(
         " (Es-Events names {} events: split the command's events over several "
         "commits)",
-        std::count(c.event_types.begin(), c.event_types.end(), ',') + 1);
+        detail::event_count(c.event_types));
   auto m = b.build(st.conn->nc.get(), hint);
   if (!m) return std::move(m).error();
   return built_commit{std::move(m).value(), std::move(subject).value(), std::move(id)};
@@ -511,33 +511,14 @@ result<void> read_direct(const store_state& st, const std::string& subject, std:
   return success();
 }
 
-// The stream sequence of a message delivered by a consumer, parsed from its reply subject:
-// $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>, or the form with domain
-// and account hash ($JS.ACK.<domain>.<hash>.<stream>.<consumer>...<token>). nullopt for anything
-// else. Cheaper than natsMsg_GetMetaData, which allocates three times.
+// The stream sequence of a message delivered by a consumer, from its ack (reply) subject; nullopt
+// for a reply subject of another form.
 std::optional<std::uint64_t> stream_sequence_of(natsMsg* m) {
   const char* reply = natsMsg_GetReply(m);
   if (reply == nullptr) return std::nullopt;
-  std::string_view r = reply;
-  if (!r.starts_with("$JS.ACK.")) return std::nullopt;
-  std::string_view tokens[12];
-  std::size_t n = 0;
-  for (std::size_t start = 0; n < std::size(tokens);) {
-    auto dot = r.find('.', start);
-    tokens[n++] = r.substr(start, dot == std::string_view::npos ? dot : dot - start);
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  std::size_t at;  // index of <stream>
-  if (n == 9)
-    at = 2;
-  else if (n == 12)
-    at = 4;
-  else
-    return std::nullopt;
-  auto seq = parse_u64(tokens[at + 3]);
-  if (!seq) return std::nullopt;
-  return *seq;
+  auto meta = detail::parse_ack_subject(reply);
+  if (!meta) return std::nullopt;
+  return meta->n.stream_sequence;
 }
 
 // How long an ordered consumer may stay without interest before the server deletes it (a safety
@@ -910,7 +891,7 @@ result<detail::js_ptr> make_js(natsConnection* nc, jsOptions& jo, std::string_vi
 
 result<event_store> event_store::open(const connection& conn, store_options options) {
   if (auto r = check_options(options); !r) return std::move(r).error();
-  const auto& cs = conn.state();
+  const auto& cs = detail::state_of(conn);
   if (!cs || !cs->nc) return make_error(errc::invalid_argument, "open store: no connection");
   if (natsConnection_IsClosed(cs->nc.get()))
     return make_error(errc::unreachable, "open store {}: the connection is closed", options.stream);
@@ -1116,10 +1097,7 @@ result<commit_head> event_store::replay(std::string_view aggregate_type,
   auto head = head_of(lm);
   if (!head) return std::move(head).error();
   if (head->sequence <= after_sequence) return head;
-  const std::string events = header(lm, detail::hdr_events);
-  const std::size_t last_events =
-      events.empty() ? 0
-                     : static_cast<std::size_t>(std::count(events.begin(), events.end(), ',')) + 1;
+  const std::size_t last_events = detail::event_count(header(lm, detail::hdr_events));
   auto r = read_range(
       *state_, *subject, after_sequence, head->sequence, head->version, last_events,
       [&](natsMsg* m, std::uint64_t seq) -> result<void> {
