@@ -46,7 +46,7 @@ bench: build
 	./scripts/run-bench.sh
 
 format:
-	find framework projections domain-samples tests bench -name '*.hpp' -o -name '*.cpp' | xargs clang-format -i
+	find internal framework projections domain-samples tests bench -name '*.hpp' -o -name '*.cpp' | xargs clang-format -i
 
 clean:
 	rm -rf build build-asan build-tsan

@@ -5,7 +5,7 @@
 // Thread-safety: none; one owner (the projector's fetcher thread).
 #pragma once
 
-#include "ack_subject.hpp"
+#include "wire/ack_subject.hpp"
 
 #include <cstdint>
 #include <map>

@@ -1,5 +1,6 @@
 // detail: the apply path shared by the projector's workers and the testing helper.
 #include "applier.hpp"
+#include "wire/headers.hpp"
 
 #include "log.hpp"
 
@@ -61,7 +62,7 @@ bool not_the_message(const error& e) noexcept {
   return is_transient(e) || e.is(errc::corrupt);
 }
 
-envelope stored_commit::view(std::uint64_t sequence) const {
+envelope owned_commit::view(std::uint64_t sequence) const {
   envelope e;
   e.sequence = sequence;
   e.subject = subject;
@@ -89,8 +90,7 @@ void describe(envelope& e, std::string_view type_header, std::string_view id_hea
     e.malformed = "Es-Events header missing";
     return;
   }
-  std::uint64_t count = 1;
-  for (char c : e.event_types) count += c == ',';
+  const std::uint64_t count = event_count(e.event_types);
   if (count > *version) {
     e.malformed = fmt::format("Es-Version {} is lower than its {} events", *version, count);
     return;

@@ -42,8 +42,8 @@ struct envelope {
 };
 
 /// Owned copies of a commit's fields, for envelopes that do not come from a natsMsg (dead-letter
-/// retries, the testing helper).
-struct stored_commit {
+/// retries, the testing helper). Not jetsource::stored_commit (a commit read by the event store).
+struct owned_commit {
   std::string subject, type, id, events, msg_id, version, body;
   /// An envelope viewing these strings (which must outlive it), described from them.
   envelope view(std::uint64_t sequence) const;

@@ -1,6 +1,7 @@
 // detail: dead letters of the apply path: writing them (noting each new one for the warning the
 // applier logs after its commit), the parked aggregates, and retry / skip of one aggregate.
 #include "applier.hpp"
+#include "wire/headers.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -11,11 +12,11 @@ namespace jetsource::detail {
 namespace {
 
 std::string headers_json(const envelope& e) {
-  nlohmann::json h = {{"Nats-Msg-Id", e.msg_id},
-                      {"Es-Aggregate-Type", e.aggregate_type},
-                      {"Es-Aggregate-Id", e.aggregate_id},
-                      {"Es-Version", std::to_string(e.version)},
-                      {"Es-Events", e.event_types}};
+  nlohmann::json h = {{hdr_msg_id, e.msg_id},
+                      {hdr_aggregate_type, e.aggregate_type},
+                      {hdr_aggregate_id, e.aggregate_id},
+                      {hdr_version, std::to_string(e.version)},
+                      {hdr_events, e.event_types}};
   return h.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -75,17 +76,17 @@ result<std::size_t> applier::retry(sqlite::database& db, std::string_view aggreg
     std::size_t remaining = rows.size();
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];
-      stored_commit stored;
+      owned_commit stored;
       stored.subject = r.get<std::string>(1);
       auto payload = r.get<std::vector<std::byte>>(3);
       stored.body.assign(reinterpret_cast<const char*>(payload.data()), payload.size());
       try {
         auto h = nlohmann::json::parse(r.get<std::string>(2));
-        stored.type = h.value("Es-Aggregate-Type", "");
-        stored.id = h.value("Es-Aggregate-Id", "");
-        stored.events = h.value("Es-Events", "");
-        stored.msg_id = h.value("Nats-Msg-Id", "");
-        stored.version = h.value("Es-Version", "");
+        stored.type = h.value(hdr_aggregate_type, "");
+        stored.id = h.value(hdr_aggregate_id, "");
+        stored.events = h.value(hdr_events, "");
+        stored.msg_id = h.value(hdr_msg_id, "");
+        stored.version = h.value(hdr_version, "");
       } catch (const std::exception& x) {
         return make_error(errc::decode_failed, "dead letter {}: bad headers: {}",
                           r.get<std::int64_t>(0), x.what());

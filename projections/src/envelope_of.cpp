@@ -3,7 +3,7 @@
 
 #include <jetsource/event_store.hpp>
 
-#include "store/store_state.hpp"
+#include "wire/headers.hpp"
 
 #include <nats/nats.h>
 

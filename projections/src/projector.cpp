@@ -172,7 +172,7 @@ result<void> start_engine(projector_state& s) {
 result<projector> projector::start(const connection& conn, projection p, projector_options o) {
   JETSOURCE_TRY(detail::validate(p, o));
   auto s = std::make_unique<detail::projector_state>(conn, p);
-  s->conn = conn.state();
+  s->conn = detail::state_of(conn);
   s->nc = s->conn->nc.get();
   JETSOURCE_TRY(lock, detail::lock_database(p, o));
   s->live_lock.emplace(std::move(lock));
@@ -232,7 +232,7 @@ result<bool> projector::adopt_rebuild() {
     JETSOURCE_TRY(rebuilt, start(conn, p, catch_up));
     JETSOURCE_TRY(rebuilt.wait_for(position, std::chrono::minutes(5)));
     JETSOURCE_TRY(rebuilt.stop());
-    return detail::adopt_file(*conn.state(), p, opts, *ready);
+    return detail::adopt_file(*detail::state_of(conn), p, opts, *ready);
   }();
   // Live again: on the rebuilt file, or (when the switch failed) on the one it served before.
   auto restarted = start(conn, p, opts);

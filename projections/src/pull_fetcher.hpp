@@ -10,7 +10,7 @@
 
 #include <jetsource/result.hpp>
 
-#include "ack_subject.hpp"
+#include "wire/ack_subject.hpp"
 #include "nats/handles.hpp"
 
 #include <chrono>

@@ -122,7 +122,7 @@ result<projection_status> read_status(const connection& conn, const projection& 
     return fail(db.error());
   }
   out.version = p.version();
-  auto& c = *conn.state();
+  auto& c = *detail::state_of(conn);
   auto stream = detail::identify_stream(c, o.stream);
   if (!stream && !stream.error().is(errc::not_found)) return fail(stream.error());
   if (stream) {

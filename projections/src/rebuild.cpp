@@ -67,7 +67,7 @@ result<rebuild_result> rebuild(const connection& conn, const projection& p,
                       "adopt it: start the projector (or serve)",
                       p.name(), ready->filename().string());
 
-  auto& c = *conn.state();
+  auto& c = *detail::state_of(conn);
   JETSOURCE_TRY(consumer, detail::rebuild_consumer(p, live));
   rebuild_result out;
 

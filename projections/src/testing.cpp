@@ -5,7 +5,7 @@
 
 namespace jetsource::testing {
 
-using detail::stored_commit;
+using detail::owned_commit;
 
 struct projection_test::state {
   explicit state(projection p) : proj(std::move(p)) {}
@@ -14,11 +14,11 @@ struct projection_test::state {
   std::optional<sqlite::database> db;
   std::optional<detail::applier> apply;
   std::optional<error> setup_error;
-  std::map<std::string, std::uint64_t> versions;   // per aggregate key, given so far
-  std::map<std::uint64_t, stored_commit> commits;  // by sequence
+  std::map<std::string, std::uint64_t> versions;  // per aggregate key, given so far
+  std::map<std::uint64_t, owned_commit> commits;  // by sequence
   std::uint64_t sequence = 0;
 
-  result<void> run(const stored_commit& c, std::uint64_t seq) {
+  result<void> run(const owned_commit& c, std::uint64_t seq) {
     std::vector<detail::envelope> batch;
     batch.push_back(c.view(seq));
     JETSOURCE_TRY(out, apply->apply(*db, batch, seq));
@@ -54,13 +54,13 @@ result<void> projection_test::apply_commit(std::string_view aggregate_type,
   if (version == 0) version = so_far + count;
   so_far = std::max(so_far, version);
   auto seq = ++state_->sequence;
-  stored_commit c{fmt::format("test.{}.0.{}", aggregate_type, aggregate_id),
-                  std::string(aggregate_type),
-                  std::string(aggregate_id),
-                  std::string(event_types),
-                  fmt::format("commit-{}", seq),
-                  std::to_string(version),
-                  std::move(body)};
+  owned_commit c{fmt::format("test.{}.0.{}", aggregate_type, aggregate_id),
+                 std::string(aggregate_type),
+                 std::string(aggregate_id),
+                 std::string(event_types),
+                 fmt::format("commit-{}", seq),
+                 std::to_string(version),
+                 std::move(body)};
   auto& stored = state_->commits[seq] = std::move(c);
   return state_->run(stored, seq);
 }

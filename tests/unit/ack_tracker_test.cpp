@@ -1,6 +1,6 @@
 // The ack window and applied mark (projections/src/ack_tracker.hpp): pure code, no server.
 #include "ack_tracker.hpp"
-#include "ack_subject.hpp"
+#include "wire/ack_subject.hpp"
 
 #include <gtest/gtest.h>
 
@@ -22,24 +22,6 @@ void deliver(ack_tracker& t, std::uint64_t sseq, std::uint64_t cseq, const char*
   auto meta = parse_ack_subject(s);
   ASSERT_TRUE(meta);
   t.delivered(sseq, *meta);
-}
-
-TEST(AckSubjectTest, ParsesServer29AndNewerSubjects) {
-  auto m = parse_ack_subject("$JS.ACK.ORDERS.c1.2.17.9.1700000000.4");
-  ASSERT_TRUE(m);
-  EXPECT_EQ(m->n.delivered, 2u);
-  EXPECT_EQ(m->n.stream_sequence, 17u);
-  EXPECT_EQ(m->n.consumer_sequence, 9u);
-  EXPECT_EQ(m->n.pending, 4u);
-  EXPECT_EQ(m->prefix, "$JS.ACK.ORDERS.c1.");
-  EXPECT_EQ(m->suffix, "");
-  auto newer = parse_ack_subject("$JS.ACK.dom.hash.ORDERS.c1.1.17.9.1700000000.4.token");
-  ASSERT_TRUE(newer);
-  EXPECT_EQ(newer->n.stream_sequence, 17u);
-  EXPECT_EQ(newer->prefix, "$JS.ACK.dom.hash.ORDERS.c1.");
-  EXPECT_EQ(newer->suffix, ".token");
-  EXPECT_FALSE(parse_ack_subject("_INBOX.abc.1"));
-  EXPECT_FALSE(parse_ack_subject("$JS.ACK.too.short"));
 }
 
 TEST(AckTrackerTest, TheMarkIsTheContiguousCommittedPrefix) {

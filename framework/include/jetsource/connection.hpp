@@ -70,12 +70,13 @@ class connection {
   /// The options this connection was made with.
   const connection_options& options() const;
 
-  /// Internal state shared with stores; not for users.
-  const std::shared_ptr<detail::connection_state>& state() const noexcept { return state_; }
+  // Not API: the library's own code reaches the state through its internal target
+  // (detail::state_of); its type is not defined in any public header.
+ protected:
+  std::shared_ptr<detail::connection_state> state_;
 
  private:
   explicit connection(std::shared_ptr<detail::connection_state> s) : state_(std::move(s)) {}
-  std::shared_ptr<detail::connection_state> state_;
 };
 
 }  // namespace jetsource

@@ -172,9 +172,6 @@ class event_store {
   /// Stream sequence of the last message in the stream (0 when empty).
   result<std::uint64_t> last_sequence();
 
-  /// Internal state shared with the projection runtime; not for users.
-  const std::shared_ptr<detail::store_state>& state() const noexcept { return state_; }
-
  private:
   explicit event_store(std::shared_ptr<detail::store_state> s) : state_(std::move(s)) {}
   std::shared_ptr<detail::store_state> state_;

@@ -15,6 +15,8 @@
 #pragma once
 
 #include <jetsource/aggregate.hpp>
+#include <jetsource/detail/aggregate_cache.hpp>
+#include <jetsource/detail/keyed_executor.hpp>
 #include <jetsource/event.hpp>
 #include <jetsource/event_store.hpp>
 #include <jetsource/result.hpp>
@@ -22,11 +24,8 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -34,8 +33,8 @@
 #include <string>
 #include <string_view>
 #include <thread>
-#include <unordered_map>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace jetsource {
@@ -73,6 +72,11 @@ struct executed {
   int attempts = 1;  ///< decide/append rounds it took (conflicts retried)
 };
 
+// Inside: `execute` holds the aggregate's stripe mutex for the whole command; the cache and the
+// executor each have one mutex of their own, taken briefly and never while calling out (lock
+// order: stripe, then cache or executor). A command owns its copy of the aggregate (checked out
+// of the cache) until it puts it back. Async jobs run on the caller's thread or the executor's
+// worker; ack callbacks (a nats.c thread) only apply events and cache.
 template <aggregate A>
 class repository {
  public:
@@ -80,7 +84,12 @@ class repository {
   using registry = event_registry<event>;
 
   explicit repository(event_store& store, repository_options options = {})
-      : store_(store), options_(options) {}
+      : store_(store),
+        options_(options),
+        cache_(options.cache_capacity),
+        executor_([this](std::shared_ptr<detail::queued_job> j) {
+          run(std::static_pointer_cast<async_job>(std::move(j)));
+        }) {}
 
   /// Loads an aggregate (a new, empty one when it has no commit).
   result<loaded<A>> load(std::string_view id) {
@@ -116,75 +125,26 @@ class repository {
   result<executed> execute(std::string_view id, const C& command, const command_context& ctx = {}) {
     auto valid = store_.subject_of(A::type_name, id);
     if (!valid) return std::move(valid).error();
-    std::string key(id);
-    std::lock_guard serial(stripe_for(key));
-    const std::string commit_id = ctx.command_id.empty() ? new_commit_id() : ctx.command_id;
-    std::optional<loaded<A>> current;
-    bool fresh = false;  // read from the stream during this call (not a cached copy)
-    for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
-      if (!current) current = cache_take(key);  // ours while this command runs
-      if (!current) {
-        auto l = load(id);
-        if (!l) return std::move(l).error();
-        current = std::move(l).value();
-        fresh = true;
-      }
-      decision<event> d = std::as_const(current->state).handle(command);
-      if (!d.accepted() || d.events().empty()) {
-        // Decided on a cached copy: make sure it is not stale before answering.
-        if (!fresh) {
-          auto caught = catch_up(id, *current);
-          if (!caught) return std::move(caught).error();
-          fresh = true;
-          if (*caught) continue;  // it was stale: decide again on the new state
-        }
-        executed unchanged{current->version, current->sequence, 0, append_status::appended,
-                           attempt};
-        cache_put(key, std::move(*current));
-        if (!d.accepted()) return d.to_error();
-        return unchanged;
-      }
-      auto events = std::move(d).events();
-      auto body = registry::encode(events);
-      if (!body) {
-        cache_put(key, std::move(*current));
-        return std::move(body).error();
-      }
-      commit c{.aggregate_type = std::string(A::type_name),
-               .aggregate_id = key,
-               .expected_sequence = current->sequence,
-               .version = current->version + events.size(),
-               .commit_id = commit_id,
-               .event_types = registry::names(events),
-               .body = std::move(body).value(),
-               .correlation_id = ctx.correlation_id,
-               .causation_id = ctx.causation_id};
-      auto r = append_retrying(c);
-      if (!r) {
-        if (!r.error().is(errc::conflict)) return std::move(r).error();
-        // Someone else appended first: back off a little (writers that keep colliding spread
-        // out), read what they appended, and decide again.
-        backoff(attempt);
-        if (!catch_up(id, *current)) current.reset();
-        fresh = true;
+    command_state cs(std::string(id), ctx);
+    std::lock_guard serial(stripe_for(cs.key));
+    auto decide = [&command](const A& a) { return a.handle(command); };
+    while (++cs.attempt <= options_.max_attempts) {
+      round r = decide_round(cs, decide);
+      if (auto* answer = std::get_if<result<executed>>(&r)) return std::move(*answer);
+      auto* c = std::get_if<commit>(&r);
+      if (c == nullptr) continue;  // a stale cached copy, caught up: decide again
+      auto appended = append_retrying(*c);
+      if (!appended && appended.error().is(errc::conflict)) {
+        after_conflict(cs);
         continue;
       }
-      if (r->status == append_status::already_appended)  // our copy cannot know what followed
-        return executed{r->version, r->sequence, events.size(), r->status, attempt};
-      std::uint64_t old_version = current->version;
-      for (const auto& e : events) apply_event(current->state, e);
-      current->version = r->version;
-      current->sequence = r->sequence;
-      maybe_snapshot(id, *current, old_version);
-      cache_put(key, std::move(*current));
-      return executed{r->version, r->sequence, events.size(), r->status, attempt};
+      return settle(cs, std::move(appended));
     }
-    return make_error(errc::conflict, "{} {}: still conflicting after {} attempts", A::type_name,
-                      id, options_.max_attempts);
+    return too_many_conflicts(cs);
   }
 
   /// Drops an aggregate from the in-memory cache.
-  void forget(std::string_view id) { cache_erase(std::string(id)); }
+  void forget(std::string_view id) { cache_.erase(std::string(id)); }
 
   using execute_callback = std::function<void(result<executed>)>;
 
@@ -198,51 +158,129 @@ class repository {
                              command_context ctx = {}) {
     auto valid = store_.subject_of(A::type_name, id);
     if (!valid) return std::move(valid).error();
-    auto job = std::make_shared<async_job>();
-    job->key = std::string(id);
-    job->commit_id = ctx.command_id.empty() ? new_commit_id() : ctx.command_id;
-    job->ctx = std::move(ctx);
+    auto job = std::make_shared<async_job>(std::string(id), std::move(ctx));
     job->done = std::move(done);
     job->decide = [command = std::move(command)](const A& a) -> decision<event> {
       return a.handle(command);
     };
-    {
-      std::lock_guard lock(async_mutex_);
-      ++async_outstanding_;
-      auto [it, idle] = busy_.try_emplace(job->key);
-      if (!idle) {  // runs when the aggregate's current one is done
-        auto& line = it->second;
-        (line.last ? line.last->next : line.first) = job;
-        line.last = std::move(job);
-        return success();
-      }
-    }
-    run(std::move(job));
+    if (executor_.admit(job->cmd.key, job)) run(std::move(job));
     return success();
   }
 
   /// Waits until every execute_async started so far has reported its outcome.
   result<void> flush(std::chrono::milliseconds timeout = std::chrono::milliseconds{30'000}) {
-    std::unique_lock lock(async_mutex_);
-    if (!async_idle_.wait_for(lock, timeout, [&] { return async_outstanding_ == 0; }))
-      return make_error(errc::timeout, "{} async commands still running after {} ms",
-                        async_outstanding_, timeout.count());
-    return success();
+    return executor_.flush(timeout);
   }
 
   repository(const repository&) = delete;
   repository& operator=(const repository&) = delete;
-  ~repository() {
-    (void)flush(std::chrono::hours{1});
-    {
-      std::lock_guard lock(async_mutex_);
-      stopping_ = true;
-    }
-    worker_wake_.notify_all();
-    if (worker_.joinable()) worker_.join();
-  }
+  /// Waits for every execute_async (the executor, the last member, goes first).
+  ~repository() = default;
 
  private:
+  // -- the one step of a command, shared by execute and execute_async ---------------------------
+  // A command while it runs: its copy of the aggregate (checked out of the cache, or loaded),
+  // its attempts, and the events of the commit in flight.
+  struct command_state {
+    command_state(std::string k, command_context c)
+        : key(std::move(k)),
+          commit_id(c.command_id.empty() ? new_commit_id() : c.command_id),
+          ctx(std::move(c)) {}
+    std::string key, commit_id;
+    command_context ctx;
+    std::optional<loaded<A>> current;
+    bool fresh = false;  // current was read from the stream for this command
+    int attempt = 0;
+    std::vector<event> events;  // of the commit in flight
+  };
+
+  // What one round came to: nothing yet (a stale cached copy was caught up: decide again), the
+  // command's answer, or the commit to append.
+  using round = std::variant<std::monostate, result<executed>, commit>;
+
+  // Takes the copy (cache, else the stream), decides, and encodes the events into a commit. A
+  // rejection or an empty decision made on a cached copy is confirmed against the stream first.
+  // Every answer but a load error puts the (valid) copy back into the cache.
+  template <class Decide>
+  round decide_round(command_state& cs, Decide&& decide) {
+    if (!cs.current) cs.current = cache_.take(cs.key);  // ours while the command runs
+    if (!cs.current) {
+      auto l = load(cs.key);
+      if (!l) return result<executed>(std::move(l).error());
+      cs.current = std::move(l).value();
+      cs.fresh = true;
+    }
+    decision<event> d = decide(std::as_const(cs.current->state));
+    if (!d.accepted() || d.events().empty()) {
+      if (!cs.fresh) {  // decided on a cached copy: make sure it is not stale
+        auto caught = catch_up(cs.key, *cs.current);
+        if (!caught) return result<executed>(std::move(caught).error());
+        cs.fresh = true;
+        if (*caught) return std::monostate{};
+      }
+      executed unchanged{cs.current->version, cs.current->sequence, 0, append_status::appended,
+                         cs.attempt};
+      keep(cs);
+      if (!d.accepted()) return result<executed>(d.to_error());
+      return result<executed>(unchanged);
+    }
+    cs.events = std::move(d).events();
+    auto body = registry::encode(cs.events);
+    if (!body) {
+      keep(cs);
+      return result<executed>(std::move(body).error());
+    }
+    return commit{.aggregate_type = std::string(A::type_name),
+                  .aggregate_id = cs.key,
+                  .expected_sequence = cs.current->sequence,
+                  .version = cs.current->version + cs.events.size(),
+                  .commit_id = cs.commit_id,
+                  .event_types = registry::names(cs.events),
+                  .body = std::move(body).value(),
+                  .correlation_id = cs.ctx.correlation_id,
+                  .causation_id = cs.ctx.causation_id};
+  }
+
+  // Someone else appended first: back off a little (writers that keep colliding spread out) and
+  // read what they appended; the next round decides again.
+  void after_conflict(command_state& cs) {
+    backoff(cs.attempt);
+    if (!catch_up(cs.key, *cs.current)) cs.current.reset();
+    cs.fresh = true;
+  }
+
+  // The append's outcome (not a conflict): applies the events to the copy, snapshots, caches it.
+  // An error or an idempotent retry drops the copy (it cannot know what followed).
+  result<executed> settle(command_state& cs, result<append_result> r) {
+    if (!r) return std::move(r).error();
+    const auto n = cs.events.size();
+    if (r->status == append_status::already_appended)
+      return executed{r->version, r->sequence, n, r->status, cs.attempt};
+    auto& cur = *cs.current;
+    std::uint64_t old_version = cur.version;
+    for (const auto& e : cs.events) apply_event(cur.state, e);
+    cur.version = r->version;
+    cur.sequence = r->sequence;
+    maybe_snapshot(cs.key, cur, old_version);
+    keep(cs);
+    return executed{r->version, r->sequence, n, r->status, cs.attempt};
+  }
+
+  error too_many_conflicts(const command_state& cs) const {
+    return make_error(errc::conflict, "{} {}: still conflicting after {} attempts", A::type_name,
+                      cs.key, options_.max_attempts);
+  }
+
+  // Puts a command's (valid) copy of its aggregate back into the cache.
+  void keep(command_state& cs) {
+    if (cs.current) cache_.put(cs.key, std::move(*cs.current));
+    cs.current.reset();
+  }
+
+  std::mutex& stripe_for(const std::string& key) {
+    return stripes_[fnv1a32(key) % stripes_.size()];
+  }
+
   // Applies the aggregate's commits after `base` (from its sequence up to the stream's head) to
   // it, each as it arrives. Returns how many there were. `mismatch` is set when the commits do
   // not continue `base` (undecodable, versions that do not add up, a head before it): `base` is
@@ -326,213 +364,58 @@ class repository {
     }
   }
 
-  // -- pipelined execution ------------------------------------------------------------------
-  struct async_job {
-    std::string key, commit_id;
-    command_context ctx;
+  // -- pipelined execution ----------------------------------------------------------------
+  struct async_job : detail::queued_job {
+    async_job(std::string key, command_context ctx) : cmd(std::move(key), std::move(ctx)) {}
+    command_state cmd;
     execute_callback done;
     std::function<decision<event>(const A&)> decide;
-    std::optional<loaded<A>> current;
-    bool fresh = false;  // current was read from the stream for this job
-    int attempt = 0;
-    std::vector<event> events;        // in flight
-    std::shared_ptr<async_job> next;  // the aggregate's next queued job
-  };
-  // The jobs waiting behind an aggregate's running one (a list through async_job::next: an
-  // idle aggregate costs no allocation beyond its map entry).
-  struct waiting_line {
-    std::shared_ptr<async_job> first, last;
   };
 
   // Decides and starts the append of a job. May read the stream (a cache miss, a stale copy):
-  // runs on the caller's thread or the worker, never on an ack callback.
+  // runs on the caller's thread or the executor's worker, never on an ack callback.
   void run(std::shared_ptr<async_job> job) {
-    while (++job->attempt <= options_.max_attempts) {
-      if (!job->current) job->current = cache_take(job->key);
-      if (!job->current) {
-        auto l = load(job->key);
-        if (!l) return finish(job, std::move(l).error());
-        job->current = std::move(l).value();
-        job->fresh = true;
-      }
-      decision<event> d = job->decide(job->current->state);
-      if (!d.accepted() || d.events().empty()) {
-        if (!job->fresh) {  // decided on a cached copy: make sure it is not stale
-          auto caught = catch_up(job->key, *job->current);
-          if (!caught) return finish(job, std::move(caught).error());
-          job->fresh = true;
-          if (*caught) continue;
-        }
-        keep(job);
-        if (!d.accepted()) return finish(job, d.to_error());
-        return finish(job, executed{job->current->version, job->current->sequence, 0,
-                                    append_status::appended, job->attempt});
-      }
-      job->events = std::move(d).events();
-      auto body = registry::encode(job->events);
-      if (!body) {
-        keep(job);
-        return finish(job, std::move(body).error());
-      }
-      commit c{.aggregate_type = std::string(A::type_name),
-               .aggregate_id = job->key,
-               .expected_sequence = job->current->sequence,
-               .version = job->current->version + job->events.size(),
-               .commit_id = job->commit_id,
-               .event_types = registry::names(job->events),
-               .body = std::move(body).value(),
-               .correlation_id = job->ctx.correlation_id,
-               .causation_id = job->ctx.causation_id};
+    auto& cs = job->cmd;
+    while (++cs.attempt <= options_.max_attempts) {
+      round r = decide_round(cs, job->decide);
+      if (auto* answer = std::get_if<result<executed>>(&r)) return finish(job, std::move(*answer));
+      auto* c = std::get_if<commit>(&r);
+      if (c == nullptr) continue;
       auto started = store_.append_async(
-          std::move(c), [this, job](result<append_result> r) { on_ack(job, std::move(r)); });
+          std::move(*c), [this, job](result<append_result> a) { on_ack(job, std::move(a)); });
       if (!started) {
-        keep(job);  // nothing was sent: the copy is still right
+        keep(cs);  // nothing was sent: the copy is still right
         return finish(job, std::move(started).error());
       }
       return;
     }
-    finish(job, make_error(errc::conflict, "{} {}: still conflicting after {} attempts",
-                           A::type_name, job->key, options_.max_attempts));
+    finish(job, too_many_conflicts(cs));
   }
 
   // On the store's ack thread: only in-memory work here; anything that reads goes to the worker.
   void on_ack(const std::shared_ptr<async_job>& job, result<append_result> r) {
     if (!r && r.error().is(errc::conflict)) {
-      post([this, job] {
-        backoff(job->attempt);
-        if (!catch_up(job->key, *job->current)) job->current.reset();
-        job->fresh = true;
+      executor_.post([this, job] {
+        after_conflict(job->cmd);
         run(job);
       });
       return;
     }
-    if (!r) return finish(job, std::move(r).error());
-    auto n = job->events.size();
-    if (r->status == append_status::already_appended)  // our copy cannot know what followed
-      return finish(job, executed{r->version, r->sequence, n, r->status, job->attempt});
-    auto& cur = *job->current;
-    std::uint64_t old_version = cur.version;
-    for (const auto& e : job->events) apply_event(cur.state, e);
-    cur.version = r->version;
-    cur.sequence = r->sequence;
-    maybe_snapshot(job->key, cur, old_version);
-    keep(job);
-    finish(job, executed{r->version, r->sequence, n, r->status, job->attempt});
+    finish(job, settle(job->cmd, std::move(r)));
   }
 
-  // Puts a job's (valid) copy of its aggregate back into the cache.
-  void keep(const std::shared_ptr<async_job>& job) {
-    if (job->current) cache_put(job->key, std::move(*job->current));
-    job->current.reset();
-  }
-
-  // Reports a job's outcome, then starts the aggregate's next queued job (on the worker).
+  // Reports a job's outcome, then lets the aggregate's next queued job start (on the worker).
   void finish(const std::shared_ptr<async_job>& job, result<executed> r) {
     if (job->done) job->done(std::move(r));
-    bool posted = false;
-    {
-      std::lock_guard lock(async_mutex_);
-      auto it = busy_.find(job->key);
-      auto& line = it->second;
-      if (!line.first) {
-        busy_.erase(it);
-      } else {
-        std::shared_ptr<async_job> next = std::move(line.first);
-        line.first = std::move(next->next);
-        if (!line.first) line.last.reset();
-        post_locked([this, next] { run(next); });
-        posted = true;
-      }
-      if (--async_outstanding_ == 0) async_idle_.notify_all();
-    }
-    if (posted) worker_wake_.notify_one();
-  }
-
-  void post_locked(std::function<void()> task) {
-    tasks_.push_back(std::move(task));
-    if (!worker_.joinable()) worker_ = std::thread([this] { work(); });
-  }
-
-  void post(std::function<void()> task) {
-    {
-      std::lock_guard lock(async_mutex_);
-      post_locked(std::move(task));
-    }
-    worker_wake_.notify_one();
-  }
-
-  void work() {
-    std::unique_lock lock(async_mutex_);
-    for (;;) {
-      worker_wake_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
-      if (tasks_.empty()) return;  // stopping, nothing left
-      auto task = std::move(tasks_.front());
-      tasks_.pop_front();
-      lock.unlock();
-      task();
-      lock.lock();
-    }
-  }
-
-  // -- bounded LRU of loaded aggregates ------------------------------------------------------
-  struct cached {
-    std::optional<loaded<A>> value;  // empty while a command has it
-    typename std::list<std::string>::iterator lru;
-  };
-
-  // Moves an aggregate out of the cache: a command owns it while it runs (no copy), and puts it
-  // back when its copy is known to be right. The entry stays (empty), so the round trip
-  // allocates nothing.
-  std::optional<loaded<A>> cache_take(const std::string& key) {
-    std::lock_guard lock(cache_mutex_);
-    auto it = cache_.find(key);
-    if (it == cache_.end() || !it->second.value) return std::nullopt;
-    std::optional<loaded<A>> out{std::move(it->second.value)};
-    it->second.value.reset();
-    return out;
-  }
-  void cache_put(const std::string& key, loaded<A>&& value) {
-    if (options_.cache_capacity == 0) return;
-    std::lock_guard lock(cache_mutex_);
-    auto it = cache_.find(key);
-    if (it != cache_.end()) {
-      auto& v = it->second.value;
-      if (!v || v->sequence <= value.sequence) v = std::move(value);
-      lru_.splice(lru_.begin(), lru_, it->second.lru);
-      return;
-    }
-    lru_.push_front(key);
-    cache_.emplace(key, cached{std::move(value), lru_.begin()});
-    if (cache_.size() > options_.cache_capacity) {
-      cache_.erase(lru_.back());
-      lru_.pop_back();
-    }
-  }
-  void cache_erase(const std::string& key) {
-    std::lock_guard lock(cache_mutex_);
-    auto it = cache_.find(key);
-    if (it == cache_.end()) return;
-    lru_.erase(it->second.lru);
-    cache_.erase(it);
-  }
-  std::mutex& stripe_for(const std::string& key) {
-    return stripes_[fnv1a32(key) % stripes_.size()];
+    executor_.finished(job->cmd.key);
   }
 
   event_store& store_;
   repository_options options_;
-  std::mutex cache_mutex_;
-  std::list<std::string> lru_;
-  std::unordered_map<std::string, cached> cache_;
-  std::array<std::mutex, 256> stripes_;
-
-  std::mutex async_mutex_;  // guards everything below
-  std::condition_variable async_idle_, worker_wake_;
-  std::size_t async_outstanding_ = 0;
-  std::unordered_map<std::string, waiting_line> busy_;
-  std::deque<std::function<void()>> tasks_;
-  bool stopping_ = false;
-  std::thread worker_;
+  detail::aggregate_cache<loaded<A>> cache_;
+  std::array<std::mutex, 256> stripes_;  // commands on one aggregate, one at a time (execute)
+  // Last: destroyed first, it waits for the async commands that still use the members above.
+  detail::keyed_executor executor_;
 };
 
 }  // namespace jetsource

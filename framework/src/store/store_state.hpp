@@ -1,11 +1,13 @@
-// detail: the event store's private state (JetStream contexts, async-append bookkeeping) and the
-// wire-format constants, shared by the event store and the projection runtime.
+// detail: the event store's private state (JetStream contexts, async-append bookkeeping, the
+// reaper of ordered consumers). The wire-format constants are in the internal target
+// (wire/headers.hpp).
 #pragma once
 
 #include <jetsource/event_store.hpp>
 
 #include "log.hpp"
 #include "nats/handles.hpp"
+#include "wire/headers.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -20,28 +22,6 @@
 #include <unordered_map>
 
 namespace jetsource::detail {
-
-// Header names of the commit wire format (docs/wire-format.md).
-inline constexpr const char* hdr_msg_id = "Nats-Msg-Id";
-inline constexpr const char* hdr_expected_subject_seq = "Nats-Expected-Last-Subject-Sequence";
-inline constexpr const char* hdr_sequence = "Nats-Sequence";  // added by direct get
-inline constexpr const char* hdr_aggregate_type = "Es-Aggregate-Type";
-inline constexpr const char* hdr_aggregate_id = "Es-Aggregate-Id";
-inline constexpr const char* hdr_version = "Es-Version";
-inline constexpr const char* hdr_events = "Es-Events";
-inline constexpr const char* hdr_content_type = "Content-Type";
-inline constexpr const char* hdr_timestamp = "Es-Timestamp";
-inline constexpr const char* hdr_correlation_id = "Es-Correlation-Id";
-inline constexpr const char* hdr_causation_id = "Es-Causation-Id";
-// Snapshot messages.
-inline constexpr const char* hdr_snapshot_sequence = "Es-Sequence";
-inline constexpr const char* hdr_snapshot_schema = "Es-Snapshot-Schema";
-
-/// The stream description that records the partition count: "jetsource event store;
-/// partitions=<P>".
-inline constexpr std::string_view description_prefix = "jetsource event store; partitions=";
-/// Snapshot subjects: jetsource-snapshots.<stream>.<Type>.<id>.
-inline constexpr std::string_view snapshot_subject_root = "jetsource-snapshots";
 
 /// Bookkeeping of async appends: a bounded number in flight, each mapped by its message (nats.c
 /// hands the same natsMsg* back to the ack handler) to the callback that reports its outcome. Lives

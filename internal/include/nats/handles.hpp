@@ -1,4 +1,5 @@
-// detail: RAII handles over nats.c objects and the mapping of nats.c statuses to jetsource errors.
+// detail (internal target): RAII handles over nats.c objects, the mapping of nats.c statuses to
+// jetsource errors, and the state behind a jetsource::connection.
 #pragma once
 
 #include <jetsource/connection.hpp>
@@ -52,5 +53,19 @@ struct connection_state {
 
   ~connection_state();
 };
+
+/// The state behind a connection (its natsConnection and JetStream context), for the libraries'
+/// own code: the public class has no accessor. Reached through connection's protected member
+/// (a pointer to member formed in a derived class may be applied to any connection), so no
+/// friend is needed and no internal type appears in connection's public interface.
+struct connection_access : connection {
+  static const std::shared_ptr<connection_state>& state_of(const connection& c) noexcept {
+    return c.*(&connection_access::state_);
+  }
+};
+
+inline const std::shared_ptr<connection_state>& state_of(const connection& c) noexcept {
+  return connection_access::state_of(c);
+}
 
 }  // namespace jetsource::detail

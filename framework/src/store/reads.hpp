@@ -1,0 +1,36 @@
+// detail: the event store's direct gets (one message by sequence or by subject) and what it reads
+// from a commit's headers, shared by its reads, appends and snapshots.
+#pragma once
+
+#include <jetsource/event_store.hpp>
+#include <jetsource/result.hpp>
+
+#include "nats/handles.hpp"
+#include "store/store_state.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace jetsource::detail::store {
+
+/// Direct get (needs AllowDirect): the message, or nullptr when there is none (404). `wait` 0:
+/// the context's timeout.
+result<msg_ptr> direct_get(jsCtx* js, const std::string& stream, jsDirectGetMsgOptions& o,
+                           std::string_view what, std::chrono::milliseconds wait = {});
+
+/// The last message on `subject` of `stream` (nullptr: none).
+result<msg_ptr> last_on_subject(const store_state& st, const std::string& stream,
+                                const std::string& subject, std::chrono::milliseconds wait = {});
+
+/// A commit's Es-Version (`seq`: its stream sequence, for the message); errc::decode_failed when
+/// missing or not a number.
+result<std::uint64_t> version_of(natsMsg* m, std::uint64_t seq);
+/// The same for a message from a direct get (which carries its sequence).
+result<std::uint64_t> version_of(natsMsg* m);
+
+/// Sequence, version and commit id of a commit from a direct get.
+result<commit_head> head_of(natsMsg* m);
+
+}  // namespace jetsource::detail::store
