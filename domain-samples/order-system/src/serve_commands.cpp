@@ -42,7 +42,6 @@ bool termination_requested(std::chrono::milliseconds timeout) {
 
 int serve(context& ctx, const serve_options&) {
   jetsource::block_termination_signals();  // before any thread starts
-  ctx.share_embedded_server();
   auto store = ctx.store();  // the stream exists before the consumers
   if (!store) return fail("serve", store.error());
   int code = exit_ok;

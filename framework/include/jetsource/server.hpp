@@ -28,6 +28,10 @@ struct embedded_server_options {
   std::chrono::milliseconds start_timeout{10000};
   std::vector<std::string> extra_args;  ///< more nats-server flags (e.g. "--cluster", ...)
   bool log_to_file = true;              ///< the server's log goes to <data_dir>/nats-server.log
+  /// A descriptor the server process keeps open (as its fd 3) for as long as it runs; -1: none.
+  /// runtime::open passes the store's flock(2)ed owner.lock, so the lock outlives the process
+  /// that started the server until the server itself is gone.
+  int inherited_fd = -1;
 };
 
 /// A running nats-server child process.
