@@ -1,59 +1,53 @@
 // detail: one embedded nats-server per JetStream store, shared by every process that opens it
-// (an flock on <dir>/owner.lock, the server's URL in <dir>/url, take-over when the owner leaves).
+// (<dir>/owner.lock held by the server, <dir>/users.lock shared by its users, <dir>/url).
 #pragma once
 
 #include <jetsource/runtime.hpp>
 
-#include <condition_variable>
-#include <cstdint>
+#include <chrono>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <thread>
+
+#include <sys/types.h>
 
 namespace jetsource::detail {
 
-/// This process's part in a store's one server: the owner's lock, or a joiner's stand-by that
-/// takes the server over (same store, same port) when the process serving it leaves.
+/// One runtime's use of a store's server: a shared flock on <dir>/users.lock while the runtime
+/// lives. The last one out (the one that then gets the lock exclusively) stops the server.
 ///
-/// Thread-safety: created and destroyed by one thread. An owner has no thread: lock_fd_ is
-/// set once and closed by the destructor. A joiner's stand-by thread owns lock_fd_ and
-/// taken_over_ until the destructor has joined it; stopping_ is guarded by mutex_ (the only
-/// lock).
+/// Thread-safety: used by the thread that owns the runtime; no internal threads or locks.
 class embedded_store_membership {
  public:
-  /// The owner: holds `lock_fd` (flock'ed; also held by its server) until destroyed.
-  static std::shared_ptr<embedded_store_membership> owner(std::filesystem::path dir, int lock_fd);
-  /// A joiner of the server on `port`: starts the stand-by thread.
-  static std::shared_ptr<embedded_store_membership> joiner(std::filesystem::path dir,
-                                                           std::uint16_t port);
+  /// Takes the shared lock, waiting until `deadline` for a last user that is still stopping
+  /// the server.
+  static result<std::shared_ptr<embedded_store_membership>> enter(
+      std::filesystem::path dir, std::chrono::steady_clock::time_point deadline);
 
   embedded_store_membership(const embedded_store_membership&) = delete;
   embedded_store_membership& operator=(const embedded_store_membership&) = delete;
-  /// Stops the stand-by thread (and the server it took over), then closes the lock.
+  /// Stops the server if leave() found this the last user (after the connection closed), then
+  /// releases the lock.
   ~embedded_store_membership();
 
+  /// The runtime is going away (its connection still open). The last user keeps `own` (the
+  /// server this process started, stopped by its destructor) or stops the server it joined in
+  /// the destructor; any other detaches `own`, which keeps serving the others.
+  void leave(std::optional<embedded_server>& own);
+
  private:
-  embedded_store_membership(std::filesystem::path dir, int lock_fd, std::uint16_t port);
-  void stand_by();
-  bool try_take_over();  // false: a start failed (back off)
-  bool wait_stopping(std::chrono::milliseconds d);
+  embedded_store_membership(std::filesystem::path dir, int users_fd)
+      : dir_(std::move(dir)), users_fd_(users_fd) {}
 
   const std::filesystem::path dir_;
-  const std::uint16_t port_;  // the URL this process joined: a take-over must keep it
-  int lock_fd_ = -1;
-  std::optional<embedded_server> taken_over_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stopping_ = false;
-  std::thread stand_by_;
+  int users_fd_ = -1;
+  pid_t stop_pid_ = -1;  // a server this process did not start, to stop when the last one out
 };
 
-/// runtime::open without URLs: owns the store at `dir` (starting its server) or joins the
-/// server that serves it, waiting up to `wait` for an owner that is still starting its server.
-/// errc::server_binary when the server cannot start, errc::unreachable when the owner's server
-/// never answers.
+/// runtime::open without URLs: starts the store's server when none runs on `dir`, joins it
+/// otherwise, waiting up to `wait` for one that is still starting (or stopping). Errors:
+/// errc::server_binary when the server cannot start, errc::unreachable when the running
+/// server never answers.
 result<runtime> open_embedded_store(connection_options options, const std::filesystem::path& dir,
                                     std::chrono::milliseconds wait);
 

@@ -118,8 +118,10 @@ result<embedded_server> embedded_server::start(embedded_server_options options) 
   }
   if (pid == 0) {
     // Child: only async-signal-safe calls until exec.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the process that started us
-    if (::getppid() != parent) ::_exit(127);
+    if (options.die_with_parent) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the process that started us
+      if (::getppid() != parent) ::_exit(127);
+    }
     ::setpgid(0, 0);  // terminal signals (Ctrl-C) go to the application, which stops us
     ::dup2(out, STDOUT_FILENO);
     ::dup2(out, STDERR_FILENO);

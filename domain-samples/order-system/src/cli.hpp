@@ -50,8 +50,8 @@ struct globals {
 /// I/O and subcommands that need no server start none.
 ///
 /// Without --nats-url, every process uses the one embedded server of DATA_DIR/nats: the first
-/// starts it, the others join it, and when the process serving it exits a remaining one starts
-/// it again (jetsource::runtime::open; see <jetsource/runtime.hpp>).
+/// starts it, the others join it, and the last one out stops it (jetsource::runtime::open; see
+/// <jetsource/runtime.hpp>).
 class context {
  public:
   explicit context(globals g) : globals_(std::move(g)) {}
