@@ -6,6 +6,7 @@
 #include <jetsource/runtime.hpp>
 
 #include "nats_fixture.hpp"
+#include "order_cli_fixture.hpp"
 
 #include <gtest/gtest.h>
 
@@ -30,6 +31,7 @@ extern char** environ;
 namespace {
 
 namespace fs = std::filesystem;
+using jetsource::test::slurp;
 using jetsource::test::temp_dir;
 using namespace std::chrono_literals;
 
@@ -282,6 +284,38 @@ TEST(EmbeddedStoreTest, TwoRuntimesInOneProcessShareOneServer) {
   auto r = accounts.execute("acc-1", bank::open_account{"test", 5});
   ASSERT_TRUE(r) << r.error();
   second = jetsource::make_error(jetsource::errc::internal, "closed");  // the last one out
+  EXPECT_TRUE(servers_on(dir).empty());
+  EXPECT_TRUE(store_is_free(dir));
+}
+
+// The order-system sample on the library's logic: `serve` joins a server another process
+// started, keeps serving after that process exits, and is the last one out.
+class EmbeddedStoreCliTest : public jetsource::test::order_cli_test {};
+
+TEST_F(EmbeddedStoreCliTest, ServeKeepsServingAfterTheProcessThatStartedTheServerExits) {
+  const auto dir = cli_dir() / "nats";
+  store_user starter(dir);
+  ASSERT_TRUE(starter.line().starts_with("open owner ")) << "it starts the store's server";
+  const auto started = servers_on(dir);
+  ASSERT_EQ(started.size(), 1u);
+
+  pid_t serve = spawn({"serve"}, "");  // no --nats-url: joins the running server
+  bool serving =
+      eventually([&] { return slurp(files_[serve].second).find("serving") != std::string::npos; });
+  ASSERT_TRUE(serving) << slurp(files_[serve].second);
+  EXPECT_EQ(starter.quit(), 0);
+  EXPECT_EQ(servers_on(dir), started);  // still serving serve
+
+  auto created = wait(spawn({"order", "create", "--customer", "c-1", "--order-id", "o-1"}, ""));
+  ASSERT_EQ(created.code, 0) << created.err;
+  EXPECT_EQ(servers_on(dir), started);  // the command joined it too
+  bool applied = eventually([&] {
+    auto q = wait(spawn({"query", "order", "o-1", "--json"}, ""));
+    return q.code == 0 && jetsource::test::json_of(q.out)["order_id"] == "o-1";
+  });
+  EXPECT_TRUE(applied) << "serve applies commits through the server it joined";
+
+  stop(serve);  // the last one out
   EXPECT_TRUE(servers_on(dir).empty());
   EXPECT_TRUE(store_is_free(dir));
 }
