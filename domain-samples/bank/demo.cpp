@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
   fmt::print("1. server: {} ({})\n", rt->conn.connected_url(),
              rt->server
                  ? fmt::format("embedded, pid {}, store {}/nats", rt->server->pid(), data_dir)
+             : nats_url.empty()
+                 ? fmt::format("embedded, started by another process, store {}/nats", data_dir)
                  : std::string("external"));
 
   auto store = jetsource::event_store::open(rt->conn, {.stream = "BANK", .subject_prefix = "bank"});

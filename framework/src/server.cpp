@@ -118,14 +118,21 @@ result<embedded_server> embedded_server::start(embedded_server_options options) 
   }
   if (pid == 0) {
     // Child: only async-signal-safe calls until exec.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the process that started us
-    if (::getppid() != parent) ::_exit(127);
+    if (options.die_with_parent) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the process that started us
+      if (::getppid() != parent) ::_exit(127);
+    }
     ::setpgid(0, 0);  // terminal signals (Ctrl-C) go to the application, which stops us
     ::dup2(out, STDOUT_FILENO);
     ::dup2(out, STDERR_FILENO);
     int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
-    ::close_range(3, ~0U, 0);
+    int keep = options.inherited_fd;
+    if (keep == 3)
+      ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep FD_CLOEXEC
+    else if (keep >= 0)
+      ::dup2(keep, 3);  // the copy is not close-on-exec
+    ::close_range(keep >= 0 ? 4 : 3, ~0U, 0);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }

@@ -18,7 +18,8 @@ static int fail(const jetsource::error& e) {
 
 int main(int argc, char** argv) {
   const std::filesystem::path dir = argc > 1 ? argv[1] : ".counter";
-  // No URL: an embedded nats-server storing its data in <dir>/nats, stopped with `rt`.
+  // No URL: the embedded nats-server storing its data in <dir>/nats (started by the first
+  // process that opens it, shared by the others, stopped by the last one out).
   auto rt = jetsource::runtime::open({}, dir / "nats");
   if (!rt) return fail(rt.error());
   auto store =

@@ -49,12 +49,9 @@ struct globals {
 /// What a subcommand needs at run time. Connects on first use, so bad usage fails before any
 /// I/O and subcommands that need no server start none.
 ///
-/// Without --nats-url, the process starts the embedded server on DATA_DIR/nats and owns that
-/// store while it runs (an flock on DATA_DIR/nats/owner.lock): never two servers on one store.
-/// A process that finds the store owned connects to the owner's server when the owner shares
-/// it (share_embedded_server(), for long-running subcommands such as `serve`: its URL is in
-/// DATA_DIR/nats/url), and otherwise waits until the owner is done (short commands run one
-/// after the other), for at most 30 s.
+/// Without --nats-url, every process uses the one embedded server of DATA_DIR/nats: the first
+/// starts it, the others join it, and the last one out stops it (jetsource::runtime::open; see
+/// <jetsource/runtime.hpp>).
 class context {
  public:
   explicit context(globals g) : globals_(std::move(g)) {}
@@ -62,10 +59,7 @@ class context {
   context& operator=(const context&) = delete;
 
   const globals& options() const noexcept { return globals_; }
-  /// Lets other processes on this data dir use the embedded server this process starts (call
-  /// before the first runtime(); for subcommands that run until stopped).
-  void share_embedded_server() noexcept { share_embedded_ = true; }
-  /// The connection (and the embedded server, when no URL was given).
+  /// The connection (and the embedded server, when this process started it).
   jetsource::result<jetsource::runtime*> runtime();
   /// The ORDERS stream, created on first use.
   jetsource::result<jetsource::event_store*> store();
@@ -75,20 +69,8 @@ class context {
  private:
   jetsource::result<jetsource::runtime> open_runtime();
 
-  // Ownership of the embedded server's store: an flock held while the server runs.
-  struct owner_lock {
-    int fd = -1;
-    std::filesystem::path url_file;  // removed when the owner is done
-    owner_lock() = default;
-    owner_lock(const owner_lock&) = delete;
-    owner_lock& operator=(const owner_lock&) = delete;
-    ~owner_lock();
-  };
-
   globals globals_;
-  bool share_embedded_ = false;
   // Declared in the order they are opened: destroyed in reverse.
-  owner_lock owner_;
   std::optional<jetsource::runtime> runtime_;
   std::optional<jetsource::event_store> store_;
   std::unique_ptr<jetsource::repository<order>> orders_;

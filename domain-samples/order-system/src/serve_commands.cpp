@@ -68,7 +68,6 @@ void report_failures(const std::vector<jetsource::projector>& running, std::vect
 
 int serve(context& ctx, const serve_options&) {
   jetsource::block_termination_signals();  // before any thread starts
-  ctx.share_embedded_server();
   auto store = ctx.store();  // the stream exists before the consumers
   if (!store) return fail("serve", store.error());
   int code = exit_ok;

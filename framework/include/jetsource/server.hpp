@@ -1,8 +1,8 @@
 // An embedded nats-server: started as a child process with JetStream on a loopback port,
-// stopped (by its PID) when the handle goes away.
+// stopped (by its PID) when the handle goes away, unless detached.
 //
 // Thread-safety: one owner; start and stop it from one thread (the one that started it should
-// outlive it: the child is also told to die with that thread's process).
+// outlive it: by default the child is also told to die with that thread).
 //
 // clang-format off
 //   auto server = jetsource::embedded_server::start({.data_dir = ".demo/nats"});
@@ -30,6 +30,13 @@ struct embedded_server_options {
   std::chrono::milliseconds start_timeout{10000};
   std::vector<std::string> extra_args;  ///< more nats-server flags (e.g. "--cluster", ...)
   bool log_to_file = true;              ///< the server's log goes to <data_dir>/nats-server.log
+  /// A descriptor the server process keeps open (as its fd 3) for as long as it runs; -1: none.
+  /// runtime::open passes the store's flock(2)ed owner.lock: the lock is held exactly as long
+  /// as the server runs.
+  int inherited_fd = -1;
+  /// SIGKILL the server when the thread that started it dies. runtime::open turns it off: the
+  /// store's server outlives its starter while other processes use it.
+  bool die_with_parent = true;
 };
 
 /// A running nats-server child process.
@@ -57,6 +64,9 @@ class embedded_server {
   void kill_hard();
   /// Whether the child is still running.
   bool running();
+  /// Forgets the process without stopping it (it keeps running; whoever stops it later does so
+  /// by its PID). The handle is then empty, as after stop().
+  void detach() noexcept { pid_ = -1; }
 
  private:
   embedded_server() = default;
