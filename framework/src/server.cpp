@@ -78,19 +78,18 @@ bool reap(pid_t pid, std::chrono::milliseconds wait) {
   return false;
 }
 
-}  // namespace
-
-result<embedded_server> embedded_server::start(embedded_server_options options) {
-  JETSOURCE_TRY(binary, find_binary(options.binary));
-  std::error_code ec;
-  if (options.data_dir.empty())
+// The store directory, created if missing, as an absolute path.
+result<fs::path> data_dir_of(const fs::path& configured) {
+  if (configured.empty())
     return make_error(errc::invalid_argument, "embedded server needs a data_dir");
-  fs::create_directories(options.data_dir, ec);
-  if (ec)
-    return make_error(errc::io, "cannot create {}: {}", options.data_dir.string(), ec.message());
-  options.data_dir = fs::absolute(options.data_dir);
-  fs::path log_file = options.data_dir / "nats-server.log";
+  std::error_code ec;
+  fs::create_directories(configured, ec);
+  if (ec) return make_error(errc::io, "cannot create {}: {}", configured.string(), ec.message());
+  return fs::absolute(configured);
+}
 
+std::vector<std::string> server_args(const std::string& binary,
+                                     const embedded_server_options& options) {
   std::vector<std::string> args = {binary,
                                    "-js",
                                    "-a",
@@ -102,7 +101,35 @@ result<embedded_server> embedded_server::start(embedded_server_options options) 
                                    "--ports_file_dir",
                                    options.data_dir.string()};
   args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
-  std::vector<char*> argv;
+  return args;
+}
+
+// In the forked child: only async-signal-safe calls until exec.
+[[noreturn]] void exec_server(char* const* argv, int out, pid_t parent,
+                              const embedded_server_options& options) {
+  if (options.die_with_parent) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the process that started us
+    if (::getppid() != parent) ::_exit(127);
+  }
+  ::setpgid(0, 0);  // terminal signals (Ctrl-C) go to the application, which stops us
+  ::dup2(out, STDOUT_FILENO);
+  ::dup2(out, STDERR_FILENO);
+  int devnull = ::open("/dev/null", O_RDONLY);
+  if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+  int keep = options.inherited_fd;
+  if (keep == 3)
+    ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep FD_CLOEXEC
+  else if (keep >= 0)
+    ::dup2(keep, 3);  // the copy is not close-on-exec
+  ::close_range(keep >= 0 ? 4 : 3, ~0U, 0);
+  ::execv(argv[0], argv);
+  ::_exit(127);
+}
+
+// Forks and execs nats-server with its output going to `log_file` (or nowhere); its PID.
+result<pid_t> spawn(std::vector<std::string> args, const embedded_server_options& options,
+                    const fs::path& log_file) {
+  std::vector<char*> argv;  // built before fork: the child must not allocate
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
@@ -116,28 +143,21 @@ result<embedded_server> embedded_server::start(embedded_server_options options) 
     ::close(out);
     return make_error(errc::io, "fork failed: {}", std::strerror(errno));
   }
-  if (pid == 0) {
-    // Child: only async-signal-safe calls until exec.
-    if (options.die_with_parent) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the process that started us
-      if (::getppid() != parent) ::_exit(127);
-    }
-    ::setpgid(0, 0);  // terminal signals (Ctrl-C) go to the application, which stops us
-    ::dup2(out, STDOUT_FILENO);
-    ::dup2(out, STDERR_FILENO);
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
-    int keep = options.inherited_fd;
-    if (keep == 3)
-      ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep FD_CLOEXEC
-    else if (keep >= 0)
-      ::dup2(keep, 3);  // the copy is not close-on-exec
-    ::close_range(keep >= 0 ? 4 : 3, ~0U, 0);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
+  if (pid == 0) exec_server(argv.data(), out, parent, options);
   ::close(out);
+  return pid;
+}
 
+}  // namespace
+
+result<embedded_server> embedded_server::start(embedded_server_options options) {
+  JETSOURCE_TRY(binary, find_binary(options.binary));
+  JETSOURCE_TRY(data_dir, data_dir_of(options.data_dir));
+  options.data_dir = std::move(data_dir);
+  fs::path log_file = options.data_dir / "nats-server.log";
+  JETSOURCE_TRY(pid, spawn(server_args(binary, options), options, log_file));
+
+  // Ready once it writes its ports file; an exit before that is a failed start.
   embedded_server server;
   server.options_ = std::move(options);
   server.pid_ = pid;

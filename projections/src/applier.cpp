@@ -182,20 +182,33 @@ result<void> applier::process(pass& p, envelope& e) {
   const std::string_view key = key_;  // valid until a recursive process() (then unused)
   JETSOURCE_TRY(slot, version_of(p.tx, key, e));
   const std::uint64_t v0 = *slot;
+  JETSOURCE_TRY(settled, settle_if_not_next(p, e, key, v0));
+  if (settled) return success();
+  JETSOURCE_TRY(applied, run_message(p, e, key));
+  if (!applied) return success();  // poison: dead-lettered, its aggregate parked
+  p.undo.emplace_back(slot, v0);
+  *slot = e.version;
+  p.events += e.version - e.first_version + 1;
+  p.done.push_back(&e);
+  return process_waiting(p, key, e.version);
+}
+
+result<bool> applier::settle_if_not_next(pass& p, envelope& e, std::string_view key,
+                                         std::uint64_t v0) {
   if (e.version <= v0) {  // a duplicate: applied before
     ++p.duplicates;
     p.done.push_back(&e);
-    return success();
+    return true;
   }
   if ((!parked_.empty() && parked_.contains(key)) ||
       (!p.parked.empty() && p.parked.contains(key))) {
     JETSOURCE_TRY(dead_letter(p, e, "parked", "", ""));
     p.done.push_back(&e);
-    return success();
+    return true;
   }
   if (e.first_version > v0 + 1) {  // a gap: an earlier commit is still on its way
     p.hold[std::string(key)][e.first_version] = &e;
-    return success();
+    return true;
   }
   if (e.first_version <= v0) {
     JETSOURCE_TRY(dead_letter(p, e, "poison", "",
@@ -203,16 +216,13 @@ result<void> applier::process(pass& p, envelope& e) {
                                           e.first_version, e.version, v0)));
     p.parked.emplace(key);
     p.done.push_back(&e);
-    return success();
+    return true;
   }
+  return false;
+}
 
-  std::optional<sqlite::savepoint> guard;
-  if (p.guarded) {
-    JETSOURCE_TRY(sp, sqlite::savepoint::open(p.tx, message_savepoint));
-    guard.emplace(std::move(sp));
-  }
+result<void> applier::run_and_record(pass& p, const envelope& e, std::string& failed_type) {
   projection_context cx(p.tx, e.aggregate_type, e.aggregate_id, e.sequence);
-  std::string failed_type;
   auto applied = [&]() -> result<void> {
     try {
       return run_handlers(cx, e, failed_type);
@@ -224,6 +234,17 @@ result<void> applier::process(pass& p, envelope& e) {
   }();
   if (applied)
     applied = p.tx.execute(upsert_version, e.aggregate_type, e.aggregate_id, e.version, e.sequence);
+  return applied;
+}
+
+result<bool> applier::run_message(pass& p, envelope& e, std::string_view key) {
+  std::optional<sqlite::savepoint> guard;
+  if (p.guarded) {
+    JETSOURCE_TRY(sp, sqlite::savepoint::open(p.tx, message_savepoint));
+    guard.emplace(std::move(sp));
+  }
+  std::string failed_type;
+  auto applied = run_and_record(p, e, failed_type);
   if (!applied && !p.guarded) {
     if (!not_the_message(applied.error())) p.needs_guard = true;
     return std::move(applied).error();
@@ -234,34 +255,37 @@ result<void> applier::process(pass& p, envelope& e) {
     JETSOURCE_TRY(dead_letter(p, e, "poison", failed_type, fmt::format("{}", applied.error())));
     p.parked.emplace(key);
     p.done.push_back(&e);
-    // Whatever waits behind it is parked too, in order.
-    if (auto it = held_.find(key); it != held_.end())
-      for (auto& [first, h] : it->second) {
-        if (taken(p, key, first)) continue;
-        JETSOURCE_TRY(dead_letter(p, h, "parked", "", ""));
-        p.taken.emplace_back(std::string(key), first);
-        p.done.push_back(&h);
-      }
-    if (auto it = p.hold.find(key); it != p.hold.end()) {
-      for (auto& [first, h] : it->second) {
-        JETSOURCE_TRY(dead_letter(p, *h, "parked", "", ""));
-        p.done.push_back(h);
-      }
-      p.hold.erase(it);
-    }
-    return success();
+    JETSOURCE_TRY(park_waiting(p, key));
+    return false;
   }
   if (guard) {
     JETSOURCE_TRY(guard->release());
   }
-  p.undo.emplace_back(slot, v0);
-  *slot = e.version;
-  p.events += e.version - e.first_version + 1;
-  p.done.push_back(&e);
+  return true;
+}
 
+result<void> applier::park_waiting(pass& p, std::string_view key) {
+  // Whatever waits behind it is parked too, in order.
+  if (auto it = held_.find(key); it != held_.end())
+    for (auto& [first, h] : it->second) {
+      if (taken(p, key, first)) continue;
+      JETSOURCE_TRY(dead_letter(p, h, "parked", "", ""));
+      p.taken.emplace_back(std::string(key), first);
+      p.done.push_back(&h);
+    }
+  if (auto it = p.hold.find(key); it != p.hold.end()) {
+    for (auto& [first, h] : it->second) {
+      JETSOURCE_TRY(dead_letter(p, *h, "parked", "", ""));
+      p.done.push_back(h);
+    }
+    p.hold.erase(it);
+  }
+  return success();
+}
+
+result<void> applier::process_waiting(pass& p, std::string_view key, std::uint64_t v) {
   // The next commit of this aggregate may be waiting: held from an earlier batch, or from this
   // one. Duplicates among the held ones are done too.
-  std::uint64_t v = e.version;
   if (p.hold.empty() && held_.empty()) return success();
   if (auto staged = p.hold.find(key); staged != p.hold.end()) {
     auto& m = staged->second;

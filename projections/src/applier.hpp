@@ -113,7 +113,21 @@ class applier {
 
  private:
   struct pass;  // the staged state of one transaction (below)
+  /// Applies one message (and the held ones it unblocks), or dead-letters, holds or skips it.
   result<void> process(pass& p, envelope& e);
+  /// Settles a message that is not the next of its aggregate (last applied `v0`): a duplicate is
+  /// done, a parked aggregate's is dead-lettered, a gap holds it, an overlap is poison. False: it
+  /// is the next one, to run.
+  result<bool> settle_if_not_next(pass& p, envelope& e, std::string_view key, std::uint64_t v0);
+  /// Runs the message (in its savepoint on a guarded pass). False: it was poison, dead-lettered
+  /// with its aggregate parked. An unguarded pass fails instead and asks for a guarded one.
+  result<bool> run_message(pass& p, envelope& e, std::string_view key);
+  /// Runs the handlers (a throw is an error) and records the aggregate's new version.
+  result<void> run_and_record(pass& p, const envelope& e, std::string& failed_type);
+  /// Dead-letters, in order, the messages held behind a parked aggregate.
+  result<void> park_waiting(pass& p, std::string_view key);
+  /// Processes the held message that follows version `v` of the aggregate, if it is waiting.
+  result<void> process_waiting(pass& p, std::string_view key, std::uint64_t v);
   static bool taken(const pass& p, std::string_view key, std::uint64_t first);
   result<batch_outcome> finish(pass& p, sqlite::transaction& tx, std::uint64_t applied_sequence);
   /// The cached last applied version of `key` (read from applied_versions on a miss). The

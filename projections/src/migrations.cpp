@@ -106,10 +106,18 @@ std::vector<std::string> embedded_databases() {
   return names;
 }
 
-result<std::vector<int>> apply(sqlite::database& db, const std::vector<migration>& list,
-                               std::string_view set) {
-  // The list: 1..N, no gaps, no duplicates (in any order).
+namespace {
+
+// The list to apply, in order, with the checksums of its files.
+struct plan {
   std::vector<const migration*> ordered;
+  std::vector<std::string> sums;
+};
+
+// The list: 1..N, no gaps, no duplicates (in any order).
+result<plan> plan_of(const std::vector<migration>& list) {
+  plan out;
+  auto& ordered = out.ordered;
   for (const auto& m : list) ordered.push_back(&m);
   std::stable_sort(ordered.begin(), ordered.end(),
                    [](const migration* a, const migration* b) { return a->number < b->number; });
@@ -124,29 +132,31 @@ result<std::vector<int>> apply(sqlite::database& db, const std::vector<migration
                         "gaps, and {} comes {}",
                         i + 1, label(m), i == 0 ? "first" : "after " + label(*ordered[i - 1]));
   }
-  std::vector<std::string> sums;
-  for (const migration* m : ordered) sums.push_back(checksum(m->sql));
+  for (const migration* m : ordered) out.sums.push_back(checksum(m->sql));
+  return out;
+}
 
-  JETSOURCE_TRY(db.execute(create_table));
+// Checks one applied row against the list: success when it matches, an error when it does not.
+result<void> check_applied(const sqlite::database& db, const plan& pl, std::int64_t version,
+                           const std::string& name, const std::string& sum) {
+  if (version < 1 || version > static_cast<std::int64_t>(pl.ordered.size()))
+    return make_error(errc::invalid_argument,
+                      "database {} has migration {} ({}) that this program does not have: it "
+                      "was migrated by a newer program",
+                      db.path(), version, name);
+  const auto i = static_cast<std::size_t>(version - 1);
+  if (sum != pl.sums[i])
+    return make_error(errc::invalid_argument,
+                      "migration {} was changed after it was applied to {}: checksum {} in the "
+                      "database, {} in this program (restore the file; change the schema with "
+                      "a new migration)",
+                      label(*pl.ordered[i]), db.path(), sum, pl.sums[i]);
+  return success();
+}
 
-  // Checks one applied row against the list: true when it matches, an error when it does not.
-  auto check_applied = [&](std::int64_t version, const std::string& name,
-                           const std::string& sum) -> result<void> {
-    if (version < 1 || version > static_cast<std::int64_t>(ordered.size()))
-      return make_error(errc::invalid_argument,
-                        "database {} has migration {} ({}) that this program does not have: it "
-                        "was migrated by a newer program",
-                        db.path(), version, name);
-    const auto i = static_cast<std::size_t>(version - 1);
-    if (sum != sums[i])
-      return make_error(errc::invalid_argument,
-                        "migration {} was changed after it was applied to {}: checksum {} in the "
-                        "database, {} in this program (restore the file; change the schema with "
-                        "a new migration)",
-                        label(*ordered[i]), db.path(), sum, sums[i]);
-    return success();
-  };
-
+// The versions of `set` applied to the database, each checked against the list.
+result<std::set<std::int64_t>> applied_versions(sqlite::database& db, const plan& pl,
+                                                std::string_view set) {
   JETSOURCE_TRY(
       rows,
       db.query("SELECT version, name, checksum FROM schema_migrations WHERE migration_set = ?1",
@@ -154,43 +164,57 @@ result<std::vector<int>> apply(sqlite::database& db, const std::vector<migration
   std::set<std::int64_t> applied;
   for (const auto& row : rows) {
     const auto version = row.get<std::int64_t>(0);
-    JETSOURCE_TRY(check_applied(version, row.get<std::string>(1), row.get<std::string>(2)));
+    JETSOURCE_TRY(check_applied(db, pl, version, row.get<std::string>(1), row.get<std::string>(2)));
     applied.insert(version);
   }
+  return applied;
+}
 
+// Runs migration i and records it, in one transaction. False: another process applied it first.
+result<bool> apply_one(sqlite::database& db, const plan& pl, std::size_t i, std::string_view set) {
+  const migration& m = *pl.ordered[i];
+  auto failed = [&](const error& e) {
+    return error{e.code, fmt::format("migration {}: {}", label(m), e.message)};
+  };
+  auto tx = db.begin();
+  if (!tx) return failed(tx.error());
+  // Another process may have applied it since the rows above were read.
+  auto again = tx->query_one(
+      "SELECT name, checksum FROM schema_migrations "
+      "WHERE migration_set = ?1 AND version = ?2",
+      set, m.number);
+  if (!again) return failed(again.error());
+  if (*again) {
+    JETSOURCE_TRY(check_applied(db, pl, m.number, (*again)->get<std::string>(0),
+                                (*again)->get<std::string>(1)));
+    return false;
+  }
+  if (auto r = tx->execute_script(m.sql); !r) return failed(r.error());
+  if (!db.in_transaction())
+    return failed(error{errc::invalid_argument,
+                        "the script ended the transaction (no BEGIN/COMMIT in migrations)"});
+  if (auto r = tx->execute("INSERT INTO schema_migrations (migration_set, version, name, checksum, "
+                           "applied_at) "
+                           "VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                           set, m.number, label(m), pl.sums[i]);
+      !r)
+    return failed(r.error());
+  if (auto r = tx->commit(); !r) return failed(r.error());
+  return true;
+}
+
+}  // namespace
+
+result<std::vector<int>> apply(sqlite::database& db, const std::vector<migration>& list,
+                               std::string_view set) {
+  JETSOURCE_TRY(pl, plan_of(list));
+  JETSOURCE_TRY(db.execute(create_table));
+  JETSOURCE_TRY(applied, applied_versions(db, pl, set));
   std::vector<int> done;
-  for (std::size_t i = 0; i < ordered.size(); ++i) {
-    const migration& m = *ordered[i];
-    if (applied.contains(m.number)) continue;
-    auto failed = [&](const error& e) {
-      return error{e.code, fmt::format("migration {}: {}", label(m), e.message)};
-    };
-    auto tx = db.begin();
-    if (!tx) return failed(tx.error());
-    // Another process may have applied it since the rows above were read.
-    auto again = tx->query_one(
-        "SELECT name, checksum FROM schema_migrations "
-        "WHERE migration_set = ?1 AND version = ?2",
-        set, m.number);
-    if (!again) return failed(again.error());
-    if (*again) {
-      JETSOURCE_TRY(
-          check_applied(m.number, (*again)->get<std::string>(0), (*again)->get<std::string>(1)));
-      continue;
-    }
-    if (auto r = tx->execute_script(m.sql); !r) return failed(r.error());
-    if (!db.in_transaction())
-      return failed(error{errc::invalid_argument,
-                          "the script ended the transaction (no BEGIN/COMMIT in migrations)"});
-    if (auto r =
-            tx->execute("INSERT INTO schema_migrations (migration_set, version, name, checksum, "
-                        "applied_at) "
-                        "VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-                        set, m.number, label(m), sums[i]);
-        !r)
-      return failed(r.error());
-    if (auto r = tx->commit(); !r) return failed(r.error());
-    done.push_back(m.number);
+  for (std::size_t i = 0; i < pl.ordered.size(); ++i) {
+    if (applied.contains(pl.ordered[i]->number)) continue;
+    JETSOURCE_TRY(ran, apply_one(db, pl, i, set));
+    if (ran) done.push_back(pl.ordered[i]->number);
   }
   return done;
 }

@@ -37,6 +37,183 @@ result<void> set_status(const std::filesystem::path& file, std::string_view name
   return success();
 }
 
+// What one rebuild works with, shared by its steps below.
+struct rebuild_job {
+  const connection& conn;
+  detail::connection_state& c;
+  const projection& p;
+  const projector_options& live;
+  const rebuild_options& o;
+  std::string consumer;
+  clock::time_point t0;  // when the replay started
+};
+
+// One rebuild per database at a time, and none while a finished one waits to be adopted.
+result<detail::file_lock> take_rebuild_lock(const projection& p, const std::filesystem::path& db) {
+  if (!db.parent_path().empty()) std::filesystem::create_directories(db.parent_path());
+  auto guard = detail::file_lock::try_acquire(detail::with_suffix(db, ".rebuild.lock"));
+  if (!guard) {
+    if (guard.error().is(errc::busy))
+      return make_error(errc::busy, "a rebuild of projection {} is already running", p.name());
+    return std::move(guard).error();
+  }
+  if (auto ready = detail::read_marker(detail::with_suffix(db, ".ready")))
+    return make_error(errc::busy,
+                      "a finished rebuild of projection {} ({}) waits for the live projector to "
+                      "adopt it: start the projector (or serve)",
+                      p.name(), ready->filename().string());
+  return guard;
+}
+
+// Resume an interrupted rebuild of the same version, or start a new generation.
+result<std::filesystem::path> choose_generation(const rebuild_job& j, bool& resumed) {
+  const auto& db = j.live.database;
+  std::filesystem::path file;
+  if (auto building = detail::read_marker(detail::with_suffix(db, ".rebuilding"))) {
+    auto version = built_version(*building, j.p.name());
+    if (version && *version == j.p.version() && std::filesystem::exists(*building)) {
+      file = *building;
+      resumed = true;
+      detail::log()->info("projection {}: resuming the rebuild in {}", j.p.name(), file.string());
+    } else {
+      detail::log()->info("projection {}: discarding an unfinished rebuild ({})", j.p.name(),
+                          building->string());
+      detail::remove_database_files(*building);
+      JETSOURCE_TRY(detail::delete_consumer(j.c, j.live.stream, j.consumer));
+    }
+  }
+  if (file.empty()) {
+    JETSOURCE_TRY(detail::delete_consumer(j.c, j.live.stream, j.consumer));
+    int generation = detail::generation_of(db, detail::current_file(db)) + 1;
+    file = detail::with_suffix(db, fmt::format(".g{}", generation));
+    detail::remove_database_files(file);
+    JETSOURCE_TRY(detail::write_marker(detail::with_suffix(db, ".rebuilding"), file));
+  }
+  return file;
+}
+
+// The projector that replays into `file`: the live options, tuned for a bulk load.
+projector_options replay_options(const rebuild_job& j, const std::filesystem::path& file) {
+  projector_options ro = j.live;
+  ro.database = file;
+  ro.consumer = j.consumer;
+  ro.workers = j.o.workers;
+  ro.batch = j.o.batch;
+  ro.max_group = j.o.max_group;
+  ro.max_buffered = std::max(j.o.max_buffered, static_cast<std::size_t>(j.o.batch) * 4);
+  ro.sqlite.synchronous = sqlite::synchronous::off;  // a throwaway file until the switch
+  ro.cumulative_acks = true;                         // one ack per group commit
+  ro.on_committed = nullptr;
+  return ro;
+}
+
+// What a resumed file already holds, read before its projector starts applying.
+std::uint64_t events_in(const std::filesystem::path& file, std::string_view name) {
+  std::uint64_t events = 0;
+  if (std::filesystem::exists(file)) {
+    sqlite::options read_only;
+    read_only.read_only = true;
+    read_only.create = false;
+    if (auto fdb = sqlite::database::open(file.string(), read_only))
+      if (auto st = read_status(*fdb, name)) events = st->events_applied;
+  }
+  return events;
+}
+
+// A poison event: the replay cannot produce the model; throw the file away, keep the live one.
+error discard(const rebuild_job& j, const std::filesystem::path& file, std::uint64_t dead) {
+  auto what = make_error(errc::rejected,
+                         "rebuild of projection {} stopped: {} event(s) could not be applied "
+                         "(a handler failed or a payload is undecodable); the live model is "
+                         "untouched and the rebuilt file was removed",
+                         j.p.name(), dead);
+  if (auto list = [&]() -> result<std::vector<dead_letter>> {
+        JETSOURCE_TRY(fdb, sqlite::database::open(file.string()));
+        return read_dead_letters(fdb);
+      }();
+      list && !list->empty())
+    what.message +=
+        fmt::format("; first: sequence {} ({}/{}): {}", list->front().sequence,
+                    list->front().aggregate_type, list->front().aggregate_id, list->front().error);
+  detail::remove_database_files(file);
+  std::error_code ec;
+  std::filesystem::remove(detail::with_suffix(j.live.database, ".rebuilding"), ec);
+  (void)detail::delete_consumer(j.c, j.live.stream, j.consumer);
+  return what;
+}
+
+void report_progress(const rebuild_job& j, const projection_status& st, std::uint64_t head,
+                     std::uint64_t events_before, bool resumed) {
+  rebuild_progress pr;
+  pr.projection = j.p.name();
+  pr.done = st.last_applied_seq;
+  pr.total = head;
+  double secs = std::chrono::duration<double>(clock::now() - j.t0).count();
+  pr.events_per_s = secs > 0 ? static_cast<double>(st.events_applied - events_before) / secs : 0;
+  double per_seq = secs > 0 ? static_cast<double>(pr.done) / secs : 0;
+  pr.eta_s = per_seq > 0 ? static_cast<double>(head - std::min(head, pr.done)) / per_seq : 0;
+  pr.resumed = resumed;
+  j.o.progress(pr);
+}
+
+// Runs a projector on `file` until it has applied the stream's head; returns that sequence and
+// sets out.events. Dead letters discard the file.
+result<std::uint64_t> replay(const rebuild_job& j, const std::filesystem::path& file,
+                             std::uint64_t events_before, rebuild_result& out) {
+  JETSOURCE_TRY(rp, projector::start(j.conn, j.p, replay_options(j, file)));
+  JETSOURCE_TRY(set_status(file, j.p.name(), "rebuilding"));
+  std::uint64_t caught_up = 0;
+  for (;;) {
+    JETSOURCE_TRY(head, stream_last_sequence(j.c, j.live.stream));
+    if (rp.wait_for(head, std::chrono::milliseconds(200))) {
+      caught_up = head;
+      break;
+    }
+    JETSOURCE_TRY(st, rp.status());
+    if (st.dead_letters > 0) {
+      (void)rp.stop();
+      return discard(j, file, st.dead_letters);
+    }
+    if (j.o.progress) report_progress(j, st, head, events_before, out.resumed);
+  }
+  JETSOURCE_TRY(st, rp.status());
+  if (st.dead_letters > 0) {
+    (void)rp.stop();
+    return discard(j, file, st.dead_letters);
+  }
+  out.events = st.events_applied - events_before;
+  if (j.o.progress) {
+    double secs = std::chrono::duration<double>(clock::now() - j.t0).count();
+    j.o.progress({j.p.name(), caught_up, caught_up,
+                  secs > 0 ? static_cast<double>(out.events) / secs : 0, 0, out.resumed});
+  }
+  JETSOURCE_TRY(rp.stop());
+  return caught_up;
+}
+
+// Switch: by ourselves when no live projector holds the database, else hand over to it.
+result<void> switch_or_hand_over(const rebuild_job& j, const std::filesystem::path& file,
+                                 rebuild_result& out) {
+  const auto& db = j.live.database;
+  auto live_lock = detail::file_lock::try_acquire(detail::with_suffix(db, ".lock"));
+  if (live_lock) return detail::adopt_file(j.c, j.p, j.live, file);
+  if (!live_lock.error().is(errc::busy)) return std::move(live_lock).error();
+  JETSOURCE_TRY(detail::write_marker(detail::with_suffix(db, ".ready"), file));
+  std::error_code ec;
+  std::filesystem::remove(detail::with_suffix(db, ".rebuilding"), ec);
+  auto deadline = clock::now() + j.o.adopt_timeout;
+  while (std::filesystem::exists(detail::with_suffix(db, ".ready"))) {
+    if (clock::now() > deadline)
+      return make_error(errc::timeout,
+                        "projection {}: the live projector did not adopt the rebuilt file "
+                        "within {} ms; it will when it next checks or starts",
+                        j.p.name(), j.o.adopt_timeout.count());
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  out.adopted_by_live = true;
+  return success();
+}
+
 }  // namespace
 
 std::optional<rebuild_state> pending_rebuild(const std::filesystem::path& database,
@@ -53,158 +230,22 @@ result<rebuild_result> rebuild(const connection& conn, const projection& p,
                                const projector_options& live, const rebuild_options& o) {
   if (live.database.empty() || live.stream.empty())
     return make_error(errc::invalid_argument, "rebuild: the live options need stream and database");
-  const auto& db = live.database;
-  if (!db.parent_path().empty()) std::filesystem::create_directories(db.parent_path());
-  auto guard = detail::file_lock::try_acquire(detail::with_suffix(db, ".rebuild.lock"));
-  if (!guard) {
-    if (guard.error().is(errc::busy))
-      return make_error(errc::busy, "a rebuild of projection {} is already running", p.name());
-    return std::move(guard).error();
-  }
-  if (auto ready = detail::read_marker(detail::with_suffix(db, ".ready")))
-    return make_error(errc::busy,
-                      "a finished rebuild of projection {} ({}) waits for the live projector to "
-                      "adopt it: start the projector (or serve)",
-                      p.name(), ready->filename().string());
-
-  auto& c = *detail::state_of(conn);
+  auto guard = take_rebuild_lock(p, live.database);  // held until the rebuild returns
+  if (!guard) return std::move(guard).error();
   JETSOURCE_TRY(consumer, detail::rebuild_consumer(p, live));
+  rebuild_job job{conn, *detail::state_of(conn), p, live, o, std::move(consumer), {}};
   rebuild_result out;
-
-  // Resume an interrupted rebuild of the same version, or start a new generation.
-  std::filesystem::path file;
-  if (auto building = detail::read_marker(detail::with_suffix(db, ".rebuilding"))) {
-    auto version = built_version(*building, p.name());
-    if (version && *version == p.version() && std::filesystem::exists(*building)) {
-      file = *building;
-      out.resumed = true;
-      detail::log()->info("projection {}: resuming the rebuild in {}", p.name(), file.string());
-    } else {
-      detail::log()->info("projection {}: discarding an unfinished rebuild ({})", p.name(),
-                          building->string());
-      detail::remove_database_files(*building);
-      JETSOURCE_TRY(detail::delete_consumer(c, live.stream, consumer));
-    }
-  }
-  if (file.empty()) {
-    JETSOURCE_TRY(detail::delete_consumer(c, live.stream, consumer));
-    int generation = detail::generation_of(db, detail::current_file(db)) + 1;
-    file = detail::with_suffix(db, fmt::format(".g{}", generation));
-    detail::remove_database_files(file);
-    JETSOURCE_TRY(detail::write_marker(detail::with_suffix(db, ".rebuilding"), file));
-  }
+  JETSOURCE_TRY(file, choose_generation(job, out.resumed));
   out.file = file;
 
-  projector_options ro = live;
-  ro.database = file;
-  ro.consumer = consumer;
-  ro.workers = o.workers;
-  ro.batch = o.batch;
-  ro.max_group = o.max_group;
-  ro.max_buffered = std::max(o.max_buffered, static_cast<std::size_t>(o.batch) * 4);
-  ro.sqlite.synchronous = sqlite::synchronous::off;  // a throwaway file until the switch
-  ro.cumulative_acks = true;                         // one ack per group commit
-  ro.on_committed = nullptr;
-
-  // A poison event: the replay cannot produce the model; throw the file away, keep the live one.
-  auto discard = [&](std::uint64_t dead) -> error {
-    auto what = make_error(errc::rejected,
-                           "rebuild of projection {} stopped: {} event(s) could not be applied "
-                           "(a handler failed or a payload is undecodable); the live model is "
-                           "untouched and the rebuilt file was removed",
-                           p.name(), dead);
-    if (auto list = [&]() -> result<std::vector<dead_letter>> {
-          JETSOURCE_TRY(fdb, sqlite::database::open(file.string()));
-          return read_dead_letters(fdb);
-        }();
-        list && !list->empty())
-      what.message += fmt::format("; first: sequence {} ({}/{}): {}", list->front().sequence,
-                                  list->front().aggregate_type, list->front().aggregate_id,
-                                  list->front().error);
-    detail::remove_database_files(file);
-    std::error_code ec;
-    std::filesystem::remove(detail::with_suffix(db, ".rebuilding"), ec);
-    (void)detail::delete_consumer(c, live.stream, consumer);
-    return what;
-  };
-
-  const auto t0 = clock::now();
-  std::uint64_t caught_up = 0;
-  // What a resumed file already holds, read before its projector starts applying.
-  std::uint64_t events_before = 0;
-  if (std::filesystem::exists(file)) {
-    sqlite::options read_only;
-    read_only.read_only = true;
-    read_only.create = false;
-    if (auto fdb = sqlite::database::open(file.string(), read_only))
-      if (auto st = read_status(*fdb, p.name())) events_before = st->events_applied;
-  }
-  {
-    JETSOURCE_TRY(rp, projector::start(conn, p, ro));
-    JETSOURCE_TRY(set_status(file, p.name(), "rebuilding"));
-    for (;;) {
-      JETSOURCE_TRY(head, stream_last_sequence(c, live.stream));
-      if (rp.wait_for(head, std::chrono::milliseconds(200))) {
-        caught_up = head;
-        break;
-      }
-      JETSOURCE_TRY(st, rp.status());
-      if (st.dead_letters > 0) {
-        (void)rp.stop();
-        return discard(st.dead_letters);
-      }
-      if (o.progress) {
-        rebuild_progress pr;
-        pr.projection = p.name();
-        pr.done = st.last_applied_seq;
-        pr.total = head;
-        double secs = std::chrono::duration<double>(clock::now() - t0).count();
-        pr.events_per_s =
-            secs > 0 ? static_cast<double>(st.events_applied - events_before) / secs : 0;
-        double per_seq = secs > 0 ? static_cast<double>(pr.done) / secs : 0;
-        pr.eta_s = per_seq > 0 ? static_cast<double>(head - std::min(head, pr.done)) / per_seq : 0;
-        pr.resumed = out.resumed;
-        o.progress(pr);
-      }
-    }
-    JETSOURCE_TRY(st, rp.status());
-    if (st.dead_letters > 0) {
-      (void)rp.stop();
-      return discard(st.dead_letters);
-    }
-    out.events = st.events_applied - events_before;
-    if (o.progress) {
-      double secs = std::chrono::duration<double>(clock::now() - t0).count();
-      o.progress({p.name(), caught_up, caught_up,
-                  secs > 0 ? static_cast<double>(out.events) / secs : 0, 0, out.resumed});
-    }
-    JETSOURCE_TRY(rp.stop());
-  }
+  job.t0 = clock::now();
+  const std::uint64_t events_before = events_in(file, p.name());
+  JETSOURCE_TRY(caught_up, replay(job, file, events_before, out));
   JETSOURCE_TRY(set_status(file, p.name(), "live"));
   out.sequence = caught_up;
 
-  // Switch: by ourselves when no live projector holds the database, else hand over to it.
-  auto live_lock = detail::file_lock::try_acquire(detail::with_suffix(db, ".lock"));
-  if (live_lock) {
-    JETSOURCE_TRY(detail::adopt_file(c, p, live, file));
-  } else if (live_lock.error().is(errc::busy)) {
-    JETSOURCE_TRY(detail::write_marker(detail::with_suffix(db, ".ready"), file));
-    std::error_code ec;
-    std::filesystem::remove(detail::with_suffix(db, ".rebuilding"), ec);
-    auto deadline = clock::now() + o.adopt_timeout;
-    while (std::filesystem::exists(detail::with_suffix(db, ".ready"))) {
-      if (clock::now() > deadline)
-        return make_error(errc::timeout,
-                          "projection {}: the live projector did not adopt the rebuilt file "
-                          "within {} ms; it will when it next checks or starts",
-                          p.name(), o.adopt_timeout.count());
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    out.adopted_by_live = true;
-  } else {
-    return std::move(live_lock).error();
-  }
-  out.seconds = std::chrono::duration<double>(clock::now() - t0).count();
+  JETSOURCE_TRY(switch_or_hand_over(job, file, out));
+  out.seconds = std::chrono::duration<double>(clock::now() - job.t0).count();
   return out;
 }
 
