@@ -6,13 +6,11 @@
 
 #include <nats/nats.h>
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <fstream>
 #include <random>
 
 namespace jetsource::detail {
@@ -22,13 +20,8 @@ namespace {
 // Writes `name` to `file` unless it exists (link(2) of a finished temp file: a concurrent
 // creator's name wins and is returned).
 result<std::string> create_once(const path& file, const std::string& name) {
-  auto tmp = with_suffix(file, fmt::format(".{}.tmp", ::getpid()));
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << name << '\n';
-    out.flush();
-    if (!out) return make_error(errc::io, "cannot write {}", tmp.string());
-  }
+  auto tmp = with_suffix(file, fmt::format(".{}", ::getpid()));
+  JETSOURCE_TRY(write_text(tmp, name));
   int rc = ::link(tmp.c_str(), file.c_str());
   int err = errno;
   std::error_code ec;
