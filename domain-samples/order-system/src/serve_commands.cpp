@@ -131,7 +131,12 @@ nlohmann::ordered_json to_json(const jetsource::projection_status& s) {
           {"database", s.database},
           {"rebuild", s.rebuild},
           {"rebuild_applied_seq", s.rebuild_applied_seq},
-          {"error", s.error}};
+          {"error", s.error},
+          {"max_applied_seq", s.max_applied_seq},
+          {"held", s.held},
+          {"duplicates", s.duplicates},
+          {"applied_event_time", s.applied_event_time},
+          {"lag_seconds", s.lag_seconds}};
 }
 
 int status(context& ctx, const serve_options& o) {
@@ -150,12 +155,15 @@ int status(context& ctx, const serve_options& o) {
     fmt::print("{}\n", all.dump());
     return exit_ok;
   }
-  fmt::print("{:<16} {:>7} {:<10} {:>14} {:>9} {:>12} {:>9} {:>12}\n", "projection", "version",
-             "state", "applied_seq", "pending", "events", "dead", "rebuild");
+  // New columns go at the end (scripts read the others by position).
+  fmt::print("{:<16} {:>7} {:<10} {:>14} {:>9} {:>12} {:>9} {:>12} {:>9} {}\n", "projection",
+             "version", "state", "applied_seq", "pending", "events", "dead", "rebuild", "lag_s",
+             "applied_event_time");
   for (const auto& s : list)
-    fmt::print("{:<16} {:>7} {:<10} {:>14} {:>9} {:>12} {:>9} {:>12}\n", s.name, s.version, s.state,
-               s.last_applied_seq, s.pending, s.events_applied, s.dead_letters,
-               s.rebuild.empty() ? "-" : fmt::format("{} @{}", s.rebuild, s.rebuild_applied_seq));
+    fmt::print("{:<16} {:>7} {:<10} {:>14} {:>9} {:>12} {:>9} {:>12} {:>9.1f} {}\n", s.name,
+               s.version, s.state, s.last_applied_seq, s.pending, s.events_applied, s.dead_letters,
+               s.rebuild.empty() ? "-" : fmt::format("{} @{}", s.rebuild, s.rebuild_applied_seq),
+               s.lag_seconds, s.applied_event_time.empty() ? "-" : s.applied_event_time);
   for (const auto& s : list)
     if (!s.error.empty()) fmt::print("{}: {}\n", s.name, s.error);
   return exit_ok;
