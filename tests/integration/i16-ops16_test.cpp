@@ -80,4 +80,54 @@ TEST_F(OrderCliOpsTest, StatusJsonCarriesEveryFieldAndTheLagInSeconds) {
       << text.out;
 }
 
+TEST_F(OrderCliOpsTest, RebuildCountsCommitsAndReportsTheAdoptionWaitApart) {
+  pid_t serve = spawn({"serve"}, server_->url());
+  create_sample();                                    // 1 commit, 3 events
+  ASSERT_EQ(run({"order", "place", "o-1"}).code, 0);  // 1 commit, 1 event
+  query_until({"query", "order", "o-1", "--json"},
+              [](const nlohmann::json& j) { return j["status"] == "placed"; });
+
+  auto r = run({"projections", "rebuild", "order_summary"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(
+      r.out, m,
+      std::regex(R"(^rebuilt order_summary: 2 commits \(4 events\) in ([0-9.]+) s \(([0-9]+) )"
+                 R"(commits/s\); now serving \S+ \(adopted by the running serve after ([0-9.]+) )"
+                 R"(s more\)\n$)")))
+      << r.out;
+  // The rate is commits over the replay alone, not over the adoption wait too.
+  const double replay = std::stod(m[1]), rate = std::stod(m[2]);
+  if (replay >= 0.05) {
+    EXPECT_NEAR(rate, 2 / replay, 2 / replay * 0.2 + 1) << r.out;
+  }
+  // The progress line (stderr, not a terminal) counts the same thing: commits.
+  EXPECT_NE(r.err.find("rebuild order_summary: 2/2 commits (100.0%)"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("2/2 events"), std::string::npos) << r.err;
+  stop(serve);
+}
+
+TEST_F(OrderCliOpsTest, DemoReportIsATableWithHeadings) {
+  auto r = run({"demo", "--orders", "30"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.find('|'), std::string::npos) << r.out;  // no raw a|b|c| rows
+  EXPECT_TRUE(std::regex_search(
+      r.out,
+      std::regex(
+          R"(Top customers by lifetime value:\n  customer +orders created +orders )"
+          R"(paid +lifetime value\n  -+  +-+  +-+  +-+\n  cust-\d+ +\d+ +\d+ +\d+\.\d\d\n)")))
+      << r.out;
+  EXPECT_TRUE(
+      std::regex_search(r.out, std::regex(R"(Best-selling products by revenue:\n  product +)"
+                                          R"(units sold +revenue\n)")))
+      << r.out;
+  EXPECT_TRUE(
+      std::regex_search(r.out, std::regex(R"(Orders by status:\n  status +orders +total\n)")))
+      << r.out;
+  EXPECT_TRUE(std::regex_search(
+      r.out, std::regex(R"(  rebuilt \d+ commits \(\d+ events\) in [0-9.]+ s \(\d+ commits/s\) )"
+                        R"(\+ [0-9.]+ s until the live projector adopted it; now serving )")))
+      << r.out;
+}
+
 }  // namespace
