@@ -200,10 +200,6 @@ bool applier::taken(const pass& p, std::string_view key, std::uint64_t first) {
 
 result<void> applier::process(pass& p, envelope& e) {
   p.max_sequence = std::max(p.max_sequence, e.sequence);
-  if (!e.timestamp.empty() && e.sequence >= p.event_time_sequence) {
-    p.event_time_sequence = e.sequence;
-    p.event_time = e.timestamp;
-  }
   if (!e.malformed.empty()) {
     JETSOURCE_TRY(dead_letter(p, e, "poison", "", e.malformed));
     p.done.push_back(&e);
@@ -362,6 +358,14 @@ result<batch_outcome> applier::apply(sqlite::database& db, std::vector<envelope>
 
 result<batch_outcome> applier::finish(pass& p, sqlite::transaction& tx,
                                       std::uint64_t applied_sequence) {
+  // The time of the newest message this commit settles (not of one it holds back for a gap).
+  std::string_view event_time;
+  std::uint64_t event_time_sequence = 0;
+  for (const envelope* e : p.done)
+    if (!e->timestamp.empty() && e->sequence >= event_time_sequence) {
+      event_time_sequence = e->sequence;
+      event_time = e->timestamp;
+    }
   JETSOURCE_TRY(
       tx.execute("UPDATE projection_state SET max_sequence = max(max_sequence, ?1), "
                  "applied_sequence = max(applied_sequence, ?2), "
@@ -369,8 +373,8 @@ result<batch_outcome> applier::finish(pass& p, sqlite::transaction& tx,
                  "applied_event_time = CASE WHEN ?6 <> '' AND ?7 >= max_sequence THEN ?6 "
                  "ELSE applied_event_time END "
                  "WHERE projection = ?5",
-                 p.max_sequence, applied_sequence, p.events, p.now, projection_.name(),
-                 p.event_time, p.event_time_sequence));
+                 p.max_sequence, applied_sequence, p.events, p.now, projection_.name(), event_time,
+                 event_time_sequence));
   JETSOURCE_TRY(tx.commit());
   for (const auto& what : p.new_dead) log()->warn("projection {}: {}", projection_.name(), what);
 

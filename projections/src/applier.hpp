@@ -173,9 +173,6 @@ struct applier::pass {
   std::vector<std::pair<std::string, std::uint64_t>> taken;  // held_ entries now done
   std::vector<std::string> new_dead;  // what to log of each new dead letter, once committed
   std::uint64_t events = 0, duplicates = 0, max_sequence = 0;
-  // The Es-Timestamp of the highest-sequence message that carried one (applied_event_time).
-  std::string_view event_time;
-  std::uint64_t event_time_sequence = 0;
 };
 
 // Each message of a guarded pass (and of a retry) runs in this savepoint: a poison one is undone
