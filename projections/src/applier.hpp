@@ -35,6 +35,7 @@ struct envelope {
   std::uint64_t first_version = 0;  ///< version of its first event
   std::string_view event_types;     ///< Es-Events
   std::string_view msg_id;          ///< Nats-Msg-Id
+  std::string_view timestamp;       ///< Es-Timestamp ("" when absent)
   std::string_view body;
   std::string malformed;        ///< non-empty: the headers do not describe a commit (poison)
   const char* reply = nullptr;  ///< where to ack, in the message (null: not from a consumer)
@@ -195,5 +196,10 @@ void aggregate_key(std::string& out, std::string_view type, std::string_view id)
 
 /// UTC now as ISO 8601 with milliseconds.
 std::string utc_now();
+
+/// Seconds from `event_time` (an Es-Timestamp, RFC 3339 UTC) to now, when `pending` messages
+/// wait: the lag in seconds of a projection whose last applied event was stamped `event_time`.
+/// 0 when nothing is pending, or when the time is "" or unreadable (nothing applied yet).
+double lag_seconds(std::uint64_t pending, std::string_view event_time);
 
 }  // namespace jetsource::detail

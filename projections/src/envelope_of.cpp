@@ -23,7 +23,7 @@ std::string_view header_view(natsMsg* m, const char* name) {
 
 // The headers a commit needs.
 struct commit_headers {
-  std::string_view type, id, version, events, msg_id;
+  std::string_view type, id, version, events, msg_id, timestamp;
 };
 
 // Reads them straight from the message's header block. nats.c 3.4.1 keeps a received message in
@@ -57,6 +57,7 @@ std::optional<commit_headers> read_commit_headers(natsMsg* m) {
                              : key == hdr_version      ? &h.version
                              : key == hdr_events       ? &h.events
                              : key == hdr_msg_id       ? &h.msg_id
+                             : key == hdr_timestamp    ? &h.timestamp
                                                        : nullptr;
     if (slot != nullptr && slot->empty()) *slot = value;  // the first value, as nats.c's Get
   }
@@ -73,10 +74,11 @@ envelope envelope_of(msg_ptr m, std::uint64_t sequence) {
   auto h = read_commit_headers(raw);
   if (!h)
     h = commit_headers{header_view(raw, hdr_aggregate_type), header_view(raw, hdr_aggregate_id),
-                       header_view(raw, hdr_version), header_view(raw, hdr_events),
-                       header_view(raw, hdr_msg_id)};
+                       header_view(raw, hdr_version),        header_view(raw, hdr_events),
+                       header_view(raw, hdr_msg_id),         header_view(raw, hdr_timestamp)};
   e.event_types = h->events;
   e.msg_id = h->msg_id;
+  e.timestamp = h->timestamp;
   e.body = {natsMsg_GetData(raw), static_cast<std::size_t>(natsMsg_GetDataLength(raw))};
   e.reply = natsMsg_GetReply(raw);
   describe(e, h->type, h->id, h->version);

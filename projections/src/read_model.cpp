@@ -2,6 +2,7 @@
 // letters, waiting for a sequence (read-your-writes), and the SQLite settings projections use.
 #include <jetsource/projector.hpp>
 
+#include "applier.hpp"
 #include "consumer_admin.hpp"
 #include "files.hpp"
 #include "switching.hpp"
@@ -63,7 +64,7 @@ result<std::vector<dead_letter>> read_dead_letters(sqlite::database& db) {
 result<projection_status> read_status(sqlite::database& db, std::string_view projection_name) {
   JETSOURCE_TRY(row, db.query_one("SELECT version, consumer, status, applied_sequence, "
                                   "max_sequence, events_applied, events_per_s, "
-                                  "(SELECT count(*) FROM dead_letters) "
+                                  "(SELECT count(*) FROM dead_letters), applied_event_time "
                                   "FROM projection_state WHERE projection = ?1",
                                   projection_name));
   if (!row)
@@ -78,6 +79,7 @@ result<projection_status> read_status(sqlite::database& db, std::string_view pro
   s.events_applied = row->get<std::uint64_t>(5);
   s.events_per_s = row->get<double>(6);
   s.dead_letters = row->get<std::uint64_t>(7);
+  s.applied_event_time = row->get<std::string>(8);
   s.database = db.path();
   return s;
 }
@@ -131,6 +133,7 @@ result<projection_status> read_status(const connection& conn, const projection& 
         detail::messages_after(c, o.stream, *stream, p.subject_filter(), out.last_applied_seq);
     if (!lag) return fail(lag.error());
     out.pending = *lag;
+    out.lag_seconds = detail::lag_seconds(out.pending, out.applied_event_time);
     if (auto same = detail::check_stream(p, o.stream, built_from, out.max_applied_seq, *stream);
         !same) {
       out.state = "failed";

@@ -142,16 +142,32 @@ error discard(const rebuild_job& j, const std::filesystem::path& file, std::uint
   return what;
 }
 
+// The file's applied mark before the replay: where the rebuild's commit count starts.
+std::uint64_t mark_in(const std::filesystem::path& file, std::string_view name) {
+  std::uint64_t mark = 0;
+  if (std::filesystem::exists(file)) {
+    sqlite::options read_only;
+    read_only.read_only = true;
+    read_only.create = false;
+    if (auto fdb = sqlite::database::open(file.string(), read_only))
+      if (auto st = read_status(*fdb, name)) mark = st->last_applied_seq;
+  }
+  return mark;
+}
+
 void report_progress(const rebuild_job& j, const projection_status& st, std::uint64_t head,
-                     std::uint64_t events_before, bool resumed) {
+                     std::uint64_t events_before, std::uint64_t mark_before, bool resumed) {
   rebuild_progress pr;
   pr.projection = j.p.name();
   pr.done = st.last_applied_seq;
   pr.total = head;
   double secs = std::chrono::duration<double>(clock::now() - j.t0).count();
   pr.events_per_s = secs > 0 ? static_cast<double>(st.events_applied - events_before) / secs : 0;
-  double per_seq = secs > 0 ? static_cast<double>(pr.done) / secs : 0;
-  pr.eta_s = per_seq > 0 ? static_cast<double>(head - std::min(head, pr.done)) / per_seq : 0;
+  pr.commits_per_s =
+      secs > 0 ? static_cast<double>(pr.done - std::min(pr.done, mark_before)) / secs : 0;
+  pr.eta_s = pr.commits_per_s > 0
+                 ? static_cast<double>(head - std::min(head, pr.done)) / pr.commits_per_s
+                 : 0;
   pr.resumed = resumed;
   j.o.progress(pr);
 }
@@ -159,7 +175,8 @@ void report_progress(const rebuild_job& j, const projection_status& st, std::uin
 // Runs a projector on `file` until it has applied the stream's head; returns that sequence and
 // sets out.events. Dead letters discard the file.
 result<std::uint64_t> replay(const rebuild_job& j, const std::filesystem::path& file,
-                             std::uint64_t events_before, rebuild_result& out) {
+                             std::uint64_t events_before, std::uint64_t mark_before,
+                             rebuild_result& out) {
   JETSOURCE_TRY(rp, projector::start(j.conn, j.p, replay_options(j, file)));
   JETSOURCE_TRY(set_status(file, j.p.name(), "rebuilding"));
   std::uint64_t caught_up = 0;
@@ -174,7 +191,7 @@ result<std::uint64_t> replay(const rebuild_job& j, const std::filesystem::path& 
       (void)rp.stop();
       return discard(j, file, st.dead_letters);
     }
-    if (j.o.progress) report_progress(j, st, head, events_before, out.resumed);
+    if (j.o.progress) report_progress(j, st, head, events_before, mark_before, out.resumed);
   }
   JETSOURCE_TRY(st, rp.status());
   if (st.dead_letters > 0) {
@@ -182,10 +199,13 @@ result<std::uint64_t> replay(const rebuild_job& j, const std::filesystem::path& 
     return discard(j, file, st.dead_letters);
   }
   out.events = st.events_applied - events_before;
+  out.commits = caught_up - std::min(caught_up, mark_before);
+  out.replay_seconds = std::chrono::duration<double>(clock::now() - j.t0).count();
   if (j.o.progress) {
-    double secs = std::chrono::duration<double>(clock::now() - j.t0).count();
+    const double secs = out.replay_seconds;
     j.o.progress({j.p.name(), caught_up, caught_up,
-                  secs > 0 ? static_cast<double>(out.events) / secs : 0, 0, out.resumed});
+                  secs > 0 ? static_cast<double>(out.events) / secs : 0, 0, out.resumed,
+                  secs > 0 ? static_cast<double>(out.commits) / secs : 0});
   }
   JETSOURCE_TRY(rp.stop());
   return caught_up;
@@ -201,7 +221,8 @@ result<void> switch_or_hand_over(const rebuild_job& j, const std::filesystem::pa
   JETSOURCE_TRY(detail::write_marker(detail::with_suffix(db, ".ready"), file));
   std::error_code ec;
   std::filesystem::remove(detail::with_suffix(db, ".rebuilding"), ec);
-  auto deadline = clock::now() + j.o.adopt_timeout;
+  const auto waiting = clock::now();
+  auto deadline = waiting + j.o.adopt_timeout;
   while (std::filesystem::exists(detail::with_suffix(db, ".ready"))) {
     if (clock::now() > deadline)
       return make_error(errc::timeout,
@@ -211,6 +232,7 @@ result<void> switch_or_hand_over(const rebuild_job& j, const std::filesystem::pa
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   out.adopted_by_live = true;
+  out.adopt_seconds = std::chrono::duration<double>(clock::now() - waiting).count();
   return success();
 }
 
@@ -240,7 +262,8 @@ result<rebuild_result> rebuild(const connection& conn, const projection& p,
 
   job.t0 = clock::now();
   const std::uint64_t events_before = events_in(file, p.name());
-  JETSOURCE_TRY(caught_up, replay(job, file, events_before, out));
+  const std::uint64_t mark_before = mark_in(file, p.name());
+  JETSOURCE_TRY(caught_up, replay(job, file, events_before, mark_before, out));
   JETSOURCE_TRY(set_status(file, p.name(), "live"));
   out.sequence = caught_up;
 

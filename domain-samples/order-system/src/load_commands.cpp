@@ -153,6 +153,79 @@ std::vector<std::string> dump(const std::filesystem::path& db_path, const char* 
   return out;
 }
 
+// The rebuild's outcome in one line, counting commits (stream messages: the unit of its progress
+// bar) in both the count and the rate; the wait for the live projector's adoption is apart.
+std::string rebuild_summary(const jetsource::rebuild_result& r) {
+  return fmt::format(
+      "rebuilt {} commits ({} events) in {:.2f} s ({:.0f} commits/s){}; now serving {}", r.commits,
+      r.events, r.replay_seconds,
+      r.replay_seconds > 0 ? static_cast<double>(r.commits) / r.replay_seconds : 0.0,
+      r.adopted_by_live
+          ? fmt::format(" + {:.2f} s until the live projector adopted it", r.adopt_seconds)
+          : "",
+      r.file.filename().string());
+}
+
+// One column of a report table: its heading, and whether it holds cents (printed as 822.22).
+struct column {
+  const char* heading;
+  bool money = false;
+};
+
+// Prints `title`, then the rows of `sql` as a table under `columns` headings: text left-aligned,
+// numbers right-aligned, each column as wide as its widest cell.
+void print_table(const std::filesystem::path& db_path, const char* title,
+                 const std::vector<column>& columns, const char* sql) {
+  fmt::print("{}\n", title);
+  std::vector<std::vector<std::string>> cells;
+  auto db = jetsource::open_read_model(db_path);
+  if (!db) {
+    fmt::print("  (cannot read {}: {})\n", db_path.string(), db.error());
+    return;
+  }
+  auto rows = db->query(sql);
+  if (!rows) {
+    fmt::print("  (cannot read {}: {})\n", db_path.string(), rows.error());
+    return;
+  }
+  for (const auto& r : *rows) {
+    auto& line = cells.emplace_back();
+    for (std::size_t i = 0; i < columns.size() && i < r.size(); ++i)
+      line.push_back(columns[i].money ? fmt::format("{:.2f}", r.get<double>(i) / 100.0)
+                                      : r.get<std::string>(i));
+  }
+  std::vector<std::size_t> width(columns.size());
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    width[i] = std::string_view(columns[i].heading).size();
+    for (const auto& line : cells)
+      if (i < line.size()) width[i] = std::max(width[i], line[i].size());
+  }
+  auto numeric = [&](std::size_t i) {  // right-align a column whose cells are all numbers
+    for (const auto& line : cells)
+      if (i < line.size() && line[i].find_first_not_of("0123456789.-") != std::string::npos)
+        return false;
+    return !cells.empty();
+  };
+  auto print_line = [&](const std::vector<std::string>& line) {
+    std::string out;
+    for (std::size_t i = 0; i < line.size(); ++i)
+      out += numeric(i) ? fmt::format("  {:>{}}", line[i], width[i])
+                        : fmt::format("  {:<{}}", line[i], width[i]);
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    fmt::print("{}\n", out);
+  };
+  std::vector<std::string> headings;
+  std::vector<std::string> rules;
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    headings.emplace_back(columns[i].heading);
+    rules.emplace_back(width[i], '-');
+  }
+  print_line(headings);
+  print_line(rules);
+  for (const auto& line : cells) print_line(line);
+  if (cells.empty()) fmt::print("  (none)\n");
+}
+
 int demo(context& outer, const load_options& requested) {
   // The demo always starts clean in its own directory under the data dir.
   globals g = outer.options();
@@ -221,22 +294,18 @@ int demo(context& outer, const load_options& requested) {
 
   // 2. The report, read from the read models.
   auto path = [&](const jetsource::projection& p) { return read_model_options(g, p).database; };
-  fmt::print("\nTop customers by lifetime value:\n");
-  for (const auto& l :
-       dump(path(customer_stats()),
-            "SELECT customer_id, orders_created, orders_paid, lifetime_value_cents "
-            "FROM customers ORDER BY lifetime_value_cents DESC, customer_id LIMIT 5"))
-    fmt::print("  {}\n", l);
-  fmt::print("Best-selling products by revenue:\n");
-  for (const auto& l : dump(path(product_sales()),
-                            "SELECT sku, units_sold, revenue_cents FROM products "
-                            "ORDER BY revenue_cents DESC, sku LIMIT 5"))
-    fmt::print("  {}\n", l);
-  fmt::print("Orders by status:\n");
-  for (const auto& l : dump(path(order_summary()),
-                            "SELECT status, count(*), sum(total_cents) FROM orders GROUP BY status "
-                            "ORDER BY status"))
-    fmt::print("  {}\n", l);
+  fmt::print("\n");
+  print_table(path(customer_stats()), "Top customers by lifetime value:",
+              {{"customer"}, {"orders created"}, {"orders paid"}, {"lifetime value", true}},
+              "SELECT customer_id, orders_created, orders_paid, lifetime_value_cents "
+              "FROM customers ORDER BY lifetime_value_cents DESC, customer_id LIMIT 5");
+  print_table(path(product_sales()),
+              "Best-selling products by revenue:", {{"product"}, {"units sold"}, {"revenue", true}},
+              "SELECT sku, units_sold, revenue_cents FROM products "
+              "ORDER BY revenue_cents DESC, sku LIMIT 5");
+  print_table(path(order_summary()), "Orders by status:", {{"status"}, {"orders"}, {"total", true}},
+              "SELECT status, count(*), coalesce(sum(total_cents), 0) FROM orders "
+              "GROUP BY status ORDER BY status");
 
   // 3. Rebuild one read model by replay while the live one runs, and compare.
   const auto rebuilt = customer_stats();
@@ -256,7 +325,7 @@ int demo(context& outer, const load_options& requested) {
   jetsource::rebuild_options ro;
   ro.progress = [](const jetsource::rebuild_progress& p) {
     bar(p.projection, static_cast<double>(p.done), static_cast<double>(p.total),
-        fmt::format("{}/{} events {:.0f}/s", p.done, p.total, p.events_per_s),
+        fmt::format("{}/{} commits {:.0f} commits/s", p.done, p.total, p.commits_per_s),
         p.total > 0 && p.done >= p.total);
   };
   auto r = jetsource::rebuild(conn, rebuilt, read_model_options(g, rebuilt), ro);
@@ -265,9 +334,7 @@ int demo(context& outer, const load_options& requested) {
   if (!r) return fail("demo: rebuild", r.error());
   auto after = dump(path(rebuilt), everything);
   bool same = before == after && !after.empty();
-  fmt::print("  rebuilt {} events in {:.2f} s ({:.0f} events/s); now serving {}\n", r->events,
-             r->seconds, static_cast<double>(r->events) / std::max(r->seconds, 1e-9),
-             r->file.filename().string());
+  fmt::print("  {}\n", rebuild_summary(*r));
   fmt::print("  rebuilt model {} the live one ({} rows compared)\n",
              same ? "EQUALS" : "DIFFERS FROM", after.size());
 

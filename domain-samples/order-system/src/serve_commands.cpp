@@ -131,7 +131,12 @@ nlohmann::ordered_json to_json(const jetsource::projection_status& s) {
           {"database", s.database},
           {"rebuild", s.rebuild},
           {"rebuild_applied_seq", s.rebuild_applied_seq},
-          {"error", s.error}};
+          {"error", s.error},
+          {"max_applied_seq", s.max_applied_seq},
+          {"held", s.held},
+          {"duplicates", s.duplicates},
+          {"applied_event_time", s.applied_event_time},
+          {"lag_seconds", s.lag_seconds}};
 }
 
 int status(context& ctx, const serve_options& o) {
@@ -150,12 +155,15 @@ int status(context& ctx, const serve_options& o) {
     fmt::print("{}\n", all.dump());
     return exit_ok;
   }
-  fmt::print("{:<16} {:>7} {:<10} {:>14} {:>9} {:>12} {:>9} {:>12}\n", "projection", "version",
-             "state", "applied_seq", "pending", "events", "dead", "rebuild");
+  // New columns go at the end (scripts read the others by position).
+  fmt::print("{:<16} {:>7} {:<10} {:>14} {:>9} {:>12} {:>9} {:>12} {:>9} {}\n", "projection",
+             "version", "state", "applied_seq", "pending", "events", "dead", "rebuild", "lag_s",
+             "applied_event_time");
   for (const auto& s : list)
-    fmt::print("{:<16} {:>7} {:<10} {:>14} {:>9} {:>12} {:>9} {:>12}\n", s.name, s.version, s.state,
-               s.last_applied_seq, s.pending, s.events_applied, s.dead_letters,
-               s.rebuild.empty() ? "-" : fmt::format("{} @{}", s.rebuild, s.rebuild_applied_seq));
+    fmt::print("{:<16} {:>7} {:<10} {:>14} {:>9} {:>12} {:>9} {:>12} {:>9.1f} {}\n", s.name,
+               s.version, s.state, s.last_applied_seq, s.pending, s.events_applied, s.dead_letters,
+               s.rebuild.empty() ? "-" : fmt::format("{} @{}", s.rebuild, s.rebuild_applied_seq),
+               s.lag_seconds, s.applied_event_time.empty() ? "-" : s.applied_event_time);
   for (const auto& s : list)
     if (!s.error.empty()) fmt::print("{}: {}\n", s.name, s.error);
   return exit_ok;
@@ -173,14 +181,14 @@ void show(const jetsource::rebuild_progress& p) {
   if (tty) {
     constexpr int width = 30;
     int filled = static_cast<int>(fraction * width);
-    fmt::print(stderr, "\r{} [{}{}] {:5.1f}% {}/{} events {:.0f}/s ETA {:.0f}s   ", p.projection,
-               std::string(static_cast<std::size_t>(filled), '#'),
+    fmt::print(stderr, "\r{} [{}{}] {:5.1f}% {}/{} commits {:.0f} commits/s ETA {:.0f}s   ",
+               p.projection, std::string(static_cast<std::size_t>(filled), '#'),
                std::string(static_cast<std::size_t>(width - filled), '.'), fraction * 100, p.done,
-               p.total, p.events_per_s, p.eta_s);
+               p.total, p.commits_per_s, p.eta_s);
     if (done) fmt::print(stderr, "\n");
   } else {
-    fmt::print(stderr, "rebuild {}: {}/{} events ({:.1f}%), {:.0f} events/s, ETA {:.0f} s\n",
-               p.projection, p.done, p.total, fraction * 100, p.events_per_s, p.eta_s);
+    fmt::print(stderr, "rebuild {}: {}/{} commits ({:.1f}%), {:.0f} commits/s, ETA {:.0f} s\n",
+               p.projection, p.done, p.total, fraction * 100, p.commits_per_s, p.eta_s);
   }
 }
 
@@ -199,11 +207,16 @@ int rebuild(context& ctx, const serve_options& o) {
   ro.progress = show;
   auto r = jetsource::rebuild(*conn, *p, read_model_options(ctx.options(), *p), ro);
   if (!r) return fail("rebuild " + o.name, r.error());
-  fmt::print("rebuilt {}: {} events in {:.1f} s ({:.0f} events/s){}; now serving {} ({})\n", o.name,
-             r->events, r->seconds,
-             r->seconds > 0 ? static_cast<double>(r->events) / r->seconds : 0.0,
-             r->resumed ? " (resumed)" : "", r->file.filename().string(),
-             r->adopted_by_live ? "adopted by the running serve" : "switched by this command");
+  // Commits (stream messages) in the count and the rate, as the progress line counts them; the
+  // wait for a running serve to adopt the file is reported apart, not folded into the rate.
+  fmt::print(
+      "rebuilt {}: {} commits ({} events) in {:.2f} s ({:.0f} commits/s){}; now serving {} ({})\n",
+      o.name, r->commits, r->events, r->replay_seconds,
+      r->replay_seconds > 0 ? static_cast<double>(r->commits) / r->replay_seconds : 0.0,
+      r->resumed ? " (resumed)" : "", r->file.filename().string(),
+      r->adopted_by_live
+          ? fmt::format("adopted by the running serve after {:.2f} s more", r->adopt_seconds)
+          : std::string("switched by this command"));
   return exit_ok;
 }
 

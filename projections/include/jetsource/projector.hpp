@@ -84,6 +84,11 @@ struct projection_status {
   std::uint64_t dead_letters = 0;      ///< dead-letter rows (poison + parked)
   std::uint64_t held = 0;              ///< messages waiting for an earlier version to arrive
   std::uint64_t duplicates = 0;        ///< redelivered messages skipped since start
+  /// The Es-Timestamp (writer's clock, RFC 3339 UTC) of the newest commit applied: "" when none
+  std::string applied_event_time;
+  /// lag in seconds: now minus applied_event_time while messages are pending; 0 when none are
+  /// pending (caught up), and when nothing was applied yet (no time to measure from)
+  double lag_seconds = 0;
   /// "" (none), "running", "ready" (waits to be adopted) or "interrupted" (killed: run rebuild
   /// again to resume it)
   std::string rebuild;

@@ -34,11 +34,14 @@ namespace jetsource {
 /// Where a rebuild stands (passed to rebuild_options::progress about every 200 ms).
 struct rebuild_progress {
   std::string projection;
-  std::uint64_t done = 0;   ///< stream sequence applied up to
+  std::uint64_t done = 0;   ///< stream sequence (commit) applied up to
   std::uint64_t total = 0;  ///< the stream's last sequence
-  double events_per_s = 0;  ///< since the rebuild started
-  double eta_s = 0;         ///< at that rate
+  double events_per_s = 0;  ///< events (not commits) since the rebuild started
+  double eta_s = 0;         ///< at the commit rate
   bool resumed = false;     ///< continues an interrupted rebuild's file
+  /// Commits (stream messages, as done/total count them) replayed per second since the
+  /// rebuild started: the rate that matches done/total.
+  double commits_per_s = 0;
 };
 
 struct rebuild_options {
@@ -52,12 +55,18 @@ struct rebuild_options {
 };
 
 struct rebuild_result {
-  std::filesystem::path file;  ///< the rebuilt database file, now in use
-  std::uint64_t sequence = 0;  ///< stream sequence it had applied when it switched
-  std::uint64_t events = 0;    ///< events applied by this rebuild
-  double seconds = 0;
+  std::filesystem::path file;    ///< the rebuilt database file, now in use
+  std::uint64_t sequence = 0;    ///< stream sequence it had applied when it switched
+  std::uint64_t events = 0;      ///< events applied by this rebuild
+  double seconds = 0;            ///< the whole call: replay_seconds + adopt_seconds + the switch
   bool adopted_by_live = false;  ///< a running projector switched to it (else: this call did)
   bool resumed = false;
+  /// Commits (stream messages) this rebuild replayed: from its file's mark (0, or where an
+  /// interrupted rebuild stopped) to `sequence`. The unit of rebuild_progress::done/total.
+  std::uint64_t commits = 0;
+  double replay_seconds = 0;  ///< replaying the stream into the new file, up to the head
+  /// waiting for the running live projector to adopt the file (adopted_by_live); 0 otherwise
+  double adopt_seconds = 0;
 };
 
 /// Rebuilds `p` for the database `live.database` (live: the options the projection runs with).
