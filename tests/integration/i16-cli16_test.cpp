@@ -127,4 +127,23 @@ TEST_F(OrderCliRetryTest, ReadYourWritesWithTheSequence) {
   stop(serve);
 }
 
+TEST_F(OrderCliRetryTest, LibraryInfoLinesOnlyWithVerbose) {
+  auto quiet = run({"order", "create", "--customer", "c-1", "--order-id", "o-1"});
+  ASSERT_EQ(quiet.code, 0) << quiet.err;
+  EXPECT_EQ(quiet.err, "");
+  auto verbose = run(
+      {"-v", "order", "create", "--customer", "c-1", "--order-id", "o-2", "--item", "widget:1:1"});
+  ASSERT_EQ(verbose.code, 0) << verbose.err;
+  EXPECT_NE(verbose.err.find("[info]"), std::string::npos) << verbose.err;
+  EXPECT_EQ(verbose.out, "o-2\n");
+  // --verbose after the subcommand works too (a global option).
+  auto late = run({"order", "place", "o-2", "--verbose"});
+  EXPECT_EQ(late.code, 0) << late.err;
+  EXPECT_NE(late.err.find("[info]"), std::string::npos) << late.err;
+  // Warnings stay visible by default: a rejection still says why on stderr.
+  auto rejected = run({"order", "place", "o-2"});
+  EXPECT_EQ(rejected.code, 3);
+  EXPECT_NE(rejected.err.find("order-system: order o-2:"), std::string::npos) << rejected.err;
+}
+
 }  // namespace

@@ -44,6 +44,7 @@ enum exit_code : int {
 struct globals {
   std::string nats_url;  ///< "" = an embedded nats-server storing under data_dir/nats
   std::filesystem::path data_dir = ".order-system";
+  bool verbose = false;  ///< -v: the library's info lines too (default: warnings and errors)
 };
 
 /// What a subcommand needs at run time. Connects on first use, so bad usage fails before any
