@@ -146,4 +146,36 @@ TEST_F(OrderCliRetryTest, LibraryInfoLinesOnlyWithVerbose) {
   EXPECT_NE(rejected.err.find("order-system: order o-2:"), std::string::npos) << rejected.err;
 }
 
+TEST_F(OrderCliRetryTest, HelpNamesTheExitCodes) {
+  auto has = [](const outcome& r, const std::string& text) {
+    return r.out.find(text) != std::string::npos;
+  };
+  for (const char* cmd : {"create", "add-item", "remove-item", "place", "pay", "ship", "cancel"}) {
+    auto r = run_offline({"order", cmd, "--help"});
+    EXPECT_EQ(r.code, 0) << cmd;
+    for (const char* line : {"Exit codes:", "0  ok", "1  infrastructure", "2  bad usage",
+                             "3  rejected", "4  not found"})
+      EXPECT_TRUE(has(r, line)) << cmd << " --help lacks '" << line << "':\n" << r.out;
+    EXPECT_TRUE(has(r, "--command-id")) << cmd;
+    EXPECT_TRUE(has(r, "duplicate window (120 s)")) << cmd << ":\n" << r.out;
+    EXPECT_TRUE(has(r, "--json")) << cmd;
+  }
+  auto query = run_offline({"query", "order", "--help"});
+  EXPECT_TRUE(has(query, "Exit codes:")) << query.out;
+  EXPECT_TRUE(has(query, "4  not found")) << query.out;
+  EXPECT_FALSE(has(query, "3  rejected")) << query.out;
+  for (std::vector<std::string> args : {std::vector<std::string>{"serve", "--help"},
+                                        {"projections", "status", "--help"},
+                                        {"projections", "rebuild", "--help"},
+                                        {"load", "--help"},
+                                        {"demo", "--help"},
+                                        {"--help"}}) {
+    auto r = run_offline(args);
+    EXPECT_EQ(r.code, 0) << args[0];
+    EXPECT_TRUE(has(r, "Exit codes:")) << args[0] << ":\n" << r.out;
+    EXPECT_TRUE(has(r, "2  bad usage")) << args[0];
+  }
+  EXPECT_TRUE(has(run_offline({"--help"}), "-v,--verbose"));
+}
+
 }  // namespace

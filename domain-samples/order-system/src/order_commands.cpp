@@ -200,6 +200,8 @@ CLI::Option* add_number(CLI::App* sub, const char* name, std::int64_t& target, c
 void add_order_commands(CLI::App& app, action& chosen) {
   auto* group = app.add_subcommand("order", "commands on orders (the write side)");
   group->require_subcommand(1);
+  group->footer(
+      exit_codes_footer({exit_ok, exit_failure, exit_usage, exit_rejected, exit_not_found}));
   auto o = std::make_shared<order_options>();
   const auto window = orders_stream().duplicate_window;
   const std::string command_id_help = fmt::format(
@@ -218,6 +220,8 @@ void add_order_commands(CLI::App& app, action& chosen) {
     sub->add_flag("--json", o->json,
                   "print {\"order_id\",\"version\",\"sequence\"} (sequence: the commit's stream "
                   "sequence, for read-your-writes)");
+    sub->footer(
+        exit_codes_footer({exit_ok, exit_failure, exit_usage, exit_rejected, exit_not_found}));
     return sub;
   };
   // Most commands name an existing order first.
