@@ -9,14 +9,17 @@ export CCACHE_NOHASHDIR := 1
 CMAKE_FLAGS ?= $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 CTEST_FLAGS ?= --output-on-failure
 
-.PHONY: deps build test test-asan test-tsan demo demo-bank bench format clean
+.PHONY: deps configure build test test-asan test-tsan demo demo-bank bench format clean
 
 deps:
 	@./scripts/install-deps.sh
 
-# Release-ish build: library, tools, benchmarks; binaries in build/bin/.
-build: deps
+# Release-ish build in build/: `configure` only writes the build files, `build` builds everything
+# (library, tools, tests, benchmarks); binaries in build/bin/.
+configure: deps
 	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJETSOURCE_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+
+build: configure
 	cmake --build build -j $(JOBS)
 
 # The whole suite under ASan/UBSan, then the concurrent parts under TSan.
@@ -35,8 +38,10 @@ test-tsan: deps
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest -L concurrent $(CTEST_FLAGS)
 
 # The order-system sample on an embedded nats-server it starts itself; starts clean each time
-# (its data lives in .order-system/demo). The bank write-side tour is `make demo-bank`.
-demo: build
+# (its data lives in .order-system/demo). It builds only the sample and what it links (not the
+# tests or benchmarks: `make build` does). The bank write-side tour is `make demo-bank`.
+demo: configure
+	cmake --build build -j $(JOBS) --target order-system
 	./build/bin/order-system demo
 
 demo-bank: build

@@ -59,6 +59,44 @@ CLI::Validator subject_token(std::string what) {
       "TOKEN");
 }
 
+std::string exit_codes_footer(std::initializer_list<exit_code> codes) {
+  std::string text = "Exit codes:";
+  for (auto c : codes) {
+    const char* what = "";
+    switch (c) {
+      case exit_ok:
+        what = "ok";
+        break;
+      case exit_failure:
+        what = "infrastructure (no server, a broken stream, ...)";
+        break;
+      case exit_usage:
+        what = "bad usage or an invalid argument";
+        break;
+      case exit_rejected:
+        what = "rejected by a rule of the order's state";
+        break;
+      case exit_not_found:
+        what = "not found";
+        break;
+    }
+    text += fmt::format("\n  {}  {}", static_cast<int>(c), what);
+  }
+  return text;
+}
+
+void add_exit_code_footers(CLI::App& app) {
+  auto all = [](CLI::App*) { return true; };
+  for (auto* group : app.get_subcommands(all)) {
+    const bool query = group->get_name() == "query";
+    auto footer = query ? exit_codes_footer({exit_ok, exit_failure, exit_usage, exit_not_found})
+                        : exit_codes_footer({exit_ok, exit_failure, exit_usage});
+    if (group->get_footer().empty()) group->footer(footer);
+    for (auto* sub : group->get_subcommands(all))
+      if (sub->get_footer().empty()) sub->footer(footer);
+  }
+}
+
 int exit_code_of(const jetsource::error& e) {
   switch (e.code) {
     case jetsource::errc::invalid_argument:

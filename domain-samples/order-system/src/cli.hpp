@@ -24,6 +24,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,7 @@ enum exit_code : int {
 struct globals {
   std::string nats_url;  ///< "" = an embedded nats-server storing under data_dir/nats
   std::filesystem::path data_dir = ".order-system";
+  bool verbose = false;  ///< -v: the library's info lines too (default: warnings and errors)
 };
 
 /// What a subcommand needs at run time. Connects on first use, so bad usage fails before any
@@ -100,6 +102,13 @@ std::optional<jetsource::projection> read_model(std::string_view name);
 
 /// A CLI11 check that a value is a valid subject token (order, customer and SKU ids).
 CLI::Validator subject_token(std::string what);
+
+/// A help footer naming the exit codes `codes`: "Exit codes:", then one line per code.
+std::string exit_codes_footer(std::initializer_list<exit_code> codes);
+
+/// Gives every command without a help footer one naming its exit codes: `query ...` 0, 1, 2, 4;
+/// the others 0, 1, 2 (a group that returns 3 or 4 sets its own footer).
+void add_exit_code_footers(CLI::App& app);
 
 /// 2 for an invalid argument or id, 3 for a domain rejection, 4 for not found, 1 otherwise.
 int exit_code_of(const jetsource::error& e);

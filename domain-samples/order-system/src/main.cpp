@@ -1,6 +1,7 @@
 // order-system: the jetsource sample's command line. Parses the global options, lets each
 // subcommand group add its subcommands, runs the chosen one and turns its outcome into the
 // exit code (0 ok, 1 infrastructure, 2 usage / invalid argument, 3 rejected, 4 not found).
+// The library logs warnings and errors on stderr; -v adds its info lines.
 #include "cli.hpp"
 
 #include <fmt/format.h>
@@ -50,12 +51,17 @@ int main(int argc, char** argv) {
           "URL"));
   app.add_option("--data-dir", globals.data_dir,
                  "read models and the embedded server's store (default: ./.order-system)");
+  app.add_flag("-v,--verbose", globals.verbose,
+               "also log the library's info lines on stderr (default: warnings and errors only)");
 
   cli::action chosen;
   cli::add_order_commands(app, chosen);
   cli::add_query_commands(app, chosen);
   cli::add_serve_commands(app, chosen);
   cli::add_load_commands(app, chosen);
+  cli::add_exit_code_footers(app);
+  app.footer(cli::exit_codes_footer(
+      {cli::exit_ok, cli::exit_failure, cli::exit_usage, cli::exit_rejected, cli::exit_not_found}));
 
   try {
     app.parse(argc, argv);
@@ -70,6 +76,7 @@ int main(int argc, char** argv) {
     }
     return app.exit(e) == 0 ? cli::exit_ok : cli::exit_usage;  // help: 0; anything else: 2
   }
+  if (globals.verbose) spdlog::set_level(spdlog::level::info);  // the library logs after parsing
   if (!chosen) {  // a group given without one of its subcommands
     fmt::print(stderr, "{}", app.help());
     return cli::exit_usage;

@@ -1,9 +1,10 @@
 // `order-system order ...`: the write side. Each subcommand is one command on one Order,
 // run through repository::execute (load, decide, append; conflicts with other writers are
-// retried inside).
+// retried inside). --command-id makes a retry land once; --json prints where the command landed.
 #include "cli.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <charconv>
 #include <limits>
@@ -24,6 +25,8 @@ struct order_options {
   std::int64_t unit_price_cents = 0;
   std::int64_t amount_cents = 0;
   std::string reason;
+  std::string command_id;  // "" = a new one per run
+  bool json = false;
 };
 
 // "ord-" and 16 random hex digits.
@@ -31,6 +34,14 @@ std::string new_order_id() {
   std::random_device rd;
   std::uint64_t bits = (std::uint64_t{rd()} << 32) | rd();
   return fmt::format("ord-{:016x}", bits);
+}
+
+// "ord-" and 16 hex digits of the command id's FNV-1a hash: a retried create with a command id
+// and no --order-id addresses the order its first run created.
+std::string order_id_for(std::string_view command_id) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : command_id) h = (h ^ c) * 1099511628211ull;
+  return fmt::format("ord-{:016x}", h);
 }
 
 // A whole number (64 bits); the error says whether it is not one or is out of range.
@@ -81,40 +92,80 @@ CLI::Validator utf8_text(std::string what) {
       "TEXT");
 }
 
-// Runs one command on an order; nothing is printed on success. A malformed command is refused
-// before any I/O.
+// The commit of `id` that carries `command_id`, as the command's outcome, if any.
+jetsource::result<std::optional<jetsource::executed>> landed(context& ctx, const std::string& id,
+                                                             const std::string& command_id) {
+  JETSOURCE_TRY(store, ctx.store());
+  JETSOURCE_TRY(log, store->read(order::type_name, id));
+  for (const auto& c : log.commits)
+    if (c.commit_id == command_id)
+      return jetsource::executed{c.version, c.sequence, c.event_count(),
+                                 jetsource::append_status::already_appended, 1};
+  return std::optional<jetsource::executed>{};
+}
+
+// Executes one command with the command id, if any. A retry of a command that landed is
+// answered with its first outcome: by the stream's duplicate check (Nats-Msg-Id) when the
+// command is accepted again, or, when the order's state now refuses it (a second `pay`), by the
+// order's commit that carries the id.
 template <class Command>
-int execute(context& ctx, const std::string& id, const Command& command) {
+jetsource::result<jetsource::executed> run_command(context& ctx, const std::string& id,
+                                                   const Command& command,
+                                                   const std::string& command_id) {
+  JETSOURCE_TRY(orders, ctx.orders());
+  auto r = orders->execute(id, command, {.command_id = command_id});
+  if (r || command_id.empty() || !r.error().is(jetsource::errc::rejected)) return r;
+  auto earlier = landed(ctx, id, command_id);
+  if (!earlier) return std::move(earlier).error();
+  if (*earlier) return **earlier;
+  return r;
+}
+
+// What a command prints on success: with --json {"order_id","version","sequence"}; otherwise the
+// order id when `print_id` (create), else nothing.
+int report(const order_options& o, const std::string& id, const jetsource::executed& r,
+           bool print_id) {
+  if (o.json)
+    fmt::print(
+        "{}\n",
+        nlohmann::ordered_json{{"order_id", id}, {"version", r.version}, {"sequence", r.sequence}}
+            .dump());
+  else if (print_id)
+    fmt::print("{}\n", id);
+  return exit_ok;
+}
+
+// Runs one command on an order. A malformed command is refused before any I/O.
+template <class Command>
+int execute(context& ctx, const order_options& o, const Command& command, bool print_id = false) {
+  const std::string& id = o.order_id;
   if constexpr (requires { command.malformed(); }) {
     if (auto e = command.malformed()) {
       fmt::print(stderr, "order-system: order {}: {}\n", id, describe(*e));
       return exit_usage;
     }
   }
-  auto orders = ctx.orders();
-  if (!orders) return fail("order " + id, orders.error());
-  auto r = (*orders)->execute(id, command);
+  auto r = run_command(ctx, id, command, o.command_id);
   if (!r) return fail("order " + id, r.error());
-  return exit_ok;
+  return report(o, id, *r, print_id);
 }
 
-// Creates an order with a generated id, which an error names only when the order may exist
-// (the outcome is unknown); otherwise it says that nothing was stored.
-int create_generated(context& ctx, const create_order& command) {
+// Creates an order with a generated id (derived from --command-id when given), which an error
+// names only when the order may exist (the outcome is unknown); otherwise it says that nothing
+// was stored.
+int create_generated(context& ctx, const order_options& o, const create_order& command) {
   if (auto e = command.malformed()) {
     fmt::print(stderr, "order-system: order create: {}\n", describe(*e));
     return exit_usage;
   }
   auto orders = ctx.orders();
   if (!orders) return fail("order create: not stored", orders.error());
-  std::string id = new_order_id();
-  auto r = (*orders)->execute(id, command);
-  if (r) {
-    fmt::print("{}\n", id);
-    return exit_ok;
-  }
+  std::string id = o.command_id.empty() ? new_order_id() : order_id_for(o.command_id);
+  auto r = run_command(ctx, id, command, o.command_id);
+  if (r) return report(o, id, *r, true);
   if (r.error().is(jetsource::errc::timeout))
-    return fail(fmt::format("order create: outcome unknown (order {} may have been stored)", id),
+    return fail(fmt::format("order create: outcome unknown (order {} may have been stored{})", id,
+                            o.command_id.empty() ? "" : "; retry with the same --command-id"),
                 r.error());
   return fail("order create: not stored", r.error());
 }
@@ -126,10 +177,8 @@ int create(context& ctx, const order_options& o) {
     if (!item) return fail("order create", item.error());
     command.items.push_back(std::move(item).value());
   }
-  if (o.order_id.empty()) return create_generated(ctx, command);
-  if (int code = execute(ctx, o.order_id, command); code != exit_ok) return code;
-  fmt::print("{}\n", o.order_id);
-  return exit_ok;
+  if (o.order_id.empty()) return create_generated(ctx, o, command);
+  return execute(ctx, o, command, true);
 }
 
 // A whole-number option, parsed strictly (CLI11 would clamp an out-of-range number).
@@ -151,18 +200,34 @@ CLI::Option* add_number(CLI::App* sub, const char* name, std::int64_t& target, c
 void add_order_commands(CLI::App& app, action& chosen) {
   auto* group = app.add_subcommand("order", "commands on orders (the write side)");
   group->require_subcommand(1);
+  group->footer(
+      exit_codes_footer({exit_ok, exit_failure, exit_usage, exit_rejected, exit_not_found}));
   auto o = std::make_shared<order_options>();
+  const auto window = orders_stream().duplicate_window;
+  const std::string command_id_help = fmt::format(
+      "an id for this command (e.g. a UUID): a retry with the same id lands once and prints the "
+      "same result. The stream's duplicate window ({} s) bounds it: a retry later than that may "
+      "land again. One id names one command",
+      window.count());
 
-  // Adds a subcommand that runs `run(ctx, options)` when chosen.
+  // Adds a subcommand that runs `run(ctx, options)` when chosen, with the options every order
+  // command has.
   auto command = [&](const char* name, const char* help, auto run) {
     auto* sub = group->add_subcommand(name, help);
     sub->callback([&chosen, o, run] { chosen = [o, run](context& ctx) { return run(ctx, *o); }; });
+    sub->add_option("--command-id", o->command_id, command_id_help)
+        ->check(subject_token("command id"));
+    sub->add_flag("--json", o->json,
+                  "print {\"order_id\",\"version\",\"sequence\"} (sequence: the commit's stream "
+                  "sequence, for read-your-writes)");
+    sub->footer(
+        exit_codes_footer({exit_ok, exit_failure, exit_usage, exit_rejected, exit_not_found}));
     return sub;
   };
   // Most commands name an existing order first.
   auto on_order = [&](const char* name, const char* help, auto make_command) {
     auto* sub = command(name, help, [make_command](context& ctx, const order_options& opts) {
-      return execute(ctx, opts.order_id, make_command(opts));
+      return execute(ctx, opts, make_command(opts));
     });
     sub->add_option("ORDER", o->order_id, "the order id")
         ->required()
