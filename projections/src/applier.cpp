@@ -54,33 +54,6 @@ std::string utc_now() {
                      ms.count());
 }
 
-double lag_seconds(std::uint64_t pending, std::string_view event_time) {
-  if (pending == 0) return 0;
-  // "2026-11-22T11:42:50.462123Z": the fraction is optional, any number of digits.
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
-  auto field = [&](std::size_t at, std::size_t len, int& out) {
-    if (event_time.size() < at + len) return false;
-    auto [end, ec] = std::from_chars(event_time.data() + at, event_time.data() + at + len, out);
-    return ec == std::errc{} && end == event_time.data() + at + len;
-  };
-  if (!field(0, 4, y) || !field(5, 2, mo) || !field(8, 2, d) || !field(11, 2, h) ||
-      !field(14, 2, mi) || !field(17, 2, s) || event_time[10] != 'T')
-    return 0;
-  double fraction = 0;
-  for (std::size_t i = 20, scale = 10;
-       event_time.size() > 19 && event_time[19] == '.' && i < event_time.size() &&
-       event_time[i] >= '0' && event_time[i] <= '9';
-       ++i, scale *= 10)
-    fraction += (event_time[i] - '0') / static_cast<double>(scale);
-  using namespace std::chrono;
-  const year_month_day date{year{y}, month{static_cast<unsigned>(mo)},
-                            day{static_cast<unsigned>(d)}};
-  if (!date.ok()) return 0;
-  const auto stamped = sys_days{date} + hours{h} + minutes{mi} + seconds{s};
-  const double lag = duration<double>(system_clock::now() - stamped).count() - fraction;
-  return std::max(lag, 0.0);
-}
-
 bool is_transient(const error& e) noexcept {
   return e.code == errc::busy || e.code == errc::io;  // never errc::corrupt: that needs a rebuild
 }

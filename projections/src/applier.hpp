@@ -197,9 +197,4 @@ void aggregate_key(std::string& out, std::string_view type, std::string_view id)
 /// UTC now as ISO 8601 with milliseconds.
 std::string utc_now();
 
-/// Seconds from `event_time` (an Es-Timestamp, RFC 3339 UTC) to now, when `pending` messages
-/// wait: the lag in seconds of a projection whose last applied event was stamped `event_time`.
-/// 0 when nothing is pending, or when the time is "" or unreadable (nothing applied yet).
-double lag_seconds(std::uint64_t pending, std::string_view event_time);
-
 }  // namespace jetsource::detail

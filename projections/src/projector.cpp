@@ -328,7 +328,7 @@ result<projection_status> projector::status() const {
   detail::consumer_info_ptr holder;
   if (auto ci = s.consumer_info(holder))
     out.pending = (*ci)->NumPending + static_cast<std::uint64_t>((*ci)->NumAckPending);
-  out.lag_seconds = detail::lag_seconds(out.pending, out.applied_event_time);
+  if (out.pending == 0) out.lag_seconds = 0;  // caught up
   return out;
 }
 

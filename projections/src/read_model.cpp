@@ -7,6 +7,7 @@
 #include "files.hpp"
 #include "switching.hpp"
 
+#include <algorithm>
 #include <thread>
 
 namespace jetsource {
@@ -64,7 +65,9 @@ result<std::vector<dead_letter>> read_dead_letters(sqlite::database& db) {
 result<projection_status> read_status(sqlite::database& db, std::string_view projection_name) {
   JETSOURCE_TRY(row, db.query_one("SELECT version, consumer, status, applied_sequence, "
                                   "max_sequence, events_applied, events_per_s, "
-                                  "(SELECT count(*) FROM dead_letters), applied_event_time "
+                                  "(SELECT count(*) FROM dead_letters), applied_event_time, "
+                                  "coalesce((julianday('now') - "
+                                  "julianday(nullif(applied_event_time, ''))) * 86400.0, 0) "
                                   "FROM projection_state WHERE projection = ?1",
                                   projection_name));
   if (!row)
@@ -80,6 +83,7 @@ result<projection_status> read_status(sqlite::database& db, std::string_view pro
   s.events_per_s = row->get<double>(6);
   s.dead_letters = row->get<std::uint64_t>(7);
   s.applied_event_time = row->get<std::string>(8);
+  s.lag_seconds = std::max(row->get<double>(9), 0.0);  // SQLite reads the RFC 3339 time
   s.database = db.path();
   return s;
 }
@@ -133,7 +137,7 @@ result<projection_status> read_status(const connection& conn, const projection& 
         detail::messages_after(c, o.stream, *stream, p.subject_filter(), out.last_applied_seq);
     if (!lag) return fail(lag.error());
     out.pending = *lag;
-    out.lag_seconds = detail::lag_seconds(out.pending, out.applied_event_time);
+    if (out.pending == 0) out.lag_seconds = 0;
     if (auto same = detail::check_stream(p, o.stream, built_from, out.max_applied_seq, *stream);
         !same) {
       out.state = "failed";

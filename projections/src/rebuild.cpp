@@ -107,17 +107,17 @@ projector_options replay_options(const rebuild_job& j, const std::filesystem::pa
   return ro;
 }
 
-// What a resumed file already holds, read before its projector starts applying.
-std::uint64_t events_in(const std::filesystem::path& file, std::string_view name) {
-  std::uint64_t events = 0;
+// Where a resumed file already stands (events and mark), read before its projector starts
+// applying: where the rebuild's counts start. Zeros for a new file.
+projection_status stand_of(const std::filesystem::path& file, std::string_view name) {
   if (std::filesystem::exists(file)) {
     sqlite::options read_only;
     read_only.read_only = true;
     read_only.create = false;
     if (auto fdb = sqlite::database::open(file.string(), read_only))
-      if (auto st = read_status(*fdb, name)) events = st->events_applied;
+      if (auto st = read_status(*fdb, name)) return std::move(st).value();
   }
-  return events;
+  return {};
 }
 
 // A poison event: the replay cannot produce the model; throw the file away, keep the live one.
@@ -140,19 +140,6 @@ error discard(const rebuild_job& j, const std::filesystem::path& file, std::uint
   std::filesystem::remove(detail::with_suffix(j.live.database, ".rebuilding"), ec);
   (void)detail::delete_consumer(j.c, j.live.stream, j.consumer);
   return what;
-}
-
-// The file's applied mark before the replay: where the rebuild's commit count starts.
-std::uint64_t mark_in(const std::filesystem::path& file, std::string_view name) {
-  std::uint64_t mark = 0;
-  if (std::filesystem::exists(file)) {
-    sqlite::options read_only;
-    read_only.read_only = true;
-    read_only.create = false;
-    if (auto fdb = sqlite::database::open(file.string(), read_only))
-      if (auto st = read_status(*fdb, name)) mark = st->last_applied_seq;
-  }
-  return mark;
 }
 
 void report_progress(const rebuild_job& j, const projection_status& st, std::uint64_t head,
@@ -261,8 +248,8 @@ result<rebuild_result> rebuild(const connection& conn, const projection& p,
   out.file = file;
 
   job.t0 = clock::now();
-  const std::uint64_t events_before = events_in(file, p.name());
-  const std::uint64_t mark_before = mark_in(file, p.name());
+  const auto before = stand_of(file, p.name());
+  const std::uint64_t events_before = before.events_applied, mark_before = before.last_applied_seq;
   JETSOURCE_TRY(caught_up, replay(job, file, events_before, mark_before, out));
   JETSOURCE_TRY(set_status(file, p.name(), "live"));
   out.sequence = caught_up;

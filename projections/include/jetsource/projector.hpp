@@ -184,7 +184,8 @@ result<int> built_version(const std::filesystem::path& database, std::string_vie
 result<std::vector<dead_letter>> read_dead_letters(sqlite::database& db);
 
 /// The status kept in a projection database (any process; `pending` and `held` are 0: ask the
-/// running projector or the consumer for those).
+/// running projector or the consumer for those; `lag_seconds` is the age of the newest applied
+/// event, which the calls that know `pending` set to 0 when nothing is pending).
 result<projection_status> read_status(sqlite::database& db, std::string_view projection_name);
 
 /// The status of a projection from any process: its database, its lag (messages it follows
