@@ -42,7 +42,8 @@ class fetch_loop {
   std::uint64_t synced_from_ = 0;
   bool stream_missing_ = false;
   clock::time_point last_ack_ = clock::now(), last_poll_ = clock::now(), last_check_ = clock::now(),
-                    last_persist_ = clock::now(), rate_at_ = clock::now();
+                    last_persist_ = clock::now(), rate_at_ = clock::now(),
+                    last_requests_ = clock::now();
   std::uint64_t persisted_ = s_.mark.load(), rate_events_ = s_.events_applied.load();
 };
 
@@ -101,6 +102,7 @@ void fetch_loop::take(pull_fetcher::delivery& d) {
   last_consumer_sequence_ = std::max(last_consumer_sequence_, cseq);
   const auto sequence = d.meta.n.stream_sequence;
   tracker_.delivered(sequence, d.meta);  // before the worker may free the message
+  if (s_.opts.on_fetched) s_.opts.on_fetched(sequence);
   envelope e = envelope_of(std::move(d.msg), sequence);
   s_.buffered.fetch_add(1);
   const auto key = e.aggregate_id;  // a view into the message, which the envelope keeps
@@ -141,8 +143,8 @@ bool fetch_loop::start_over() {
   return true;
 }
 
-// The periodic work: the ack floor while syncing, the consumer and the stream, the apply rate,
-// the mark on disk.
+// The periodic work: the ack floor while syncing, dead-letter requests from other processes,
+// the consumer and the stream, the apply rate, the mark on disk.
 void fetch_loop::housekeeping(clock::time_point now, bool stop) {
   if (synced_from_ > 0 && now - last_poll_ > milliseconds(200)) {
     last_poll_ = now;
@@ -151,6 +153,10 @@ void fetch_loop::housekeeping(clock::time_point now, bool stop) {
       s_.publish_mark((*ci)->AckFloor.Stream);
       if ((*ci)->AckFloor.Stream >= synced_from_) synced_from_ = 0;
     }
+  }
+  if (!stop && now - last_requests_ >= milliseconds(250)) {
+    last_requests_ = now;
+    s_.serve_repair_requests();
   }
   if (!stop && now - last_check_ >= std::chrono::seconds(1)) {
     last_check_ = now;

@@ -229,6 +229,7 @@ result<bool> projector::adopt_rebuild() {
     JETSOURCE_TRY(rebuilder, detail::rebuild_consumer(p, opts));
     catch_up.consumer = std::move(rebuilder);
     catch_up.on_committed = nullptr;
+    catch_up.on_fetched = nullptr;
     JETSOURCE_TRY(rebuilt, start(conn, p, catch_up));
     JETSOURCE_TRY(rebuilt.wait_for(position, std::chrono::minutes(5)));
     JETSOURCE_TRY(rebuilt.stop());

@@ -100,6 +100,9 @@ struct projector_state {
   /// file was built from (fails the projection otherwise), and the consumer must still exist.
   enum class position { fine, consumer_gone, failed };
   position check_position(bool& stream_missing);
+  /// Takes the dead-letter retry/skip requests other processes left in <db>.requests/ and posts
+  /// each to the worker of its aggregate, which writes the answer (repair_requests.cpp).
+  void serve_repair_requests();
 
   // -- apply_loop.cpp --------------------------------------------------------------------------
   /// Worker `index`'s job: one group commit of `batch`, retried with back-off until it commits,
