@@ -1,6 +1,6 @@
 // detail: the projector's fetcher thread: keeps pulls going while there is room, hands each
 // delivery to its aggregate's worker, advances the applied mark from what the workers commit,
-// sends the cumulative ack, and watches the consumer and the stream.
+// sends the cumulative ack; and the watcher thread, which looks at the consumer and the stream.
 #include "ack_tracker.hpp"
 #include "consumer_admin.hpp"
 #include "envelope_of.hpp"
@@ -40,8 +40,7 @@ class fetch_loop {
   // from an earlier run may still come back: the mark follows the server's ack floor instead,
   // and nothing is acked.
   std::uint64_t synced_from_ = 0;
-  bool stream_missing_ = false;
-  clock::time_point last_ack_ = clock::now(), last_poll_ = clock::now(), last_check_ = clock::now(),
+  clock::time_point last_ack_ = clock::now(), last_poll_ = clock::now(),
                     last_persist_ = clock::now(), rate_at_ = clock::now(),
                     last_requests_ = clock::now();
   std::uint64_t persisted_ = s_.mark.load(), rate_events_ = s_.events_applied.load();
@@ -144,7 +143,7 @@ bool fetch_loop::start_over() {
 }
 
 // The periodic work: the ack floor while syncing, dead-letter requests from other processes,
-// the consumer and the stream, the apply rate, the mark on disk.
+// a consumer the watcher found gone, the apply rate, the mark on disk.
 void fetch_loop::housekeeping(clock::time_point now, bool stop) {
   if (synced_from_ > 0 && now - last_poll_ > milliseconds(200)) {
     last_poll_ = now;
@@ -158,13 +157,10 @@ void fetch_loop::housekeeping(clock::time_point now, bool stop) {
     last_requests_ = now;
     s_.serve_repair_requests();
   }
-  if (!stop && now - last_check_ >= std::chrono::seconds(1)) {
-    last_check_ = now;
-    if (s_.check_position(stream_missing_) == projector_state::position::consumer_gone) {
-      log()->warn("projection {}: consumer {} is gone; recreating it from sequence {}",
-                  s_.proj.name(), s_.consumer, s_.mark.load() + 1);
-      start_over();
-    }
+  if (!stop && s_.consumer_gone.exchange(false)) {  // the watcher saw it
+    log()->warn("projection {}: consumer {} is gone; recreating it from sequence {}",
+                s_.proj.name(), s_.consumer, s_.mark.load() + 1);
+    start_over();
   }
   if (now - rate_at_ >= std::chrono::seconds(1)) {
     auto applied = s_.events_applied.load();
@@ -185,7 +181,21 @@ void projector_state::run_fetcher() {
   fetch_loop(*this).run();
 }
 
+void projector_state::run_watcher() {
+  bool stream_missing = false;
+  std::unique_lock lk(watch_mutex);
+  while (!watch_wake.wait_for(lk, std::chrono::seconds(1),
+                              [&] { return stopping.load() || failed.load(); })) {
+    lk.unlock();
+    if (check_position(stream_missing) == position::consumer_gone) consumer_gone = true;
+    lk.lock();
+  }
+}
+
 projector_state::position projector_state::check_position(bool& stream_missing) {
+  // The mark first: the fetcher moves it on meanwhile, and a mark read after the stream's last
+  // sequence could pass it (a false "the server lost messages").
+  const auto applied = mark.load();
   auto now = identify_stream(*conn, opts.stream);
   if (!now) {
     if (!now.error().is(errc::not_found)) return position::fine;  // a reconnect: try again
@@ -195,7 +205,7 @@ projector_state::position projector_state::check_position(bool& stream_missing) 
     return position::fine;
   }
   stream_missing = false;
-  if (auto ok = check_stream(proj, opts.stream, stream_created, mark.load(), *now); !ok) {
+  if (auto ok = check_stream(proj, opts.stream, stream_created, applied, *now); !ok) {
     fail(std::move(ok).error());
     return position::failed;
   }
