@@ -250,12 +250,15 @@ void run_soak(const env& e) {
   jetsource::projector_options o;
   o.stream = stream;
   o.database = tmp.dir / "soak.db";
+  if (e.opt.pull_expires_ms > 0) o.pull_expires = milliseconds(e.opt.pull_expires_ms);
   o.on_committed = [&pr](std::span<const std::uint64_t> seqs) { pr.on_committed(seqs); };
   o.on_fetched = [&pr](std::uint64_t seq) { pr.at(seq).fetched.store(pr.ns()); };
   auto store = must(jetsource::event_store::open(*e.conn, store_options_for(stream)), "open");
   auto p = must(jetsource::projector::start(*e.conn, soak_projection(pr), o), "projector");
-  note("soak: {} events at {:.0f}/s for {} min over {} accounts, stream {}, read model {}", total,
-       rate, e.opt.minutes, accounts, stream, o.database.string());
+  note(
+      "soak: {} events at {:.0f}/s for {} min over {} accounts, stream {}, read model {}, "
+      "pull_expires {} ms",
+      total, rate, e.opt.minutes, accounts, stream, o.database.string(), o.pull_expires.count());
   reader rd;
   rd.start(o.database, accounts);
   reporter rep{pr, rd, e, jetsource::current_file(o.database).string() + "-wal"};

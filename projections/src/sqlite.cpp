@@ -65,8 +65,11 @@ int checkpointer::on_commit(void* self, sqlite3*, const char*, int wal_pages) {
       c->writer_due_ = last_resort;
       return SQLITE_OK;
     }
-    if (c->backfilled_ > 0 && wal_pages - c->backfilled_ <= c->finish_frames_) {
-      c->writer_due_ = finish;  // only the last commits are left
+    // Twice the threshold: the checkpointer alone did not get the WAL to start over (commits
+    // never paused). When it left only the last commits, the writer copies them.
+    if (wal_pages >= 2 * c->pages_ && c->backfilled_ > 0 &&
+        wal_pages - c->backfilled_ <= c->finish_frames_) {
+      c->writer_due_ = finish;
       return SQLITE_OK;
     }
     c->due_ = true;
@@ -113,9 +116,9 @@ void checkpointer::run() {
     lk.lock();
     if (rc != SQLITE_OK || generation != generation_) continue;  // errors: the next wake-up
     backfilled_ = done;
-    // Commits during the pass asked for another; once they are few, the writer copies them
-    // instead (another pass would only leave the newest behind again).
-    if (wal_pages_ - done <= finish_frames_) {
+    // Commits during the pass asked for another. Past twice the threshold, once they are few,
+    // the writer copies them instead (another pass would only leave the newest behind again).
+    if (wal_pages_ >= 2 * pages_ && wal_pages_ - done <= finish_frames_) {
       due_ = false;
       left_to_writer = wal_pages_ > done;
     }

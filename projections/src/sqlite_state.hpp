@@ -33,11 +33,13 @@ struct string_hash {
 // which never block the writer.
 //
 // A PASSIVE checkpoint copies the WAL as it was when it began; the WAL starts over only once
-// all of it is copied, at the writer's next transaction. Under commits that never pause (a
-// rebuild, a catch-up) the checkpointer never copies the last commits, so the writer finishes
-// the job in begin(), before its next transaction:
-// - when the checkpointer has copied all but `finish_frames` frames, the writer copies the
-//   rest itself (if no pass of the checkpointer runs at that moment: it never waits for one);
+// all of it is copied, at the writer's next transaction. Commits that pause now and then (a
+// live projector) give the checkpointer that chance: nothing more happens. Under commits that
+// never pause (a rebuild, a catch-up) the checkpointer never copies the last commits, so the
+// writer finishes the job in begin(), before its next transaction:
+// - past 2 x `pages`, when the checkpointer has copied all but `finish_frames` frames, the
+//   writer copies the rest itself (if no pass of the checkpointer runs at that moment: it
+//   never waits for one);
 // - when the WAL reaches 4 x `pages` anyway (the last resort), the writer waits for the
 //   checkpointer's pass to end and copies all the rest. The WAL never grows past that: before
 //   this, the last resort's checkpoint failed (SQLITE_BUSY) whenever a pass ran, and the WAL
