@@ -29,6 +29,9 @@ struct options {
   std::optional<std::int64_t> events;  ///< scenario-specific default when unset
   int payload_bytes = 200;
   int runs = 5;
+  int minutes = 10;         ///< soak: how long
+  double rate = 10000;      ///< soak: events/s
+  int pull_expires_ms = 0;  ///< soak: the projector's pull_expires (0: its default)
 };
 
 /// What every scenario gets: the jetsource connection, a plain nats.c connection for the raw
@@ -39,6 +42,7 @@ struct env {
   natsConnection* raw_nc = nullptr;
   jsCtx* raw_js = nullptr;  ///< plain context (sync publishes, direct gets, stream admin)
   std::string tag;          ///< unique per process, part of stream names
+  int server_pid = -1;      ///< the embedded nats-server's pid (-1: a server at --nats-url)
 };
 
 /// Thrown on a failure the benchmark cannot continue from (caught in main).
@@ -197,5 +201,6 @@ void run_execute(const env& e);
 void run_project(const env& e);
 void run_e2e_latency(const env& e);
 void run_rebuild(const env& e);
+void run_soak(const env& e);
 
 }  // namespace bench

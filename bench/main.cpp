@@ -3,6 +3,7 @@
 //   jetsource-bench <append-sync|append-async|load|execute|project|e2e-latency|rebuild|all>
 //                   [--nats-url URL] [--events N]
 //                   [--payload-bytes B] [--runs R]
+//   jetsource-bench soak [--minutes M] [--rate R]     (a long run: not part of `all`)
 //
 // Without --nats-url an embedded nats-server runs in a temporary directory, removed at the end.
 // Result lines (stdout): `<scenario> key=value ...` and `raw_<scenario> key=value ...`; medians
@@ -123,16 +124,18 @@ int main(int argc, char** argv) {
       {"execute", bench::run_execute},
       {"project", bench::run_project},
       {"e2e-latency", bench::run_e2e_latency},
-      {"rebuild", bench::run_rebuild}};
+      {"rebuild", bench::run_rebuild},
+      {"soak", bench::run_soak}};
   std::string scenario, nats_url;
   bench::options opt;
   std::int64_t events = 0;
   app.add_option(
          "scenario", scenario,
-         "append-sync | append-async | load | execute | project | e2e-latency | rebuild | all")
+         "append-sync | append-async | load | execute | project | e2e-latency | rebuild | all | "
+         "soak (not part of all)")
       ->required()
       ->check(CLI::IsMember({"append-sync", "append-async", "load", "execute", "project",
-                             "e2e-latency", "rebuild", "all"}));
+                             "e2e-latency", "rebuild", "all", "soak"}));
   app.add_option("--nats-url", nats_url, "NATS server URL (default: an embedded nats-server)");
   app.add_option("--events", events,
                  "events per run (append-sync 10000, append-async 100000, execute 100000 "
@@ -143,6 +146,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1 << 20));
   app.add_option("--runs", opt.runs, "runs per figure; medians are printed (default 5)")
       ->check(CLI::Range(1, 1000));
+  app.add_option("--minutes", opt.minutes, "soak: minutes to run (default 10)")
+      ->check(CLI::Range(1, 24 * 60));
+  app.add_option("--rate", opt.rate, "soak: events/s (default 10000)")->check(CLI::Range(1.0, 1e6));
+  app.add_option("--pull-expires-ms", opt.pull_expires_ms,
+                 "soak: the projector's pull_expires in ms (default: the projector's, 500)")
+      ->check(CLI::Range(10, 60000));
   CLI11_PARSE(app, argc, argv);
   if (events > 0) opt.events = events;
   spdlog::set_level(spdlog::level::warn);
@@ -182,7 +191,12 @@ int main(int argc, char** argv) {
       jo.Wait = 10000;
       bench::check(natsConnection_JetStream(&raw_js, raw_nc, &jo), "raw JetStream context");
 
-      bench::env e{opt, &*conn, raw_nc, raw_js, fmt::format("{}", ::getpid())};
+      bench::env e{opt,
+                   &*conn,
+                   raw_nc,
+                   raw_js,
+                   fmt::format("{}", ::getpid()),
+                   server ? static_cast<int>(server->pid()) : -1};
       if (scenario == "all") {
         for (const auto& name : {"append-sync", "append-async", "load", "execute", "project",
                                  "e2e-latency", "rebuild"})

@@ -188,6 +188,8 @@ std::vector<double> jetsource_e2e(const env& e, const std::string& stream, std::
   return latencies(sent, committed, missing);
 }
 
+}  // namespace
+
 std::vector<double> raw_e2e(const env& e, const std::string& stream, std::int64_t n, double rate,
                             const std::filesystem::path& file, long& missing) {
   auto o = store_options_for(stream);
@@ -249,8 +251,6 @@ std::vector<double> raw_e2e(const env& e, const std::string& stream, std::int64_
   jsCtx_Destroy(js);
   return latencies(sent, committed, missing);
 }
-
-}  // namespace
 
 void run_e2e_latency(const env& e) {
   constexpr double rate = 10'000;

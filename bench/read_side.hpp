@@ -107,6 +107,12 @@ struct raw_db {
 double raw_sqlite(const std::filesystem::path& file, std::int64_t events, int accounts,
                   std::int64_t per_tx = 1000, bool synchronous_off = false);
 
+/// The raw pipeline of e2e-latency: `n` plain js_PublishAsync at `rate`/s over 1000 accounts ->
+/// hand-driven pull -> one SQLite transaction of what arrived -> acks. Returns the latencies
+/// (µs, append call to commit), sorted; `missing` counts events never committed.
+std::vector<double> raw_e2e(const env& e, const std::string& stream, std::int64_t n, double rate,
+                            const std::filesystem::path& file, long& missing);
+
 /// A temporary directory, removed with its contents when destroyed.
 struct temp_files {
   std::filesystem::path dir;

@@ -1,6 +1,6 @@
 // detail: the projector's fetcher thread: keeps pulls going while there is room, hands each
 // delivery to its aggregate's worker, advances the applied mark from what the workers commit,
-// sends the cumulative ack, and watches the consumer and the stream.
+// sends the cumulative ack; and the watcher thread, which looks at the consumer and the stream.
 #include "ack_tracker.hpp"
 #include "consumer_admin.hpp"
 #include "envelope_of.hpp"
@@ -40,9 +40,9 @@ class fetch_loop {
   // from an earlier run may still come back: the mark follows the server's ack floor instead,
   // and nothing is acked.
   std::uint64_t synced_from_ = 0;
-  bool stream_missing_ = false;
-  clock::time_point last_ack_ = clock::now(), last_poll_ = clock::now(), last_check_ = clock::now(),
-                    last_persist_ = clock::now(), rate_at_ = clock::now();
+  clock::time_point last_ack_ = clock::now(), last_poll_ = clock::now(),
+                    last_persist_ = clock::now(), rate_at_ = clock::now(),
+                    last_requests_ = clock::now();
   std::uint64_t persisted_ = s_.mark.load(), rate_events_ = s_.events_applied.load();
 };
 
@@ -101,6 +101,7 @@ void fetch_loop::take(pull_fetcher::delivery& d) {
   last_consumer_sequence_ = std::max(last_consumer_sequence_, cseq);
   const auto sequence = d.meta.n.stream_sequence;
   tracker_.delivered(sequence, d.meta);  // before the worker may free the message
+  if (s_.opts.on_fetched) s_.opts.on_fetched(sequence);
   envelope e = envelope_of(std::move(d.msg), sequence);
   s_.buffered.fetch_add(1);
   const auto key = e.aggregate_id;  // a view into the message, which the envelope keeps
@@ -141,8 +142,8 @@ bool fetch_loop::start_over() {
   return true;
 }
 
-// The periodic work: the ack floor while syncing, the consumer and the stream, the apply rate,
-// the mark on disk.
+// The periodic work: the ack floor while syncing, dead-letter requests from other processes,
+// a consumer the watcher found gone, the apply rate, the mark on disk.
 void fetch_loop::housekeeping(clock::time_point now, bool stop) {
   if (synced_from_ > 0 && now - last_poll_ > milliseconds(200)) {
     last_poll_ = now;
@@ -152,13 +153,14 @@ void fetch_loop::housekeeping(clock::time_point now, bool stop) {
       if ((*ci)->AckFloor.Stream >= synced_from_) synced_from_ = 0;
     }
   }
-  if (!stop && now - last_check_ >= std::chrono::seconds(1)) {
-    last_check_ = now;
-    if (s_.check_position(stream_missing_) == projector_state::position::consumer_gone) {
-      log()->warn("projection {}: consumer {} is gone; recreating it from sequence {}",
-                  s_.proj.name(), s_.consumer, s_.mark.load() + 1);
-      start_over();
-    }
+  if (!stop && now - last_requests_ >= milliseconds(250)) {
+    last_requests_ = now;
+    s_.serve_repair_requests();
+  }
+  if (!stop && s_.consumer_gone.exchange(false)) {  // the watcher saw it
+    log()->warn("projection {}: consumer {} is gone; recreating it from sequence {}",
+                s_.proj.name(), s_.consumer, s_.mark.load() + 1);
+    start_over();
   }
   if (now - rate_at_ >= std::chrono::seconds(1)) {
     auto applied = s_.events_applied.load();
@@ -179,7 +181,21 @@ void projector_state::run_fetcher() {
   fetch_loop(*this).run();
 }
 
+void projector_state::run_watcher() {
+  bool stream_missing = false;
+  std::unique_lock lk(watch_mutex);
+  while (!watch_wake.wait_for(lk, std::chrono::seconds(1),
+                              [&] { return stopping.load() || failed.load(); })) {
+    lk.unlock();
+    if (check_position(stream_missing) == position::consumer_gone) consumer_gone = true;
+    lk.lock();
+  }
+}
+
 projector_state::position projector_state::check_position(bool& stream_missing) {
+  // The mark first: the fetcher moves it on meanwhile, and a mark read after the stream's last
+  // sequence could pass it (a false "the server lost messages").
+  const auto applied = mark.load();
   auto now = identify_stream(*conn, opts.stream);
   if (!now) {
     if (!now.error().is(errc::not_found)) return position::fine;  // a reconnect: try again
@@ -189,7 +205,7 @@ projector_state::position projector_state::check_position(bool& stream_missing) 
     return position::fine;
   }
   stream_missing = false;
-  if (auto ok = check_stream(proj, opts.stream, stream_created, mark.load(), *now); !ok) {
+  if (auto ok = check_stream(proj, opts.stream, stream_created, applied, *now); !ok) {
     fail(std::move(ok).error());
     return position::failed;
   }

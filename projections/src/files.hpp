@@ -10,6 +10,9 @@
 //   <db>.failed        why the live projector stopped applying (a damaged file, a stream created
 //                      again): for status from other processes; removed by the next good start
 //   <db>.consumer      this copy's durable consumer name (consumer_admin.hpp)
+//   <db>.requests/     dead-letter retry/skip requests for the live projector from other
+//                      processes: <token>.request, taken as <token>.taken, answered in
+//                      <token>.answer (repair_requests.cpp)
 #pragma once
 
 #include <jetsource/result.hpp>

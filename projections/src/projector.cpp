@@ -162,6 +162,7 @@ result<void> start_engine(projector_state& s) {
         st->apply_batch(index, batch);
       });
   s.fetcher = std::thread([st = &s] { st->run_fetcher(); });
+  s.watcher = std::thread([st = &s] { st->run_watcher(); });
   return success();
 }
 
@@ -229,6 +230,7 @@ result<bool> projector::adopt_rebuild() {
     JETSOURCE_TRY(rebuilder, detail::rebuild_consumer(p, opts));
     catch_up.consumer = std::move(rebuilder);
     catch_up.on_committed = nullptr;
+    catch_up.on_fetched = nullptr;
     JETSOURCE_TRY(rebuilt, start(conn, p, catch_up));
     JETSOURCE_TRY(rebuilt.wait_for(position, std::chrono::minutes(5)));
     JETSOURCE_TRY(rebuilt.stop());
@@ -254,6 +256,11 @@ result<void> projector::stop() {
   s.stopped = true;
   s.stop_deadline = std::chrono::steady_clock::now() + s.opts.drain_timeout;
   s.stopping = true;
+  {
+    std::lock_guard wl(s.watch_mutex);  // the watcher sees `stopping` as it waits, or next time
+  }
+  s.watch_wake.notify_all();
+  if (s.watcher.joinable()) s.watcher.join();
   if (s.fetcher.joinable()) s.fetcher.join();  // ends when its requests are answered or expired
   if (s.workers) s.workers->drain();           // what they were given, within the deadline
   // Held messages wait for an earlier one: let the server send them again at once.

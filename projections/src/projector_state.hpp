@@ -7,7 +7,7 @@
 // - Set by start() before any thread runs, read-only afterwards: conn_handle, conn, nc, proj,
 //   opts, file, consumer, cumulative, stream_created; live_lock is released by stop() only.
 // - The fetcher thread (while it runs; stop() joins it before touching them): pull, and the
-//   loop state inside fetch_loop.
+//   loop state inside fetch_loop. The watcher thread: only its own loop state (check_position).
 // - Worker i's thread: slots[i]->apply (retry/skip run there too, as posted tasks); after the
 //   workers are drained, stop()'s thread.
 // - db: one SQLite writer connection, guarded by db_mutex (worker transactions, status reads,
@@ -15,7 +15,7 @@
 // - done: committed sequences, workers -> fetcher, guarded by done_mutex.
 // - failure: guarded by failure_mutex; `failed` mirrors it for cheap checks.
 // - Atomics, any thread: buffered, mark, events_applied, duplicates, events_per_s,
-//   slots[i]->held, stopping, failed, stop_deadline.
+//   slots[i]->held, stopping, failed, stop_deadline, consumer_gone.
 // Lock order: stop_mutex (stop() only) -> db_mutex -> done_mutex; failure_mutex and mark_mutex
 // are never held together (fail() takes them one after the other) nor with the others.
 #pragma once
@@ -66,6 +66,13 @@ struct projector_state {
   std::vector<std::unique_ptr<slot>> slots;          // one per worker
   std::unique_ptr<keyed_workers<envelope>> workers;  // last: its threads use the rest
   std::thread fetcher;
+  // Looks at the stream and the consumer every second (check_position: two JetStream API round
+  // trips) on a thread of its own: on the fetcher they held up deliveries for as long as the
+  // server took to answer (up to 120 ms seen in the soak, docs/performance.md).
+  std::thread watcher;
+  std::mutex watch_mutex;  // with watch_wake: stop() wakes the watcher
+  std::condition_variable watch_wake;
+  std::atomic<bool> consumer_gone{false};  // watcher -> fetcher: recreate the consumer
 
   // -- shared ----------------------------------------------------------------------------------
   std::mutex db_mutex;
@@ -96,10 +103,15 @@ struct projector_state {
 
   // -- fetch_loop.cpp --------------------------------------------------------------------------
   void run_fetcher();
-  /// The fetcher's periodic look at what it reads from: the stream must still be the one the
-  /// file was built from (fails the projection otherwise), and the consumer must still exist.
+  /// The watcher's look at what the fetcher reads from, every second: the stream must still be
+  /// the one the file was built from (fails the projection otherwise), and the consumer must
+  /// still exist (else it sets consumer_gone for the fetcher).
   enum class position { fine, consumer_gone, failed };
   position check_position(bool& stream_missing);
+  void run_watcher();
+  /// Takes the dead-letter retry/skip requests other processes left in <db>.requests/ and posts
+  /// each to the worker of its aggregate, which writes the answer (repair_requests.cpp).
+  void serve_repair_requests();
 
   // -- apply_loop.cpp --------------------------------------------------------------------------
   /// Worker `index`'s job: one group commit of `batch`, retried with back-off until it commits,

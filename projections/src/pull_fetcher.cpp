@@ -5,6 +5,7 @@
 
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <charconv>
 #include <thread>
 
@@ -16,6 +17,18 @@ using clock = std::chrono::steady_clock;
 
 // How long after its expiry a request the server never answered is given up.
 constexpr auto grace = std::chrono::milliseconds(250);
+
+// The idle heartbeat asked for with each request: while a request waits, the server sends a
+// "100" status this often. Nothing at all (no message, no status) for `silence` heartbeats
+// means the outstanding requests are dead at the server.
+std::chrono::milliseconds heartbeat_for(std::chrono::milliseconds expires) {
+  return std::clamp(expires / 5, std::chrono::milliseconds(10), std::chrono::milliseconds(50));
+}
+constexpr int silence = 3;
+
+// A request is over at the server `expires` after the server got it; the margin covers the way
+// there.
+constexpr auto expiry_margin = std::chrono::milliseconds(20);
 
 }  // namespace
 
@@ -39,12 +52,17 @@ result<pull_fetcher> pull_fetcher::open(natsConnection* nc, const std::string& s
 
 void pull_fetcher::request(int batch, std::chrono::milliseconds expires) {
   if (requests_.size() >= 2) return;
-  pull r{next_id_++, static_cast<std::uint64_t>(batch), clock::now() + expires + grace};
-  auto body = fmt::format(R"({{"batch":{},"expires":{}}})", batch,
-                          std::chrono::nanoseconds(expires).count());
+  const auto now = clock::now();
+  pull r{next_id_++, static_cast<std::uint64_t>(batch), now + expires + grace,
+         now + expires + expiry_margin};
+  heartbeat_ = heartbeat_for(expires);
+  auto body = fmt::format(R"({{"batch":{},"expires":{},"idle_heartbeat":{}}})", batch,
+                          std::chrono::nanoseconds(expires).count(),
+                          std::chrono::nanoseconds(heartbeat_).count());
   auto reply = fmt::format("{}.{}", inbox_, r.id);
   if (natsConnection_PublishRequest(nc_, next_subject_.c_str(), reply.c_str(), body.data(),
                                     static_cast<int>(body.size())) == NATS_OK) {
+    if (requests_.empty()) last_heard_ = now;  // the silence is counted from here
     outstanding_ += r.remaining;
     requests_.push_back(r);
   }
@@ -61,6 +79,17 @@ void pull_fetcher::drop(std::uint64_t id) {
 
 void pull_fetcher::expire(clock::time_point now) {
   while (!requests_.empty() && requests_.front().deadline < now) drop(requests_.front().id);
+  // Neither a message nor a heartbeat: nats-server 2.9 sometimes leaves requests unanswered
+  // while messages wait (seen in the soak: the next message came only once the client deadline
+  // above dropped them, 350-750 ms later). Ask again now; if they were alive after all, what
+  // they still bring counts against the new ones (MaxAckPending bounds it on the server).
+  if (!requests_.empty() && now - last_heard_ > silence * heartbeat_) {
+    log()->debug("projection {}: no message nor heartbeat for {} ms: asking again", name_,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(now - last_heard_).count());
+    requests_.clear();
+    outstanding_ = 0;
+    ++renewed_;
+  }
 }
 
 pull_fetcher::outcome pull_fetcher::next(delivery& out) {
@@ -74,6 +103,7 @@ pull_fetcher::outcome pull_fetcher::next(delivery& out) {
     return outcome::nothing;
   }
   msg_ptr m(raw);
+  last_heard_ = clock::now();
   // Statuses (heartbeats, the end of a request) have no payload; commits always have one.
   const std::string status = natsMsg_GetDataLength(raw) == 0 ? header(raw, "Status") : "";
   if (!status.empty()) {
@@ -93,7 +123,14 @@ pull_fetcher::outcome pull_fetcher::next(delivery& out) {
   const char* reply = natsMsg_GetReply(raw);
   auto meta = reply ? parse_ack_subject(reply) : std::nullopt;
   if (!meta) return outcome::nothing;  // not a JetStream message
-  // Data messages arrive on their stream subject: they count against the oldest request.
+  // Data messages arrive on their stream subject: they count against the oldest request that
+  // the server can still be serving. One past its expiry is over at the server, whether or not
+  // its 408 came (nats-server 2.9 sometimes sends none): counting the next request's messages
+  // against it left the client sure two requests were out while the server had none, a stall
+  // until the client deadline (350-750 ms in the soak, docs/performance.md). Counting a late
+  // message of an expired request against the next one only asks for a little more, sooner.
+  const auto now = clock::now();
+  while (requests_.size() > 1 && requests_.front().expiry < now) drop(requests_.front().id);
   if (!requests_.empty()) {
     --outstanding_;
     if (--requests_.front().remaining == 0) requests_.pop_front();

@@ -2,7 +2,11 @@
 // that calls nats.c to pull. It keeps up to two pull requests outstanding on a private inbox,
 // counts the messages the server may still send, handles status messages (heartbeats, the end
 // of a request, rejections) and drops requests the server never answered (a client deadline:
-// nats-server 2.9 sometimes lets an expired request go without a status).
+// nats-server 2.9 sometimes lets an expired request go without a status; messages arriving
+// after a request's expiry count against the next one). Each request asks
+// for idle heartbeats: when neither a message nor a heartbeat comes for three of them, the
+// outstanding requests are given up at once instead of at their deadline (a stall of
+// pull_expires + 250 ms otherwise: docs/performance.md, "Soak").
 //
 // Thread-safety: none; one owner (the projector's fetcher thread). Messages it returns are the
 // caller's (natsMsg has one owner).
@@ -10,8 +14,8 @@
 
 #include <jetsource/result.hpp>
 
-#include "wire/ack_subject.hpp"
 #include "nats/handles.hpp"
+#include "wire/ack_subject.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -48,12 +52,15 @@ class pull_fetcher {
   std::size_t requests() const noexcept { return requests_.size(); }
   /// Messages the server may still send for the outstanding requests.
   std::uint64_t outstanding() const noexcept { return outstanding_; }
+  /// How many times the outstanding requests were given up for silence (see above).
+  std::uint64_t renewed() const noexcept { return renewed_; }
 
  private:
   struct pull {
     std::uint64_t id;
     std::uint64_t remaining;
-    std::chrono::steady_clock::time_point deadline;
+    std::chrono::steady_clock::time_point deadline;  // given up unanswered after it
+    std::chrono::steady_clock::time_point expiry;    // over at the server after it
   };
   pull_fetcher(natsConnection* nc, std::string name) : nc_(nc), name_(std::move(name)) {}
   void drop(std::uint64_t id);
@@ -67,6 +74,9 @@ class pull_fetcher {
   std::deque<pull> requests_;
   std::uint64_t next_id_ = 1;
   std::uint64_t outstanding_ = 0;
+  std::uint64_t renewed_ = 0;
+  std::chrono::milliseconds heartbeat_{50};
+  std::chrono::steady_clock::time_point last_heard_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace jetsource::detail

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <limits>
 
 namespace jetsource::sqlite {
@@ -27,6 +28,7 @@ result<std::unique_ptr<checkpointer>> checkpointer::start(const std::string& pat
                                                           const char* synchronous) {
   std::unique_ptr<checkpointer> c(new checkpointer);
   c->pages_ = pages;
+  c->finish_frames_ = std::max(1024, pages / 8);
   int rc = sqlite3_open_v2(path.c_str(), &c->db_,
                            SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI, nullptr);
   // A checkpoint syncs (or not) by its own connection's setting: the writer's.
@@ -49,38 +51,77 @@ checkpointer::~checkpointer() {
   sqlite3_close_v2(db_);
 }
 
-int checkpointer::on_commit(void* self, sqlite3* writer, const char* schema, int wal_pages) {
+int checkpointer::on_commit(void* self, sqlite3*, const char*, int wal_pages) {
   auto* c = static_cast<checkpointer*>(self);
-  if (wal_pages >= 4 * c->pages_) {
-    sqlite3_wal_checkpoint_v2(writer, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-  } else if (wal_pages >= c->pages_) {
-    {
-      std::lock_guard lk(c->mutex_);
-      c->due_ = true;
+  {
+    std::lock_guard lk(c->mutex_);
+    if (wal_pages < c->wal_pages_) {  // the WAL started over: what the checkpointer saw is old
+      c->backfilled_ = 0;
+      ++c->generation_;
     }
-    c->wake_.notify_one();
+    c->wal_pages_ = wal_pages;
+    if (wal_pages < c->pages_) return SQLITE_OK;
+    if (wal_pages >= 4 * c->pages_) {
+      c->writer_due_ = last_resort;
+      return SQLITE_OK;
+    }
+    // Twice the threshold: the checkpointer alone did not get the WAL to start over (commits
+    // never paused). When it left only the last commits, the writer copies them.
+    if (wal_pages >= 2 * c->pages_ && c->backfilled_ > 0 &&
+        wal_pages - c->backfilled_ <= c->finish_frames_) {
+      c->writer_due_ = finish;
+      return SQLITE_OK;
+    }
+    c->due_ = true;
   }
+  c->wake_.notify_one();
   return SQLITE_OK;
+}
+
+void checkpointer::before_write(sqlite3* writer) {
+  const int task = writer_due_.exchange(none);
+  if (task == none) return;
+  std::unique_lock pass(pass_mutex_, std::defer_lock);
+  if (task == last_resort)
+    pass.lock();  // wait for the checkpointer's pass: the WAL must not grow on
+  else if (!pass.try_lock())
+    return;  // a pass runs: the next commit asks again
+  // Nothing else copies meanwhile, and no new commit comes: it copies all that is left, and
+  // this transaction starts the WAL over. Errors (e.g. another process checkpointing) are left
+  // to the next commit.
+  sqlite3_wal_checkpoint_v2(writer, "main", SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
 }
 
 void checkpointer::run() {
   std::unique_lock lk(mutex_);
+  bool left_to_writer = false;
   for (;;) {
+    // The writer copies the last frames before its next transaction; when none comes soon (it
+    // went idle), the checkpointer copies them after all.
+    if (left_to_writer &&
+        !wake_.wait_for(lk, std::chrono::milliseconds(50), [&] { return due_ || stopping_; }) &&
+        wal_pages_ > backfilled_)
+      due_ = true;
+    left_to_writer = false;
     wake_.wait(lk, [&] { return due_ || stopping_; });
     if (stopping_) return;
     due_ = false;
+    const auto generation = generation_;
     lk.unlock();
-    // Commits made during a pass leave frames behind; a few more (shorter) passes usually
-    // catch up, and the next write then starts the WAL over. Errors (e.g. BUSY: the writer is
-    // checkpointing itself) wait for the next wake-up.
-    for (int pass = 0; pass < 4; ++pass) {
-      int in_log = 0, done = 0;
-      if (sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &in_log, &done) !=
-              SQLITE_OK ||
-          done >= in_log)
-        break;
+    int in_log = 0, done = 0, rc = SQLITE_OK;
+    {
+      std::lock_guard pass(pass_mutex_);
+      rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &in_log, &done);
     }
     lk.lock();
+    if (rc != SQLITE_OK || generation != generation_) continue;  // errors: the next wake-up
+    backfilled_ = done;
+    // Commits during the pass asked for another. Past twice the threshold, once they are few,
+    // the writer copies them instead (another pass would only leave the newest behind again).
+    if (wal_pages_ >= 2 * pages_ && wal_pages_ - done <= finish_frames_) {
+      due_ = false;
+      left_to_writer = wal_pages_ > done;
+    }
   }
 }
 
@@ -231,6 +272,7 @@ result<database> database::open(std::string_view path, const options& o) {
 
 result<transaction> database::begin() {
   if (!state_) return make_error(errc::invalid_argument, "sqlite: use of a moved-from database");
+  if (state_->background) state_->background->before_write(state_->db);
   JETSOURCE_TRY(execute("BEGIN IMMEDIATE"));
   return transaction(state_.get());
 }

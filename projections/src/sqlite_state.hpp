@@ -6,8 +6,10 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -28,9 +30,25 @@ struct string_hash {
 
 // WAL checkpoints on a thread and a connection of their own (options::background_checkpoint).
 // The writer's WAL hook wakes it once the WAL has `pages` pages; it runs PASSIVE checkpoints,
-// which never block the writer, and repeats while commits keep arriving during one, so the
-// WAL can start over from its beginning. The writer checkpoints by itself only when the WAL
-// reaches 4 x `pages` (the checkpointer cannot keep up).
+// which never block the writer.
+//
+// A PASSIVE checkpoint copies the WAL as it was when it began; the WAL starts over only once
+// all of it is copied, at the writer's next transaction. Commits that pause now and then (a
+// live projector) give the checkpointer that chance: nothing more happens. Under commits that
+// never pause (a rebuild, a catch-up) the checkpointer never copies the last commits, so the
+// writer finishes the job in begin(), before its next transaction:
+// - past 2 x `pages`, when the checkpointer has copied all but `finish_frames` frames, the
+//   writer copies the rest itself (if no pass of the checkpointer runs at that moment: it
+//   never waits for one);
+// - when the WAL reaches 4 x `pages` anyway (the last resort), the writer waits for the
+//   checkpointer's pass to end and copies all the rest. The WAL never grows past that: before
+//   this, the last resort's checkpoint failed (SQLITE_BUSY) whenever a pass ran, and the WAL
+//   grew without bound (docs/performance.md, "Soak").
+//
+// Thread-safety: on_commit and before_write run on the writer's thread, run() on the
+// checkpointer's. due_, stopping_, backfilled_, wal_pages_ and generation_ are guarded by
+// mutex_; pass_mutex_ is held during every checkpoint of either connection (never together
+// with mutex_).
 class checkpointer {
  public:
   /// Opens a second connection to `path` (already in WAL mode) and starts the thread.
@@ -42,16 +60,29 @@ class checkpointer {
 
   /// Installed with sqlite3_wal_hook on the writer: runs on the committing thread.
   static int on_commit(void* self, sqlite3* writer, const char* schema, int wal_pages);
+  /// Called by the writer before it begins a transaction: the checkpoint on_commit asked it to
+  /// run, if any.
+  void before_write(sqlite3* writer);
 
  private:
   checkpointer() = default;
   void run();
 
+  enum writer_task : int { none = 0, finish = 1, last_resort = 2 };
+
   sqlite3* db_ = nullptr;
   int pages_ = 0;
+  int finish_frames_ = 0;  // the writer copies at most this many frames itself (but last resort)
+  std::atomic<int> writer_due_{none};  // on_commit -> before_write, same thread
+  std::mutex pass_mutex_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool due_ = false, stopping_ = false;
+  // Frames of the current WAL the checkpointer copied (0: none yet); the WAL's size after the
+  // writer's last commit (smaller: it started over); generation_ counts the times it started
+  // over, so that a pass that began before does not record what it saw.
+  int backfilled_ = 0, wal_pages_ = 0;
+  std::uint64_t generation_ = 0;
   std::thread thread_;
 };
 

@@ -68,7 +68,7 @@ void report_failures(const std::vector<jetsource::projector>& running, std::vect
 
 int serve(context& ctx, const serve_options&) {
   jetsource::block_termination_signals();  // before any thread starts
-  auto store = ctx.store();  // the stream exists before the consumers
+  auto store = ctx.store();                // the stream exists before the consumers
   if (!store) return fail("serve", store.error());
   int code = exit_ok;
   auto* conn = connection_of(ctx, code);
@@ -220,6 +220,26 @@ int rebuild(context& ctx, const serve_options& o) {
   return exit_ok;
 }
 
+nlohmann::ordered_json to_json(std::string_view projection, const jetsource::dead_letter& d) {
+  return {{"projection", projection},
+          {"sequence", d.sequence},
+          {"aggregate_type", d.aggregate_type},
+          {"aggregate_id", d.aggregate_id},
+          {"first_version", d.first_version},
+          {"last_version", d.last_version},
+          {"kind", d.kind},
+          {"event_type", d.event_type},
+          {"error", d.error},
+          {"attempts", d.attempts},
+          {"first_failed_at", d.first_failed_at},
+          {"last_failed_at", d.last_failed_at}};
+}
+
+void print_line(std::string_view projection, const jetsource::dead_letter& d) {
+  fmt::print("{} seq {} {}/{} v{}-{} {} {} {}\n", projection, d.sequence, d.aggregate_type,
+             d.aggregate_id, d.first_version, d.last_version, d.kind, d.event_type, d.error);
+}
+
 int dead_letters(context& ctx, const serve_options& o) {
   if (!o.name.empty() && !read_model(o.name)) {
     fmt::print(stderr, "order-system: no read model '{}'\n", o.name);
@@ -234,21 +254,8 @@ int dead_letters(context& ctx, const serve_options& o) {
     auto list = jetsource::read_dead_letters(*db);
     if (!list) return fail("dead letters of " + p.name(), list.error());
     for (const auto& d : *list) {
-      all.push_back({{"projection", p.name()},
-                     {"sequence", d.sequence},
-                     {"aggregate_type", d.aggregate_type},
-                     {"aggregate_id", d.aggregate_id},
-                     {"first_version", d.first_version},
-                     {"last_version", d.last_version},
-                     {"kind", d.kind},
-                     {"event_type", d.event_type},
-                     {"error", d.error},
-                     {"attempts", d.attempts},
-                     {"first_failed_at", d.first_failed_at},
-                     {"last_failed_at", d.last_failed_at}});
-      if (!o.json)
-        fmt::print("{} seq {} {}/{} v{}-{} {} {} {}\n", p.name(), d.sequence, d.aggregate_type,
-                   d.aggregate_id, d.first_version, d.last_version, d.kind, d.event_type, d.error);
+      all.push_back(to_json(p.name(), d));
+      if (!o.json) print_line(p.name(), d);
     }
   }
   if (o.json)
@@ -256,6 +263,82 @@ int dead_letters(context& ctx, const serve_options& o) {
   else if (all.empty())
     fmt::print("no dead letters\n");
   return exit_ok;
+}
+
+// -- projections retry|skip NAME AGGREGATE_ID ---------------------------------------------------
+
+struct repair_options {
+  std::string name, aggregate_id;
+  bool json = false;
+  int timeout_s = 30;
+};
+
+// Retries (or skips the poison message of) one order's dead letters in one read model: done by
+// the running serve when one runs on the read model (handed over through the library), by this
+// command otherwise; then lists what remains of the order's dead letters.
+int repair(context& ctx, const repair_options& o, bool skip) {
+  auto p = read_model(o.name);
+  if (!p) {
+    fmt::print(stderr,
+               "order-system: no read model '{}' (order_summary, customer_stats, product_sales)\n",
+               o.name);
+    return exit_usage;
+  }
+  const auto options = read_model_options(ctx.options(), *p);
+  const std::string type(order::type_name);
+  const auto timeout = std::chrono::seconds(o.timeout_s);
+  auto done = skip ? jetsource::request_skip(*p, options, type, o.aggregate_id, timeout)
+                   : jetsource::request_retry(*p, options, type, o.aggregate_id, timeout);
+  const char* verb = skip ? "skip" : "retry";
+  if (!done) return fail(fmt::format("{} {} {}", verb, o.name, o.aggregate_id), done.error());
+  std::vector<jetsource::dead_letter> left;
+  if (auto db = jetsource::open_read_model(options.database))
+    if (auto list = jetsource::read_dead_letters(*db))
+      for (auto& d : *list)
+        if (d.aggregate_type == type && d.aggregate_id == o.aggregate_id) left.push_back(d);
+  const char* by = done->by_running_projector ? "the running serve" : "this command";
+  if (o.json) {
+    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+    for (const auto& d : left) rows.push_back(to_json(o.name, d));
+    nlohmann::ordered_json j = {{"projection", o.name},
+                                {"action", verb},
+                                {"aggregate_type", type},
+                                {"aggregate_id", o.aggregate_id},
+                                {"by", by},
+                                {"remaining", done->remaining},
+                                {"dead_letters", rows}};
+    fmt::print("{}\n", j.dump());
+    return exit_ok;
+  }
+  fmt::print("{} {} {} in {} (by {}): {} dead letters remain\n", skip ? "skipped" : "retried", type,
+             o.aggregate_id, o.name, by, done->remaining);
+  for (const auto& d : left) print_line(o.name, d);
+  return exit_ok;
+}
+
+void add_repair_commands(CLI::App& group, action& chosen) {
+  auto add = [&](const char* name, const char* what, bool skip) {
+    auto o = std::make_shared<repair_options>();
+    auto* sub = group.add_subcommand(name, what);
+    sub->add_option("NAME", o->name, "order_summary | customer_stats | product_sales")->required();
+    sub->add_option("AGGREGATE_ID", o->aggregate_id, "the order whose dead letters to repair")
+        ->required()
+        ->check(subject_token("order id"));
+    sub->add_flag("--json", o->json, "print JSON");
+    sub->add_option("--timeout", o->timeout_s,
+                    "seconds to wait for a running serve to carry it out (default 30)")
+        ->check(CLI::Range(1, 3600));
+    sub->footer(
+        "Done by the running `serve` when one runs on the read model, by this command "
+        "otherwise.\n" +
+        exit_codes_footer({exit_ok, exit_failure, exit_usage, exit_not_found}) +
+        "\n(4: no such read model file, or the order has no dead letters in it)");
+    sub->callback(
+        [&chosen, o, skip] { chosen = [o, skip](context& ctx) { return repair(ctx, *o, skip); }; });
+  };
+  add("retry", "re-apply an order's dead letters (after fixing the cause)", false);
+  add("skip", "count an order's poison event as applied without running it, then retry the rest",
+      true);
 }
 
 }  // namespace
@@ -267,7 +350,8 @@ void add_serve_commands(CLI::App& app, action& chosen) {
   };
   bind(app.add_subcommand("serve", "run every read model until SIGINT/SIGTERM"), serve);
 
-  auto* group = app.add_subcommand("projections", "the read models: status, rebuild, dead letters");
+  auto* group = app.add_subcommand(
+      "projections", "the read models: status, rebuild, dead letters (list, retry, skip)");
   group->require_subcommand(1);
   auto* st = group->add_subcommand("status", "each read model's position, lag and dead letters");
   st->add_flag("--json", o->json, "print JSON");
@@ -279,6 +363,7 @@ void add_serve_commands(CLI::App& app, action& chosen) {
   dl->add_option("NAME", o->name, "one read model (default: all)");
   dl->add_flag("--json", o->json, "print JSON");
   bind(dl, dead_letters);
+  add_repair_commands(*group, chosen);
 }
 
 }  // namespace order_system::cli

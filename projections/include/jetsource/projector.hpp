@@ -64,6 +64,9 @@ struct projector_options {
   /// Called on a worker thread after each group commit, with the stream sequences it committed
   /// (applied, skipped as duplicates, or dead-lettered): for metrics. Keep it cheap.
   std::function<void(std::span<const std::uint64_t>)> on_committed;
+  /// Called on the fetcher thread with the stream sequence of each delivery as it goes to its
+  /// worker: for latency tracing (jetsource-bench soak). Keep it very cheap.
+  std::function<void(std::uint64_t)> on_fetched;
 };
 
 /// One projection's state, for status commands (`projections status --json`).
@@ -201,6 +204,29 @@ result<projection_status> read_status(const connection& conn, const projection& 
 /// the commit). errc::timeout when it does not in time.
 result<void> wait_applied(const std::filesystem::path& path, std::string_view projection_name,
                           std::uint64_t sequence, std::chrono::milliseconds timeout);
+
+/// How a dead-letter repair asked for from any process went (request_retry / request_skip).
+struct dead_letter_repair {
+  std::size_t remaining = 0;  ///< the aggregate's dead letters left (0: it flows again)
+  /// true: the projector running on the database did it; false: this call did (none ran)
+  bool by_running_projector = false;
+};
+
+/// projector::retry() from any process: re-applies one aggregate's dead letters in the
+/// projection database of `o.database`. When no projector runs on the database, it is done here
+/// (holding the database's lock meanwhile); when one runs (in any process), the request is
+/// handed to it through <db>.requests/ (it looks every 250 ms) and its answer is waited for, up
+/// to `timeout`. Errors: errc::not_found (no database, or the aggregate has no dead letters),
+/// errc::timeout (not answered in time: a request the projector had not taken is withdrawn, one
+/// it had taken may still be carried out), the repair's own errors.
+result<dead_letter_repair> request_retry(
+    const projection& p, const projector_options& o, std::string_view aggregate_type,
+    std::string_view aggregate_id, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+/// projector::skip() from any process, as request_retry(): counts the aggregate's poison message
+/// as applied without running it, then retries the rest.
+result<dead_letter_repair> request_skip(
+    const projection& p, const projector_options& o, std::string_view aggregate_type,
+    std::string_view aggregate_id, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 /// Blocks SIGINT and SIGTERM in the calling thread (call it first in main, before any thread
 /// starts, so every thread inherits the mask), so that wait_for_termination() receives them.
