@@ -255,6 +255,33 @@ TEST_F(backup_test, ARestoreIsRefusedIntoAStreamWithOtherMessagesAndRepeatsAsANo
   EXPECT_EQ(*other->last_sequence(), 1u) << "nothing written";
 }
 
+TEST_F(backup_test, ARestoreContinuesAStreamHoldingTheFirstCommitsOfItsFile) {
+  // What an interrupted restore leaves: the first commits of the file. Made here by restoring
+  // an earlier backup of the same stream first.
+  seed(4);
+  auto early = backup(*conn_, "ORDERS", file("early.jsbk"));
+  ASSERT_TRUE(early) << early.error();
+  seed(8);  // more commits on o-0..o-3 (those their state accepts), then o-4..o-7
+  auto full = backup(*conn_, "ORDERS", file("full.jsbk"));
+  ASSERT_TRUE(full) << full.error();
+  ASSERT_GT(full->last_sequence, early->last_sequence);
+
+  second_server target;
+  ASSERT_TRUE(target.conn);
+  ASSERT_TRUE(restore(*target.conn, file("early.jsbk")));
+  std::vector<backup_progress> seen;
+  auto r = restore(*target.conn, file("full.jsbk"),
+                   {.progress = [&](const backup_progress& p) { seen.push_back(p); }});
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(r->first_sequence, early->last_sequence + 1);
+  EXPECT_EQ(r->records, full->last_sequence - early->last_sequence);
+  ASSERT_FALSE(seen.empty());
+  EXPECT_EQ(seen.back().done, full->records);
+  EXPECT_EQ(seen.back().total, full->records);
+  EXPECT_EQ(messages(*target.conn, "ORDERS", full->last_sequence),
+            messages(*conn_, "ORDERS", full->last_sequence));
+}
+
 TEST_F(backup_test, ABackupNeverOverwritesAFileAndNamesAMissingStream) {
   std::ofstream(file("exists.jsbk")) << "keep me";
   seed(1);

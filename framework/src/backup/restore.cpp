@@ -12,7 +12,7 @@
 #include "wire/headers.hpp"
 
 #include <chrono>
-#include <condition_variable>
+#include <memory>
 #include <mutex>
 
 namespace jetsource {
@@ -126,22 +126,30 @@ result<msg_ptr> message_of(const record& r, std::uint64_t expected_last) {
   return m;
 }
 
-// Publishes the records after the first `skip`, the first to land after `last`.
-result<restore_summary> publish_all(const connection_state& cs, const std::filesystem::path& path,
-                                    const restore_options& o, std::uint64_t skip,
-                                    std::uint64_t last, std::uint64_t total) {
-  publish_outcome outcome;
+// A JetStream context for pipelined publishes (at most 1024 awaiting their acks), reporting each
+// ack to `outcome`.
+result<js_ptr> publisher(const connection_state& cs, const restore_options& o,
+                         publish_outcome* outcome) {
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = o.ack_timeout.count();
   jo.PublishAsync.MaxPending = 1024;
   jo.PublishAsync.StallWait = o.ack_timeout.count();
   jo.PublishAsync.AckHandler = &on_ack;
-  jo.PublishAsync.AckHandlerClosure = &outcome;
-  jsCtx* raw_js = nullptr;
-  if (auto s = natsConnection_JetStream(&raw_js, cs.nc.get(), &jo); s != NATS_OK)
+  jo.PublishAsync.AckHandlerClosure = outcome;
+  jsCtx* raw = nullptr;
+  if (auto s = natsConnection_JetStream(&raw, cs.nc.get(), &jo); s != NATS_OK)
     return nats_error(s, "restore: JetStream context");
-  js_ptr js(raw_js);
+  return js_ptr(raw);
+}
+
+// Publishes the records after the first `skip`, the first to land after `last`.
+result<restore_summary> publish_all(const connection_state& cs, const std::filesystem::path& path,
+                                    const restore_options& o, std::uint64_t skip,
+                                    std::uint64_t last, std::uint64_t total) {
+  // On the heap: nats.c's ack thread writes it, possibly after a wait for the last acks gave up.
+  auto outcome = std::make_shared<publish_outcome>();
+  JETSOURCE_TRY(js, publisher(cs, o, outcome.get()));
   JETSOURCE_TRY(reader, file_reader::open(path));
   restore_summary out;
   backup_progress p{0, total, 0};
@@ -157,8 +165,8 @@ result<restore_summary> publish_all(const connection_state& cs, const std::files
     if (!*r) break;
     if (++n <= skip) continue;
     {
-      std::lock_guard lock(outcome.mutex);
-      if (outcome.first_error) break;
+      std::lock_guard lock(outcome->mutex);
+      if (outcome->first_error) break;
     }
     const record& rec = **r;
     auto m = message_of(rec, last);
@@ -190,8 +198,13 @@ result<restore_summary> publish_all(const connection_state& cs, const std::files
   jsPubOptions_Init(&po);
   po.MaxWait = o.ack_timeout.count() * 2;
   natsStatus s = js_PublishAsyncComplete(js.get(), &po);
-  std::lock_guard lock(outcome.mutex);
-  if (outcome.first_error) return *outcome.first_error;
+  if (s != NATS_OK) {
+    js.reset();
+    // Acks may still arrive on nats.c's thread: keep what the handler touches alive.
+    new std::shared_ptr<publish_outcome>(outcome);  // NOLINT: deliberate leak, see above
+  }
+  std::lock_guard lock(outcome->mutex);
+  if (outcome->first_error) return *outcome->first_error;
   if (failed) return *failed;
   if (s != NATS_OK) return nats_error(s, "restore: wait for the last acks");
   out.last_sequence = last;
@@ -236,9 +249,13 @@ result<restore_summary> restore(const connection& conn, const std::filesystem::p
   JETSOURCE_TRY(out, b::publish_all(*cs, path, options, skip, last, info.records));
   out.stream = name;
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  detail::log()->info("restored {} commits of {} into {} (sequences {}..{}{})", out.records,
-                      path.string(), name, out.first_sequence, out.last_sequence,
-                      out.renumbered ? ", renumbered: the original had gaps" : "");
+  if (out.records == 0)
+    detail::log()->info("restore of {}: {} already holds all its commits (up to sequence {})",
+                        path.string(), name, out.last_sequence);
+  else
+    detail::log()->info("restored {} commits of {} into {} (sequences {}..{}{})", out.records,
+                        path.string(), name, out.first_sequence, out.last_sequence,
+                        out.renumbered ? ", renumbered: the original had gaps" : "");
   return out;
 }
 
