@@ -1,138 +1,17 @@
-// Backup and restore of a bounded context (jetsource::backup / restore / verify_backup): taken
-// while a writer keeps appending, restored into a second, empty nats-server; aggregates load to
-// the same state and version, the read models rebuilt from the restored stream equal the
-// original's; an incremental chain restores to the same; damaged files are refused before
-// anything is written; a non-empty target is refused.
-#include <jetsource/backup.hpp>
-#include <jetsource/rebuild.hpp>
-#include <jetsource/repository.hpp>
-#include <jetsource/sqlite.hpp>
-
-#include <order_system/order.hpp>
-#include <order_system/read_models.hpp>
-#include <order_system/stream.hpp>
-
-#include "nats/handles.hpp"
-#include "nats_fixture.hpp"
-#include "second_server.hpp"
+// Backup and restore of a bounded context (jetsource::backup / restore): taken while a writer
+// keeps appending, restored into a second, empty nats-server; aggregates load to the same state
+// and version, the read models rebuilt from the restored stream equal the original's; an
+// incremental chain restores to the same; a non-empty target is refused, a prefix continued; a
+// stream with gaps is restored in order.
+#include "backup_fixture.hpp"
 
 #include <atomic>
-#include <fstream>
-#include <set>
 #include <thread>
 
 namespace jetsource::test {
 namespace {
 
-using namespace std::chrono_literals;
 using order_system::order;
-
-// The state of an order as text (what "loads to the same state" compares).
-std::string describe(const loaded<order>& l) {
-  std::string s = fmt::format("v{} status {} customer {} total {} items {}:", l.version,
-                              static_cast<int>(l.state.status()), l.state.customer_id(),
-                              l.state.total_cents(), l.state.item_count());
-  for (const auto& line : l.state.lines())
-    s += fmt::format(" {}x{}@{}", line.sku, line.qty, line.unit_price_cents);
-  return s;
-}
-
-// Every message 1..last of a stream: subject, headers (but the publish-time Nats-Expected-*
-// checks) and body, one line each.
-std::vector<std::string> messages(const connection& c, const std::string& stream,
-                                  std::uint64_t last) {
-  std::vector<std::string> out;
-  auto* js = detail::state_of(c)->js.get();
-  for (std::uint64_t seq = 1; seq <= last; ++seq) {
-    natsMsg* raw = nullptr;
-    EXPECT_EQ(js_GetMsg(&raw, js, stream.c_str(), seq, nullptr, nullptr), NATS_OK) << seq;
-    detail::msg_ptr m(raw);
-    if (!m) break;
-    std::string line = fmt::format("{} {}", seq, natsMsg_GetSubject(m.get()));
-    const char** keys = nullptr;
-    int n = 0;
-    std::set<std::string> sorted;
-    if (natsMsgHeader_Keys(m.get(), &keys, &n) == NATS_OK) {
-      for (int i = 0; i < n; ++i)
-        if (!std::string_view(keys[i]).starts_with("Nats-Expected-")) sorted.insert(keys[i]);
-      free(static_cast<void*>(keys));
-    }
-    for (const auto& k : sorted) line += " " + k + "=" + detail::header(m.get(), k.c_str());
-    line += " " + std::string(natsMsg_GetData(m.get()) ? natsMsg_GetData(m.get()) : "",
-                              static_cast<std::size_t>(natsMsg_GetDataLength(m.get())));
-    out.push_back(std::move(line));
-  }
-  return out;
-}
-
-bool stream_exists(const connection& c, const std::string& name) {
-  jsStreamInfo* raw = nullptr;
-  natsStatus s =
-      js_GetStreamInfo(&raw, detail::state_of(c)->js.get(), name.c_str(), nullptr, nullptr);
-  jsStreamInfo_Destroy(raw);
-  return s == NATS_OK;
-}
-
-class backup_test : public nats_test {
- protected:
-  event_store& orders_store() {
-    if (!store_) store_.emplace(open_store(order_system::orders_stream()));
-    return *store_;
-  }
-  // Runs a few commands on order `id` (how far depends on `i`), some rejected by the rules.
-  void drive(repository<order>& repo, const std::string& id, int i) {
-    (void)repo.execute(id, order_system::create_order{fmt::format("c-{}", i % 7), {}});
-    (void)repo.execute(id, order_system::add_item{fmt::format("sku-{}", i % 5), 1 + i % 3, 250});
-    if (i % 2 == 0) (void)repo.execute(id, order_system::add_item{"gadget", 1, 1000});
-    if (i % 3 == 0) return;
-    (void)repo.execute(id, order_system::place_order{});
-    auto l = repo.load(id);
-    if (l && i % 4 != 1) (void)repo.execute(id, order_system::pay_order{l->state.total_cents()});
-    if (i % 5 == 0) (void)repo.execute(id, order_system::cancel_order{"changed my mind"});
-  }
-  void seed(int orders) {
-    repository<order> repo{orders_store()};
-    for (int i = 0; i < orders; ++i) drive(repo, fmt::format("o-{}", i), i);
-  }
-  std::filesystem::path file(const std::string& name) const { return dir_.path() / name; }
-
-  // Each read model rebuilt from `stream` on `c` into `dir`: every domain table, ordered, and the
-  // versions applied per aggregate.
-  static std::vector<std::string> read_models(const connection& c,
-                                              const std::filesystem::path& dir) {
-    std::vector<std::string> out;
-    for (const auto& p : order_system::read_models()) {
-      auto r = rebuild(c, p, {.stream = "ORDERS", .database = dir / (p.name() + ".db")});
-      EXPECT_TRUE(r) << r.error();
-      if (!r) continue;
-      auto db = open_read_model(r->file);
-      EXPECT_TRUE(db) << db.error();
-      if (!db) continue;
-      for (const char* table : {"orders", "order_lines", "customers", "products"}) {
-        auto rows = db->query(fmt::format("SELECT * FROM {} ORDER BY 1, 2", table));
-        if (!rows) continue;  // not this read model's table
-        for (const auto& row : *rows) {
-          std::string line = fmt::format("{} {}:", p.name(), table);
-          for (std::size_t i = 0; i < row.size(); ++i)
-            line += sqlite::detail::to_text(row[i]) + "|";
-          out.push_back(line);
-        }
-      }
-      auto applied = db->query(
-          "SELECT aggregate_type, aggregate_id, version, sequence FROM applied_versions ORDER BY "
-          "1, 2");
-      EXPECT_TRUE(applied) << applied.error();
-      if (applied)
-        for (const auto& row : *applied)
-          out.push_back(
-              fmt::format("{} applied: {}|{}|{}", p.name(), sqlite::detail::to_text(row[1]),
-                          sqlite::detail::to_text(row[2]), sqlite::detail::to_text(row[3])));
-    }
-    return out;
-  }
-
-  std::optional<event_store> store_;
-};
 
 TEST_F(backup_test, ABackupTakenWhileWritingRestoresToTheSameAggregatesAndReadModels) {
   seed(60);
@@ -282,87 +161,55 @@ TEST_F(backup_test, ARestoreContinuesAStreamHoldingTheFirstCommitsOfItsFile) {
             messages(*conn_, "ORDERS", full->last_sequence));
 }
 
-TEST_F(backup_test, ABackupNeverOverwritesAFileAndNamesAMissingStream) {
-  std::ofstream(file("exists.jsbk")) << "keep me";
-  seed(1);
-  auto r = backup(*conn_, "ORDERS", file("exists.jsbk"));
-  ASSERT_FALSE(r);
-  EXPECT_TRUE(r.error().is(errc::invalid_argument)) << r.error();
-  std::ifstream in(file("exists.jsbk"));
-  std::string text((std::istreambuf_iterator<char>(in)), {});
-  EXPECT_EQ(text, "keep me");
-  auto missing = backup(*conn_, "NOPE", file("nope.jsbk"));
-  ASSERT_FALSE(missing);
-  EXPECT_TRUE(missing.error().is(errc::not_found)) << missing.error();
-  EXPECT_FALSE(std::filesystem::exists(file("nope.jsbk")));
-  EXPECT_FALSE(std::filesystem::exists(file("nope.jsbk.partial")));
-}
-
-// A damaged file: refused with errc::corrupt before anything is written (the target stream is
-// not even created).
-class damaged_backup_test : public backup_test {
- protected:
-  std::string bytes_of(const std::filesystem::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(in)), {});
+TEST_F(backup_test, AStreamWithGapsIsRestoredInOrderAndRenumbered) {
+  // Not a stream jetsource made (those deny deletes): one with the same shape whose messages 2
+  // and 4 were deleted.
+  auto* js = detail::state_of(*conn_)->js.get();
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  const char* subjects[] = {"gappy.>"};
+  cfg.Name = "GAPPY";
+  cfg.Description = "jetsource event store; partitions=4";
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Storage = js_FileStorage;
+  cfg.AllowDirect = true;
+  cfg.Duplicates = std::chrono::nanoseconds{120s}.count();
+  ASSERT_EQ(js_AddStream(nullptr, js, &cfg, nullptr, nullptr), NATS_OK);
+  for (int i = 1; i <= 5; ++i) {
+    natsMsg* raw = nullptr;
+    auto body = fmt::format("commit {}", i);
+    ASSERT_EQ(natsMsg_Create(&raw, fmt::format("gappy.T.0.a-{}", i).c_str(), nullptr, body.data(),
+                             static_cast<int>(body.size())),
+              NATS_OK);
+    detail::msg_ptr m(raw);
+    natsMsgHeader_Set(m.get(), "Nats-Msg-Id", fmt::format("id-{}", i).c_str());
+    ASSERT_EQ(js_PublishMsg(nullptr, js, m.get(), nullptr, nullptr), NATS_OK);
   }
-  void write(const std::filesystem::path& p, const std::string& b) {
-    std::ofstream(p, std::ios::binary | std::ios::trunc) << b;
-  }
-  // Restores `damaged` into a fresh server: must fail with errc::corrupt mentioning `what`, and
-  // leave the server without the stream.
-  void expect_refused(const std::filesystem::path& damaged, std::string_view what) {
-    auto v = verify_backup(damaged);
-    ASSERT_FALSE(v);
-    EXPECT_TRUE(v.error().is(errc::corrupt)) << v.error();
-    second_server target;
-    ASSERT_TRUE(target.conn);
-    auto r = restore(*target.conn, damaged);
-    ASSERT_FALSE(r) << "a damaged file was restored";
-    EXPECT_TRUE(r.error().is(errc::corrupt)) << r.error();
-    EXPECT_NE(r.error().message.find(what), std::string::npos) << r.error();
-    EXPECT_NE(r.error().message.find("nothing written"), std::string::npos) << r.error();
-    EXPECT_FALSE(stream_exists(*target.conn, "ORDERS")) << "the target stream was created";
-  }
-};
+  ASSERT_EQ(js_DeleteMsg(js, "GAPPY", 2, nullptr, nullptr), NATS_OK);
+  ASSERT_EQ(js_DeleteMsg(js, "GAPPY", 4, nullptr, nullptr), NATS_OK);
 
-TEST_F(damaged_backup_test, AFlippedByteInACommitsBodyIsRefusedByTheChecksum) {
-  seed(10);
-  ASSERT_TRUE(backup(*conn_, "ORDERS", file("full.jsbk")));
-  auto b = bytes_of(file("full.jsbk"));
-  // A byte inside a commit's JSON body, well inside the file: its structure stays valid, only
-  // the checksum can tell.
-  auto at = b.find("\"sku\":\"sku-", b.size() / 2);
-  ASSERT_NE(at, std::string::npos);
-  b[at + 7] = 'X';
-  write(file("flipped.jsbk"), b);
-  expect_refused(file("flipped.jsbk"), "checksum mismatch");
-}
+  auto full = backup(*conn_, "GAPPY", file("gappy.jsbk"));
+  ASSERT_TRUE(full) << full.error();
+  EXPECT_EQ(full->records, 3u);
+  EXPECT_EQ(full->last_sequence, 5u);
+  // An incremental backup must continue an existing message.
+  auto inc = backup(*conn_, "GAPPY", file("inc.jsbk"), {.from_sequence = 3});
+  ASSERT_FALSE(inc);
+  EXPECT_TRUE(inc.error().is(errc::not_found)) << inc.error();
 
-TEST_F(damaged_backup_test, ATruncatedFileIsRefused) {
-  seed(10);
-  ASSERT_TRUE(backup(*conn_, "ORDERS", file("full.jsbk")));
-  auto b = bytes_of(file("full.jsbk"));
-  write(file("cut-end.jsbk"), b.substr(0, b.size() - 10));  // in the checksum
-  expect_refused(file("cut-end.jsbk"), "truncated");
-  write(file("cut-middle.jsbk"), b.substr(0, b.size() / 2));  // inside a record
-  expect_refused(file("cut-middle.jsbk"), "truncated");
-  write(file("empty.jsbk"), "");
-  expect_refused(file("empty.jsbk"), "truncated");
-}
-
-TEST_F(damaged_backup_test, AFileThatIsNotABackupIsRefusedByItsMagic) {
-  seed(2);
-  ASSERT_TRUE(backup(*conn_, "ORDERS", file("full.jsbk")));
-  auto b = bytes_of(file("full.jsbk"));
-  b[0] = 'X';
-  write(file("magic.jsbk"), b);
-  expect_refused(file("magic.jsbk"), "does not start with JSBACKUP");
-  write(file("text.jsbk"), "hello, this is not a backup at all\n");
-  expect_refused(file("text.jsbk"), "JSBACKUP");
-  auto missing = verify_backup(file("missing.jsbk"));
-  ASSERT_FALSE(missing);
-  EXPECT_TRUE(missing.error().is(errc::not_found)) << missing.error();
+  second_server target;
+  ASSERT_TRUE(target.conn);
+  auto r = restore(*target.conn, file("gappy.jsbk"));
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_TRUE(r->renumbered);
+  EXPECT_EQ(r->last_sequence, 3u);
+  auto restored = messages(*target.conn, "GAPPY", 3);
+  ASSERT_EQ(restored.size(), 3u);
+  const int original[] = {1, 3, 5};
+  for (std::size_t k = 0; k < 3; ++k)
+    EXPECT_EQ(restored[k], fmt::format("{} gappy.T.0.a-{} Nats-Msg-Id=id-{} commit {}", k + 1,
+                                       original[k], original[k], original[k]));
 }
 
 }  // namespace

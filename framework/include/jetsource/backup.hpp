@@ -112,18 +112,22 @@ struct restore_options {
 
 struct restore_summary {
   std::string stream;
-  std::uint64_t records = 0;
-  std::uint64_t first_sequence = 0, last_sequence = 0;  ///< in the restored stream
+  std::uint64_t records = 0;  ///< commits published by this call (0: the stream held them all)
+  /// The sequences they got in the restored stream (first 0 when none was published; last: the
+  /// stream's last sequence).
+  std::uint64_t first_sequence = 0, last_sequence = 0;
   bool renumbered = false;  ///< the original had gaps: restored sequences differ
   double seconds = 0;
 };
 
-/// Verifies the whole file first (nothing is written when it is damaged), then: a full backup
-/// creates the stream (recorded configuration, `options.stream` as its name) and must find it
-/// absent or empty (errc::conflict otherwise); an incremental one must find the stream ending
-/// exactly at the commit it continues (errc::conflict otherwise). Publishes every commit in
+/// Verifies the whole file first (nothing is written when it is damaged: errc::corrupt), then: a
+/// full backup creates the stream (recorded configuration, `options.stream` as its name) and
+/// must find it absent or empty; an incremental one must find the stream ending exactly at the
+/// commit it continues. A stream already holding this file's first commits (an interrupted
+/// restore) is continued after them; anything else is errc::conflict. Publishes every commit in
 /// order with its subject, headers and body; each publish expects the stream's last sequence
-/// (Nats-Expected-Last-Sequence), so the order is exact.
+/// (Nats-Expected-Last-Sequence), so the order is exact. errc::invalid_argument when two commits
+/// share a Nats-Msg-Id (the server would drop the second).
 result<restore_summary> restore(const connection& conn, const std::filesystem::path& path,
                                 const restore_options& options = {});
 
