@@ -67,7 +67,9 @@ result<void> read_stream(const connection_state& cs, const stream_state& st, std
   subscription_ptr sub(raw);
   if (s != NATS_OK)
     return nats_error(s, fmt::format("back up {} (ordered consumer)", st.config.name), jerr);
-  natsSubscription_SetPendingLimits(sub.get(), -1, 256 << 20);
+  // Flow control bounds what the server sends ahead; no client-side limit on top (nats.c's default
+  // 65 536 messages would drop a burst of small ones as a slow consumer).
+  natsSubscription_SetPendingLimits(sub.get(), -1, -1);
   const auto wait = std::max<std::int64_t>(cs.options.request_timeout.count(), 5000);
   for (;;) {
     natsMsg* next = nullptr;
@@ -92,6 +94,12 @@ result<void> read_stream(const connection_state& cs, const stream_state& st, std
       return w;
     }
     if (meta->n.stream_sequence == last) break;
+    // Nothing pending before `last`: it was deleted (in a stream that allows it) if the server
+    // no longer has it; then every message up to it was delivered.
+    if (meta->n.pending == 0) {
+      auto at_last = message_at(cs.js.get(), st.config.name, last);
+      if (at_last && !*at_last) break;
+    }
   }
   close_consumer(cs.nc.get(), std::move(sub));
   return success();
