@@ -117,6 +117,11 @@ TEST_F(BackupCliTest, BadFilesAndTargetsGetTheirExitCodesAndWriteNothing) {
   EXPECT_EQ(full.code, 2) << full.err;
   EXPECT_NE(full.err.find("already has 1 messages"), std::string::npos) << full.err;
 
+  // A new name on the server holding the original: both would take orders.>: 2, nothing made.
+  auto copy = run({"restore", path("full.jsbk"), "--stream", "COPY"});
+  EXPECT_EQ(copy.code, 2) << copy.err;
+  EXPECT_NE(copy.err.find("already takes the subjects orders.>"), std::string::npos) << copy.err;
+
   // --help names the exit codes.
   auto help = run({"restore", "--help"});
   EXPECT_EQ(help.code, 0);

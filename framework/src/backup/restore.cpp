@@ -108,8 +108,15 @@ result<void> create_stream(const connection& conn, const std::string& name,
   o.replicas = c.replicas;
   o.duplicate_window = std::chrono::duration_cast<std::chrono::seconds>(c.duplicate_window);
   auto s = event_store::open(conn, o);  // creates it, or verifies it is the recorded one
-  if (!s) return std::move(s).error();
-  return success();
+  if (s) return success();
+  auto e = std::move(s).error();
+  if (e.message.find("jetstream error 10065") != std::string::npos)  // subjects overlap
+    return make_error(errc::conflict,
+                      "restore into {}: another stream on this server already takes the subjects "
+                      "{}.> (restore under a new name on another server, or remove that stream): "
+                      "{}",
+                      name, c.subject_prefix, e.message);
+  return e;
 }
 
 result<msg_ptr> message_of(const record& r, std::uint64_t expected_last) {
