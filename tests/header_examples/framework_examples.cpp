@@ -1,6 +1,7 @@
 // Compiles the examples in the banners of framework/include/jetsource/*.hpp (see CMakeLists.txt):
 // each .inc is a header's example, placed where what it uses is declared.
 #include <jetsource/aggregate.hpp>
+#include <jetsource/backup.hpp>
 #include <jetsource/connection.hpp>
 #include <jetsource/event.hpp>
 #include <jetsource/event_store.hpp>
@@ -25,6 +26,12 @@ void example(jetsource::event_store& store, const jetsource::commit& c) {
 #include "jetsource_result_hpp.inc"
 }
 }  // namespace result_example
+
+namespace backup_example {
+void example(const jetsource::connection& conn, const jetsource::connection& other_conn) {
+#include "jetsource_backup_hpp.inc"
+}
+}  // namespace backup_example
 
 namespace event_store_example {
 void example(const jetsource::connection& conn, const std::string& body) {

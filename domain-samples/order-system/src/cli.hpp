@@ -94,6 +94,9 @@ void add_serve_commands(CLI::App& app, action& chosen);
 /// `load` and `demo` (load_commands.cpp).
 void add_load_commands(CLI::App& app, action& chosen);
 
+/// `backup PATH` and `restore PATH` (backup_commands.cpp): the ORDERS stream to a file and back.
+void add_backup_commands(CLI::App& app, action& chosen);
+
 /// How the sample runs a read model: stream ORDERS, database DATA_DIR/<name>.db.
 jetsource::projector_options read_model_options(const globals& g, const jetsource::projection& p);
 

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   cli::add_query_commands(app, chosen);
   cli::add_serve_commands(app, chosen);
   cli::add_load_commands(app, chosen);
+  cli::add_backup_commands(app, chosen);
   cli::add_exit_code_footers(app);
   app.footer(cli::exit_codes_footer(
       {cli::exit_ok, cli::exit_failure, cli::exit_usage, cli::exit_rejected, cli::exit_not_found}));
