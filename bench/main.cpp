@@ -1,6 +1,7 @@
 // jetsource-bench: jetsource's write and read paths beside plain nats.c baselines, same run.
 //
-//   jetsource-bench <append-sync|append-async|load|execute|project|e2e-latency|rebuild|all>
+//   jetsource-bench <append-sync|append-async|load|execute|project|e2e-latency|rebuild|metrics|
+//                    all>
 //                   [--nats-url URL] [--events N]
 //                   [--payload-bytes B] [--runs R]
 //
@@ -123,21 +124,23 @@ int main(int argc, char** argv) {
       {"execute", bench::run_execute},
       {"project", bench::run_project},
       {"e2e-latency", bench::run_e2e_latency},
-      {"rebuild", bench::run_rebuild}};
+      {"rebuild", bench::run_rebuild},
+      {"metrics", bench::run_metrics}};
   std::string scenario, nats_url;
   bench::options opt;
   std::int64_t events = 0;
-  app.add_option(
-         "scenario", scenario,
-         "append-sync | append-async | load | execute | project | e2e-latency | rebuild | all")
+  app.add_option("scenario", scenario,
+                 "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
+                 "metrics | all")
       ->required()
       ->check(CLI::IsMember({"append-sync", "append-async", "load", "execute", "project",
-                             "e2e-latency", "rebuild", "all"}));
+                             "e2e-latency", "rebuild", "metrics", "all"}));
   app.add_option("--nats-url", nats_url, "NATS server URL (default: an embedded nats-server)");
   app.add_option("--events", events,
                  "events per run (append-sync 10000, append-async 100000, execute 100000 "
                  "commands; load: the big stream's size, 1000000; project 500000; "
-                 "e2e-latency 100000, i.e. 10 s at 10000/s; rebuild 1000000)")
+                 "e2e-latency 100000, i.e. 10 s at 10000/s; rebuild 1000000; metrics 20000000 "
+                 "operations)")
       ->check(CLI::PositiveNumber);
   app.add_option("--payload-bytes", opt.payload_bytes, "commit body size in bytes (default 200)")
       ->check(CLI::Range(1, 1 << 20));
@@ -185,7 +188,7 @@ int main(int argc, char** argv) {
       bench::env e{opt, &*conn, raw_nc, raw_js, fmt::format("{}", ::getpid())};
       if (scenario == "all") {
         for (const auto& name : {"append-sync", "append-async", "load", "execute", "project",
-                                 "e2e-latency", "rebuild"})
+                                 "e2e-latency", "rebuild", "metrics"})
           scenarios.at(name)(e);
       } else {
         scenarios.at(scenario)(e);

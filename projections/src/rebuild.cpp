@@ -104,6 +104,7 @@ projector_options replay_options(const rebuild_job& j, const std::filesystem::pa
   ro.sqlite.synchronous = sqlite::synchronous::off;  // a throwaway file until the switch
   ro.cumulative_acks = true;                         // one ack per group commit
   ro.on_committed = nullptr;
+  ro.metrics = nullptr;  // its series would repeat the live projector's
   return ro;
 }
 

@@ -4,6 +4,7 @@
 #include <jetsource/connection.hpp>
 #include <jetsource/event.hpp>
 #include <jetsource/event_store.hpp>
+#include <jetsource/metrics.hpp>
 #include <jetsource/repository.hpp>
 #include <jetsource/result.hpp>
 #include <jetsource/runtime.hpp>
@@ -25,6 +26,13 @@ void example(jetsource::event_store& store, const jetsource::commit& c) {
 #include "jetsource_result_hpp.inc"
 }
 }  // namespace result_example
+
+namespace metrics_example {
+std::string example() {
+#include "jetsource_metrics_hpp.inc"
+  return text;
+}
+}  // namespace metrics_example
 
 namespace event_store_example {
 void example(const jetsource::connection& conn, const std::string& body) {

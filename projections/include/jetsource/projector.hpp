@@ -15,6 +15,7 @@
 #pragma once
 
 #include <jetsource/connection.hpp>
+#include <jetsource/metrics.hpp>
 #include <jetsource/projection.hpp>
 #include <jetsource/result.hpp>
 #include <jetsource/sqlite.hpp>
@@ -64,6 +65,9 @@ struct projector_options {
   /// Called on a worker thread after each group commit, with the stream sequences it committed
   /// (applied, skipped as duplicates, or dead-lettered): for metrics. Keep it cheap.
   std::function<void(std::span<const std::uint64_t>)> on_committed;
+  /// where the projection's jetsource_projection_* series are reported, read at each scrape
+  /// (docs/operations.md, "Metrics"); nullptr: nowhere
+  metrics::registry* metrics = &metrics::default_registry();
 };
 
 /// One projection's state, for status commands (`projections status --json`).
