@@ -81,7 +81,8 @@ struct executed {
 // executor each have one mutex of their own, taken briefly and never while calling out (lock
 // order: stripe, then cache or executor). A command owns its copy of the aggregate (checked out
 // of the cache) until it puts it back. Async jobs run on the caller's thread or the executor's
-// worker; ack callbacks (a nats.c thread) only apply events and cache.
+// worker; ack callbacks (a nats.c thread) only apply events and cache. The meters (metrics) are
+// set in the constructor; recording on them is atomic, from any of those threads.
 template <aggregate A>
 class repository {
  public:
