@@ -164,9 +164,7 @@ registry::~registry() = default;
 
 registry::entry& registry::declare(std::string_view name, std::string_view help, kind k,
                                    const std::vector<std::string>& label_names) {
-  if (!valid_name(name, true)) refuse(fmt::format("invalid metric name '{}'", name));
-  check_labels(name, k, label_names);
-  auto it = families_.find(name);
+  auto it = families_.find(name);  // names found were checked when they were added
   if (it != families_.end()) {
     const auto& e = *it->second;
     if (e.type != k || e.label_names != label_names)
@@ -175,6 +173,8 @@ registry::entry& registry::declare(std::string_view name, std::string_view help,
                          fmt::join(label_names, ",")));
     return *it->second;
   }
+  if (!valid_name(name, true)) refuse(fmt::format("invalid metric name '{}'", name));
+  check_labels(name, k, label_names);
   auto e = std::make_unique<entry>();
   e->name = std::string(name);
   e->help = std::string(help);
