@@ -202,5 +202,6 @@ void run_project(const env& e);
 void run_e2e_latency(const env& e);
 void run_rebuild(const env& e);
 void run_soak(const env& e);
+void run_metrics(const env& e);  ///< no server used: recording cost only
 
 }  // namespace bench

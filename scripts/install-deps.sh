@@ -14,6 +14,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   libssl-dev
   clang-format
+  prometheus  # promtool: tests check the /metrics text and the alert rules with it
 )
 
 missing=()

@@ -20,7 +20,9 @@ void on_disconnected(natsConnection* nc, void*) {
   if (!natsConnection_IsClosed(nc)) detail::log()->warn("NATS disconnected; reconnecting");
 }
 // At the disconnect's level: whoever sees "disconnected" must also see its end.
-void on_reconnected(natsConnection* nc, void*) {
+// `counter`: jetsource_nats_reconnects_total, or null.
+void on_reconnected(natsConnection* nc, void* counter) {
+  if (counter != nullptr) static_cast<metrics::counter*>(counter)->inc();
   std::array<char, 256> url{};
   natsConnection_GetConnectedUrl(nc, url.data(), url.size());
   detail::log()->warn("NATS reconnected to {}", url.data());
@@ -92,7 +94,13 @@ result<detail::options_ptr> make_options(const connection_options& o) {
   }
   JETSOURCE_TRY(check(natsOptions_SetSendAsap(p, o.send_asap), "send asap"));
   JETSOURCE_TRY(check(natsOptions_SetDisconnectedCB(p, on_disconnected, nullptr), "callbacks"));
-  JETSOURCE_TRY(check(natsOptions_SetReconnectedCB(p, on_reconnected, nullptr), "callbacks"));
+  metrics::counter* reconnects = nullptr;
+  if (o.metrics != nullptr)
+    reconnects = &o.metrics
+                      ->counters("jetsource_nats_reconnects_total",
+                                 "Times the NATS connection was re-established after a loss.")
+                      .with({});
+  JETSOURCE_TRY(check(natsOptions_SetReconnectedCB(p, on_reconnected, reconnects), "callbacks"));
   JETSOURCE_TRY(check(natsOptions_SetClosedCB(p, on_closed, nullptr), "callbacks"));
   JETSOURCE_TRY(check(natsOptions_SetErrorHandler(p, on_error, nullptr), "callbacks"));
   return opts;

@@ -189,6 +189,7 @@ result<projector> projector::start(const connection& conn, projection p, project
   s->db.emplace(std::move(db));
   s->opts = std::move(o);
   JETSOURCE_TRY(detail::start_engine(*s));
+  if (s->opts.metrics) s->metrics_watch = detail::watch_projector(*s, *s->opts.metrics);
   return projector(std::move(s));
 }
 
@@ -231,6 +232,7 @@ result<bool> projector::adopt_rebuild() {
     catch_up.consumer = std::move(rebuilder);
     catch_up.on_committed = nullptr;
     catch_up.on_fetched = nullptr;
+    catch_up.metrics = nullptr;  // a passing projector on the rebuilt file
     JETSOURCE_TRY(rebuilt, start(conn, p, catch_up));
     JETSOURCE_TRY(rebuilt.wait_for(position, std::chrono::minutes(5)));
     JETSOURCE_TRY(rebuilt.stop());

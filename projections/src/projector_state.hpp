@@ -16,6 +16,8 @@
 // - failure: guarded by failure_mutex; `failed` mirrors it for cheap checks.
 // - Atomics, any thread: buffered, mark, events_applied, duplicates, events_per_s,
 //   slots[i]->held, stopping, failed, stop_deadline, consumer_gone.
+// - metrics_watch: set by start(); its collector runs on a scraping thread and reads atomics,
+//   db (under db_mutex) and the consumer's info.
 // Lock order: stop_mutex (stop() only) -> db_mutex -> done_mutex; failure_mutex and mark_mutex
 // are never held together (fail() takes them one after the other) nor with the others.
 #pragma once
@@ -26,6 +28,7 @@
 #include "files.hpp"
 #include "keyed_workers.hpp"
 #include "nats/handles.hpp"
+#include "projector_metrics.hpp"
 #include "pull_fetcher.hpp"
 
 #include <atomic>
@@ -100,6 +103,9 @@ struct projector_state {
   mutable std::mutex failure_mutex;
   std::optional<error> failure;
   std::atomic<bool> failed{false};
+
+  // Last: unregistered (waiting for a scrape that reads the members above) before they go.
+  metrics::collector_handle metrics_watch;
 
   // -- fetch_loop.cpp --------------------------------------------------------------------------
   void run_fetcher();

@@ -105,6 +105,7 @@ projector_options replay_options(const rebuild_job& j, const std::filesystem::pa
   ro.cumulative_acks = true;                         // one ack per group commit
   ro.on_committed = nullptr;
   ro.on_fetched = nullptr;
+  ro.metrics = nullptr;  // its series would repeat the live projector's
   return ro;
 }
 

@@ -5,6 +5,7 @@
 #include <jetsource/connection.hpp>
 #include <jetsource/event.hpp>
 #include <jetsource/event_store.hpp>
+#include <jetsource/metrics.hpp>
 #include <jetsource/repository.hpp>
 #include <jetsource/result.hpp>
 #include <jetsource/runtime.hpp>
@@ -32,6 +33,12 @@ void example(const jetsource::connection& conn, const jetsource::connection& oth
 #include "jetsource_backup_hpp.inc"
 }
 }  // namespace backup_example
+namespace metrics_example {
+std::string example() {
+#include "jetsource_metrics_hpp.inc"
+  return text;
+}
+}  // namespace metrics_example
 
 namespace event_store_example {
 void example(const jetsource::connection& conn, const std::string& body) {

@@ -12,6 +12,7 @@
 // clang-format on
 #pragma once
 
+#include <jetsource/metrics.hpp>
 #include <jetsource/result.hpp>
 
 #include <chrono>
@@ -47,6 +48,8 @@ struct connection_options {
   /// keep trying in the background if the first connect fails
   bool retry_on_failed_connect = false;
   bool send_asap = true;  ///< flush each publish at once (nats.c otherwise batches ~1 ms)
+  /// where jetsource_nats_reconnects_total is counted; nullptr: nowhere
+  metrics::registry* metrics = &metrics::default_registry();
 };
 
 namespace detail {

@@ -16,9 +16,11 @@
 
 #include <jetsource/aggregate.hpp>
 #include <jetsource/detail/aggregate_cache.hpp>
+#include <jetsource/detail/command_meters.hpp>
 #include <jetsource/detail/keyed_executor.hpp>
 #include <jetsource/event.hpp>
 #include <jetsource/event_store.hpp>
+#include <jetsource/metrics.hpp>
 #include <jetsource/result.hpp>
 
 #include <algorithm>
@@ -46,6 +48,9 @@ struct repository_options {
   int timeout_retries = 2;           ///< re-sends of the same commit after an ack timeout
   std::uint64_t snapshot_every = 0;  ///< snapshot after every N events; 0 = never
   int snapshot_schema = 1;           ///< bump when the aggregate's serialised state changes shape
+  /// where jetsource_commands_total and jetsource_append_duration_seconds are recorded
+  /// (docs/operations.md, "Metrics"); nullptr: nowhere
+  metrics::registry* metrics = &metrics::default_registry();
 };
 
 /// Metadata a caller can attach to a command.
@@ -76,7 +81,8 @@ struct executed {
 // executor each have one mutex of their own, taken briefly and never while calling out (lock
 // order: stripe, then cache or executor). A command owns its copy of the aggregate (checked out
 // of the cache) until it puts it back. Async jobs run on the caller's thread or the executor's
-// worker; ack callbacks (a nats.c thread) only apply events and cache.
+// worker; ack callbacks (a nats.c thread) only apply events and cache. The meters (metrics) are
+// set in the constructor; recording on them is atomic, from any of those threads.
 template <aggregate A>
 class repository {
  public:
@@ -87,6 +93,7 @@ class repository {
       : store_(store),
         options_(options),
         cache_(options.cache_capacity),
+        meters_(options.metrics, A::type_name),
         executor_([this](std::shared_ptr<detail::queued_job> j) {
           run(std::static_pointer_cast<async_job>(std::move(j)));
         }) {}
@@ -124,23 +131,12 @@ class repository {
   template <command_for<A> C>
   result<executed> execute(std::string_view id, const C& command, const command_context& ctx = {}) {
     auto valid = store_.subject_of(A::type_name, id);
-    if (!valid) return std::move(valid).error();
-    command_state cs(std::string(id), ctx);
-    std::lock_guard serial(stripe_for(cs.key));
-    auto decide = [&command](const A& a) { return a.handle(command); };
-    while (++cs.attempt <= options_.max_attempts) {
-      round r = decide_round(cs, decide);
-      if (auto* answer = std::get_if<result<executed>>(&r)) return std::move(*answer);
-      auto* c = std::get_if<commit>(&r);
-      if (c == nullptr) continue;  // a stale cached copy, caught up: decide again
-      auto appended = append_retrying(*c);
-      if (!appended && appended.error().is(errc::conflict)) {
-        after_conflict(cs);
-        continue;
-      }
-      return settle(cs, std::move(appended));
+    if (!valid) {
+      meters_.count(detail::command_outcome::failed);
+      return std::move(valid).error();
     }
-    return too_many_conflicts(cs);
+    command_state cs(std::string(id), ctx);
+    return counted(cs, execute_now(cs, command));
   }
 
   /// Drops an aggregate from the in-memory cache.
@@ -157,7 +153,10 @@ class repository {
   result<void> execute_async(std::string_view id, C command, execute_callback done,
                              command_context ctx = {}) {
     auto valid = store_.subject_of(A::type_name, id);
-    if (!valid) return std::move(valid).error();
+    if (!valid) {
+      meters_.count(detail::command_outcome::failed);
+      return std::move(valid).error();
+    }
     auto job = std::make_shared<async_job>(std::string(id), std::move(ctx));
     job->done = std::move(done);
     job->decide = [command = std::move(command)](const A& a) -> decision<event> {
@@ -191,12 +190,46 @@ class repository {
     std::optional<loaded<A>> current;
     bool fresh = false;  // current was read from the stream for this command
     int attempt = 0;
-    std::vector<event> events;  // of the commit in flight
+    int conflicts = 0;                             // appends refused by the concurrency check
+    std::vector<event> events;                     // of the commit in flight
+    std::chrono::steady_clock::time_point sent{};  // when its async append was sent
   };
 
   // What one round came to: nothing yet (a stale cached copy was caught up: decide again), the
   // command's answer, or the commit to append.
   using round = std::variant<std::monostate, result<executed>, commit>;
+
+  template <command_for<A> C>
+  result<executed> execute_now(command_state& cs, const C& command) {
+    std::lock_guard serial(stripe_for(cs.key));
+    auto decide = [&command](const A& a) { return a.handle(command); };
+    while (++cs.attempt <= options_.max_attempts) {
+      round r = decide_round(cs, decide);
+      if (auto* answer = std::get_if<result<executed>>(&r)) return std::move(*answer);
+      auto* c = std::get_if<commit>(&r);
+      if (c == nullptr) continue;  // a stale cached copy, caught up: decide again
+      auto appended = append_retrying(*c);
+      if (!appended && appended.error().is(errc::conflict)) {
+        after_conflict(cs);
+        continue;
+      }
+      return settle(cs, std::move(appended));
+    }
+    return too_many_conflicts(cs);
+  }
+
+  // Counts a command's outcome (jetsource_commands_total) and hands it on.
+  result<executed> counted(const command_state& cs, result<executed> r) {
+    using o = detail::command_outcome;
+    if (!meters_.on()) return r;
+    if (!r)
+      meters_.count(r.error().rejection ? o::rejected : o::failed);
+    else if (r->status == append_status::already_appended)
+      meters_.count(o::already_appended);
+    else
+      meters_.count(cs.conflicts > 0 ? o::conflict_retried : o::appended);
+    return r;
+  }
 
   // Takes the copy (cache, else the stream), decides, and encodes the events into a commit. A
   // rejection or an empty decision made on a cached copy is confirmed against the stream first.
@@ -244,6 +277,7 @@ class repository {
   // Someone else appended first: back off a little (writers that keep colliding spread out) and
   // read what they appended; the next round decides again.
   void after_conflict(command_state& cs) {
+    ++cs.conflicts;
     backoff(cs.attempt);
     if (!catch_up(cs.key, *cs.current)) cs.current.reset();
     cs.fresh = true;
@@ -345,7 +379,10 @@ class repository {
   // lands at most once thanks to the stream's duplicate window.
   result<append_result> append_retrying(const commit& c) {
     for (int i = 0;; ++i) {
+      std::chrono::steady_clock::time_point sent{};
+      if (meters_.on()) sent = std::chrono::steady_clock::now();
       auto r = store_.append(c);
+      if (meters_.on()) meters_.append_took(std::chrono::steady_clock::now() - sent);
       if (r || !r.error().is(errc::timeout) || i >= options_.timeout_retries) return r;
     }
   }
@@ -381,6 +418,7 @@ class repository {
       if (auto* answer = std::get_if<result<executed>>(&r)) return finish(job, std::move(*answer));
       auto* c = std::get_if<commit>(&r);
       if (c == nullptr) continue;
+      if (meters_.on()) cs.sent = std::chrono::steady_clock::now();
       auto started = store_.append_async(
           std::move(*c), [this, job](result<append_result> a) { on_ack(job, std::move(a)); });
       if (!started) {
@@ -394,6 +432,7 @@ class repository {
 
   // On the store's ack thread: only in-memory work here; anything that reads goes to the worker.
   void on_ack(const std::shared_ptr<async_job>& job, result<append_result> r) {
+    if (meters_.on()) meters_.append_took(std::chrono::steady_clock::now() - job->cmd.sent);
     if (!r && r.error().is(errc::conflict)) {
       executor_.post([this, job] {
         after_conflict(job->cmd);
@@ -406,6 +445,7 @@ class repository {
 
   // Reports a job's outcome, then lets the aggregate's next queued job start (on the worker).
   void finish(const std::shared_ptr<async_job>& job, result<executed> r) {
+    r = counted(job->cmd, std::move(r));
     if (job->done) job->done(std::move(r));
     executor_.finished(job->cmd.key);
   }
@@ -413,6 +453,7 @@ class repository {
   event_store& store_;
   repository_options options_;
   detail::aggregate_cache<loaded<A>> cache_;
+  detail::command_meters meters_;
   std::array<std::mutex, 256> stripes_;  // commands on one aggregate, one at a time (execute)
   // Last: destroyed first, it waits for the async commands that still use the members above.
   detail::keyed_executor executor_;

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <jetsource/connection.hpp>
+#include <jetsource/metrics.hpp>
 #include <jetsource/projection.hpp>
 #include <jetsource/result.hpp>
 #include <jetsource/sqlite.hpp>
@@ -67,6 +68,9 @@ struct projector_options {
   /// Called on the fetcher thread with the stream sequence of each delivery as it goes to its
   /// worker: for latency tracing (jetsource-bench soak). Keep it very cheap.
   std::function<void(std::uint64_t)> on_fetched;
+  /// where the projection's jetsource_projection_* series are reported, read at each scrape
+  /// (docs/operations.md, "Metrics"); nullptr: nowhere
+  metrics::registry* metrics = &metrics::default_registry();
 };
 
 /// One projection's state, for status commands (`projections status --json`).
