@@ -12,6 +12,7 @@ packages=(
   libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev
+  libcpp-httplib-dev
   clang-format
 )
 
