@@ -11,6 +11,8 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/socket.h>
+
 #include <atomic>
 #include <csignal>
 #include <regex>
@@ -120,6 +122,12 @@ struct server::state {
     // peer's delayed ACK hold the body ~40 ms (measured: 280 requests/s on 8 connections).
     http.set_tcp_nodelay(true);
     http.set_keep_alive_max_count(1000);
+    // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, with which a second server on
+    // the same port starts silently and the kernel splits the connections between the two.
+    http.set_socket_options([](int sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     auto to_dispatch = [this](const httplib::Request& req, httplib::Response& res) {
       dispatch(req, res);
     };
