@@ -7,6 +7,8 @@
 
 #include "cli.hpp"
 
+#include <future>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,6 +36,27 @@ jetsource::result<jetsource::executed> run_command(context& ctx, const std::stri
                                                    const std::string& command_id) {
   JETSOURCE_TRY(orders, ctx.orders());
   auto r = orders->execute(id, command, {.command_id = command_id});
+  if (r || command_id.empty() || !r.error().is(jetsource::errc::rejected)) return r;
+  auto earlier = landed(ctx, id, command_id);
+  if (!earlier) return std::move(earlier).error();
+  if (*earlier) return **earlier;
+  return r;
+}
+
+/// As run_command, through repository::execute_async (pipelined: the caller's thread waits for
+/// the outcome, while commands from other threads share the store's in-flight window).
+template <class Command>
+jetsource::result<jetsource::executed> run_command_pipelined(context& ctx, const std::string& id,
+                                                             const Command& command,
+                                                             const std::string& command_id) {
+  JETSOURCE_TRY(orders, ctx.orders());
+  auto outcome = std::make_shared<std::promise<jetsource::result<jetsource::executed>>>();
+  auto done = outcome->get_future();
+  JETSOURCE_TRY(orders->execute_async(
+      id, command,
+      [outcome](jetsource::result<jetsource::executed> r) { outcome->set_value(std::move(r)); },
+      {.command_id = command_id}));
+  auto r = done.get();
   if (r || command_id.empty() || !r.error().is(jetsource::errc::rejected)) return r;
   auto earlier = landed(ctx, id, command_id);
   if (!earlier) return std::move(earlier).error();

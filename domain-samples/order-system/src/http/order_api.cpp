@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <cstdlib>
 #include <limits>
 
 namespace order_system::cli {
@@ -123,9 +124,10 @@ void add_operations_routes(order_api::state& s) {
   auto& server = *s.server;
   server.route("GET", "/healthz", [](const http::request&) { return ok(200, {{"status", "ok"}}); });
   server.route("GET", "/readyz", [&s](const http::request&) { return ready(s); });
-  // The metrics library plugs in here at merge; until then an empty exposition.
-  server.route("GET", "/metrics", [](const http::request&) {
-    return http::response{200, "text/plain; version=0.0.4", "", {}};
+  // The metrics library plugs in through options.render_metrics; without it, an empty body.
+  server.route("GET", "/metrics", [&s](const http::request&) {
+    auto& render = s.options.render_metrics;
+    return http::response{200, "text/plain; version=0.0.4", render ? render() : "", {}};
   });
   server.route("GET", "/projections", [&s](const http::request&) {
     auto all = statuses_view(*s.conn, s.ctx.options());
@@ -185,10 +187,13 @@ jetsource::result<std::unique_ptr<order_api>> order_api::start(
   return std::unique_ptr<order_api>(new order_api(std::move(s)));
 }
 
-jetsource::result<std::unique_ptr<order_api>> serve_http(
-    context& ctx, std::string_view listen, std::vector<jetsource::projector>& running) {
+jetsource::result<std::unique_ptr<order_api>> serve_http(context& ctx, std::string_view listen,
+                                                         std::vector<jetsource::projector>& running,
+                                                         order_api_options options) {
   if (listen.empty()) return std::unique_ptr<order_api>{};
-  JETSOURCE_TRY(api, order_api::start(ctx, listen, running));
+  if (const char* m = std::getenv("JETSOURCE_HTTP_PIPELINED"))
+    options.pipelined = *m == '1';  // a measurement switch (ADR 0013)
+  JETSOURCE_TRY(api, order_api::start(ctx, listen, running, std::move(options)));
   auto address = parse_listen(listen);
   fmt::print(stderr, "order-system: HTTP API on http://{}:{} (docs/http-api.md)\n",
              address ? address->first : std::string(listen), api->port());

@@ -16,18 +16,23 @@
 #include <jetsource/http/server.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
 namespace order_system::cli {
 
 struct order_api_options {
-  std::size_t threads = 16;                      ///< requests handled at once
-  std::size_t max_body_bytes = 64 * 1024;        ///< larger request bodies: 413
-  std::uint64_t ready_max_pending = 1000;        ///< /readyz: at most this many messages behind
-  std::chrono::milliseconds max_wait{30'000};    ///< the longest ?wait_ms= honoured
+  std::size_t threads = 16;                    ///< requests handled at once
+  std::size_t max_body_bytes = 64 * 1024;      ///< larger request bodies: 413
+  std::uint64_t ready_max_pending = 1000;      ///< /readyz: at most this many messages behind
+  std::chrono::milliseconds max_wait{30'000};  ///< the longest ?wait_ms= honoured
+  bool pipelined = false;  ///< commands through execute_async, or execute (ADR 0013)
   jetsource::http::request_observer on_request;  ///< after each response (metrics)
+  /// GET /metrics's body (Prometheus text exposition); unset: an empty body.
+  std::function<std::string()> render_metrics;
 };
 
 class order_api {
@@ -56,7 +61,8 @@ class order_api {
 
 /// `serve --http LISTEN`: starts the API and says on stderr where it listens; nullptr when
 /// `listen` is empty (no --http).
-jetsource::result<std::unique_ptr<order_api>> serve_http(
-    context& ctx, std::string_view listen, std::vector<jetsource::projector>& running);
+jetsource::result<std::unique_ptr<order_api>> serve_http(context& ctx, std::string_view listen,
+                                                         std::vector<jetsource::projector>& running,
+                                                         order_api_options options = {});
 
 }  // namespace order_system::cli

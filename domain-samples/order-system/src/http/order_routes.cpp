@@ -30,7 +30,8 @@ http::response execute(order_api::state& s, const http::request& r, const std::s
     return http::problem(503,
                          "the event store is unavailable: not connected to NATS "
                          "(reconnecting); nothing was stored");
-  auto done = run_command(s.ctx, id, command, key);
+  auto done = s.options.pipelined ? run_command_pipelined(s.ctx, id, command, key)
+                                  : run_command(s.ctx, id, command, key);
   if (!done) return problem_of(done.error());
   nlohmann::ordered_json body;
   if (with_id) body["order_id"] = id;
