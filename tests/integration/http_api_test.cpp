@@ -373,12 +373,17 @@ TEST_F(HttpApiTest, StoreUnavailableIs503) {
 TEST_F(HttpApiTest, SigtermFinishesTheRequestInFlight) {
   start_serve();
   auto created = create_o1();
-  // A query that waits for a sequence nobody writes: in flight for ~1.5 s, then a 504.
+  // One keep-alive connection, already being served by a worker (its first answer came back),
+  // then a query on it that waits for a sequence nobody writes: in flight ~1.5 s, then a 504.
+  auto c = client();
+  c.set_keep_alive(true);
+  ASSERT_EQ(c.Get("/healthz")->status, 200);
   auto in_flight = std::async(std::launch::async, [&] {
-    return get("/orders/o-1?min_sequence=" + std::to_string(created + 1) + "&wait_ms=1500");
+    return c.Get(
+        ("/orders/o-1?min_sequence=" + std::to_string(created + 1) + "&wait_ms=1500").c_str());
   });
-  // Give the request time to reach the server (if it did not, the test fails: a connection the
-  // stopped server never read is closed unanswered).
+  // Time for the request to cross the loopback (if it did not, the test fails: a request the
+  // stopping server never read is closed unanswered).
   std::this_thread::sleep_for(std::chrono::milliseconds{300});
   ASSERT_EQ(::kill(serve_, SIGTERM), 0);
   auto r = in_flight.get();
