@@ -7,10 +7,12 @@
 // threads (one request per thread at a time), so they must be safe to call from several threads
 // at once. start() and stop() belong to the thread that owns the server.
 //
+// clang-format off
 //   jetsource::http::server api{{.host = "127.0.0.1", .port = 8080}};
 //   api.route("GET", "/orders/{id}", [](const jetsource::http::request& r) {
 //     return jetsource::http::json(200, R"({"order_id":")" + r.param("id") + "\"}"); });
 //   if (auto ok = api.start(); !ok) { /* ok.error(): the port is taken, ... */ }
+// clang-format on
 #pragma once
 
 #include <jetsource/result.hpp>
