@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev
   libssl-dev
+  libcpp-httplib-dev
   clang-format
   prometheus  # promtool: tests check the /metrics text and the alert rules with it
 )

@@ -2,6 +2,7 @@
 // run through repository::execute (load, decide, append; conflicts with other writers are
 // retried inside). --command-id makes a retry land once; --json prints where the command landed.
 #include "cli.hpp"
+#include "order_service.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -14,6 +15,32 @@
 #include <vector>
 
 namespace order_system::cli {
+
+// "ord-" and 16 random hex digits.
+std::string new_order_id() {
+  std::random_device rd;
+  std::uint64_t bits = (std::uint64_t{rd()} << 32) | rd();
+  return fmt::format("ord-{:016x}", bits);
+}
+
+// "ord-" and 16 hex digits of the command id's FNV-1a hash.
+std::string order_id_for(std::string_view command_id) {
+  std::uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : command_id) h = (h ^ c) * 1099511628211ull;
+  return fmt::format("ord-{:016x}", h);
+}
+
+jetsource::result<std::optional<jetsource::executed>> landed(context& ctx, const std::string& id,
+                                                             const std::string& command_id) {
+  JETSOURCE_TRY(store, ctx.store());
+  JETSOURCE_TRY(log, store->read(order::type_name, id));
+  for (const auto& c : log.commits)
+    if (c.commit_id == command_id)
+      return jetsource::executed{c.version, c.sequence, c.event_count(),
+                                 jetsource::append_status::already_appended, 1};
+  return std::optional<jetsource::executed>{};
+}
+
 namespace {
 
 struct order_options {
@@ -28,21 +55,6 @@ struct order_options {
   std::string command_id;  // "" = a new one per run
   bool json = false;
 };
-
-// "ord-" and 16 random hex digits.
-std::string new_order_id() {
-  std::random_device rd;
-  std::uint64_t bits = (std::uint64_t{rd()} << 32) | rd();
-  return fmt::format("ord-{:016x}", bits);
-}
-
-// "ord-" and 16 hex digits of the command id's FNV-1a hash: a retried create with a command id
-// and no --order-id addresses the order its first run created.
-std::string order_id_for(std::string_view command_id) {
-  std::uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : command_id) h = (h ^ c) * 1099511628211ull;
-  return fmt::format("ord-{:016x}", h);
-}
 
 // A whole number (64 bits); the error says whether it is not one or is out of range.
 jetsource::result<std::int64_t> to_int(std::string_view s) {
@@ -90,35 +102,6 @@ CLI::Validator utf8_text(std::string what) {
         return ok ? std::string{} : ok.error().message;
       },
       "TEXT");
-}
-
-// The commit of `id` that carries `command_id`, as the command's outcome, if any.
-jetsource::result<std::optional<jetsource::executed>> landed(context& ctx, const std::string& id,
-                                                             const std::string& command_id) {
-  JETSOURCE_TRY(store, ctx.store());
-  JETSOURCE_TRY(log, store->read(order::type_name, id));
-  for (const auto& c : log.commits)
-    if (c.commit_id == command_id)
-      return jetsource::executed{c.version, c.sequence, c.event_count(),
-                                 jetsource::append_status::already_appended, 1};
-  return std::optional<jetsource::executed>{};
-}
-
-// Executes one command with the command id, if any. A retry of a command that landed is
-// answered with its first outcome: by the stream's duplicate check (Nats-Msg-Id) when the
-// command is accepted again, or, when the order's state now refuses it (a second `pay`), by the
-// order's commit that carries the id.
-template <class Command>
-jetsource::result<jetsource::executed> run_command(context& ctx, const std::string& id,
-                                                   const Command& command,
-                                                   const std::string& command_id) {
-  JETSOURCE_TRY(orders, ctx.orders());
-  auto r = orders->execute(id, command, {.command_id = command_id});
-  if (r || command_id.empty() || !r.error().is(jetsource::errc::rejected)) return r;
-  auto earlier = landed(ctx, id, command_id);
-  if (!earlier) return std::move(earlier).error();
-  if (*earlier) return **earlier;
-  return r;
 }
 
 // What a command prints on success: with --json {"order_id","version","sequence"}; otherwise the

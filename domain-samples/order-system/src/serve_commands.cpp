@@ -1,6 +1,8 @@
 // `order-system serve` and `order-system projections ...`: running the read models, their
 // status, rebuilds and dead letters.
 #include "cli.hpp"
+#include "http/order_api.hpp"
+#include "views.hpp"
 
 #include <jetsource/rebuild.hpp>
 
@@ -20,6 +22,7 @@ namespace {
 struct serve_options {
   std::string name;
   bool json = false;
+  std::string http;  // serve --http HOST:PORT ("" = no HTTP API)
 };
 
 jetsource::connection* connection_of(context& ctx, int& code) {
@@ -66,7 +69,7 @@ void report_failures(const std::vector<jetsource::projector>& running, std::vect
   }
 }
 
-int serve(context& ctx, const serve_options&) {
+int serve(context& ctx, const serve_options& o) {
   jetsource::block_termination_signals();  // before any thread starts
   auto store = ctx.store();                // the stream exists before the consumers
   if (!store) return fail("serve", store.error());
@@ -82,6 +85,11 @@ int serve(context& ctx, const serve_options&) {
     }
     if (!started) return fail("serve " + p.name(), started.error());
     running.push_back(std::move(started).value());
+  }
+  auto api = serve_http(ctx, o.http, running);  // after the read models: it waits on them
+  if (!api) {
+    stop_all(running);
+    return fail("serve --http", api.error());
   }
   std::vector<bool> reported(running.size(), false);
   fmt::print(stderr, "order-system: serving {} read models from {} into {}; Ctrl-C stops\n",
@@ -111,32 +119,11 @@ int serve(context& ctx, const serve_options&) {
     }
     report_failures(running, reported, code);
   }
+  if (*api) (*api)->stop();  // stops accepting; the requests in flight are answered first
   fmt::print(stderr, "order-system: stopping (draining the read models)\n");
   int stopped = stop_all(running);
   report_failures(running, reported, code);  // one that failed while stopping
   return code != exit_ok ? code : stopped;
-}
-
-nlohmann::ordered_json to_json(const jetsource::projection_status& s) {
-  return {{"name", s.name},
-          {"version", s.version},
-          {"database_version", s.database_version},
-          {"state", s.state},
-          {"last_applied_seq", s.last_applied_seq},
-          {"pending", s.pending},
-          {"dead_letters", s.dead_letters},
-          {"events_applied", s.events_applied},
-          {"events_per_s", s.events_per_s},
-          {"consumer", s.consumer},
-          {"database", s.database},
-          {"rebuild", s.rebuild},
-          {"rebuild_applied_seq", s.rebuild_applied_seq},
-          {"error", s.error},
-          {"max_applied_seq", s.max_applied_seq},
-          {"held", s.held},
-          {"duplicates", s.duplicates},
-          {"applied_event_time", s.applied_event_time},
-          {"lag_seconds", s.lag_seconds}};
 }
 
 int status(context& ctx, const serve_options& o) {
@@ -148,7 +135,7 @@ int status(context& ctx, const serve_options& o) {
   for (const auto& p : read_models()) {
     auto s = jetsource::read_status(*conn, p, read_model_options(ctx.options(), p));
     if (!s) return fail("status of " + p.name(), s.error());
-    all.push_back(to_json(*s));
+    all.push_back(status_view(*s));
     list.push_back(std::move(s).value());
   }
   if (o.json) {
@@ -348,7 +335,10 @@ void add_serve_commands(CLI::App& app, action& chosen) {
   auto bind = [&chosen, o](CLI::App* sub, int (*run)(context&, const serve_options&)) {
     sub->callback([&chosen, o, run] { chosen = [o, run](context& ctx) { return run(ctx, *o); }; });
   };
-  bind(app.add_subcommand("serve", "run every read model until SIGINT/SIGTERM"), serve);
+  auto* sv = app.add_subcommand("serve", "run every read model until SIGINT/SIGTERM");
+  sv->add_option("--http", o->http,
+                 "also answer the HTTP API on HOST:PORT, e.g. 127.0.0.1:8080 (docs/http-api.md)");
+  bind(sv, serve);
 
   auto* group = app.add_subcommand(
       "projections", "the read models: status, rebuild, dead letters (list, retry, skip)");
