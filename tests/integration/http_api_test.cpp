@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "order_cli_fixture.hpp"
+#include "promtool.hpp"
 
 #include <httplib.h>
 
@@ -201,10 +202,33 @@ TEST_F(HttpApiTest, OperationsRoutes) {
   auto ready = get("/readyz");
   ASSERT_TRUE(ready);
   EXPECT_EQ(ready->status, 200) << ready->body;
+}
+
+// GET /metrics is the process's Prometheus exposition: valid for promtool, and it carries the
+// commands, the read models and the HTTP requests this serve answered.
+TEST_F(HttpApiTest, MetricsExposeCommandsReadModelsAndRequests) {
+  start_serve();
+  create_o1();
+  auto bad = post("/orders/o-1/pay", R"({"amount_cents":1})");  // not placed yet: rejected
+  ASSERT_TRUE(bad);
+  ASSERT_EQ(bad->status, 409) << bad->body;
+  ASSERT_TRUE(get("/orders/o-1?min_sequence=1"));
   auto metrics = get("/metrics");
   ASSERT_TRUE(metrics);
-  EXPECT_EQ(metrics->status, 200);
-  EXPECT_EQ(metrics->get_header_value("Content-Type"), "text/plain; version=0.0.4");
+  ASSERT_EQ(metrics->status, 200);
+  EXPECT_EQ(metrics->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  const auto& text = metrics->body;
+  auto check = promtool({"check", "metrics"}, text);
+  EXPECT_EQ(check.status, 0) << check.output << "\n" << text;
+  for (const char* series :
+       {R"(jetsource_commands_total{aggregate="Order",outcome="appended"} 1)",
+        R"(jetsource_commands_total{aggregate="Order",outcome="rejected"} 1)",
+        R"(jetsource_http_requests_total{route="/orders",method="POST",status="201"} 1)",
+        R"(jetsource_http_requests_total{route="/orders/{id}/pay",method="POST",status="409"} 1)",
+        R"(jetsource_projection_events_applied_total{projection="order_summary"})",
+        R"(jetsource_projection_lag_events{projection="customer_stats"})",
+        "jetsource_append_duration_seconds_count", "jetsource_nats_reconnects_total"})
+    EXPECT_NE(text.find(series), std::string::npos) << series << " not in:\n" << text;
 }
 
 TEST_F(HttpApiTest, BadRequestsAreProblemsAndStoreNothing) {

@@ -5,6 +5,7 @@
 #include "../views.hpp"
 
 #include <fmt/format.h>
+#include <jetsource/metrics.hpp>
 
 #include <charconv>
 #include <cstdlib>
@@ -124,10 +125,11 @@ void add_operations_routes(order_api::state& s) {
   auto& server = *s.server;
   server.route("GET", "/healthz", [](const http::request&) { return ok(200, {{"status", "ok"}}); });
   server.route("GET", "/readyz", [&s](const http::request&) { return ready(s); });
-  // The metrics library plugs in through options.render_metrics; without it, an empty body.
+  // Prometheus text exposition (options.render_metrics; serve renders the default registry).
   server.route("GET", "/metrics", [&s](const http::request&) {
     auto& render = s.options.render_metrics;
-    return http::response{200, "text/plain; version=0.0.4", render ? render() : "", {}};
+    return http::response{
+        200, std::string(jetsource::metrics::content_type), render ? render() : "", {}};
   });
   server.route("GET", "/projections", [&s](const http::request&) {
     auto all = statuses_view(*s.conn, s.ctx.options());
@@ -193,6 +195,17 @@ jetsource::result<std::unique_ptr<order_api>> serve_http(context& ctx, std::stri
   if (listen.empty()) return std::unique_ptr<order_api>{};
   if (const char* m = std::getenv("JETSOURCE_HTTP_PIPELINED"))
     options.pipelined = *m == '1';  // a measurement switch (ADR 0013)
+  // The process's metrics: what the repository, connection and read models record, and every
+  // request (by route pattern, method and status, with its latency).
+  if (!options.render_metrics)
+    options.render_metrics = [] {
+      return jetsource::metrics::render_prometheus(jetsource::metrics::default_registry());
+    };
+  if (!options.on_request)
+    options.on_request = [](std::string_view route, std::string_view method, int status,
+                            double seconds) {
+      jetsource::metrics::record_http_request(route, method, status, seconds);
+    };
   JETSOURCE_TRY(api, order_api::start(ctx, listen, running, std::move(options)));
   auto address = parse_listen(listen);
   fmt::print(stderr, "order-system: HTTP API on http://{}:{} (docs/http-api.md)\n",
