@@ -29,9 +29,10 @@ struct options {
   std::optional<std::int64_t> events;  ///< scenario-specific default when unset
   int payload_bytes = 200;
   int runs = 5;
-  int minutes = 10;         ///< soak: how long
-  double rate = 10000;      ///< soak: events/s
-  int pull_expires_ms = 0;  ///< soak: the projector's pull_expires (0: its default)
+  int minutes = 10;            ///< soak: how long
+  double rate = 10000;         ///< soak: events/s
+  int pull_expires_ms = 0;     ///< soak: the projector's pull_expires (0: its default)
+  int duplicate_window_s = 0;  ///< soak: the stream's duplicate window (0: the store's default)
 };
 
 /// What every scenario gets: the jetsource connection, a plain nats.c connection for the raw

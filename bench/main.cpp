@@ -131,10 +131,9 @@ int main(int argc, char** argv) {
   std::string scenario, nats_url;
   bench::options opt;
   std::int64_t events = 0;
-  app.add_option(
-         "scenario", scenario,
-         "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
-         "metrics | all | soak (not part of all)")
+  app.add_option("scenario", scenario,
+                 "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
+                 "metrics | all | soak (not part of all)")
       ->required()
       ->check(CLI::IsMember({"append-sync", "append-async", "load", "execute", "project",
                              "e2e-latency", "rebuild", "metrics", "all", "soak"}));
@@ -155,6 +154,9 @@ int main(int argc, char** argv) {
   app.add_option("--pull-expires-ms", opt.pull_expires_ms,
                  "soak: the projector's pull_expires in ms (default: the projector's, 500)")
       ->check(CLI::Range(10, 60000));
+  app.add_option("--duplicate-window-s", opt.duplicate_window_s,
+                 "soak: the stream's duplicate window in s (default: the store's, 120)")
+      ->check(CLI::Range(1, 3600));
   CLI11_PARSE(app, argc, argv);
   if (events > 0) opt.events = events;
   spdlog::set_level(spdlog::level::warn);

@@ -253,7 +253,10 @@ void run_soak(const env& e) {
   if (e.opt.pull_expires_ms > 0) o.pull_expires = milliseconds(e.opt.pull_expires_ms);
   o.on_committed = [&pr](std::span<const std::uint64_t> seqs) { pr.on_committed(seqs); };
   o.on_fetched = [&pr](std::uint64_t seq) { pr.at(seq).fetched.store(pr.ns()); };
-  auto store = must(jetsource::event_store::open(*e.conn, store_options_for(stream)), "open");
+  auto so = store_options_for(stream);
+  if (e.opt.duplicate_window_s > 0)
+    so.duplicate_window = std::chrono::seconds(e.opt.duplicate_window_s);
+  auto store = must(jetsource::event_store::open(*e.conn, so), "open");
   auto p = must(jetsource::projector::start(*e.conn, soak_projection(pr), o), "projector");
   note(
       "soak: {} events at {:.0f}/s for {} min over {} accounts, stream {}, read model {}, "
