@@ -7,6 +7,7 @@
 
 #include "order_cli_fixture.hpp"
 
+#include <fmt/format.h>
 #include <httplib.h>
 
 #include <arpa/inet.h>
@@ -110,8 +111,9 @@ class StatusPageTest : public order_cli_test {
     return r ? r->status : 0;
   }
 
-  // GET /projections once every read model has applied the whole stream (nothing pending).
-  json caught_up_projections() {
+  // GET /projections once every read model has applied the whole stream (nothing pending) and
+  // they hold `dead_letters` dead letters in all.
+  json caught_up_projections(std::uint64_t dead_letters) {
     const auto last = commits();
     json list;
     for (int i = 0; i < 600; ++i) {
@@ -119,8 +121,12 @@ class StatusPageTest : public order_cli_test {
       if (r && r->status == 200) {
         list = json_of(r->body);
         bool done = list.is_array() && !list.empty();
-        for (const auto& m : list)
+        std::uint64_t dead = 0;
+        for (const auto& m : list) {
           done = done && m["pending"] == 0 && m["last_applied_seq"] == last;
+          dead += m.value("dead_letters", std::uint64_t{0});
+        }
+        done = done && dead == dead_letters;
         if (done) return list;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds{50});
@@ -201,8 +207,21 @@ TEST_F(StatusPageTest, ShowsWhatProjectionsAndMetricsSay) {
   ASSERT_EQ(post("/orders/o-1/pay", R"({"amount_cents":250})"), 200);
   ASSERT_EQ(post("/orders/o-2/pay", R"({"amount_cents":1})"), 409);  // rejected
   ASSERT_EQ(post("/orders/o-1/ship"), 200);
-  const auto before = caught_up_projections();
+  // Two orders of 5e18 paid by one customer for one SKU: the second overflows the sums of
+  // customer_stats and product_sales (a dead letter in each), not order_summary's.
+  for (const char* id : {"o-4", "o-5"}) {
+    ASSERT_EQ(post("/orders", fmt::format(R"({{"customer_id":"c-big","order_id":"{}","items":[
+                     {{"sku":"big","qty":1,"unit_price_cents":5000000000000000000}}]}})",
+                                          id)),
+              201);
+    ASSERT_EQ(post(fmt::format("/orders/{}/place", id)), 200);
+    ASSERT_EQ(post(fmt::format("/orders/{}/pay", id), R"({"amount_cents":5000000000000000000})"),
+              200);
+  }
+  const auto before = caught_up_projections(2);
   ASSERT_EQ(before.size(), 3u);
+  for (const auto& m : before)  // so that a page showing one for the other fails
+    ASSERT_NE(m["events_applied"], m["last_applied_seq"]) << m;
 
   const auto dom = dump_dom(page_url());
   const auto after = json_of(get("/projections")->body);
@@ -229,17 +248,17 @@ TEST_F(StatusPageTest, ShowsWhatProjectionsAndMetricsSay) {
   }
   EXPECT_EQ(shown.size(), after.size() * 7) << dom;  // no other read model shown
 
-  // Commands by outcome, and appends: 3 creates, 3 places, a payment and a shipment appended
-  // (8 commits), one payment rejected; nothing sent while the page polled: rates 0.
+  // Commands by outcome, and appends: 5 creates, 5 places, 3 payments and a shipment appended
+  // (14 commits), one payment rejected; nothing sent while the page polled: rates 0.
   auto outcomes = values_of(dom, "outcome");
-  EXPECT_EQ(outcomes.at("appended", "total"), "8") << dom;
+  EXPECT_EQ(outcomes.at("appended", "total"), "14") << dom;
   EXPECT_EQ(outcomes.at("rejected", "total"), "1") << dom;
   EXPECT_EQ(outcomes.at("appended", "rate"), "0.0") << dom;
   std::smatch m;
   ASSERT_TRUE(std::regex_search(dom, m, std::regex{R"(data-total="appends">([^<]*)<)"})) << dom;
-  EXPECT_EQ(m[1], "8");
+  EXPECT_EQ(m[1], "14");
   ASSERT_TRUE(std::regex_search(dom, m, std::regex{R"(data-total="commands">([^<]*)<)"})) << dom;
-  EXPECT_EQ(m[1], "9");
+  EXPECT_EQ(m[1], "15");
   ASSERT_TRUE(std::regex_search(dom, m, std::regex{R"(data-rate="appends">([^<]*)<)"})) << dom;
   EXPECT_EQ(m[1], "0.0");
 
