@@ -16,6 +16,7 @@ packages=(
   libcpp-httplib-dev
   clang-format
   prometheus  # promtool: tests check the /metrics text and the alert rules with it
+  chromium    # headless: tests/integration/status_page_test.cpp renders GET / (the status page)
 )
 
 missing=()

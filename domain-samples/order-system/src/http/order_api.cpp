@@ -1,6 +1,7 @@
 // The order-system's HTTP API: starting and stopping it, the operations routes (/healthz,
 // /readyz, /metrics, /projections) and the helpers every route shares (bodies, errors).
 #include "api_state.hpp"
+#include "status_page.hpp"
 
 #include "../views.hpp"
 
@@ -123,6 +124,9 @@ http::response ready(order_api::state& s) {
 
 void add_operations_routes(order_api::state& s) {
   auto& server = *s.server;
+  server.route("GET", "/", [](const http::request&) {  // the status page (status_page.html)
+    return http::response{200, "text/html; charset=utf-8", std::string(api::status_page), {}};
+  });
   server.route("GET", "/healthz", [](const http::request&) { return ok(200, {{"status", "ok"}}); });
   server.route("GET", "/readyz", [&s](const http::request&) { return ready(s); });
   // Prometheus text exposition (options.render_metrics; serve renders the default registry).
