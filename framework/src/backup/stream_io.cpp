@@ -2,6 +2,7 @@
 #include "backup/stream_io.hpp"
 
 #include "store/ids.hpp"
+#include "store/stream_names.hpp"
 #include "wire/headers.hpp"
 
 #include <fmt/ranges.h>
@@ -10,22 +11,6 @@
 #include <cstdlib>
 
 namespace jetsource::detail::backup {
-
-namespace {
-
-std::string retention_name(jsRetentionPolicy r) {
-  switch (r) {
-    case js_LimitsPolicy:
-      return "limits";
-    case js_InterestPolicy:
-      return "interest";
-    case js_WorkQueuePolicy:
-      return "workqueue";
-  }
-  return "unknown";
-}
-
-}  // namespace
 
 result<std::optional<stream_state>> stream_info(jsCtx* js, const std::string& stream) {
   jsStreamInfo* raw = nullptr;
@@ -43,8 +28,8 @@ result<std::optional<stream_state>> stream_info(jsCtx* js, const std::string& st
   for (int i = 0; i < c.SubjectsLen; ++i)
     b.subjects.emplace_back(c.Subjects[i] ? c.Subjects[i] : "");
   b.description = c.Description ? c.Description : "";
-  b.retention = retention_name(c.Retention);
-  b.storage = c.Storage == js_FileStorage ? "file" : "memory";
+  b.retention = detail::retention_name(c.Retention);
+  b.storage = detail::storage_name(c.Storage);
   b.replicas = c.Replicas;
   b.duplicate_window = std::chrono::milliseconds{c.Duplicates / 1'000'000};
   b.max_msg_size = c.MaxMsgSize;

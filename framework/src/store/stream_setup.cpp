@@ -8,6 +8,7 @@
 #include "store/async_publisher.hpp"
 #include "store/ids.hpp"
 #include "store/store_state.hpp"
+#include "store/stream_names.hpp"
 #include "wire/headers.hpp"
 
 #include <chrono>
@@ -41,20 +42,8 @@ std::vector<std::string> subjects_of(const jsStreamConfig& c) {
   return out;
 }
 
-std::string_view storage_name(jsStorageType t) {
-  return t == js_FileStorage ? "file" : "memory";
-}
-std::string_view retention_name(jsRetentionPolicy r) {
-  switch (r) {
-    case js_LimitsPolicy:
-      return "limits";
-    case js_InterestPolicy:
-      return "interest";
-    case js_WorkQueuePolicy:
-      return "workqueue";
-  }
-  return "unknown";
-}
+using detail::retention_name;
+using detail::storage_name;
 
 // What an existing stream must look like; each difference is named.
 struct stream_spec {
