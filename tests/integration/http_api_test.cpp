@@ -4,7 +4,7 @@
 // concurrency, disconnecting clients and a graceful stop.
 #include <gtest/gtest.h>
 
-#include "order_cli_fixture.hpp"
+#include "http_serve_fixture.hpp"
 #include "promtool.hpp"
 
 #include <httplib.h>
@@ -24,42 +24,8 @@ namespace {
 
 using json = nlohmann::json;
 
-class HttpApiTest : public order_cli_test {
+class HttpApiTest : public http_serve_test {
  protected:
-  void TearDown() override {
-    if (serve_ > 0) {
-      ::kill(serve_, SIGTERM);
-      wait(serve_);
-    }
-    order_cli_test::TearDown();
-  }
-
-  // Starts `serve --http 127.0.0.1:0` and reads the port it chose from its stderr.
-  void start_serve() {
-    serve_ = spawn({"serve", "--http", "127.0.0.1:0"}, server_->url());
-    ASSERT_GT(serve_, 0);
-    const std::regex listening{R"(HTTP API on http://127\.0\.0\.1:(\d+))"};
-    for (int i = 0; i < 600 && port_ == 0; ++i) {
-      std::smatch m;
-      auto err = slurp(files_[serve_].second);
-      if (std::regex_search(err, m, listening))
-        port_ = std::stoi(m[1]);
-      else
-        std::this_thread::sleep_for(std::chrono::milliseconds{50});
-      int status = 0;
-      ASSERT_EQ(::waitpid(serve_, &status, WNOHANG), 0) << "serve exited: " << err;
-    }
-    ASSERT_NE(port_, 0) << "serve never said where it listens: " << slurp(files_[serve_].second);
-  }
-
-  // SIGTERM to serve; returns its outcome.
-  outcome stop_serve() {
-    ::kill(serve_, SIGTERM);
-    auto o = wait(serve_);
-    serve_ = -1;
-    return o;
-  }
-
   httplib::Client client() {
     httplib::Client c("127.0.0.1", port_);
     c.set_read_timeout(std::chrono::seconds{30});
@@ -84,9 +50,6 @@ class HttpApiTest : public order_cli_test {
     EXPECT_EQ(j["order_id"], "o-1");
     return j.value("sequence", std::uint64_t{0});
   }
-
-  pid_t serve_ = -1;
-  int port_ = 0;
 };
 
 // A problem+json response with that status (RFC 9457 members); returns its detail.

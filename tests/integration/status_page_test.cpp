@@ -5,7 +5,7 @@
 // (STATUS_PAGE_ARTEFACTS/status-page.png).
 #include <gtest/gtest.h>
 
-#include "order_cli_fixture.hpp"
+#include "http_serve_fixture.hpp"
 
 #include <fmt/format.h>
 #include <httplib.h>
@@ -64,40 +64,14 @@ std::string attribute_of(const std::string& dom, const std::string& tag_start,
   return "(absent)";
 }
 
-class StatusPageTest : public order_cli_test {
+class StatusPageTest : public http_serve_test {
  protected:
   void SetUp() override {
-    order_cli_test::SetUp();
+    http_serve_test::SetUp();
     ASSERT_TRUE(std::filesystem::exists(chromium_path()))
         << chromium_path() << " not found: the status page is tested in Debian's headless "
         << "chromium (scripts/install-deps.sh installs it; $CHROMIUM names another)";
   }
-  void TearDown() override {
-    if (serve_ > 0) {
-      ::kill(serve_, SIGTERM);
-      wait(serve_);
-    }
-    order_cli_test::TearDown();
-  }
-
-  // Starts `serve --http 127.0.0.1:0` and reads the port it chose from its stderr.
-  void start_serve() {
-    serve_ = spawn({"serve", "--http", "127.0.0.1:0"}, server_->url());
-    ASSERT_GT(serve_, 0);
-    const std::regex listening{R"(HTTP API on http://127\.0\.0\.1:(\d+))"};
-    for (int i = 0; i < 600 && port_ == 0; ++i) {
-      std::smatch m;
-      auto err = slurp(files_[serve_].second);
-      if (std::regex_search(err, m, listening))
-        port_ = std::stoi(m[1]);
-      else
-        std::this_thread::sleep_for(std::chrono::milliseconds{50});
-      int status = 0;
-      ASSERT_EQ(::waitpid(serve_, &status, WNOHANG), 0) << "serve exited: " << err;
-    }
-    ASSERT_NE(port_, 0) << "serve never said where it listens: " << slurp(files_[serve_].second);
-  }
-
   httplib::Result get(const std::string& path) {
     httplib::Client c("127.0.0.1", port_);
     c.set_read_timeout(std::chrono::seconds{30});
@@ -173,9 +147,6 @@ class StatusPageTest : public order_cli_test {
   }
 
   std::string page_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
-
-  pid_t serve_ = -1;
-  int port_ = 0;
 };
 
 TEST_F(StatusPageTest, GetSlashServesTheSelfContainedPage) {
@@ -341,9 +312,7 @@ TEST_F(StatusPageTest, ShowsDisconnectedWhenServeIsGone) {
   auto page = get("/");
   ASSERT_TRUE(page);
   ASSERT_EQ(page->status, 200);
-  ::kill(serve_, SIGTERM);
-  ASSERT_EQ(wait(serve_).code, 0);
-  serve_ = -1;
+  ASSERT_EQ(stop_serve().code, 0);
 
   one_page_server stand_in{page->body};
   const auto dom = dump_dom("http://127.0.0.1:" + std::to_string(stand_in.port()) + "/", 3000);
