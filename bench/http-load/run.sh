@@ -14,7 +14,7 @@
 # order); `commands` = the 3 commands only. One wrk thread per connection, closed loop.
 # Per connection count: RUNS runs of each, medians. Then the peak (best median req/s) and a
 # run at half the peak rate: the peak's connections with a per-request delay in mix.lua (wrk2's
-# constant rate is not in Debian), calibrated by one run, then RUNS runs.
+# constant rate is not in Debian), calibrated by two runs, then RUNS runs.
 # Output, one line per figure (medians; *_runs lists every run):
 #   http_trivial conns= rps=                      execute_orders mode=async|sync clients= commands_per_s=
 #   http_load mix= conns= load=closed|half rps= cmd_rps= p50_ms= p99_ms= p999_ms= errors=
@@ -143,14 +143,16 @@ for c in $conns_list; do
 done
 
 # Half the peak: the peak's connections, each waiting DELAY before each request. A connection's
-# cycle is DELAY + latency; DELAY starts from 2*C/peak - the unloaded mean latency, then one
-# calibration run corrects it by the cycle it measured.
+# cycle is DELAY + latency; DELAY starts from 2*C/peak - the unloaded mean latency, then two
+# calibration runs each correct it by the cycle they measured.
 for mix in $mixes; do
   c=${peak_conns[$mix]}; r=${peak_rps[$mix]}
   echo "http_load_peak mix=$mix conns=$c rps=$r"
   d=$(awk -v c="$c" -v r="$r" -v l="${unloaded_ms[$mix]}" 'BEGIN {d = 2000 * c / r - l; printf "%.3f", (d > 0 ? d : 0)}')
-  got=$(wrk_mix "$mix" "$c" "$d" | key rps)
-  d=$(awk -v c="$c" -v r="$r" -v g="$got" -v d="$d" 'BEGIN {d += 1000 * (2 * c / r - c / g); printf "%.3f", (d > 0 ? d : 0)}')
+  for _ in 1 2; do
+    got=$(wrk_mix "$mix" "$c" "$d" | key rps)
+    d=$(awk -v c="$c" -v r="$r" -v g="$got" -v d="$d" 'BEGIN {d += 1000 * (2 * c / r - c / g); printf "%.3f", (d > 0 ? d : 0)}')
+  done
   results=()
   for _ in $(seq "$runs"); do results+=("$(wrk_mix "$mix" "$c" "$d")"); done
   line=$(summarize "$mix" "$c" half "${trivial_at[$c]}" "${async_at[$c]}" "${sync_at[$c]}" "${results[@]}")
