@@ -15,7 +15,7 @@ packages=(
   libssl-dev
   libcpp-httplib-dev
   clang-format
-  prometheus  # promtool: tests check the /metrics text and the alert rules with it
+  prometheus  # promtool checks the /metrics text and alert rules; a test scrapes serve with prometheus
   chromium    # headless: tests/integration/status_page_test.cpp renders GET / (the status page)
 )
 

@@ -1,0 +1,121 @@
+// jetsource-http-load-execute: the in-process reference for bench/http-load/run.sh. The same
+// order commands the HTTP load sends (create with 2 items, place, pay; one order after the
+// other) from C client threads through ONE repository<order>, on the same nats-server and
+// stream (ORDERS) as the `serve` under test, in two modes:
+//   --mode async  repository::execute_async: each client submits its commands without waiting
+//                 (commands on one order still run in call order), then flush; the rate is
+//                 commands / time until every outcome came back (the target's reference).
+//   --mode sync   repository::execute: each client waits for each command, as a keep-alive
+//                 HTTP connection does.
+// Prints one line: execute_orders mode=.. clients=.. commands=.. seconds=.. commands_per_s=..
+//
+// Threads: each client thread owns its orders; the repository is shared (it is thread-safe).
+#include <jetsource/connection.hpp>
+#include <jetsource/event_store.hpp>
+#include <jetsource/repository.hpp>
+
+#include <order_system/order.hpp>
+#include <order_system/stream.hpp>
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace order_system;
+
+struct options {
+  std::string nats_url = "nats://127.0.0.1:4222";
+  std::string mode = "async";
+  std::string prefix = "x";
+  int clients = 8;
+  int commands = 30'000;  ///< in all, over the clients; rounded down to whole orders
+};
+
+std::atomic<long> errors{0};
+std::mutex shown_mutex;
+int shown = 0;
+
+void count_error(const jetsource::error& e) {
+  errors.fetch_add(1);
+  std::lock_guard lock(shown_mutex);
+  if (shown++ < 3) fmt::print(stderr, "execute_orders: {}\n", e);
+}
+
+// Runs `orders` lifecycles for client `c`: execute(id, command) is called per command.
+template <class Exec>
+void run_client(int c, int orders, const std::string& prefix, Exec exec) {
+  for (int i = 0; i < orders; ++i) {
+    const auto id = fmt::format("{}-{}-{}", prefix, c, i);
+    exec(id, create_order{fmt::format("c-{}", i % 50), {{"widget", 2, 250}, {"gadget", 1, 1000}}});
+    exec(id, place_order{});
+    exec(id, pay_order{1500});
+  }
+}
+
+double run(jetsource::repository<order>& repo, const options& o, int orders_per_client) {
+  std::vector<std::thread> pool;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int c = 0; c < o.clients; ++c)
+    pool.emplace_back([&, c] {
+      if (o.mode == "sync")
+        run_client(c, orders_per_client, o.prefix, [&](const std::string& id, auto command) {
+          auto r = repo.execute(id, std::move(command));
+          if (!r) count_error(r.error());
+        });
+      else
+        run_client(c, orders_per_client, o.prefix, [&](const std::string& id, auto command) {
+          auto r = repo.execute_async(id, std::move(command),
+                                      [](jetsource::result<jetsource::executed> done) {
+                                        if (!done) count_error(done.error());
+                                      });
+          if (!r) count_error(r.error());
+        });
+    });
+  for (auto& t : pool) t.join();
+  if (auto f = repo.flush(std::chrono::minutes{2}); !f) count_error(f.error());
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  CLI::App app{"order commands through repository::execute[_async] from C clients"};
+  app.add_option("--nats-url", o.nats_url, "the nats-server serve uses");
+  app.add_option("--mode", o.mode, "async (execute_async) or sync (execute)")
+      ->check(CLI::IsMember({"async", "sync"}));
+  app.add_option("--clients", o.clients, "concurrent clients (threads)")->check(CLI::Range(1, 256));
+  app.add_option("--commands", o.commands, "commands in all (3 per order)")
+      ->check(CLI::Range(3, 10'000'000));
+  app.add_option("--prefix", o.prefix, "order id prefix (unique per run)");
+  CLI11_PARSE(app, argc, argv);
+
+  jetsource::connection_options co;
+  co.urls = {o.nats_url};
+  auto conn = jetsource::connection::connect(co);
+  if (!conn) {
+    fmt::print(stderr, "execute_orders: {}\n", conn.error());
+    return 1;
+  }
+  auto store = jetsource::event_store::open(*conn, orders_stream());
+  if (!store) {
+    fmt::print(stderr, "execute_orders: {}\n", store.error());
+    return 1;
+  }
+  jetsource::repository<order> repo{*store};
+  const int orders_per_client = std::max(1, o.commands / 3 / o.clients);
+  const double seconds = run(repo, o, orders_per_client);
+  const long commands = 3L * orders_per_client * o.clients;
+  fmt::print(
+      "execute_orders mode={} clients={} commands={} seconds={:.3f} commands_per_s={:.0f} "
+      "errors={}\n",
+      o.mode, o.clients, commands, seconds, static_cast<double>(commands) / seconds, errors.load());
+  return errors.load() == 0 ? 0 : 1;
+}
