@@ -3,7 +3,7 @@
 // jetsource's metrics through its HTTP API: what an operator's Prometheus would see.
 #include <gtest/gtest.h>
 
-#include "order_cli_fixture.hpp"
+#include "http_serve_fixture.hpp"
 
 #include <httplib.h>
 
@@ -103,38 +103,11 @@ class prometheus_process {
   int port_ = 0;
 };
 
-class PrometheusScrapeTest : public order_cli_test {
+class PrometheusScrapeTest : public http_serve_test {
  protected:
-  void TearDown() override {
-    if (serve_ > 0) {
-      ::kill(serve_, SIGTERM);
-      wait(serve_);
-    }
-    order_cli_test::TearDown();
-  }
-
-  // Starts `serve --http 127.0.0.1:0` and reads the port it chose from its stderr.
-  void start_serve() {
-    serve_ = spawn({"serve", "--http", "127.0.0.1:0"}, server_->url());
-    ASSERT_GT(serve_, 0);
-    const std::regex listening{R"(HTTP API on http://127\.0\.0\.1:(\d+))"};
-    for (int i = 0; i < 600 && serve_port_ == 0; ++i) {
-      std::smatch m;
-      auto err = slurp(files_[serve_].second);
-      if (std::regex_search(err, m, listening))
-        serve_port_ = std::stoi(m[1]);
-      else
-        std::this_thread::sleep_for(50ms);
-      int status = 0;
-      ASSERT_EQ(::waitpid(serve_, &status, WNOHANG), 0) << "serve exited: " << err;
-    }
-    ASSERT_NE(serve_port_, 0) << "serve never said where it listens: "
-                              << slurp(files_[serve_].second);
-  }
-
   // A command over HTTP; returns its status.
   int command(const std::string& path, const std::string& body) {
-    httplib::Client c("127.0.0.1", serve_port_);
+    httplib::Client c("127.0.0.1", port_);
     auto r = c.Post(path.c_str(), body, "application/json");
     EXPECT_TRUE(r) << path << ": " << httplib::to_string(r.error());
     return r ? r->status : 0;
@@ -172,9 +145,6 @@ class PrometheusScrapeTest : public order_cli_test {
                   << "\", last answer: " << last << "\nprometheus log:\n"
                   << p.log();
   }
-
-  pid_t serve_ = -1;
-  int serve_port_ = 0;
 };
 
 TEST_F(PrometheusScrapeTest, PrometheusScrapesServeAndAnswersForJetsourceMetrics) {
@@ -191,7 +161,7 @@ TEST_F(PrometheusScrapeTest, PrometheusScrapesServeAndAnswersForJetsourceMetrics
   ASSERT_EQ(command("/orders/o-2/pay", R"({"amount_cents":500})"), 409);
 
   temp_dir dir;
-  prometheus_process prometheus(dir.path(), serve_port_);
+  prometheus_process prometheus(dir.path(), port_);
   ASSERT_TRUE(prometheus.started()) << "cannot start " << prometheus_path();
   expect_value(prometheus, R"(up{job="order-system"})", "1");
   expect_value(prometheus, R"(jetsource_commands_total{job="order-system",outcome="appended"})",
