@@ -179,14 +179,19 @@ void show(const jetsource::rebuild_progress& p) {
   }
 }
 
-int rebuild(context& ctx, const serve_options& o) {
-  auto p = read_model(o.name);
-  if (!p) {
+// The read model called `name`, or nullopt after saying on stderr which names there are.
+std::optional<jetsource::projection> named_read_model(std::string_view name) {
+  auto p = read_model(name);
+  if (!p)
     fmt::print(stderr,
                "order-system: no read model '{}' (order_summary, customer_stats, product_sales)\n",
-               o.name);
-    return exit_usage;
-  }
+               name);
+  return p;
+}
+
+int rebuild(context& ctx, const serve_options& o) {
+  auto p = named_read_model(o.name);
+  if (!p) return exit_usage;
   int code = exit_ok;
   auto* conn = connection_of(ctx, code);
   if (!conn) return code;
@@ -264,13 +269,8 @@ struct repair_options {
 // the running serve when one runs on the read model (handed over through the library), by this
 // command otherwise; then lists what remains of the order's dead letters.
 int repair(context& ctx, const repair_options& o, bool skip) {
-  auto p = read_model(o.name);
-  if (!p) {
-    fmt::print(stderr,
-               "order-system: no read model '{}' (order_summary, customer_stats, product_sales)\n",
-               o.name);
-    return exit_usage;
-  }
+  auto p = named_read_model(o.name);
+  if (!p) return exit_usage;
   const auto options = read_model_options(ctx.options(), *p);
   const std::string type(order::type_name);
   const auto timeout = std::chrono::seconds(o.timeout_s);
