@@ -121,21 +121,8 @@ class StatusPageTest : public http_serve_test {
                                  "--user-data-dir=" + profile.string()};
     all.insert(all.end(), args.begin(), args.end());
     all.push_back(url);
-    auto out = (dir_.path() / "chromium-out").string();
-    auto err = (dir_.path() / "chromium-err").string();
-    std::vector<char*> argv;
-    for (auto& a : all) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t files;
-    posix_spawn_file_actions_init(&files);
-    posix_spawn_file_actions_addopen(&files, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&files, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    pid_t pid = -1;
-    int rc = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&files);
-    EXPECT_EQ(rc, 0) << "cannot start " << all[0] << ": " << std::strerror(rc);
-    if (rc != 0) return {};
-    files_[pid] = {out, err};
+    pid_t pid = spawn_program(std::move(all));
+    if (pid < 0) return {};
     auto o = wait(pid);  // killed (a failure) after 2 minutes
     EXPECT_EQ(o.code, 0) << "chromium failed: " << o.err;
     return o.out;

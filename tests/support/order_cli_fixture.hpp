@@ -66,9 +66,6 @@ class order_cli_test : public nats_test {
   // Starts the binary with the global options first (no --nats-url when `url` is empty: the
   // embedded server); stdout and stderr go to files.
   pid_t spawn(const std::vector<std::string>& args, const std::string& url) {
-    int n = next_++;
-    auto out = (dir_.path() / ("out-" + std::to_string(n))).string();
-    auto err = (dir_.path() / ("err-" + std::to_string(n))).string();
     // JETSOURCE_ORDER_SYSTEM_BIN runs the tests against another build (e.g. an older one, to
     // show a regression test fails there).
     const char* other = std::getenv("JETSOURCE_ORDER_SYSTEM_BIN");
@@ -76,6 +73,14 @@ class order_cli_test : public nats_test {
                                  cli_dir().string()};
     if (!url.empty()) all.insert(all.end(), {"--nats-url", url});
     all.insert(all.end(), args.begin(), args.end());
+    return spawn_program(std::move(all));
+  }
+
+  // Starts any program (argv[0] a path), stdout and stderr to files; wait() reads them.
+  pid_t spawn_program(std::vector<std::string> all) {
+    int n = next_++;
+    auto out = (dir_.path() / ("out-" + std::to_string(n))).string();
+    auto err = (dir_.path() / ("err-" + std::to_string(n))).string();
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);
