@@ -9,7 +9,7 @@ export CCACHE_NOHASHDIR := 1
 CMAKE_FLAGS ?= $(if $(CCACHE),-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 CTEST_FLAGS ?= --output-on-failure
 
-.PHONY: deps configure build test test-asan test-tsan demo demo-bank bench format clean
+.PHONY: deps configure build test test-asan test-tsan test-fuzz fuzz demo demo-bank bench format clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -22,8 +22,19 @@ configure: deps
 build: configure
 	cmake --build build -j $(JOBS)
 
-# The whole suite under ASan/UBSan, then the concurrent parts under TSan.
-test: deps test-asan test-tsan
+# The fuzz targets briefly (clang, build-fuzz: docs/fuzzing.md), the whole suite under ASan/UBSan,
+# then the concurrent parts under TSan.
+test: deps test-fuzz test-asan test-tsan
+
+# Each fuzz target for FUZZ_TEST_SECONDS (and over its corpus and past crashes); `make fuzz`
+# runs them for FUZZ_SECONDS each, by hand.
+FUZZ_TEST_SECONDS ?= 20
+FUZZ_SECONDS ?= 600
+test-fuzz: deps
+	./scripts/fuzz.sh --seconds $(FUZZ_TEST_SECONDS)
+
+fuzz: deps
+	./scripts/fuzz.sh --seconds $(FUZZ_SECONDS)
 
 test-asan: deps
 	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DJETSOURCE_WERROR=ON \
@@ -54,4 +65,4 @@ format:
 	find internal framework projections domain-samples tests bench -name '*.hpp' -o -name '*.cpp' | xargs clang-format -i
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

@@ -5,6 +5,8 @@
 //                   [--nats-url URL] [--events N]
 //                   [--payload-bytes B] [--runs R]
 //   jetsource-bench soak [--minutes M] [--rate R]     (a long run: not part of `all`)
+//   jetsource-bench instr-<fill|append|load|project> --events N --nats-url URL
+//                                                     (bench/callgrind.sh's runs: not in `all`)
 //
 // Without --nats-url an embedded nats-server runs in a temporary directory, removed at the end.
 // Result lines (stdout): `<scenario> key=value ...` and `raw_<scenario> key=value ...`; medians
@@ -127,16 +129,23 @@ int main(int argc, char** argv) {
       {"e2e-latency", bench::run_e2e_latency},
       {"rebuild", bench::run_rebuild},
       {"soak", bench::run_soak},
-      {"metrics", bench::run_metrics}};
+      {"metrics", bench::run_metrics},
+      {"instr-fill", bench::run_instr_fill},
+      {"instr-append", bench::run_instr_append},
+      {"instr-load", bench::run_instr_load},
+      {"instr-project", bench::run_instr_project}};
   std::string scenario, nats_url;
   bench::options opt;
   std::int64_t events = 0;
-  app.add_option("scenario", scenario,
-                 "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
-                 "metrics | all | soak (not part of all)")
+  app.add_option(
+         "scenario", scenario,
+         "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
+         "metrics | all | soak (not part of all) | instr-fill | instr-append | instr-load | "
+         "instr-project (bench/callgrind.sh's runs, not part of all)")
       ->required()
       ->check(CLI::IsMember({"append-sync", "append-async", "load", "execute", "project",
-                             "e2e-latency", "rebuild", "metrics", "all", "soak"}));
+                             "e2e-latency", "rebuild", "metrics", "all", "soak", "instr-fill",
+                             "instr-append", "instr-load", "instr-project"}));
   app.add_option("--nats-url", nats_url, "NATS server URL (default: an embedded nats-server)");
   app.add_option("--events", events,
                  "events per run (append-sync 10000, append-async 100000, execute 100000 "

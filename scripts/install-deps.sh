@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs jetsource's build and test dependencies from Debian's packages.
 # Idempotent: runs apt-get (and apt-get update) only when something is missing.
+#   scripts/install-deps.sh          what the build and `make test` need
+#   scripts/install-deps.sh bench    also what bench/callgrind.sh needs (valgrind)
 set -euo pipefail
 
 packages=(
@@ -15,9 +17,14 @@ packages=(
   libssl-dev
   libcpp-httplib-dev
   clang-format
+  clang libclang-rt-14-dev  # the fuzz targets (tests/fuzz, scripts/fuzz.sh): clang's libFuzzer
   prometheus  # promtool checks the /metrics text and alert rules; a test scrapes serve with prometheus
   chromium    # headless: tests/integration/status_page_test.cpp renders GET / (the status page)
 )
+
+if [[ "${1:-}" == "bench" ]]; then
+  packages+=(valgrind)  # bench/callgrind.sh: instruction counts
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -3,6 +3,7 @@
 
 #include <jetsource/event_store.hpp>
 
+#include "wire/header_block.hpp"
 #include "wire/headers.hpp"
 
 #include <nats/nats.h>
@@ -21,11 +22,6 @@ std::string_view header_view(natsMsg* m, const char* name) {
   return v;
 }
 
-// The headers a commit needs.
-struct commit_headers {
-  std::string_view type, id, version, events, msg_id, timestamp;
-};
-
 // Reads them straight from the message's header block. nats.c 3.4.1 keeps a received message in
 // one allocation, subject\0 reply\0 headers\0 data\0, and its natsMsgHeader_Get first copies
 // every header into a hash table (a malloc per header: the fetcher's largest cost). Anything
@@ -36,32 +32,7 @@ std::optional<commit_headers> read_commit_headers(natsMsg* m) {
   if (reply == nullptr || data == nullptr) return std::nullopt;
   const char* start = reply + std::strlen(reply) + 1;
   if (data < start + 14 || data - start > 65536 || data[-1] != '\0') return std::nullopt;
-  std::string_view block(start, static_cast<std::size_t>(data - start - 1));
-  if (!block.starts_with("NATS/1.0") || !block.ends_with("\r\n\r\n")) return std::nullopt;
-  block.remove_prefix(block.find("\r\n") + 2);  // the status line
-  commit_headers h;
-  while (block.size() > 2) {
-    auto eol = block.find("\r\n");
-    std::string_view line = block.substr(0, eol);
-    block.remove_prefix(eol + 2);
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos || line.empty() || line.front() == ' ' ||
-        line.front() == '\t')
-      return std::nullopt;
-    std::string_view key = line.substr(0, colon), value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-      value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    std::string_view* slot = key == hdr_aggregate_type ? &h.type
-                             : key == hdr_aggregate_id ? &h.id
-                             : key == hdr_version      ? &h.version
-                             : key == hdr_events       ? &h.events
-                             : key == hdr_msg_id       ? &h.msg_id
-                             : key == hdr_timestamp    ? &h.timestamp
-                                                       : nullptr;
-    if (slot != nullptr && slot->empty()) *slot = value;  // the first value, as nats.c's Get
-  }
-  return h;
+  return parse_commit_headers(std::string_view(start, static_cast<std::size_t>(data - start - 1)));
 }
 
 }  // namespace

@@ -14,13 +14,17 @@
 
 #include <boost/container/small_vector.hpp>
 
+#include <charconv>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
 #include <vector>
 
@@ -38,8 +42,9 @@ class json_reader : public cereal::InputArchive<json_reader>, public cereal::tra
     }
     if (!json.empty()) std::memcpy(text, json.data(), json.size());  // data() may be null
     std::memset(text + json.size(), 0, simd_pad);
-    doc_.ParseInsitu(text);
-    if (doc_.HasParseError()) throw cereal::Exception("malformed JSON");
+    exact_numbers parse{text, &stack_pool_};
+    doc_.Populate(parse);
+    if (!parse.ok) throw cereal::Exception("malformed JSON");
     if (!doc_.IsObject() && !doc_.IsArray()) throw cereal::Exception("JSON root is not an object");
     stack_.push_back({&doc_, 0});
   }
@@ -129,6 +134,79 @@ class json_reader : public cereal::InputArchive<json_reader>, public cereal::tra
     }
     throw cereal::Exception(std::string("no member named '") + name + "'");
   }
+
+  // Parses `text` in place into a document, found by tests/fuzz/commit_decoder.cpp:
+  // - iteratively: the recursive parser takes stack per nesting level, and a body of 1 MB of '['
+  //   (a message any writer can put on the stream) overflowed the stack of whatever loaded or
+  //   projected it;
+  // - numbers by std::from_chars (exact, as rapidjson's full-precision flag that cereal sets):
+  //   rapidjson 1.1.0's own conversion is undefined behaviour for a number whose digits are all
+  //   zeros and whose exponent is large, e.g. 0e111 (valid JSON): __builtin_clzll(0), then a
+  //   shift by a negative count (fixed upstream after 1.1.0).
+  // NaN and Infinity are accepted as cereal's default flags accept them.
+  struct exact_numbers {
+    static constexpr unsigned flags = rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag |
+                                      rapidjson::kParseNumbersAsStringsFlag |
+                                      rapidjson::kParseNanAndInfFlag;
+    char* text;
+    rapidjson::MemoryPoolAllocator<rapidjson::CrtAllocator>* stack;
+    bool ok = false;
+
+    template <class Document>
+    struct handler : rapidjson::BaseReaderHandler<rapidjson::UTF8<>, handler<Document>> {
+      Document& d;
+      explicit handler(Document& doc) : d(doc) {}
+      bool Null() { return d.Null(); }
+      bool Bool(bool b) { return d.Bool(b); }
+      bool Int(int i) { return d.Int(i); }
+      bool Uint(unsigned u) { return d.Uint(u); }
+      bool Int64(std::int64_t i) { return d.Int64(i); }
+      bool Uint64(std::uint64_t u) { return d.Uint64(u); }
+      bool Double(double x) { return d.Double(x); }
+      bool String(const char* s, rapidjson::SizeType n, bool copy) { return d.String(s, n, copy); }
+      bool StartObject() { return d.StartObject(); }
+      bool Key(const char* s, rapidjson::SizeType n, bool copy) { return d.Key(s, n, copy); }
+      bool EndObject(rapidjson::SizeType n) { return d.EndObject(n); }
+      bool StartArray() { return d.StartArray(); }
+      bool EndArray(rapidjson::SizeType n) { return d.EndArray(n); }
+      // A number's text (JSON syntax already checked; not NUL-terminated). An integer that
+      // fits 64 bits stays an integer, anything else is a double, as rapidjson decides.
+      bool RawNumber(const char* s, rapidjson::SizeType n, bool) {
+        const char* end = s + n;
+        if (std::string_view(s, n).find_first_of(".eEIN") == std::string_view::npos) {
+          if (*s == '-') {
+            std::int64_t i = 0;
+            if (auto r = std::from_chars(s, end, i); r.ec == std::errc{} && r.ptr == end)
+              return d.Int64(i);
+          } else {
+            std::uint64_t u = 0;
+            if (auto r = std::from_chars(s, end, u); r.ec == std::errc{} && r.ptr == end)
+              return d.Uint64(u);
+          }
+        }
+        double x = 0;
+        auto r = std::from_chars(s, end, x);
+        if (r.ec == std::errc::result_out_of_range) {  // too big (an error) or too small (0)
+          x = std::strtod(std::string(s, n).c_str(), nullptr);
+          if (std::isinf(x)) return false;
+        } else if (r.ec != std::errc{} || r.ptr != end) {
+          return false;
+        }
+        return d.Double(x);
+      }
+    };
+
+    template <class Document>
+    bool operator()(Document& d) {
+      rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>,
+                               rapidjson::MemoryPoolAllocator<rapidjson::CrtAllocator>>
+          reader(stack);
+      rapidjson::InsituStringStream is(text);
+      handler<Document> h(d);
+      ok = !reader.Parse<flags>(is, h).IsError();
+      return ok;
+    }
+  };
 
   // Values and copied strings go to values_buf_, the parser's stack to stack_buf_; a document
   // that outgrows them spills into 64 KiB heap chunks.

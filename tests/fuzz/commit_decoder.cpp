@@ -1,0 +1,100 @@
+// libFuzzer target: the commit decoder, fed a whole message as published (docs/wire-format.md
+// §3): a header block, a blank line, the body. The headers are read with the projector's header
+// reader; the body is decoded the two ways jetsource decodes stored commits:
+// - the repository's load (event_registry<...>::decode, with the bank sample's upcast chain and
+//   the order sample's nested lines), then re-encoded: what decodes must encode and decode again
+//   to the same events;
+// - the projector's walk (applier.cpp, run_handlers): the number of events in the body against
+//   Es-Events / Es-Version, then each event by its "type" and "v" through decode_event, as a
+//   projection's handler decodes it;
+// - a snapshot body (repository: from_json<aggregate>("state", ...)).
+// Bad input must come back as an error, never a crash, a hang or undefined behaviour.
+#include <bank/account.hpp>
+#include <order_system/order.hpp>
+
+#include <jetsource/event.hpp>
+
+#include "wire/header_block.hpp"
+#include "wire/headers.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace {
+
+using jetsource::detail::json_reader;
+
+void require(bool ok) {
+  if (!ok) std::abort();  // an invariant broken: libFuzzer reports it as a crash
+}
+
+// The repository's load: decode, and what decodes re-encodes and decodes to the same events.
+template <class Variant>
+void load(std::string_view body) {
+  using registry = jetsource::event_registry<Variant>;
+  auto events = registry::decode(body);
+  if (!events) return;
+  auto again = registry::encode(*events);
+  if (!again) return;  // e.g. a string that is not UTF-8: refused at encode, stored never
+  auto back = registry::decode(*again);
+  require(back.has_value() && back->size() == events->size());
+  require(registry::names(*back) == registry::names(*events));
+}
+
+// One event by its wire name and schema version, as projection::on's handler decodes it.
+template <class Variant, std::size_t I = 0>
+void decode_one(std::string_view type, int schema, json_reader& ar) {
+  if constexpr (I < std::variant_size_v<Variant>) {
+    using E = std::variant_alternative_t<I, Variant>;
+    if (type == E::type_name) {
+      (void)jetsource::detail::decode_event<E>(schema, ar);
+      return;
+    }
+    decode_one<Variant, I + 1>(type, schema, ar);
+  }
+}
+
+// The projector's walk over a body (applier::run_handlers): `named` events per Es-Events.
+template <class Variant>
+void project(std::string_view body, std::size_t named) {
+  try {
+    json_reader ar(body);
+    ar.setNextName("events");
+    ar.startNode();
+    cereal::size_type n = 0;
+    ar.loadSize(n);
+    if (n != named) return;  // decode_failed: the body and Es-Events disagree
+    for (cereal::size_type i = 0; i < n; ++i) {
+      ar.startNode();
+      std::string type;
+      int schema = 0;
+      ar(cereal::make_nvp("type", type), cereal::make_nvp("v", schema));
+      decode_one<Variant>(type, schema, ar);
+      ar.finishNode();
+    }
+  } catch (const std::exception&) {  // decode_failed (dead letter)
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view in(reinterpret_cast<const char*>(data), size);
+  const auto blank = in.find("\r\n\r\n");
+  const std::string_view block = blank == std::string_view::npos ? "" : in.substr(0, blank + 4);
+  const std::string_view body = blank == std::string_view::npos ? in : in.substr(blank + 4);
+  const auto headers = jetsource::detail::parse_commit_headers(block);
+  const std::size_t named = jetsource::detail::event_count(headers ? headers->events : "");
+
+  load<bank::account::event>(body);
+  load<order_system::order::event>(body);
+  project<bank::account::event>(body, named);
+  project<order_system::order::event>(body, named);
+  (void)jetsource::detail::from_json<bank::account>("state", body);
+  return 0;
+}
