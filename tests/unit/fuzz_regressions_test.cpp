@@ -28,7 +28,8 @@ std::string nested_body(std::size_t depth) {
 
 // Found by commit_decoder: rapidjson's recursive parser took stack per nesting level, so a
 // body of 1 MB of '[' (accepted by nats-server's default max payload) overflowed the stack of
-// every process that loaded or projected the aggregate. Now an error like any malformed body.
+// every process that loaded or projected the aggregate. Now a body nested deeper than
+// json_reader::max_depth (512) is malformed, an error like any other.
 TEST(FuzzRegressions, ADeeplyNestedBodyIsAnErrorNotAStackOverflow) {
   const std::string body = nested_body(500'000);  // ~1 MB
   auto events = registry::decode(body);
@@ -43,6 +44,13 @@ TEST(FuzzRegressions, ADeeplyNestedBodyIsAnErrorNotAStackOverflow) {
   ASSERT_EQ(dead->size(), 1u);
   EXPECT_EQ((*dead)[0].kind, "poison");
   EXPECT_EQ((*dead)[0].aggregate_id, "deep");
+
+  using jetsource::detail::json_reader;
+  auto depth = [](std::size_t levels) {
+    return std::string(levels, '[') + std::string(levels, ']');
+  };
+  EXPECT_NO_THROW(json_reader{depth(json_reader::max_depth)});
+  EXPECT_THROW(json_reader{depth(json_reader::max_depth + 1)}, cereal::Exception);
 
   auto snapshot = jetsource::detail::from_json<bank::account>(
       "state", R"({"state":)" + std::string(500'000, '[') + "}");
