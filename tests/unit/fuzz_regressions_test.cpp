@@ -89,7 +89,11 @@ TEST(FuzzRegressions, NumbersKeepTheirMeaning) {
   EXPECT_EQ(*d("12"), 12.0);
   EXPECT_EQ(*d("18446744073709551616"), 18446744073709551616.0);  // 2^64: a double
   EXPECT_EQ(*d("1e-400"), 0.0);
+  EXPECT_EQ(*d("1.5e-400"), 0.0);  // the '.' read as the C locale's, whatever the program's
+  EXPECT_EQ(*d("0." + std::string(400, '0') + "1"), 0.0);
+  EXPECT_TRUE(std::signbit(*d("-1e-400")));
   EXPECT_FALSE(d("1e400"));
+  EXPECT_FALSE(d("9.9e308"));
   EXPECT_TRUE(std::isnan(*d("NaN")));
   EXPECT_EQ(*d("-Infinity"), -std::numeric_limits<double>::infinity());
 

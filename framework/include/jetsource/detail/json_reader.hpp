@@ -14,11 +14,13 @@
 
 #include <boost/container/small_vector.hpp>
 
+#include <locale.h>  // newlocale, strtod_l: a number out of double's range
+#include <stdlib.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -194,7 +196,8 @@ class json_reader : public cereal::InputArchive<json_reader>, public cereal::tra
         double x = 0;
         auto r = std::from_chars(s, end, x);
         if (r.ec == std::errc::result_out_of_range) {  // too big (an error) or too small (0)
-          x = std::strtod(std::string(s, n).c_str(), nullptr);
+          static const locale_t c_locale = newlocale(LC_ALL_MASK, "C", locale_t{});  // '.'
+          x = strtod_l(std::string(s, n).c_str(), nullptr, c_locale);
           if (std::isinf(x)) return false;
         } else if (r.ec != std::errc{} || r.ptr != end) {
           return false;
