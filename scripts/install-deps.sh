@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev
   libssl-dev
+  libsodium-dev  # XChaCha20-Poly1305 of personal fields (crypto-shredding)
   libcpp-httplib-dev
   clang-format
   prometheus  # promtool checks the /metrics text and alert rules; a test scrapes serve with prometheus
