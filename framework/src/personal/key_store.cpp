@@ -191,6 +191,38 @@ std::string key_name_of(std::string_view subject) {
   return out;
 }
 
+namespace {
+// The bucket's stream as a KV bucket of history 1 is (what js_CreateKeyValue makes), except
+// that deleting a message is allowed: forget() erases the key's message on disk
+// (js_EraseMsg), which a bucket made by js_CreateKeyValue refuses (DenyDelete).
+result<void> make_bucket_stream(detail::key_store_state& s) {
+  const std::string subjects = fmt::format("$KV.{}.>", s.bucket);
+  const char* list[] = {subjects.c_str()};
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = s.stream.c_str();
+  cfg.Description = "jetsource: keys of personal data (crypto-shredding, ADR 0016)";
+  cfg.Subjects = list;
+  cfg.SubjectsLen = 1;
+  cfg.MaxMsgsPerSubject = 1;
+  cfg.Discard = js_DiscardNew;
+  cfg.Storage = js_FileStorage;
+  cfg.Replicas = s.options.replicas;
+  cfg.Duplicates = 120'000'000'000;  // 2 min, as KV buckets
+  cfg.AllowRollup = true;
+  cfg.DenyDelete = false;
+  cfg.DenyPurge = false;
+  cfg.AllowDirect = true;
+  jsStreamInfo* info = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus st = js_AddStream(&info, s.js.get(), &cfg, nullptr, &code);
+  detail::stream_info_ptr keep(info);
+  if (st != NATS_OK && code != JSStreamNameExistErr)  // made by another process meanwhile
+    return detail::nats_error(st, fmt::format("create key store {}", s.bucket), code);
+  return success();
+}
+}  // namespace
+
 result<key_store> key_store::open(const connection& conn, key_store_options options) {
   if (sodium_init() < 0) return make_error(errc::internal, "libsodium cannot initialise");
   auto s = std::make_shared<detail::key_store_state>();
@@ -208,15 +240,8 @@ result<key_store> key_store::open(const connection& conn, key_store_options opti
   kvStore* kv = nullptr;
   natsStatus st = js_KeyValue(&kv, js, s->bucket.c_str());
   if (st == NATS_NOT_FOUND) {
-    kvConfig cfg;
-    kvConfig_Init(&cfg);
-    cfg.Bucket = s->bucket.c_str();
-    cfg.Description = "jetsource: keys of personal data (crypto-shredding, ADR 0016)";
-    cfg.History = 1;
-    cfg.StorageType = js_FileStorage;
-    cfg.Replicas = s->options.replicas;
-    cfg.MaxValueSize = static_cast<int32_t>(sizeof(detail::data_key));
-    st = js_CreateKeyValue(&kv, js, &cfg);
+    if (auto made = make_bucket_stream(*s); !made) return std::move(made).error();
+    st = js_KeyValue(&kv, js, s->bucket.c_str());
   }
   if (st != NATS_OK) return detail::nats_error(st, fmt::format("open key store {}", s->bucket));
   s->kv.reset(kv);
