@@ -3,7 +3,11 @@
 #include <jetsource/event.hpp>
 #include <jetsource/personal.hpp>
 
+#include <jetsource/testing/projection_test.hpp>
+
+#include <order_system/customer.hpp>
 #include <order_system/order.hpp>
+#include <order_system/read_models.hpp>
 
 #include <gtest/gtest.h>
 #include <sodium.h>
@@ -220,6 +224,39 @@ TEST(PersonalFieldTest, MalformedFieldsAreDecodeErrors) {
     ASSERT_FALSE(events) << field;
     EXPECT_EQ(events.error().code, errc::decode_failed) << field << ": " << events.error().message;
   }
+}
+
+// The read model's side, through the projector's apply path: an outage is retried (the commit is
+// not dead-lettered), the forget event nulls the data, and a rebuild after the forget never
+// writes it (placeholders, no dead letters).
+TEST(PersonalFieldTest, CustomerStatsRetriesOutagesAndForgets) {
+  memory_keys keys;
+  auto name_of = [](jetsource::testing::projection_test& t) {
+    auto row = t.db().query_one("SELECT name, forgotten FROM customers WHERE customer_id = 'c-1'");
+    EXPECT_TRUE(row && *row);
+    return std::pair{(**row).get<std::optional<std::string>>(0), (**row).get<std::int64_t>(1)};
+  };
+  auto body = encode(ann());
+  jetsource::testing::projection_test live(order_system::customer_stats());
+  keys.down = true;
+  auto r = live.apply_commit("Order", "o-1", "OrderCreated", body);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::timeout) << r.error();
+  EXPECT_TRUE(live.dead_letters().value().empty());  // retried later, not a dead letter
+  keys.down = false;
+  auto again = live.redeliver(1);  // the server delivers the unacked commit again
+  ASSERT_TRUE(again) << again.error();
+  EXPECT_EQ(name_of(live).first, "Ann Example");
+
+  keys.forget("c-1");
+  ASSERT_TRUE(live.given("Customer", "c-1", order_system::customer_forgotten{"c-1"}));
+  EXPECT_EQ(name_of(live), (std::pair{std::optional<std::string>{}, std::int64_t{1}}));
+
+  jetsource::testing::projection_test rebuilt(order_system::customer_stats());
+  ASSERT_TRUE(rebuilt.apply_commit("Order", "o-1", "OrderCreated", body));
+  ASSERT_TRUE(rebuilt.given("Customer", "c-1", order_system::customer_forgotten{"c-1"}));
+  EXPECT_EQ(name_of(rebuilt), name_of(live));
+  EXPECT_TRUE(rebuilt.dead_letters().value().empty());
 }
 
 TEST(PersonalFieldTest, KeyNamesAreSubjectsOrHex) {
