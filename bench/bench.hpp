@@ -203,7 +203,7 @@ void run_project(const env& e);
 void run_e2e_latency(const env& e);
 void run_rebuild(const env& e);
 void run_soak(const env& e);
-void run_metrics(const env& e);  ///< no server used: recording cost only
+void run_metrics(const env& e);   ///< no server used: recording cost only
 void run_personal(const env& e);  ///< personal fields (crypto-shredding) against plain ones
 
 }  // namespace bench

@@ -110,14 +110,14 @@ projection customer_stats() {
         JETSOURCE_TRY(set_personal(cx, e.customer_id, "name", e.customer_name));
         return set_personal(cx, e.customer_id, "email", e.customer_email);
       })
-      .on<customer_forgotten>([](projection_context& cx,
-                                 const customer_forgotten& e) -> result<void> {
-        JETSOURCE_TRY(secure(cx));
-        return cx.execute(
-            "INSERT INTO customers (customer_id, forgotten) VALUES (?1, 1) "
-            "ON CONFLICT (customer_id) DO UPDATE SET name = NULL, email = NULL, forgotten = 1",
-            e.customer_id);
-      })
+      .on<customer_forgotten>(
+          [](projection_context& cx, const customer_forgotten& e) -> result<void> {
+            JETSOURCE_TRY(secure(cx));
+            return cx.execute(
+                "INSERT INTO customers (customer_id, forgotten) VALUES (?1, 1) "
+                "ON CONFLICT (customer_id) DO UPDATE SET name = NULL, email = NULL, forgotten = 1",
+                e.customer_id);
+          })
       .on<order_placed>([](projection_context& cx, const order_placed& e) {
         return count(cx, e.customer_id, "orders_placed");
       })

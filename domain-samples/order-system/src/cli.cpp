@@ -30,12 +30,12 @@ jetsource::result<jetsource::runtime*> context::runtime() {
     runtime_.emplace(std::move(rt));
   }
   if (!keys_) {  // every process that encodes or decodes orders needs it (personal fields)
-    auto k = jetsource::key_store::open(runtime_->conn, {.stream = orders_stream().stream,
-                                                         .replicas = orders_stream().replicas});
+    auto k = jetsource::key_store::open(
+        runtime_->conn, {.stream = orders_stream().stream, .replicas = orders_stream().replicas});
     if (!k) {
       auto e = std::move(k).error();
-      e.message = fmt::format("cannot open the key store of {}: {}", orders_stream().stream,
-                              e.message);
+      e.message =
+          fmt::format("cannot open the key store of {}: {}", orders_stream().stream, e.message);
       return e;
     }
     keys_.emplace(std::move(k).value());

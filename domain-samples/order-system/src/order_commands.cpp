@@ -48,7 +48,7 @@ struct order_options {
   std::string customer_id;
   std::optional<std::string> customer_name;   // personal data: stored encrypted
   std::optional<std::string> customer_email;  // personal data: stored encrypted
-  std::vector<std::string> items;  // SKU:QTY:UNIT_PRICE_CENTS
+  std::vector<std::string> items;             // SKU:QTY:UNIT_PRICE_CENTS
   std::string sku;
   std::int64_t qty = 0;
   std::int64_t unit_price_cents = 0;
@@ -229,8 +229,9 @@ void add_order_commands(CLI::App& app, action& chosen) {
                    "the customer's name (personal data: stored encrypted with the customer's key)")
       ->check(utf8_text("--customer-name"));
   create_cmd
-      ->add_option("--customer-email", o->customer_email,
-                   "the customer's e-mail (personal data: stored encrypted with the customer's key)")
+      ->add_option(
+          "--customer-email", o->customer_email,
+          "the customer's e-mail (personal data: stored encrypted with the customer's key)")
       ->check(utf8_text("--customer-email"));
   create_cmd->add_option("--order-id", o->order_id, "the new order's id (default: generated)")
       ->check(subject_token("order id"));

@@ -239,7 +239,7 @@ inline std::optional<order_error> malformed_item(std::string_view sku, std::int6
 
 struct create_order {
   std::string customer_id;
-  std::vector<order_line> items;  ///< optional initial items, added in the same commit
+  std::vector<order_line> items;              ///< optional initial items, added in the same commit
   std::optional<std::string> customer_name;   ///< personal data (see order_created)
   std::optional<std::string> customer_email;  ///< personal data (see order_created)
   std::optional<order_error> malformed() const {
