@@ -209,5 +209,6 @@ void run_instr_fill(const env& e);
 void run_instr_append(const env& e);
 void run_instr_load(const env& e);
 void run_instr_project(const env& e);
+void run_personal(const env& e);  ///< personal fields (crypto-shredding) against plain ones
 
 }  // namespace bench

@@ -1,7 +1,7 @@
 // jetsource-bench: jetsource's write and read paths beside plain nats.c baselines, same run.
 //
 //   jetsource-bench <append-sync|append-async|load|execute|project|e2e-latency|rebuild|metrics|
-//                    all>
+//                    personal|all>
 //                   [--nats-url URL] [--events N]
 //                   [--payload-bytes B] [--runs R]
 //   jetsource-bench soak [--minutes M] [--rate R]     (a long run: not part of `all`)
@@ -133,25 +133,26 @@ int main(int argc, char** argv) {
       {"instr-fill", bench::run_instr_fill},
       {"instr-append", bench::run_instr_append},
       {"instr-load", bench::run_instr_load},
-      {"instr-project", bench::run_instr_project}};
+      {"instr-project", bench::run_instr_project},
+      {"personal", bench::run_personal}};
   std::string scenario, nats_url;
   bench::options opt;
   std::int64_t events = 0;
-  app.add_option(
-         "scenario", scenario,
-         "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
-         "metrics | all | soak (not part of all) | instr-fill | instr-append | instr-load | "
-         "instr-project (bench/callgrind.sh's runs, not part of all)")
+  app.add_option("scenario", scenario,
+                 "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
+                 "metrics | personal | all | soak (not part of all) | instr-fill | instr-append | "
+                 "instr-load | "
+                 "instr-project (bench/callgrind.sh's runs, not part of all)")
       ->required()
       ->check(CLI::IsMember({"append-sync", "append-async", "load", "execute", "project",
-                             "e2e-latency", "rebuild", "metrics", "all", "soak", "instr-fill",
-                             "instr-append", "instr-load", "instr-project"}));
+                             "e2e-latency", "rebuild", "metrics", "personal", "all", "soak",
+                             "instr-fill", "instr-append", "instr-load", "instr-project"}));
   app.add_option("--nats-url", nats_url, "NATS server URL (default: an embedded nats-server)");
   app.add_option("--events", events,
                  "events per run (append-sync 10000, append-async 100000, execute 100000 "
                  "commands; load: the big stream's size, 1000000; project 500000; "
                  "e2e-latency 100000, i.e. 10 s at 10000/s; rebuild 1000000; metrics 20000000 "
-                 "operations)")
+                 "operations; personal 2000)")
       ->check(CLI::PositiveNumber);
   app.add_option("--payload-bytes", opt.payload_bytes, "commit body size in bytes (default 200)")
       ->check(CLI::Range(1, 1 << 20));
@@ -213,7 +214,7 @@ int main(int argc, char** argv) {
                    server ? static_cast<int>(server->pid()) : -1};
       if (scenario == "all") {
         for (const auto& name : {"append-sync", "append-async", "load", "execute", "project",
-                                 "e2e-latency", "rebuild", "metrics"})
+                                 "e2e-latency", "rebuild", "metrics", "personal"})
           scenarios.at(name)(e);
       } else {
         scenarios.at(scenario)(e);

@@ -15,6 +15,7 @@ packages=(
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev
   libssl-dev
+  libsodium-dev  # XChaCha20-Poly1305 of personal fields (crypto-shredding)
   libcpp-httplib-dev
   clang-format
   clang libclang-rt-14-dev  # the fuzz targets (tests/fuzz, scripts/fuzz.sh): clang's libFuzzer

@@ -55,7 +55,10 @@ std::string utc_now() {
 }
 
 bool is_transient(const error& e) noexcept {
-  return e.code == errc::busy || e.code == errc::io;  // never errc::corrupt: that needs a rebuild
+  // never errc::corrupt: that needs a rebuild. unreachable / timeout: a personal field's key
+  // store could not be asked (crypto-shredding, ADR 0016): retried, never a dead letter.
+  return e.code == errc::busy || e.code == errc::io || e.code == errc::unreachable ||
+         e.code == errc::timeout;
 }
 
 bool not_the_message(const error& e) noexcept {

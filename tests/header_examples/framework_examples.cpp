@@ -6,6 +6,7 @@
 #include <jetsource/event.hpp>
 #include <jetsource/event_store.hpp>
 #include <jetsource/metrics.hpp>
+#include <jetsource/personal.hpp>
 #include <jetsource/repository.hpp>
 #include <jetsource/result.hpp>
 #include <jetsource/runtime.hpp>
@@ -39,6 +40,13 @@ std::string example() {
   return text;
 }
 }  // namespace metrics_example
+
+namespace personal_example {
+#include "jetsource_personal_hpp.inc"
+void example(const jetsource::connection& conn) {
+#include "jetsource_personal_hpp_2.inc"
+}
+}  // namespace personal_example
 
 namespace event_store_example {
 void example(const jetsource::connection& conn, const std::string& body) {

@@ -303,7 +303,10 @@ TEST_F(OrderCliReadTest, ServeAppliesCommandsAndQueriesPrintTheContractShapes) {
                                       {"orders_paid", 1},
                                       {"orders_shipped", 0},
                                       {"orders_cancelled", 0},
-                                      {"lifetime_value_cents", 1500}}));
+                                      {"lifetime_value_cents", 1500},
+                                      {"name", nullptr},  // issue 15: personal data
+                                      {"email", nullptr},
+                                      {"forgotten", false}}));
   auto product = query_until({"query", "product", "widget", "--json"},
                              [](const nlohmann::json& j) { return j["units_sold"] == 2; });
   EXPECT_EQ(product,

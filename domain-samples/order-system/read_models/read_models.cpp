@@ -1,4 +1,5 @@
 // The order-system read models (see read_models.hpp).
+#include <order_system/customer.hpp>
 #include <order_system/order.hpp>
 #include <order_system/read_models.hpp>
 #include <order_system/stream.hpp>
@@ -29,7 +30,15 @@ result<std::int64_t> line_total(std::string_view event, std::int64_t qty, std::i
   return total;
 }
 
+// customer_stats holds personal data (name, e-mail): every write of it runs with secure_delete on,
+// so a row's old copies (freed cells, freed pages) are zeroed, not left in the file to be read
+// after the customer was forgotten. A per-connection setting: set before each handler's writes.
+result<void> secure(projection_context& cx) {
+  return cx.execute("PRAGMA secure_delete = ON");
+}
+
 result<void> count(projection_context& cx, const std::string& customer, const char* column) {
+  JETSOURCE_TRY(secure(cx));
   return cx.execute(fmt::format("INSERT INTO customers (customer_id, {0}) VALUES (?1, 1) "
                                 "ON CONFLICT (customer_id) DO UPDATE SET {0} = {0} + 1",
                                 column),
@@ -81,12 +90,34 @@ projection order_summary() {
       });
 }
 
+// The latest name or e-mail given, unless the customer was forgotten (an OrderCreated appended
+// before the forget may be applied after it: it never brings the data back).
+result<void> set_personal(projection_context& cx, const std::string& customer, const char* column,
+                          const jetsource::personal<std::string>& value) {
+  if (!value.has_value()) return jetsource::success();  // not given, or forgotten
+  return cx.execute(fmt::format("UPDATE customers SET {} = ?2 WHERE customer_id = ?1 AND "
+                                "forgotten = 0",
+                                column),
+                    customer, value.value());
+}
+
 projection customer_stats() {
-  return projection("customer_stats", 1)
-      .follow<order>(orders_stream())
-      .on<order_created>([](projection_context& cx, const order_created& e) {
-        return count(cx, e.customer_id, "orders_created");
+  // Version 2: name, e-mail, forgotten; follows the whole stream (Order and Customer subjects).
+  return projection("customer_stats", 2)
+      .follow(projection::subject_filter_of(orders_stream(), "*"))
+      .on<order_created>([](projection_context& cx, const order_created& e) -> result<void> {
+        JETSOURCE_TRY(count(cx, e.customer_id, "orders_created"));
+        JETSOURCE_TRY(set_personal(cx, e.customer_id, "name", e.customer_name));
+        return set_personal(cx, e.customer_id, "email", e.customer_email);
       })
+      .on<customer_forgotten>(
+          [](projection_context& cx, const customer_forgotten& e) -> result<void> {
+            JETSOURCE_TRY(secure(cx));
+            return cx.execute(
+                "INSERT INTO customers (customer_id, forgotten) VALUES (?1, 1) "
+                "ON CONFLICT (customer_id) DO UPDATE SET name = NULL, email = NULL, forgotten = 1",
+                e.customer_id);
+          })
       .on<order_placed>([](projection_context& cx, const order_placed& e) {
         return count(cx, e.customer_id, "orders_placed");
       })

@@ -20,12 +20,33 @@ jetsource::result<jetsource::runtime> context::open_runtime() {
   return rt;
 }
 
+context::~context() {
+  if (keys_) jetsource::key_store::uninstall();
+}
+
 jetsource::result<jetsource::runtime*> context::runtime() {
   if (!runtime_) {
     JETSOURCE_TRY(rt, open_runtime());
     runtime_.emplace(std::move(rt));
   }
+  if (!keys_) {  // every process that encodes or decodes orders needs it (personal fields)
+    auto k = jetsource::key_store::open(
+        runtime_->conn, {.stream = orders_stream().stream, .replicas = orders_stream().replicas});
+    if (!k) {
+      auto e = std::move(k).error();
+      e.message =
+          fmt::format("cannot open the key store of {}: {}", orders_stream().stream, e.message);
+      return e;
+    }
+    keys_.emplace(std::move(k).value());
+    keys_->install();
+  }
   return &*runtime_;
+}
+
+jetsource::result<jetsource::key_store*> context::keys() {
+  JETSOURCE_TRY(runtime());
+  return &*keys_;
 }
 
 jetsource::result<jetsource::event_store*> context::store() {

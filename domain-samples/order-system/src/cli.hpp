@@ -10,11 +10,13 @@
 //   cli::context ctx{globals};  return chosen(ctx);
 #pragma once
 
+#include <order_system/customer.hpp>
 #include <order_system/order.hpp>
 #include <order_system/read_models.hpp>
 #include <order_system/stream.hpp>
 
 #include <jetsource/event_store.hpp>
+#include <jetsource/personal.hpp>
 #include <jetsource/projector.hpp>
 #include <jetsource/repository.hpp>
 #include <jetsource/result.hpp>
@@ -59,10 +61,14 @@ class context {
   explicit context(globals g) : globals_(std::move(g)) {}
   context(const context&) = delete;
   context& operator=(const context&) = delete;
+  ~context();  // uninstalls the key store before the connection closes
 
   const globals& options() const noexcept { return globals_; }
-  /// The connection (and the embedded server, when this process started it).
+  /// The connection (and the embedded server, when this process started it), with the key
+  /// store of personal data (jsk-ORDERS) opened and installed for this process.
   jetsource::result<jetsource::runtime*> runtime();
+  /// The key store of the customers' personal data (opened by runtime()).
+  jetsource::result<jetsource::key_store*> keys();
   /// The ORDERS stream, created on first use.
   jetsource::result<jetsource::event_store*> store();
   /// The repository of orders on that stream.
@@ -74,6 +80,7 @@ class context {
   globals globals_;
   // Declared in the order they are opened: destroyed in reverse.
   std::optional<jetsource::runtime> runtime_;
+  std::optional<jetsource::key_store> keys_;
   std::optional<jetsource::event_store> store_;
   std::unique_ptr<jetsource::repository<order>> orders_;
 };
@@ -90,6 +97,9 @@ void add_query_commands(CLI::App& app, action& chosen);
 
 /// `serve` and `projections status|rebuild|dead-letters` (serve_commands.cpp).
 void add_serve_commands(CLI::App& app, action& chosen);
+
+/// `customer forget` (customer_commands.cpp): crypto-shredding of a customer's personal data.
+void add_customer_commands(CLI::App& app, action& chosen);
 
 /// `load` and `demo` (load_commands.cpp).
 void add_load_commands(CLI::App& app, action& chosen);

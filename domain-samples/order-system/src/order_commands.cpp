@@ -46,7 +46,9 @@ namespace {
 struct order_options {
   std::string order_id;
   std::string customer_id;
-  std::vector<std::string> items;  // SKU:QTY:UNIT_PRICE_CENTS
+  std::optional<std::string> customer_name;   // personal data: stored encrypted
+  std::optional<std::string> customer_email;  // personal data: stored encrypted
+  std::vector<std::string> items;             // SKU:QTY:UNIT_PRICE_CENTS
   std::string sku;
   std::int64_t qty = 0;
   std::int64_t unit_price_cents = 0;
@@ -154,7 +156,7 @@ int create_generated(context& ctx, const order_options& o, const create_order& c
 }
 
 int create(context& ctx, const order_options& o) {
-  create_order command{o.customer_id, {}};
+  create_order command{o.customer_id, {}, o.customer_name, o.customer_email};
   for (const auto& text : o.items) {
     auto item = parse_item(text);
     if (!item) return fail("order create", item.error());
@@ -222,6 +224,15 @@ void add_order_commands(CLI::App& app, action& chosen) {
   create_cmd->add_option("--customer", o->customer_id, "the customer id")
       ->required()
       ->check(subject_token("customer id"));
+  create_cmd
+      ->add_option("--customer-name", o->customer_name,
+                   "the customer's name (personal data: stored encrypted with the customer's key)")
+      ->check(utf8_text("--customer-name"));
+  create_cmd
+      ->add_option(
+          "--customer-email", o->customer_email,
+          "the customer's e-mail (personal data: stored encrypted with the customer's key)")
+      ->check(utf8_text("--customer-email"));
   create_cmd->add_option("--order-id", o->order_id, "the new order's id (default: generated)")
       ->check(subject_token("order id"));
   create_cmd

@@ -88,8 +88,8 @@ jetsource::result<std::optional<nlohmann::ordered_json>> customer_view(
     const globals& g, const std::string& customer_id) {
   JETSOURCE_TRY(db, open(g, customer_stats()));
   JETSOURCE_TRY(row, db.query_one("SELECT customer_id, orders_created, orders_placed, orders_paid, "
-                                  "orders_shipped, orders_cancelled, lifetime_value_cents FROM "
-                                  "customers WHERE customer_id = ?1",
+                                  "orders_shipped, orders_cancelled, lifetime_value_cents, name, "
+                                  "email, forgotten FROM customers WHERE customer_id = ?1",
                                   customer_id));
   if (!row) return std::optional<nlohmann::ordered_json>{};
   nlohmann::ordered_json j;
@@ -101,6 +101,15 @@ jetsource::result<std::optional<nlohmann::ordered_json>> customer_view(
                               {"orders_shipped", kind::integer},
                               {"orders_cancelled", kind::integer},
                               {"lifetime_value_cents", kind::integer}}));
+  // Personal data (null when never given or forgotten); "forgotten": its key was destroyed.
+  for (std::size_t i : {7, 8}) {
+    const char* name = i == 7 ? "name" : "email";
+    if (const auto* text = std::get_if<std::string>(&(*row)[i]))
+      j[name] = *text;
+    else
+      j[name] = nullptr;
+  }
+  j["forgotten"] = row->get<std::int64_t>(9) != 0;
   return std::optional{std::move(j)};
 }
 

@@ -22,7 +22,8 @@ jetsource::result<std::optional<nlohmann::ordered_json>> order_view(const global
                                                                     const std::string& order_id);
 
 /// {"customer_id","orders_created","orders_placed","orders_paid","orders_shipped",
-/// "orders_cancelled","lifetime_value_cents"}; nullopt when there is no such customer.
+/// "orders_cancelled","lifetime_value_cents","name","email","forgotten"}; name and e-mail are
+/// null when never given or forgotten. nullopt when there is no such customer.
 jetsource::result<std::optional<nlohmann::ordered_json>> customer_view(
     const globals& g, const std::string& customer_id);
 

@@ -14,6 +14,7 @@
 
 #include <jetsource/aggregate.hpp>
 #include <jetsource/event.hpp>
+#include <jetsource/personal.hpp>
 
 #include <algorithm>
 #include <cstdint>
@@ -37,13 +38,30 @@ struct order_line {
 };
 
 // -- events ----------------------------------------------------------------------------------
-struct order_created {
+/// Schema 1 of OrderCreated (before the customer's name and e-mail): old history upcasts.
+struct order_created_v1 {
   static constexpr std::string_view type_name = "OrderCreated";
   static constexpr int schema_version = 1;
   std::string customer_id;
   template <class A>
   void serialize(A& a) {
     a(CEREAL_NVP(customer_id));
+  }
+};
+
+/// The customer's name and e-mail are personal data of the customer (the data subject):
+/// encrypted with the customer's key, unreadable once `customer forget` destroyed it.
+struct order_created {
+  static constexpr std::string_view type_name = "OrderCreated";
+  static constexpr int schema_version = 2;
+  using previous = order_created_v1;
+  static order_created upcast(const order_created_v1& old) { return {old.customer_id, {}, {}}; }
+  std::string customer_id;
+  jetsource::personal<std::string> customer_name;   ///< no value when not given
+  jetsource::personal<std::string> customer_email;  ///< no value when not given
+  template <class A>
+  void serialize(A& a) {
+    a(CEREAL_NVP(customer_id), CEREAL_NVP(customer_name), CEREAL_NVP(customer_email));
   }
 };
 
@@ -221,7 +239,9 @@ inline std::optional<order_error> malformed_item(std::string_view sku, std::int6
 
 struct create_order {
   std::string customer_id;
-  std::vector<order_line> items;  ///< optional initial items, added in the same commit
+  std::vector<order_line> items;              ///< optional initial items, added in the same commit
+  std::optional<std::string> customer_name;   ///< personal data (see order_created)
+  std::optional<std::string> customer_email;  ///< personal data (see order_created)
   std::optional<order_error> malformed() const {
     if (customer_id.empty()) return order_error::missing_customer;
     for (const auto& i : items)
@@ -288,9 +308,14 @@ class order {
   jetsource::decision<event> handle(const create_order& c) const {
     if (auto e = c.malformed()) return *e;
     if (status_ != order_status::none) return order_error::already_exists;
-    std::vector<event> events{order_created{c.customer_id}};
+    auto personal = [&](const std::optional<std::string>& v) {
+      return v ? jetsource::personal<std::string>(c.customer_id, *v)
+               : jetsource::personal<std::string>{};
+    };
+    std::vector<event> events{
+        order_created{c.customer_id, personal(c.customer_name), personal(c.customer_email)}};
     order draft;  // each initial item follows the add-item rules, in order
-    draft.apply(order_created{c.customer_id});
+    draft.apply(order_created{c.customer_id, {}, {}});
     for (const auto& item : c.items) {
       auto added = draft.handle(add_item{item.sku, item.qty, item.unit_price_cents});
       if (!added.accepted()) return *added.rejection();

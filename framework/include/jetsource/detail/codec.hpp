@@ -6,6 +6,7 @@
 
 #include <cereal/archives/json.hpp>
 #include <jetsource/detail/json_reader.hpp>
+#include <jetsource/detail/personal_codec.hpp>
 #include <jetsource/detail/utf8.hpp>
 
 #include <exception>
@@ -161,6 +162,8 @@ result<std::string> to_json(const char* name, const T& value) {
     if (auto bad = first_invalid_utf8(json); bad != std::string_view::npos)
       return not_utf8(json, bad, name);
     return json;
+  } catch (const personal_data_error& e) {  // a personal field: its own code (unreachable, ...)
+    return e.get();
   } catch (const std::exception& e) {
     return make_error(errc::encode_failed, "cannot encode {}: {}", name, e.what());
   }
@@ -174,6 +177,8 @@ result<T> from_json(const char* name, std::string_view json) {
     T value{};
     ar(cereal::make_nvp(name, value));
     return value;
+  } catch (const personal_data_error& e) {
+    return e.get();
   } catch (const std::exception& e) {
     return make_error(errc::decode_failed, "cannot decode {}: {}", name, e.what());
   }
@@ -186,7 +191,11 @@ result<E> decode_event(int version, json_reader& ar) {
   static_assert(check_serializable<E>());
   if (version == schema_version_of<E>()) {
     E e{};
-    ar(cereal::make_nvp("data", e));
+    try {
+      ar(cereal::make_nvp("data", e));
+    } catch (const personal_data_error& x) {  // a key store outage stays retryable
+      return x.get();
+    }
     return e;
   }
   if constexpr (upcastable<E>) {
@@ -257,6 +266,8 @@ class registry<std::variant<Es...>> {
       if (auto bad = first_invalid_utf8(body); bad != std::string_view::npos)
         return not_utf8(body, bad, "event");
       return body;
+    } catch (const personal_data_error& e) {  // nothing is stored: the caller gets its code
+      return e.get();
     } catch (const std::exception& e) {
       return make_error(errc::encode_failed, "cannot encode events: {}", e.what());
     }
@@ -283,6 +294,8 @@ class registry<std::variant<Es...>> {
         ar.finishNode();
       }
       ar.finishNode();
+    } catch (const personal_data_error& e) {
+      return e.get();
     } catch (const std::exception& e) {
       return make_error(errc::decode_failed, "undecodable commit body: {}", e.what());
     }

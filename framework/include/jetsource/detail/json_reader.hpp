@@ -68,6 +68,12 @@ class json_reader : public cereal::InputArchive<json_reader>, public cereal::tra
   }
   void finishNode() { stack_.pop_back(); }
 
+  /// True when the current level is an object with a member named `name` (optional members).
+  bool has_member(const char* name) const {
+    const value& v = *stack_.back().node;
+    return v.IsObject() && v.FindMember(name) != v.MemberEnd();
+  }
+
   /// The number of elements of the current array.
   void loadSize(cereal::size_type& size) {
     const value& v = *stack_.back().node;
