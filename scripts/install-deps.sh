@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev
   libssl-dev
+  openssl     # the openssl command: tests/support/tls_certs.hpp makes the TLS tests' certificates
   libcpp-httplib-dev
   clang-format
   prometheus  # promtool checks the /metrics text and alert rules; a test scrapes serve with prometheus
