@@ -35,9 +35,9 @@ void on_closed(natsConnection*, void*) {
 }
 // `options`: the connection's (its state outlives the natsConnection).
 void on_error(natsConnection* nc, natsSubscription*, natsStatus s, void* options) {
-  const char* text = nullptr;
-  (void)natsConnection_GetLastError(nc, &text);
-  std::string what = (text != nullptr && *text != '\0') ? text : natsStatus_GetText(s);
+  const char* text = nullptr;  // the server's words, when the connection's last error is this one
+  const bool same = natsConnection_GetLastError(nc, &text) == s;
+  std::string what = (same && text != nullptr && *text != '\0') ? text : natsStatus_GetText(s);
   detail::log()->error("NATS asynchronous error: {}", what);
   // nats.c reports a permission violation only here; the request it dropped times out later.
   if (s == NATS_NOT_PERMITTED) {
