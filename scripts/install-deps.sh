@@ -16,6 +16,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev
   libssl-dev
   libsodium-dev  # XChaCha20-Poly1305 of personal fields (crypto-shredding)
+  openssl     # the openssl command: tests/support/tls_certs.hpp makes the TLS tests' certificates
   libcpp-httplib-dev
   clang-format
   clang libclang-rt-14-dev  # the fuzz targets (tests/fuzz, scripts/fuzz.sh): clang's libFuzzer

@@ -7,6 +7,9 @@
 
 #include <fmt/ranges.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <array>
 #include <mutex>
@@ -30,8 +33,18 @@ void on_reconnected(natsConnection* nc, void* counter) {
 void on_closed(natsConnection*, void*) {
   detail::log()->info("NATS connection closed");
 }
-void on_error(natsConnection*, natsSubscription*, natsStatus s, void*) {
-  detail::log()->error("NATS asynchronous error: {}", natsStatus_GetText(s));
+// `options`: the connection's (its state outlives the natsConnection).
+void on_error(natsConnection* nc, natsSubscription*, natsStatus s, void* options) {
+  const char* text = nullptr;  // the server's words, when the connection's last error is this one
+  const bool same = natsConnection_GetLastError(nc, &text) == s;
+  std::string what = (same && text != nullptr && *text != '\0') ? text : natsStatus_GetText(s);
+  detail::log()->error("NATS asynchronous error: {}", what);
+  // nats.c reports a permission violation only here; the request it dropped times out later.
+  if (s == NATS_NOT_PERMITTED) {
+    const auto& o = *static_cast<const connection_options*>(options);
+    detail::note_permission_violation(
+        what, std::max(o.request_timeout, o.connect_timeout) + std::chrono::seconds{1});
+  }
 }
 
 result<void> check(natsStatus s, std::string_view what) {
@@ -39,6 +52,30 @@ result<void> check(natsStatus s, std::string_view what) {
   auto e = detail::nats_error(s, what);
   if (e.code == errc::server_error) e.code = errc::invalid_argument;
   return e;
+}
+
+// The host of a URL ("tls://user:pw@host:4222" -> "host", "[::1]:4222" -> "::1").
+std::string host_of(std::string_view url) {
+  if (auto scheme = url.find("://"); scheme != std::string_view::npos)
+    url.remove_prefix(scheme + 3);
+  if (auto at = url.rfind('@'); at != std::string_view::npos) url.remove_prefix(at + 1);
+  if (url.starts_with('[')) return std::string(url.substr(1, url.find(']') - 1));
+  return std::string(url.substr(0, url.find_first_of(":/")));
+}
+
+// The hostname all `urls` share, when it is a name (not an IP address); "" otherwise.
+std::string shared_hostname(const std::vector<std::string>& urls) {
+  std::string host;
+  for (const auto& u : urls) {
+    auto h = host_of(u);
+    if (!host.empty() && h != host) return {};
+    host = std::move(h);
+  }
+  std::array<unsigned char, sizeof(in6_addr)> addr{};
+  if (host.empty() || ::inet_pton(AF_INET, host.c_str(), addr.data()) == 1 ||
+      ::inet_pton(AF_INET6, host.c_str(), addr.data()) == 1)
+    return {};
+  return host;
 }
 
 result<detail::options_ptr> make_options(const connection_options& o) {
@@ -78,9 +115,13 @@ result<detail::options_ptr> make_options(const connection_options& o) {
         check(natsOptions_LoadCertificatesChain(p, t.cert_file.c_str(), t.key_file.c_str()),
               "TLS certificate " + t.cert_file));
   }
-  if (!t.expected_hostname.empty()) {
-    JETSOURCE_TRY(
-        check(natsOptions_SetExpectedHostname(p, t.expected_hostname.c_str()), "TLS hostname"));
+  // nats.c checks the server's name only when told which: by default, the URLs' host when
+  // they share one that is a name (OpenSSL matches names here, not IP addresses).
+  const std::string hostname = !t.expected_hostname.empty()               ? t.expected_hostname
+                               : (t.enabled || tls_url) && !t.skip_verify ? shared_hostname(o.urls)
+                                                                          : std::string{};
+  if (!hostname.empty()) {
+    JETSOURCE_TRY(check(natsOptions_SetExpectedHostname(p, hostname.c_str()), "TLS hostname"));
   }
   if (t.skip_verify) {
     JETSOURCE_TRY(check(natsOptions_SkipServerVerification(p, true), "TLS verification"));
@@ -102,8 +143,46 @@ result<detail::options_ptr> make_options(const connection_options& o) {
                       .with({});
   JETSOURCE_TRY(check(natsOptions_SetReconnectedCB(p, on_reconnected, reconnects), "callbacks"));
   JETSOURCE_TRY(check(natsOptions_SetClosedCB(p, on_closed, nullptr), "callbacks"));
-  JETSOURCE_TRY(check(natsOptions_SetErrorHandler(p, on_error, nullptr), "callbacks"));
+  JETSOURCE_TRY(check(natsOptions_SetErrorHandler(p, on_error, const_cast<connection_options*>(&o)),
+                      "callbacks"));
   return opts;
+}
+
+bool has(std::string_view text, std::string_view part) {
+  return text.find(part) != std::string_view::npos;
+}
+
+// What a refused TLS handshake or login means, in words (nats.c passes on OpenSSL's and the
+// server's texts); "" when the failure was neither. `tls`: TLS options were given.
+std::string_view refusal(natsStatus s, std::string_view text, bool tls) {
+  if (s == NATS_CONNECTION_AUTH_FAILED || has(text, "Authorization Violation") ||
+      has(text, "Authentication"))
+    return "authorization violation: the server refused these credentials (user and password, "
+           "token or .creds file)";
+  if (s == NATS_SECURE_CONNECTION_REQUIRED)
+    return "TLS required: the server only accepts TLS (use a tls:// URL or a CA file)";
+  if (s == NATS_SECURE_CONNECTION_WANTED)
+    return "TLS not offered: TLS was asked for but the server does not offer it";
+  // With TLS 1.3 the client's side of the handshake is over before the server has checked the
+  // client's certificate: a refusal then shows as the connection closing before the PONG (or
+  // under the CONNECT being written).
+  if (tls &&
+      ((s == NATS_PROTOCOL_ERROR && has(text, "Expected 'PONG', got ''")) ||
+       (s == NATS_IO_ERROR && (has(text, "SSL_write error") || has(text, "SSL_read error")))))
+    return "TLS: the server closed the connection after the handshake: it refused this client's "
+           "certificate (missing, not signed by a CA it trusts, or expired)";
+  if (s != NATS_SSL_ERROR) return {};
+  if (has(text, "hostname mismatch"))
+    return "TLS hostname mismatch: the server's certificate is not for the expected hostname";
+  if (has(text, "alert"))  // the server sent a TLS alert: it refused our certificate
+    return "TLS: the server sent an alert: it refused this client's certificate (missing, not "
+           "signed by a CA it trusts, or expired)";
+  if (has(text, "expired") || has(text, "not yet valid"))
+    return "TLS certificate expired: the server's certificate is outside its validity period";
+  if (has(text, "issuer") || has(text, "self-signed") || has(text, "self signed") ||
+      has(text, "verify") || has(text, "unable to get"))
+    return "TLS certificate not trusted: the server's certificate is not signed by a trusted CA";
+  return "TLS handshake failed";
 }
 
 // A connect that failed: when something listens at a URL but is not a NATS server (nats.c only
@@ -111,7 +190,13 @@ result<detail::options_ptr> make_options(const connection_options& o) {
 error connect_error(natsStatus s, const connection_options& o) {
   auto e = detail::nats_error(s, fmt::format("connect to {}", fmt::join(o.urls, ",")));
   if (e.code == errc::server_error) e.code = errc::unreachable;
-  if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_SSL_ERROR || s == NATS_NOT_PERMITTED) return e;
+  bool tls = o.tls.enabled || !o.tls.ca_file.empty() || !o.tls.cert_file.empty();
+  for (const auto& u : o.urls) tls = tls || u.starts_with("tls://");
+  if (auto why = refusal(s, e.message, tls); !why.empty()) {
+    e.message = fmt::format("{}: {}", why, e.message);
+    return e;
+  }
+  if (s == NATS_NOT_PERMITTED) return e;
   const auto probe = std::min(o.connect_timeout, std::chrono::milliseconds{250});
   for (const auto& url : o.urls)
     if (auto why = detail::not_a_nats_server(url, probe, o.connect_timeout)) {
@@ -134,7 +219,7 @@ result<connection> connection::connect(const connection_options& options) {
                       "no server URL given (use runtime::open to embed one)");
   auto state = std::make_shared<detail::connection_state>();
   state->options = options;
-  JETSOURCE_TRY(opts, make_options(options));
+  JETSOURCE_TRY(opts, make_options(state->options));  // the error handler keeps a pointer
   state->opts = std::move(opts);
   natsConnection* nc = nullptr;
   if (auto s = natsConnection_Connect(&nc, state->opts.get()); s != NATS_OK)

@@ -54,12 +54,14 @@ std::string tail_of(const fs::path& file, std::size_t max_bytes = 1500) {
 }
 
 // The ports file nats-server writes once it accepts clients: {"nats":["nats://127.0.0.1:N"],...}
+// ("tls://127.0.0.1:N" when a config file makes TLS required).
 std::uint16_t port_from_ports_file(const fs::path& file) {
   std::ifstream in(file);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   auto url = text.find("nats://");
+  if (url == std::string::npos) url = text.find("tls://");
   if (url == std::string::npos) return 0;
-  auto colon = text.find(':', url + 7);
+  auto colon = text.find(':', url + 6);
   auto end = text.find('"', url);
   if (colon == std::string::npos || end == std::string::npos || colon > end) return 0;
   unsigned port = 0;

@@ -89,8 +89,12 @@ class order_cli_test : public nats_test {
     posix_spawn_file_actions_init(&files);
     posix_spawn_file_actions_addopen(&files, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&files, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    std::vector<char*> envp;  // extra_env_ first (getenv finds the first), then the test's
+    for (auto& e : extra_env_) envp.push_back(e.data());
+    for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+    envp.push_back(nullptr);
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), environ);
+    int rc = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&files);
     EXPECT_EQ(rc, 0) << "cannot start " << all[0] << ": " << std::strerror(rc);
     if (rc == 0) files_[pid] = {out, err};
@@ -176,6 +180,7 @@ class order_cli_test : public nats_test {
   }
 
   std::filesystem::path cli_dir_ = dir_.path() / "cli";
+  std::vector<std::string> extra_env_;  ///< NAME=VALUE added to the spawned processes' environment
   std::optional<event_store> store_;
   std::map<pid_t, std::pair<std::string, std::string>> files_;
   int next_ = 0;

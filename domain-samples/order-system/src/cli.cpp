@@ -9,6 +9,7 @@ jetsource::result<jetsource::runtime> context::open_runtime() {
   jetsource::connection_options o;
   o.name = "order-system";
   if (!globals_.nats_url.empty()) o.urls = {globals_.nats_url};
+  apply_security_options(globals_, o);
   auto dir = globals_.data_dir / "nats";
   auto rt = jetsource::runtime::open(o, dir);
   if (!rt && o.urls.empty())

@@ -48,7 +48,17 @@ struct globals {
   std::string nats_url;  ///< "" = an embedded nats-server storing under data_dir/nats
   std::filesystem::path data_dir = ".order-system";
   bool verbose = false;  ///< -v: the library's info lines too (default: warnings and errors)
+  // A secured server (with nats_url; security_options.cpp). Password and token: environment only.
+  std::string tls_ca, tls_cert, tls_key;  ///< --tls-ca, --tls-cert, --tls-key (PEM files)
+  std::string creds, user;                ///< --creds FILE, --user NAME
 };
+
+/// --tls-ca, --tls-cert, --tls-key, --creds, --user (security_options.cpp); after --nats-url.
+void add_security_options(CLI::App& app, globals& g);
+
+/// Puts them, and NATS_PASSWORD / NATS_TOKEN from the environment, into `o` (with a URL only:
+/// the embedded server needs none).
+void apply_security_options(const globals& g, jetsource::connection_options& o);
 
 /// What a subcommand needs at run time. Connects on first use, so bad usage fails before any
 /// I/O and subcommands that need no server start none.

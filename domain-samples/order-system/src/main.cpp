@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
           "URL"));
   app.add_option("--data-dir", globals.data_dir,
                  "read models and the embedded server's store (default: ./.order-system)");
+  cli::add_security_options(app, globals);
   app.add_flag("-v,--verbose", globals.verbose,
                "also log the library's info lines on stderr (default: warnings and errors only)");
 

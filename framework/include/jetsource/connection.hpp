@@ -25,12 +25,14 @@ namespace jetsource {
 
 /// TLS settings, passed through to nats.c.
 struct tls_options {
-  bool enabled = false;           ///< require TLS (implied by a tls:// URL)
-  std::string ca_file;            ///< trusted CA certificates (PEM)
-  std::string cert_file;          ///< client certificate (PEM), for mutual TLS
-  std::string key_file;           ///< client key (PEM)
-  std::string expected_hostname;  ///< hostname to verify, when it differs from the URL's
-  bool skip_verify = false;       ///< do not verify the server certificate (tests only)
+  bool enabled = false;   ///< require TLS (implied by a tls:// URL)
+  std::string ca_file;    ///< trusted CA certificates (PEM)
+  std::string cert_file;  ///< client certificate (PEM), for mutual TLS
+  std::string key_file;   ///< client key (PEM)
+  /// hostname the server's certificate must name; default: the URLs' host when they share one
+  /// that is a name (with IP-address URLs, only the CA chain is checked unless this is set)
+  std::string expected_hostname;
+  bool skip_verify = false;  ///< do not verify the server certificate (tests only)
 };
 
 /// How to reach the server(s). Credentials are passed through to nats.c.

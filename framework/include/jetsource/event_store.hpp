@@ -40,6 +40,10 @@ struct store_options {
   std::chrono::seconds duplicate_window{120};  ///< how long a Nats-Msg-Id retry is recognised
   std::size_t max_in_flight = 4096;            ///< async appends awaiting their ack (back-pressure)
   std::chrono::milliseconds ack_timeout{5000};  ///< per commit, sync and async
+  /// Loads of 3+ commits use an ordered consumer, deleted afterwards (faster; the connection's
+  /// user needs consumer create and delete rights on the stream). false: direct gets only, for
+  /// a writer that may not touch consumers (docs/security.md).
+  bool load_with_consumers = true;
 };
 
 /// One commit as the store writes it: the encoded events of one command.

@@ -222,7 +222,8 @@ result<void> read_range(const store_state& st, const std::string& subject, std::
   const std::uint64_t events_before =
       last_version >= last_events ? last_version - last_events : last_seq;
   const std::uint64_t at_most = std::min(events_before, last_seq - after - 1);
-  if (at_most > 2) return read_ordered(st, subject, after + 1, last_seq, sink);
+  if (at_most > 2 && st.options.load_with_consumers)
+    return read_ordered(st, subject, after + 1, last_seq, sink);
   if (at_most > 0)  // 0: the last commit is the first, or the only one after `after`
     return read_direct(st, subject, after + 1, last_seq, sink);
   return success();

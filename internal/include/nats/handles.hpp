@@ -7,6 +7,7 @@
 
 #include <nats/nats.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,6 +41,12 @@ using inbox_ptr = std::unique_ptr<natsInbox, nats_deleter>;
 /// nats.c's last error text. `what` says what was being done ("append to orders.Order.3.x").
 error nats_error(natsStatus s, std::string_view what,
                  jsErrCode js_code = static_cast<jsErrCode>(0));
+
+/// Notes a "Permissions Violation" the server reported on a connection of this process (nats.c
+/// reports them only asynchronously, through the error handler: the request that caused one just
+/// times out). Kept for `window` (the connection's request timeout and a margin): a nats_error
+/// for a timeout or NATS_NOT_PERMITTED within it becomes errc::server_error naming the violation.
+void note_permission_violation(std::string text, std::chrono::milliseconds window);
 
 /// A header value of a message ("" when absent).
 std::string header(natsMsg* m, const char* name);

@@ -1,7 +1,40 @@
 // detail: nats.c status mapping and small message helpers.
 #include "nats/handles.hpp"
 
+#include <mutex>
+#include <optional>
+
 namespace jetsource::detail {
+namespace {
+
+// The latest permission violation noted, until when it explains a timeout. Written by nats.c's
+// error-handler thread, read by whichever thread maps an error: guarded by its mutex.
+struct noted_violation {
+  std::mutex mutex;
+  std::string text;
+  std::chrono::steady_clock::time_point until{};
+};
+
+noted_violation& violations() {
+  static noted_violation v;
+  return v;
+}
+
+std::optional<std::string> recent_permission_violation() {
+  auto& v = violations();
+  std::lock_guard lock(v.mutex);
+  if (v.text.empty() || std::chrono::steady_clock::now() > v.until) return std::nullopt;
+  return v.text;
+}
+
+}  // namespace
+
+void note_permission_violation(std::string text, std::chrono::milliseconds window) {
+  auto& v = violations();
+  std::lock_guard lock(v.mutex);
+  v.text = std::move(text);
+  v.until = std::chrono::steady_clock::now() + window;
+}
 
 error nats_error(natsStatus s, std::string_view what, jsErrCode js_code) {
   const char* last = nats_GetLastError(nullptr);
@@ -36,6 +69,15 @@ error nats_error(natsStatus s, std::string_view what, jsErrCode js_code) {
       break;
   }
   if (js_code == JSStreamWrongLastSequenceErr) code = errc::conflict;
+  if (s == NATS_TIMEOUT || s == NATS_NOT_PERMITTED) {
+    // The server dropped what we sent and said why on the side (an -ERR): name that, not the
+    // timeout it caused.
+    if (auto why = recent_permission_violation())
+      return make_error(errc::server_error,
+                        "{}: permissions violation: the server refused it ({}); this user lacks "
+                        "the permission (see docs/security.md)",
+                        what, *why);
+  }
   if (js_code != 0)
     return make_error(code, "{}: {} (jetstream error {})", what, text, static_cast<int>(js_code));
   return make_error(code, "{}: {}", what, text);
