@@ -1,0 +1,114 @@
+// order-system on a 3-node cluster: --nats-url with several URLs (fail-over when the node it
+// talks to is killed) and --replicas (the ORDERS stream created with 3 replicas; an existing
+// stream with other replicas is a clear error, exit 1).
+#include "cluster_fixture.hpp"
+#include "nats_fixture.hpp"
+
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace jetsource::test {
+namespace {
+
+struct ran {
+  int code = -1;
+  std::string out, err;
+};
+
+class cluster_cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto r = cluster_.start();
+    ASSERT_TRUE(r) << r.error();
+  }
+
+  // Runs order-system with --data-dir and the given global options, waits (at most 2 minutes).
+  ran run(std::vector<std::string> args) {
+    std::vector<std::string> all{ORDER_SYSTEM_BIN, "--data-dir", (dir_.path() / "cli").string()};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    auto out = (dir_.path() / "out").string(), err = (dir_.path() / "err").string();
+    posix_spawn_file_actions_t files;
+    posix_spawn_file_actions_init(&files);
+    posix_spawn_file_actions_addopen(&files, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&files, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&files);
+    ran r;
+    if (rc != 0) return r;
+    int status = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes{2};
+    while (::waitpid(pid, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    }
+    if (WIFEXITED(status)) r.code = WEXITSTATUS(status);
+    auto slurp = [](const std::string& p) {
+      std::ifstream in(p);
+      std::stringstream s;
+      s << in.rdbuf();
+      return s.str();
+    };
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+
+  temp_dir dir_;
+  nats_cluster cluster_{dir_.path()};
+};
+
+TEST_F(cluster_cli, SeveralUrlsAndReplicasCreateAnR3StreamAndSurviveTheLossOfANode) {
+  const auto urls = cluster_.url_list();
+  auto created = run({"--nats-url", urls, "--replicas", "3", "order", "create", "--customer", "c-1",
+                      "--order-id", "o-1"});
+  ASSERT_EQ(created.code, 0) << created.err;
+  auto c = connection::connect(cluster_.client_options());
+  ASSERT_TRUE(c) << c.error();
+  auto s = event_store::open(
+      *c, {.stream = "ORDERS", .subject_prefix = "orders", .replicas = 3});  // verifies: R3
+  ASSERT_TRUE(s) << s.error();
+  EXPECT_EQ(s->scheme(), concurrency_scheme::commit_slot);  // nats-server 2.9.10
+
+  // The first URL's node dies: the command connects to another one.
+  cluster_.kill(0);
+  auto added = run({"--nats-url", urls, "--replicas", "3", "order", "add-item", "o-1", "--sku",
+                    "bolt", "--qty", "2", "--unit-price-cents", "5"});
+  EXPECT_EQ(added.code, 0) << added.err;
+  auto log = s->read("Order", "o-1");
+  ASSERT_TRUE(log) << log.error();
+  EXPECT_EQ(log->commits.size(), 2u);
+}
+
+TEST_F(cluster_cli, AnExistingStreamWithOtherReplicasIsAClearErrorExitOne) {
+  const auto urls = cluster_.url_list();
+  ASSERT_EQ(run({"--nats-url", urls, "--replicas", "3", "order", "create", "--customer", "c-1",
+                 "--order-id", "o-1"})
+                .code,
+            0);
+  auto r1 = run({"--nats-url", urls, "order", "place", "o-1"});  // --replicas 1 by default
+  EXPECT_EQ(r1.code, 1);
+  EXPECT_NE(r1.err.find("replicas 3 (want 1)"), std::string::npos) << r1.err;
+  auto bad = run({"--nats-url", urls, "--replicas", "9", "order", "place", "o-1"});
+  EXPECT_EQ(bad.code, 2) << bad.err;
+}
+
+}  // namespace
+}  // namespace jetsource::test
