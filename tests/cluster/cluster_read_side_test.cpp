@@ -91,7 +91,9 @@ TEST(cluster_read_side, TheProjectorKeepsApplyingWhileItsConsumersLeaderIsKilled
       ASSERT_GE(killed, 0) << "no leader for " << consumer;
       cluster.kill(killed);
     }
-    if (r == 9) ASSERT_TRUE(cluster.start_node(killed));
+    if (r == 9) {
+      ASSERT_TRUE(cluster.start_node(killed));
+    }
     for (int a = 0; a < accounts; ++a) {
       auto id = fmt::format("acct-{}", a);
       auto done = repo.execute(id, bank::deposit{1, "d"});
