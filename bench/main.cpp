@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 namespace bench {
 
@@ -211,7 +212,10 @@ int main(int argc, char** argv) {
       conn.emplace(bench::must(jetsource::connection::connect(co), "connect"));
 
       bench::check(natsOptions_Create(&no), "natsOptions_Create");
-      bench::check(natsOptions_SetURL(no, nats_url.c_str()), "natsOptions_SetURL");
+      std::vector<const char*> servers;
+      for (const auto& u : co.urls) servers.push_back(u.c_str());
+      bench::check(natsOptions_SetServers(no, servers.data(), static_cast<int>(servers.size())),
+                   "natsOptions_SetServers");
       bench::check(natsOptions_SetSendAsap(no, true), "natsOptions_SetSendAsap");
       bench::check(natsConnection_Connect(&raw_nc, no), "raw connect");
       jsOptions jo;

@@ -32,14 +32,22 @@ class cluster_cli : public ::testing::Test {
     ASSERT_TRUE(r) << r.error();
   }
 
-  // Runs order-system with --data-dir and the given global options, waits (at most 2 minutes).
-  ran run(std::vector<std::string> args) {
-    std::vector<std::string> all{ORDER_SYSTEM_BIN, "--data-dir", (dir_.path() / "cli").string()};
+  void TearDown() override {
+    for (pid_t p : serving_) {
+      ::kill(p, SIGKILL);
+      ::waitpid(p, nullptr, 0);
+    }
+  }
+
+  // Starts order-system with `data_dir` and the arguments; stdout/stderr to <data_dir>.out/.err.
+  pid_t spawn(const std::string& data_dir, std::vector<std::string> args) {
+    std::vector<std::string> all{ORDER_SYSTEM_BIN, "--data-dir", (dir_.path() / data_dir).string()};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);
-    auto out = (dir_.path() / "out").string(), err = (dir_.path() / "err").string();
+    auto out = (dir_.path() / (data_dir + ".out")).string();
+    auto err = (dir_.path() / (data_dir + ".err")).string();
     posix_spawn_file_actions_t files;
     posix_spawn_file_actions_init(&files);
     posix_spawn_file_actions_addopen(&files, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -47,8 +55,16 @@ class cluster_cli : public ::testing::Test {
     pid_t pid = -1;
     int rc = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&files);
+    return rc == 0 ? pid : -1;
+  }
+
+  // Runs order-system with --data-dir and the given global options, waits (at most 2 minutes).
+  ran run(std::vector<std::string> args, const std::string& data_dir = "cli") {
+    auto out = (dir_.path() / (data_dir + ".out")).string();
+    auto err = (dir_.path() / (data_dir + ".err")).string();
+    pid_t pid = spawn(data_dir, std::move(args));
     ran r;
-    if (rc != 0) return r;
+    if (pid < 0) return r;
     int status = 0;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes{2};
     while (::waitpid(pid, &status, WNOHANG) == 0) {
@@ -73,6 +89,7 @@ class cluster_cli : public ::testing::Test {
 
   temp_dir dir_;
   nats_cluster cluster_{dir_.path()};
+  std::vector<pid_t> serving_;  // serve processes, killed at the end if still running
 };
 
 TEST_F(cluster_cli, SeveralUrlsAndReplicasCreateAnR3StreamAndSurviveTheLossOfANode) {
@@ -108,6 +125,78 @@ TEST_F(cluster_cli, AnExistingStreamWithOtherReplicasIsAClearErrorExitOne) {
   EXPECT_NE(r1.err.find("replicas 3 (want 1)"), std::string::npos) << r1.err;
   auto bad = run({"--nats-url", urls, "--replicas", "9", "order", "place", "o-1"});
   EXPECT_EQ(bad.code, 2) << bad.err;
+}
+
+}  // namespace
+}  // namespace jetsource::test
+
+namespace jetsource::test {
+namespace {
+
+// Two read-model copies: `serve` on two data dirs (each its own SQLite files and durable
+// consumer) against the cluster answer the same queries after the same writes, also when a
+// node dies in between.
+TEST_F(cluster_cli, TwoServeCopiesOnDifferentDataDirsAnswerTheSameQueries) {
+  const auto urls = cluster_.url_list();
+  const std::vector<std::string> global{"--nats-url", urls, "--replicas", "3"};
+  auto cmd = [&](std::vector<std::string> args) {
+    std::vector<std::string> all = global;
+    all.insert(all.end(), args.begin(), args.end());
+    auto r = run(all);
+    EXPECT_EQ(r.code, 0) << r.err;
+  };
+  auto order = [&](int n) {
+    auto id = fmt::format("o-{}", n);
+    cmd({"order", "create", "--customer", "c-1", "--order-id", id});
+    cmd({"order", "add-item", id, "--sku", "bolt", "--qty", "2", "--unit-price-cents", "5"});
+    cmd({"order", "place", id});
+    cmd({"order", "pay", id, "--amount-cents", "10"});
+  };
+  order(1);  // creates the stream
+  for (const char* copy : {"copy-a", "copy-b"}) {
+    std::vector<std::string> args = global;
+    args.push_back("serve");
+    serving_.push_back(spawn(copy, args));
+    ASSERT_GT(serving_.back(), 0);
+  }
+  order(2);
+  cluster_.kill(0);  // the first URL's node
+  order(3);
+  ASSERT_TRUE(cluster_.start_node(0));
+  order(4);
+
+  // Both copies catch up: 4 paid orders of 2 bolts each.
+  auto query = [&](const std::string& copy, std::vector<std::string> q) {
+    q.insert(q.begin(), "query");
+    q.push_back("--json");
+    return run(q, copy);
+  };
+  for (const char* copy : {"copy-a", "copy-b"}) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{60};
+    std::string last;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto r = query(copy, {"product", "bolt"});
+      last = r.out + r.err;
+      if (r.code == 0 && r.out.find("\"units_sold\":8") != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds{200});
+    }
+    EXPECT_NE(last.find("\"units_sold\":8"), std::string::npos) << copy << ": " << last;
+  }
+  for (std::vector<std::string> q : {std::vector<std::string>{"product", "bolt"},
+                                     {"customer", "c-1"},
+                                     {"order", "o-1"},
+                                     {"order", "o-4"}}) {
+    auto a = query("copy-a", q), b = query("copy-b", q);
+    EXPECT_EQ(a.code, 0) << a.err;
+    EXPECT_EQ(a.out, b.out) << q[0] << " " << q[1];
+  }
+  for (pid_t p : serving_) {
+    ::kill(p, SIGTERM);
+    int status = 0;
+    ::waitpid(p, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  serving_.clear();
 }
 
 }  // namespace
