@@ -104,11 +104,20 @@ TEST_F(cluster_cli, SeveralUrlsAndReplicasCreateAnR3StreamAndSurviveTheLossOfANo
   ASSERT_TRUE(s) << s.error();
   EXPECT_EQ(s->scheme(), concurrency_scheme::commit_slot);  // nats-server 2.9.10
 
-  // The first URL's node dies: the command connects to another one.
+  // The first URL's node dies: the command connects to another one. While the streams it led
+  // elect new leaders (seconds) a command can time out (exit 1); retried with its command id,
+  // it lands once.
   cluster_.kill(0);
-  auto added = run({"--nats-url", urls, "--replicas", "3", "order", "add-item", "o-1", "--sku",
-                    "bolt", "--qty", "2", "--unit-price-cents", "5"});
+  ran added;
+  int tries = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{60};
+  do {
+    ++tries;
+    added = run({"--nats-url", urls, "--replicas", "3", "order", "add-item", "o-1", "--sku", "bolt",
+                 "--qty", "2", "--unit-price-cents", "5", "--command-id", "add-1"});
+  } while (added.code == 1 && std::chrono::steady_clock::now() < deadline);
   EXPECT_EQ(added.code, 0) << added.err;
+  std::fprintf(stderr, "add-item after the kill: %d attempt(s)\n", tries);
   auto log = s->read("Order", "o-1");
   ASSERT_TRUE(log) << log.error();
   EXPECT_EQ(log->commits.size(), 2u);
