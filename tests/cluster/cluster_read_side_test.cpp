@@ -96,7 +96,16 @@ TEST(cluster_read_side, TheProjectorKeepsApplyingWhileItsConsumersLeaderIsKilled
     }
     for (int a = 0; a < accounts; ++a) {
       auto id = fmt::format("acct-{}", a);
-      auto done = repo.execute(id, bank::deposit{1, "d"});
+      // While the cluster elects new leaders an append can fail (a timeout, or the server's
+      // 10076 "not found"): retried with its command id, as a caller would; it lands once.
+      command_context ctx{.command_id = fmt::format("r{}-{}", r, a)};
+      auto deadline = std::chrono::steady_clock::now() + 60s;
+      auto done = repo.execute(id, bank::deposit{1, "d"}, ctx);
+      while (!done && !done.error().rejection && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(100ms);
+        repo.forget(id);
+        done = repo.execute(id, bank::deposit{1, "d"}, ctx);
+      }
       ASSERT_TRUE(done) << done.error();
       if (a % 5 == 0) {  // read-your-writes: the deposit is in the read model
         auto seen = p->wait_for(done->sequence, 30s);
