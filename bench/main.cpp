@@ -29,10 +29,17 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <vector>
 
 namespace bench {
 
 std::atomic<bool> stop_requested{false};
+
+namespace {
+// --replicas and --scheme: every stream a scenario creates (a cluster's figures, ADR 0015).
+int stream_replicas = 1;
+jetsource::concurrency_scheme stream_scheme = jetsource::concurrency_scheme::automatic;
+}  // namespace
 
 void line::print() const {
   std::fputs(text_.c_str(), stdout);
@@ -55,6 +62,8 @@ jetsource::store_options store_options_for(const std::string& stream) {
   jetsource::store_options o;
   o.stream = stream;
   o.subject_prefix = prefix;
+  o.replicas = stream_replicas;
+  o.concurrency = stream_scheme;
   return o;
 }
 
@@ -147,7 +156,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"append-sync", "append-async", "load", "execute", "project",
                              "e2e-latency", "rebuild", "metrics", "personal", "all", "soak",
                              "instr-fill", "instr-append", "instr-load", "instr-project"}));
-  app.add_option("--nats-url", nats_url, "NATS server URL (default: an embedded nats-server)");
+  app.add_option("--nats-url", nats_url,
+                 "NATS server URL, or several comma-separated (default: an embedded nats-server)");
   app.add_option("--events", events,
                  "events per run (append-sync 10000, append-async 100000, execute 100000 "
                  "commands; load: the big stream's size, 1000000; project 500000; "
@@ -167,8 +177,18 @@ int main(int argc, char** argv) {
   app.add_option("--duplicate-window-s", opt.duplicate_window_s,
                  "soak: the stream's duplicate window in s (default: the store's, 120)")
       ->check(CLI::Range(1, 3600));
+  std::string scheme = "automatic";
+  app.add_option("--replicas", bench::stream_replicas,
+                 "replicas of the streams the scenarios create (default 1; 3 on a cluster)")
+      ->check(CLI::Range(1, 5));
+  app.add_option("--scheme", scheme,
+                 "concurrency scheme of jetsource's stores (ADR 0015; default automatic)")
+      ->check(CLI::IsMember({"automatic", "subject_sequence", "commit_slot"}));
   CLI11_PARSE(app, argc, argv);
   if (events > 0) opt.events = events;
+  if (scheme == "subject_sequence")
+    bench::stream_scheme = jetsource::concurrency_scheme::subject_sequence;
+  if (scheme == "commit_slot") bench::stream_scheme = jetsource::concurrency_scheme::commit_slot;
   spdlog::set_level(spdlog::level::warn);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -194,11 +214,18 @@ int main(int argc, char** argv) {
                     temp_dir->string());
       }
       jetsource::connection_options co;
-      co.urls = {nats_url};
+      for (std::size_t at = 0; at < nats_url.size();) {  // several: a cluster
+        auto comma = std::min(nats_url.find(',', at), nats_url.size());
+        co.urls.push_back(nats_url.substr(at, comma - at));
+        at = comma + 1;
+      }
       conn.emplace(bench::must(jetsource::connection::connect(co), "connect"));
 
       bench::check(natsOptions_Create(&no), "natsOptions_Create");
-      bench::check(natsOptions_SetURL(no, nats_url.c_str()), "natsOptions_SetURL");
+      std::vector<const char*> servers;
+      for (const auto& u : co.urls) servers.push_back(u.c_str());
+      bench::check(natsOptions_SetServers(no, servers.data(), static_cast<int>(servers.size())),
+                   "natsOptions_SetServers");
       bench::check(natsOptions_SetSendAsap(no, true), "natsOptions_SetSendAsap");
       bench::check(natsConnection_Connect(&raw_nc, no), "raw connect");
       jsOptions jo;

@@ -8,7 +8,13 @@ namespace order_system::cli {
 jetsource::result<jetsource::runtime> context::open_runtime() {
   jetsource::connection_options o;
   o.name = "order-system";
-  if (!globals_.nats_url.empty()) o.urls = {globals_.nats_url};
+  // --nats-url nats://h1:p1,nats://h2:p2,...: nats.c picks one and fails over to the others.
+  for (std::size_t start = 0; start < globals_.nats_url.size();) {
+    auto comma = globals_.nats_url.find(',', start);
+    if (comma == std::string::npos) comma = globals_.nats_url.size();
+    if (comma > start) o.urls.push_back(globals_.nats_url.substr(start, comma - start));
+    start = comma + 1;
+  }
   apply_security_options(globals_, o);
   auto dir = globals_.data_dir / "nats";
   auto rt = jetsource::runtime::open(o, dir);
@@ -53,7 +59,9 @@ jetsource::result<jetsource::key_store*> context::keys() {
 jetsource::result<jetsource::event_store*> context::store() {
   if (!store_) {
     JETSOURCE_TRY(rt, runtime());
-    auto s = jetsource::event_store::open(rt->conn, orders_stream());
+    auto options = orders_stream();
+    options.replicas = globals_.replicas;
+    auto s = jetsource::event_store::open(rt->conn, options);
     if (!s) {
       auto e = std::move(s).error();
       e.message = fmt::format("cannot open the stream {}: {}", orders_stream().stream, e.message);

@@ -45,7 +45,8 @@ enum exit_code : int {
 
 /// The global options.
 struct globals {
-  std::string nats_url;  ///< "" = an embedded nats-server storing under data_dir/nats
+  std::string nats_url;  ///< "" = an embedded nats-server; several comma-separated: a cluster
+  int replicas = 1;      ///< replicas of the ORDERS stream (created so, or verified to be so)
   std::filesystem::path data_dir = ".order-system";
   bool verbose = false;  ///< -v: the library's info lines too (default: warnings and errors)
   // A secured server (with nats_url; security_options.cpp). Password and token: environment only.

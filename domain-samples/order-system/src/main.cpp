@@ -42,13 +42,18 @@ int main(int argc, char** argv) {
   app.fallthrough();  // global options may also follow the subcommands (inherited by them)
   cli::globals globals;
   app.add_option("--nats-url", globals.nats_url,
-                 "NATS server URL (default: an embedded nats-server storing under --data-dir)")
+                 "NATS server URL, or several comma-separated for a cluster (default: an embedded "
+                 "nats-server storing under --data-dir)")
       ->check(CLI::Validator(
           [](std::string& url) -> std::string {
             return url.empty() ? "an empty URL (leave --nats-url out to use the embedded server)"
                                : "";
           },
           "URL"));
+  app.add_option("--replicas", globals.replicas,
+                 "replicas of the ORDERS stream when this command creates it (default 1; an "
+                 "existing stream with other replicas is an error)")
+      ->check(CLI::Range(1, 5));
   app.add_option("--data-dir", globals.data_dir,
                  "read models and the embedded server's store (default: ./.order-system)");
   cli::add_security_options(app, globals);

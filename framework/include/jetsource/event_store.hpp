@@ -31,6 +31,20 @@
 
 namespace jetsource {
 
+/// How appends keep concurrent writers of one aggregate apart (docs/adr/0015).
+enum class concurrency_scheme {
+  /// subject_sequence on a 1-replica stream, or when every server answering at the
+  /// connection's URLs is nats-server >= 2.9.21; commit_slot otherwise.
+  automatic,
+  /// Nats-Expected-Last-Subject-Sequence only; Nats-Msg-Id = the commit id. Safe on R1, and on
+  /// replicated streams only with nats-server >= 2.9.21 on every node (nats-server#4320).
+  subject_sequence,
+  /// Also a commit slot: Nats-Msg-Id = <Type>.<id>@<base version>, the commit id in
+  /// Es-Commit-Id. Of two commits decided on the same version exactly one is stored, checked by
+  /// every replica (safe on R3 with 2.9.10).
+  commit_slot,
+};
+
 /// The stream of one bounded context, as created or verified by event_store::open.
 struct store_options {
   std::string stream = "EVENTS";          ///< stream name, e.g. "ORDERS"
@@ -44,6 +58,7 @@ struct store_options {
   /// user needs consumer create and delete rights on the stream). false: direct gets only, for
   /// a writer that may not touch consumers (docs/security.md).
   bool load_with_consumers = true;
+  concurrency_scheme concurrency = concurrency_scheme::automatic;
 };
 
 /// One commit as the store writes it: the encoded events of one command.
@@ -54,9 +69,11 @@ struct commit {
   /// loaded; 0 = the aggregate must be new; nullopt = no check.
   std::optional<std::uint64_t> expected_sequence;
   std::uint64_t version = 0;  ///< the aggregate's version after this commit (events so far)
-  std::string commit_id;      ///< Nats-Msg-Id; "" = generate one. Same id on retry = lands once
-  std::string event_types;    ///< Es-Events: comma-separated wire names, in order
-  std::string body;           ///< the encoded events (docs/wire-format.md)
+  /// Nats-Msg-Id (Es-Commit-Id under the commit-slot scheme); "" = generate one. Same id on
+  /// retry = lands once
+  std::string commit_id;
+  std::string event_types;  ///< Es-Events: comma-separated wire names, in order
+  std::string body;         ///< the encoded events (docs/wire-format.md)
   std::string content_type = "application/json";
   std::string correlation_id;  ///< optional
   std::string causation_id;    ///< optional
@@ -173,6 +190,8 @@ class event_store {
   result<std::string> subject_of(std::string_view aggregate_type,
                                  std::string_view aggregate_id) const;
   const store_options& options() const noexcept;
+  /// The scheme appends use (never automatic: what open chose).
+  concurrency_scheme scheme() const noexcept;
   /// Stream sequence of the last message in the stream (0 when empty).
   result<std::uint64_t> last_sequence();
 

@@ -258,6 +258,7 @@ class repository {
       return result<executed>(unchanged);
     }
     cs.events = std::move(d).events();
+    if (auto landed = landed_before(cs)) return result<executed>(std::move(*landed));
     auto body = registry::encode(cs.events);
     if (!body) {
       keep(cs);
@@ -272,6 +273,22 @@ class repository {
                   .body = std::move(body).value(),
                   .correlation_id = cs.ctx.correlation_id,
                   .causation_id = cs.ctx.causation_id};
+  }
+
+  // A command re-run with its command id after its commit landed (its caller saw no answer):
+  // under the commit-slot scheme (docs/adr/0015) the new commit would get a new slot and land
+  // again, so the aggregate's head is checked first (one direct get, only for commands with an
+  // id). The subject-sequence scheme needs no check: Nats-Msg-Id is the command id there.
+  std::optional<result<executed>> landed_before(command_state& cs) {
+    if (cs.attempt != 1 || cs.ctx.command_id.empty() ||
+        store_.scheme() != concurrency_scheme::commit_slot)
+      return std::nullopt;
+    auto h = store_.head(A::type_name, cs.key);
+    if (!h) return result<executed>(std::move(h).error());
+    if (!*h || (*h)->commit_id != cs.commit_id) return std::nullopt;
+    cs.current.reset();  // it may predate the commit: reloaded next time
+    return result<executed>(executed{(*h)->version, (*h)->sequence, cs.events.size(),
+                                     append_status::already_appended, cs.attempt});
   }
 
   // Someone else appended first: back off a little (writers that keep colliding spread out) and

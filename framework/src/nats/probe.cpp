@@ -2,6 +2,7 @@
 #include "nats/probe.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -9,7 +10,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <memory>
 
 namespace jetsource::detail {
@@ -108,6 +111,70 @@ std::optional<std::string> not_a_nats_server(const std::string& url,
                               : fmt::format("it accepted the connection but sent nothing in {} ms",
                                             (waited + timeout).count());
   return fmt::format("no NATS server at {} (it did not send the NATS INFO line; {})", url, what);
+}
+
+namespace {
+
+// The server's first line (its INFO), up to 16 KiB, or "" when none came before the deadline.
+std::string first_line(const host_port& hp, std::chrono::milliseconds timeout) {
+  auto deadline = steady::now() + timeout;
+  int fd = connect_to(hp, deadline);
+  if (fd < 0) return {};
+  std::string got;
+  while (got.size() < 16384 && got.find('\n') == std::string::npos) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, remaining_ms(deadline)) != 1) break;
+    char buf[1024];
+    auto n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  auto nl = got.find('\n');
+  return nl == std::string::npos ? std::string{} : got.substr(0, nl);
+}
+
+}  // namespace
+
+std::vector<server_identity> server_identities(const std::vector<std::string>& urls,
+                                               std::chrono::milliseconds timeout) {
+  std::vector<server_identity> out;
+  std::vector<std::string> todo = urls;
+  std::vector<std::string> seen;  // host:port
+  for (std::size_t i = 0; i < todo.size() && i < 32; ++i) {
+    auto hp = parse(todo[i]);
+    if (!hp) continue;
+    auto key = hp->host + ":" + hp->port;
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
+    seen.push_back(key);
+    auto line = first_line(*hp, timeout);
+    if (!line.starts_with("INFO ")) continue;
+    auto info = nlohmann::json::parse(line.substr(5), nullptr, false);
+    if (!info.is_object()) continue;
+    out.push_back({todo[i], info.value("server_name", ""), info.value("version", "")});
+    if (info.contains("connect_urls") && info["connect_urls"].is_array())
+      for (const auto& u : info["connect_urls"])
+        if (u.is_string()) todo.push_back(u.get<std::string>());
+  }
+  return out;
+}
+
+bool version_at_least(std::string_view version, int major, int minor, int patch) {
+  int parts[3] = {0, 0, 0};
+  const char* p = version.data();
+  const char* end = version.data() + version.size();
+  for (int k = 0; k < 3; ++k) {
+    auto [next, ec] = std::from_chars(p, end, parts[k]);
+    if (ec != std::errc{}) return false;
+    p = next;
+    if (k < 2) {
+      if (p == end || *p != '.') return false;
+      ++p;
+    }
+  }
+  const int want[3] = {major, minor, patch};
+  return std::lexicographical_compare(want, want + 3, parts, parts + 3) ||
+         std::equal(want, want + 3, parts);
 }
 
 }  // namespace jetsource::detail

@@ -1,5 +1,7 @@
 // The event store's sync append: publish, wait for the PubAck, and tell an idempotent retry
-// (already_appended) from a conflict.
+// (already_appended) from a conflict. Under the commit-slot scheme (ADR 0015) a duplicate ack
+// is either: the stored message at the acked sequence carries our commit id, or another commit
+// decided on the same version took the slot (a conflict).
 #include <jetsource/event_store.hpp>
 
 #include "nats/handles.hpp"
@@ -21,32 +23,75 @@ using detail::nats_error;
 using detail::store_state;
 using detail::store::build_commit;
 using detail::store::built_commit;
+using detail::store::commit_id_of;
 using detail::store::direct_get;
+using detail::store::get_from_leader;
 using detail::store::last_on_subject;
 using detail::store::parse_u64;
 using detail::store::version_of;
 
-// A duplicate ack only says that *some* message in the window had this commit id. Check that it
-// is this aggregate's commit: a command id reused for another aggregate must not pass silently.
-result<append_result> already_appended(const store_state& st, const built_commit& b,
-                                       std::uint64_t sequence, std::uint64_t version) {
+// The message a duplicate ack points at: from the leader on a replicated stream (a replica's
+// direct get may not have applied it yet), else by direct get.
+result<detail::msg_ptr> stored_at(const store_state& st, const built_commit& b,
+                                  std::uint64_t sequence) {
+  if (st.options.replicas > 1 || b.slot) return get_from_leader(st, sequence);
   jsDirectGetMsgOptions o;
   jsDirectGetMsgOptions_Init(&o);
   o.Sequence = sequence;
-  auto m =
-      direct_get(st.js.get(), st.options.stream, o,
-                 fmt::format("check duplicate commit {} at sequence {}", b.commit_id, sequence));
+  return direct_get(st.js.get(), st.options.stream, o,
+                    fmt::format("check duplicate commit {} at sequence {}", b.commit_id, sequence));
+}
+
+// A duplicate ack only says that *some* message in the window had this Nats-Msg-Id. Check that it
+// is this aggregate's commit (a command id reused for another aggregate must not pass silently)
+// and, for a commit slot, that it is this commit (else another writer won the slot: a conflict).
+result<append_result> resolve_duplicate(const store_state& st, const built_commit& b,
+                                        const commit& c, std::uint64_t sequence) {
+  auto m = stored_at(st, b, sequence);
   if (!m) return std::move(m).error();
+  std::uint64_t version = c.version;
   if (*m) {
     const char* landed_on = natsMsg_GetSubject(m->get());
     if (landed_on && b.subject != landed_on)
       return make_error(errc::invalid_argument,
                         "commit id {} was already used by the commit at sequence {} on {}, not {}",
                         b.commit_id, sequence, landed_on, b.subject);
-    auto v = version_of(m->get());
+    if (b.slot && commit_id_of(m->get()) != b.commit_id)
+      return make_error(errc::conflict,
+                        "append to {}: another commit decided on version {} was stored first, at "
+                        "sequence {} (expected {})",
+                        b.subject, c.version - detail::event_count(c.event_types), sequence,
+                        c.expected_sequence.value_or(0));
+    auto v = version_of(m->get(), sequence);
     if (v) version = *v;
+  } else if (b.slot) {
+    return make_error(errc::timeout,
+                      "append to {}: the server answered duplicate at sequence {}, which the "
+                      "stream leader does not have yet (retry with the same commit id)",
+                      b.subject, sequence);
   }
   return append_result{sequence, version, append_status::already_appended, b.commit_id};
+}
+
+// After a wrong-last-sequence answer: did this very commit land earlier (a re-send whose first
+// send was stored, the aggregate having moved on since)? Only the commits after the expected
+// sequence can be it. On a 1-replica stream with the subject-sequence scheme the duplicate check
+// comes first on the server, so only the subject's last message needs a look.
+result<std::optional<append_result>> landed_earlier(event_store& store, const store_state& st,
+                                                    const built_commit& b, const commit& c,
+                                                    natsMsg* last) {
+  if (last && commit_id_of(last) == b.commit_id) {
+    auto v = version_of(last);
+    return append_result{natsMsg_GetSequence(last), v ? *v : c.version,
+                         append_status::already_appended, b.commit_id};
+  }
+  if (st.options.replicas == 1 && !b.slot) return std::optional<append_result>{};
+  auto log = store.read(c.aggregate_type, c.aggregate_id, c.expected_sequence.value_or(0));
+  if (!log) return std::move(log).error();
+  for (const auto& sc : log->commits)
+    if (sc.commit_id == b.commit_id)
+      return append_result{sc.sequence, sc.version, append_status::already_appended, b.commit_id};
+  return std::optional<append_result>{};
 }
 
 }  // namespace
@@ -65,28 +110,29 @@ result<append_result> event_store::append(const commit& c) {
   detail::pub_ack_ptr pa(raw);
   if (s == NATS_OK && pa && !pa->Duplicate)
     return append_result{pa->Sequence, c.version, append_status::appended, built->commit_id};
-  if (s == NATS_OK && pa) return already_appended(st, *built, pa->Sequence, c.version);
+  if (s == NATS_OK && pa) return resolve_duplicate(st, *built, c, pa->Sequence);
   if (s == NATS_OK)
     return make_error(errc::internal, "append to {}: no ack from the server", subject);
   if (jerr != JSStreamWrongLastSequenceErr)
     return nats_error(s, fmt::format("append to {}", subject), jerr);
 
-  // 10071. On a replicated stream a retry of a commit that landed can come back as a conflict
-  // instead of a duplicate: the subject's last message then carries our commit id.
+  // 10071. On a replicated stream the stream leader checks the expectation before the
+  // duplicate: a re-send of a commit that landed comes back as a conflict.
   const char* text_raw = nats_GetLastError(nullptr);
   std::string text = text_raw ? text_raw : "wrong last sequence";
   auto last = last_on_subject(st, st.options.stream, subject);
-  if (last && *last && header(last->get(), detail::hdr_msg_id) == built->commit_id) {
-    auto v = version_of(last->get());
-    return append_result{natsMsg_GetSequence(last->get()), v ? *v : c.version,
-                         append_status::already_appended, built->commit_id};
-  }
+  auto earlier = landed_earlier(*this, st, *built, c, last && *last ? last->get() : nullptr);
+  if (earlier && *earlier) return std::move(**earlier);
   std::uint64_t actual = last && *last ? natsMsg_GetSequence(last->get()) : 0;
   if (auto pos = text.rfind(": "); pos != std::string::npos)
     if (auto n = parse_u64(text.substr(pos + 2)); n) actual = *n;  // the server's view
 
   return make_error(errc::conflict, "append to {}: wrong last sequence: {} (expected {})", subject,
                     actual, c.expected_sequence.value_or(0));
+}
+
+concurrency_scheme event_store::scheme() const noexcept {
+  return state_->scheme;
 }
 
 }  // namespace jetsource

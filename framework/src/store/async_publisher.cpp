@@ -131,7 +131,15 @@ void on_async_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* cl
   {
     detail::in_ack_handler = true;
     result<append_result> r = make_error(errc::internal, "no ack");
-    if (pa) {
+    if (pa && pa->Duplicate && p->slot) {
+      // A commit slot taken (ADR 0015): by a commit decided on the same version, or by an
+      // earlier send of this very commit. Telling which needs a read, which this thread must
+      // not make: reported as a conflict (the repository then reads and decides again; a
+      // caller re-sending a commit should use the sync append, which tells the two apart).
+      r = make_error(errc::conflict,
+                     "append to {}: its version slot was already taken, at sequence {}", p->subject,
+                     pa->Sequence);
+    } else if (pa) {
       r = append_result{pa->Sequence, p->version,
                         pa->Duplicate ? append_status::already_appended : append_status::appended,
                         std::move(p->commit_id)};
@@ -171,8 +179,9 @@ result<void> event_store::append_async(commit c, append_callback done) {
   auto& st = *state_;
   auto built = detail::store::build_commit(st, c);
   if (!built) return std::move(built).error();
-  return detail::store::publish_async(st, std::move(built->msg), std::move(built->commit_id),
-                                      {std::move(done), c.version, std::move(built->subject)});
+  return detail::store::publish_async(
+      st, std::move(built->msg), std::move(built->commit_id),
+      {std::move(done), c.version, std::move(built->subject), {}, built->slot});
 }
 
 result<void> event_store::flush(std::chrono::milliseconds timeout) {

@@ -109,8 +109,22 @@ result<built_commit> build_commit(const store_state& st, const commit& c) {
     if (auto r = check_header_value(what, value); !r) return std::move(r).error();
   if (auto r = check_body(*subject, c); !r) return std::move(r).error();
 
+  // The commit-slot scheme (ADR 0015) needs the version the commit was decided on; a commit
+  // without a concurrency check gets no slot.
+  const auto events = detail::event_count(c.event_types);
+  const bool slot = st.scheme == concurrency_scheme::commit_slot && c.expected_sequence;
+  if (slot && c.version < events)
+    return make_error(errc::invalid_argument,
+                      "commit to {}: version {} but {} events (the version after a commit counts "
+                      "every event so far)",
+                      *subject, c.version, events);
   message_builder b(*subject, c.body);
-  b.set_ref(detail::hdr_msg_id, id);
+  if (slot) {
+    b.set(detail::hdr_msg_id, commit_slot(c.aggregate_type, c.aggregate_id, c.version - events));
+    b.set_ref(detail::hdr_commit_id, id);
+  } else {
+    b.set_ref(detail::hdr_msg_id, id);
+  }
   b.set_ref(detail::hdr_aggregate_type, c.aggregate_type);
   b.set_ref(detail::hdr_aggregate_id, c.aggregate_id);
   b.set(detail::hdr_version, std::to_string(c.version));
@@ -130,7 +144,11 @@ result<built_commit> build_commit(const store_state& st, const commit& c) {
         detail::event_count(c.event_types));
   auto m = b.build(st.conn->nc.get(), hint);
   if (!m) return std::move(m).error();
-  return built_commit{std::move(m).value(), std::move(subject).value(), std::move(id)};
+  return built_commit{std::move(m).value(), std::move(subject).value(), std::move(id), slot};
+}
+
+std::string commit_slot(std::string_view type, std::string_view id, std::uint64_t base_version) {
+  return fmt::format("{}.{}@{}", type, id, base_version);
 }
 
 }  // namespace detail::store

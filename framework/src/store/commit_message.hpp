@@ -11,6 +11,7 @@
 #include <boost/container/small_vector.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -93,7 +94,11 @@ struct built_commit {
   msg_ptr msg;
   std::string subject;
   std::string commit_id;
+  bool slot = false;  // Nats-Msg-Id is the commit slot <Type>.<id>@<base version> (ADR 0015)
 };
+
+/// The commit slot of a commit decided on `base_version`: <Type>.<id>@<base version>.
+std::string commit_slot(std::string_view type, std::string_view id, std::uint64_t base_version);
 
 /// Validates a commit (ids, headers, body, version) and builds its message; nothing is sent.
 result<built_commit> build_commit(const store_state& st, const commit& c);

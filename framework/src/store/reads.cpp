@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 namespace jetsource {
@@ -96,7 +97,29 @@ result<std::uint64_t> version_of(natsMsg* m) {
 result<commit_head> head_of(natsMsg* m) {
   auto v = version_of(m);
   if (!v) return std::move(v).error();
-  return commit_head{natsMsg_GetSequence(m), *v, header(m, detail::hdr_msg_id)};
+  return commit_head{natsMsg_GetSequence(m), *v, commit_id_of(m)};
+}
+
+std::string commit_id_of(natsMsg* m) {
+  auto id = header(m, detail::hdr_commit_id);
+  return id.empty() ? header(m, detail::hdr_msg_id) : id;
+}
+
+result<msg_ptr> get_from_leader(const store_state& st, std::uint64_t sequence,
+                                std::chrono::milliseconds patience) {
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  for (;;) {
+    natsMsg* raw = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s =
+        js_GetMsg(&raw, st.js.get(), st.options.stream.c_str(), sequence, nullptr, &jerr);
+    if (s == NATS_OK) return msg_ptr(raw);
+    if (s != NATS_NOT_FOUND)
+      return nats_error(s, fmt::format("read sequence {} of {}", sequence, st.options.stream),
+                        jerr);
+    if (std::chrono::steady_clock::now() >= deadline) return msg_ptr{};
+    std::this_thread::sleep_for(std::chrono::milliseconds{20});
+  }
 }
 
 namespace {
@@ -110,7 +133,7 @@ result<stored_commit> decode_commit(natsMsg* m, std::uint64_t seq) {
   c.version = *v;
   c.aggregate_type = header(m, detail::hdr_aggregate_type);
   c.aggregate_id = header(m, detail::hdr_aggregate_id);
-  c.commit_id = header(m, detail::hdr_msg_id);
+  c.commit_id = commit_id_of(m);
   c.event_types = header(m, detail::hdr_events);
   c.content_type = header(m, detail::hdr_content_type);
   c.correlation_id = header(m, detail::hdr_correlation_id);

@@ -30,6 +30,16 @@ result<std::uint64_t> version_of(natsMsg* m, std::uint64_t seq);
 /// The same for a message from a direct get (which carries its sequence).
 result<std::uint64_t> version_of(natsMsg* m);
 
+/// A commit's id: Es-Commit-Id when Nats-Msg-Id holds a commit slot, else Nats-Msg-Id.
+std::string commit_id_of(natsMsg* m);
+
+/// The message at `sequence`, read from the stream's leader ($JS.API.STREAM.MSG.GET, not a
+/// direct get, which a replica that has not applied it yet may answer with "not found");
+/// nullptr when there is none. A "not found" is retried for up to `patience` (a new leader may
+/// still be applying).
+result<msg_ptr> get_from_leader(const store_state& st, std::uint64_t sequence,
+                                std::chrono::milliseconds patience = std::chrono::seconds{2});
+
 /// Sequence, version and commit id of a commit from a direct get.
 result<commit_head> head_of(natsMsg* m);
 

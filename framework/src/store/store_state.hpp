@@ -32,6 +32,7 @@ struct async_core {
     std::uint64_t version = 0;
     std::string subject;
     std::string commit_id;
+    bool slot = false;  // Nats-Msg-Id was a commit slot: a duplicate may be a conflict
   };
 
   std::mutex mutex;
@@ -79,6 +80,7 @@ class subscription_reaper {
 /// The state behind an event_store (shared by its copies).
 struct store_state {
   store_options options;
+  concurrency_scheme scheme = concurrency_scheme::subject_sequence;  // chosen by open
   std::string snapshot_stream;  // <stream>_SNAPSHOTS
   std::string snapshot_prefix;  // jetsource-snapshots.<stream>
   std::shared_ptr<connection_state> conn;

@@ -5,6 +5,7 @@
 
 #include "log.hpp"
 #include "nats/handles.hpp"
+#include "nats/probe.hpp"
 #include "store/async_publisher.hpp"
 #include "store/ids.hpp"
 #include "store/store_state.hpp"
@@ -173,6 +174,37 @@ result<detail::js_ptr> make_js(natsConnection* nc, jsOptions& jo, std::string_vi
   return p;
 }
 
+// The concurrency scheme of a store (ADR 0015). On a replicated stream the per-subject
+// expectation is only safe when every node runs nats-server >= 2.9.21 (nats-server#4320); the
+// versions come from the INFO lines of the servers at the connection's URLs and of the cluster
+// members they name. A server that does not answer counts as too old.
+concurrency_scheme choose_scheme(const connection_options& co, const store_options& o) {
+  using cs = concurrency_scheme;
+  if (o.concurrency != cs::automatic && (o.concurrency == cs::commit_slot || o.replicas == 1))
+    return o.concurrency;
+  if (o.concurrency == cs::automatic && o.replicas == 1) return cs::subject_sequence;
+  auto servers = detail::server_identities(co.urls, std::chrono::milliseconds{500});
+  std::vector<std::string> named;
+  bool all_fixed = !servers.empty();
+  for (const auto& s : servers) {
+    named.push_back(fmt::format("{} {}", s.name.empty() ? s.url : s.name, s.version));
+    all_fixed = all_fixed && detail::version_at_least(s.version, 2, 9, 21);
+  }
+  const std::string versions = named.empty() ? "no server answered" : join(named, ", ");
+  if (o.concurrency == cs::subject_sequence) {
+    if (!all_fixed)
+      detail::log()->warn(
+          "stream {} has {} replicas and the subject-sequence concurrency scheme, which is not "
+          "safe on replicated streams before nats-server 2.9.21 (nats-server#4320; servers: {})",
+          o.stream, o.replicas, versions);
+    return cs::subject_sequence;
+  }
+  auto chosen = all_fixed ? cs::subject_sequence : cs::commit_slot;
+  detail::log()->info("stream {} ({} replicas): {} concurrency scheme (servers: {})", o.stream,
+                      o.replicas, all_fixed ? "subject-sequence" : "commit-slot", versions);
+  return chosen;
+}
+
 }  // namespace
 
 result<event_store> event_store::open(const connection& conn, store_options options) {
@@ -198,12 +230,7 @@ result<event_store> event_store::open(const connection& conn, store_options opti
   if (!js) return std::move(js).error();
   st->js = std::move(js).value();
 
-  if (o.replicas > 1)
-    detail::log()->warn(
-        "stream {} has {} replicas: the per-subject expected-sequence check (optimistic "
-        "concurrency) is not safe on replicated streams before nats-server 2.9.21 "
-        "(nats-server#4320); use a fixed server",
-        o.stream, o.replicas);
+  st->scheme = choose_scheme(cs->options, o);
 
   // The event stream: immutable history.
   const std::string subject = o.subject_prefix + ".>";

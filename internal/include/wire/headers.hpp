@@ -10,6 +10,8 @@ namespace jetsource::detail {
 
 // Header names of the commit wire format (docs/wire-format.md).
 inline constexpr const char* hdr_msg_id = "Nats-Msg-Id";
+/// The commit id when Nats-Msg-Id holds a commit slot (<Type>.<id>@<base version>; ADR 0015).
+inline constexpr const char* hdr_commit_id = "Es-Commit-Id";
 inline constexpr const char* hdr_expected_subject_seq = "Nats-Expected-Last-Subject-Sequence";
 inline constexpr const char* hdr_sequence = "Nats-Sequence";  // added by direct get
 inline constexpr const char* hdr_aggregate_type = "Es-Aggregate-Type";
