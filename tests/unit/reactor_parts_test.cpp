@@ -58,6 +58,7 @@ TEST(ReactorPartsTest, RendezvousHashingAgreesAndMovesFewPartitionsWhenAMemberJo
     }
   EXPECT_GT(moved, 5);
   EXPECT_LT(moved, 30);
+  for (const auto& [name, n] : share) EXPECT_GT(n, 10) << name << " has too small a share";
 }
 
 TEST(ReactorPartsTest, ALeaseIsAvailableWhenFreeExpiredOrOfAnEarlierProcessOfThisName) {

@@ -315,8 +315,11 @@ result<kv_watcher_ptr> group_bucket::watch_all() const {
 
 result<group_meta> join_meta(const group_bucket& b, const group_meta& wanted,
                              std::string_view reactor) {
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    JETSOURCE_TRY(have, b.get("meta"));
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto read = b.get("meta");
+    if (!read && read.error().is(errc::timeout) && attempt < 4) continue;  // a busy server
+    if (!read) return std::move(read).error();
+    const auto& have = *read;
     if (!have) {
       auto made = b.create("meta", encode(wanted));
       if (made) return wanted;

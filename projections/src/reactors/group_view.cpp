@@ -14,6 +14,15 @@ std::uint64_t fnv1a64(std::string_view s) noexcept {
   return h;
 }
 
+std::uint64_t hrw_score(std::string_view s) noexcept {
+  // FNV-1a alone avalanches poorly on keys that differ in their last bytes (measured: one new
+  // member of four won 36 of 64 partitions); splitmix64's finalizer spreads it.
+  std::uint64_t z = fnv1a64(s);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 void group_view::apply(std::string_view key, std::optional<std::string_view> value,
                        std::uint64_t revision, clock::time_point now) {
   if (key.starts_with("member.")) {
@@ -71,7 +80,7 @@ std::string group_view::target(std::uint32_t p, clock::time_point now) const {
   std::string best;
   std::uint64_t best_score = 0;
   for (const auto& name : live_members(now)) {
-    const auto score = fnv1a64(fmt::format("{}/{}/{}", reactor_, p, name));
+    const auto score = hrw_score(fmt::format("{}/{}/{}", reactor_, p, name));
     if (best.empty() || score > best_score || (score == best_score && name < best)) {
       best = name;
       best_score = score;

@@ -20,6 +20,8 @@ namespace jetsource::detail {
 
 /// FNV-1a 64-bit.
 std::uint64_t fnv1a64(std::string_view s) noexcept;
+/// A rendezvous score: fnv1a64 with splitmix64's finalizer.
+std::uint64_t hrw_score(std::string_view s) noexcept;
 
 class group_view {
  public:
@@ -52,7 +54,7 @@ class group_view {
 
   /// The live members (this one always), by instance.
   std::vector<std::string> live_members(clock::time_point now) const;
-  /// The live member with the highest fnv1a64("<reactor>/<p>/<instance>").
+  /// The live member with the highest hrw_score("<reactor>/<p>/<instance>").
   std::string target(std::uint32_t p, clock::time_point now) const;
   /// nullopt: no lease key yet.
   const seen_lease* lease(std::uint32_t p) const;

@@ -103,6 +103,7 @@ void lease_keeper::run() {
     if (!s_.queue_mode()) {
       hand_back();
       if (!s_.stopping.load()) balance(clock::now());
+      s_.owned->flush();
       serve_requests();
     }
     s_.parked_count.store(view_.parks().size(), std::memory_order_relaxed);

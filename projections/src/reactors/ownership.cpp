@@ -8,7 +8,6 @@ void ownership::acquire(std::uint32_t p, std::uint64_t epoch, std::uint64_t chec
   std::lock_guard lk(mutex_);
   slots_[p] = slot{true, false, epoch, checkpoint, sent};
   changes_.push_back({change::kind::acquired, p, epoch, checkpoint});
-  pending_.store(true, std::memory_order_release);
 }
 
 void ownership::renewed(std::uint32_t p, clock::time_point sent) {

@@ -40,9 +40,14 @@ class ownership {
       : fence_(fence), slots_(partitions) {}
 
   // -- the lease keeper ------------------------------------------------------------------------
-  /// A lease won (`sent`: when the winning write was sent).
+  /// A lease won (`sent`: when the winning write was sent). The cursor learns of it at the next
+  /// flush(): the keeper acquires a batch, and the cursor rewinds once for all of it.
   void acquire(std::uint32_t p, std::uint64_t epoch, std::uint64_t checkpoint,
                clock::time_point sent);
+  void flush() noexcept {
+    std::lock_guard lk(mutex_);
+    if (!changes_.empty()) pending_.store(true, std::memory_order_release);
+  }
   void renewed(std::uint32_t p, clock::time_point sent);
   /// A renewal refused: someone else holds p now. Stops handling at once.
   void lose(std::uint32_t p);
