@@ -1,7 +1,7 @@
 // jetsource-bench: jetsource's write and read paths beside plain nats.c baselines, same run.
 //
 //   jetsource-bench <append-sync|append-async|load|execute|project|e2e-latency|rebuild|metrics|
-//                    all>
+//                    react|react-takeover|all>
 //                   [--nats-url URL] [--events N]
 //                   [--payload-bytes B] [--runs R]
 //   jetsource-bench soak [--minutes M] [--rate R]     (a long run: not part of `all`)
@@ -127,16 +127,20 @@ int main(int argc, char** argv) {
       {"e2e-latency", bench::run_e2e_latency},
       {"rebuild", bench::run_rebuild},
       {"soak", bench::run_soak},
-      {"metrics", bench::run_metrics}};
+      {"metrics", bench::run_metrics},
+      {"react", bench::run_react},
+      {"react-takeover", bench::run_react_takeover},
+      {"react-member", bench::run_react_member}};
   std::string scenario, nats_url;
   bench::options opt;
   std::int64_t events = 0;
   app.add_option("scenario", scenario,
                  "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
-                 "metrics | all | soak (not part of all)")
+                 "metrics | react | react-takeover | all | soak (not part of all)")
       ->required()
       ->check(CLI::IsMember({"append-sync", "append-async", "load", "execute", "project",
-                             "e2e-latency", "rebuild", "metrics", "all", "soak"}));
+                             "e2e-latency", "rebuild", "metrics", "react", "react-takeover",
+                             "react-member", "all", "soak"}));
   app.add_option("--nats-url", nats_url, "NATS server URL (default: an embedded nats-server)");
   app.add_option("--events", events,
                  "events per run (append-sync 10000, append-async 100000, execute 100000 "
@@ -201,10 +205,11 @@ int main(int argc, char** argv) {
                    raw_nc,
                    raw_js,
                    fmt::format("{}", ::getpid()),
-                   server ? static_cast<int>(server->pid()) : -1};
+                   server ? static_cast<int>(server->pid()) : -1,
+                   nats_url};
       if (scenario == "all") {
         for (const auto& name : {"append-sync", "append-async", "load", "execute", "project",
-                                 "e2e-latency", "rebuild", "metrics"})
+                                 "e2e-latency", "rebuild", "metrics", "react", "react-takeover"})
           scenarios.at(name)(e);
       } else {
         scenarios.at(scenario)(e);

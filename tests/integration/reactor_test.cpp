@@ -4,6 +4,8 @@
 // retry / skip requests resolve it; queue mode shares the work between two members.
 #include "reactor_fixture.hpp"
 
+#include <jetsource/metrics.hpp>
+
 #include <atomic>
 
 namespace jetsource::test {
@@ -19,11 +21,20 @@ TEST_F(reactor_test, SingleMemberHandlesEveryEventOnceAndResumesFromItsCheckpoin
       ++v;
     }
   recorder rec;
-  auto m = reactor_member::start(*conn_, audit_reactor(rec, "one"), options("one"));
+  metrics::registry registry;
+  auto first_options = options("one");
+  first_options.metrics = &registry;
+  auto m = reactor_member::start(*conn_, audit_reactor(rec, "one"), first_options);
   ASSERT_TRUE(m) << m.error();
   ASSERT_TRUE(wait_until([&] { return rec.size() >= 240; }, milliseconds(30000))) << rec.size();
   EXPECT_EQ(first_handling_violation(rec.events()), "");
   EXPECT_EQ(m->partitions().size(), 64u);
+  const auto text = metrics::render_prometheus(registry);
+  EXPECT_NE(text.find("jetsource_reactor_handled_total{reactor=\"audit\"} 240"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("jetsource_reactor_partitions{reactor=\"audit\"} 64"), std::string::npos);
+  EXPECT_NE(text.find("jetsource_reactor_parked{reactor=\"audit\"} 0"), std::string::npos);
 
   const auto last = store_->last_sequence().value();
   // The checkpoints travel with the renewals (every lease/3): the status shows them soon.
