@@ -6,7 +6,7 @@
 //
 // Who owns what:
 // - Set by start() before any thread runs, read-only afterwards: conn_handle, conn, nc, r, opts,
-//   instance, incarnation, host, bucket, meta, facts, consumer, store.
+//   instance, incarnation, host, control, bucket, meta, facts, consumer, store.
 // - The fetcher thread: pull and the cursor's loop state. The keeper thread: its group view.
 // - Worker i's thread: lines[i] (park retries run there too, as posted tasks).
 // - owned: thread-safe (ownership.hpp). reports: workers -> fetcher, under report_mutex.
@@ -68,6 +68,9 @@ struct reactor_member_state {
   natsConnection* nc = nullptr;
   std::string instance, incarnation, host;
   long pid = 0;
+  // The lease keeper's own connection (the bucket's): on the member's connection, renewals
+  // queued behind the cursor's deliveries and leases were lost under load.
+  std::optional<connection> control;
   std::optional<group_bucket> bucket;
   group_meta meta;
   stream_facts facts;

@@ -85,8 +85,10 @@ result<void> prepare(reactor_member_state& s, const connection& conn) {
   if (s.instance.empty()) s.instance = "m-" + random_hex();
   JETSOURCE_TRY(facts, read_stream_facts(*s.conn, s.opts.stream));
   s.facts = facts;
-  JETSOURCE_TRY(bucket,
-                group_bucket::open(s.conn, s.opts.stream, s.r.name(), true, facts.replicas));
+  JETSOURCE_TRY(control, connection::connect(s.conn->options));
+  s.control.emplace(std::move(control));
+  JETSOURCE_TRY(bucket, group_bucket::open(state_of(*s.control), s.opts.stream, s.r.name(), true,
+                                           facts.replicas));
   s.bucket.emplace(std::move(bucket));
   group_meta wanted;
   wanted.stream = s.opts.stream;
