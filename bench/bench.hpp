@@ -44,6 +44,7 @@ struct env {
   jsCtx* raw_js = nullptr;  ///< plain context (sync publishes, direct gets, stream admin)
   std::string tag;          ///< unique per process, part of stream names
   int server_pid = -1;      ///< the embedded nats-server's pid (-1: a server at --nats-url)
+  std::string url;          ///< the server's URL (for scenarios that open more connections)
 };
 
 /// Thrown on a failure the benchmark cannot continue from (caught in main).
@@ -210,5 +211,8 @@ void run_instr_append(const env& e);
 void run_instr_load(const env& e);
 void run_instr_project(const env& e);
 void run_personal(const env& e);  ///< personal fields (crypto-shredding) against plain ones
+void run_react(const env& e);
+void run_react_takeover(const env& e);
+void run_react_member(const env& e);  ///< a member process of react-takeover (not for people)
 
 }  // namespace bench

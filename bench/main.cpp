@@ -1,7 +1,7 @@
 // jetsource-bench: jetsource's write and read paths beside plain nats.c baselines, same run.
 //
 //   jetsource-bench <append-sync|append-async|load|execute|project|e2e-latency|rebuild|metrics|
-//                    personal|all>
+//                    personal|react|react-takeover|all>
 //                   [--nats-url URL] [--events N]
 //                   [--payload-bytes B] [--runs R]
 //   jetsource-bench soak [--minutes M] [--rate R]     (a long run: not part of `all`)
@@ -143,19 +143,24 @@ int main(int argc, char** argv) {
       {"instr-append", bench::run_instr_append},
       {"instr-load", bench::run_instr_load},
       {"instr-project", bench::run_instr_project},
-      {"personal", bench::run_personal}};
+      {"personal", bench::run_personal},
+
+      {"react", bench::run_react},
+      {"react-takeover", bench::run_react_takeover},
+      {"react-member", bench::run_react_member}};
   std::string scenario, nats_url;
   bench::options opt;
   std::int64_t events = 0;
   app.add_option("scenario", scenario,
                  "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
-                 "metrics | personal | all | soak (not part of all) | instr-fill | instr-append | "
-                 "instr-load | "
-                 "instr-project (bench/callgrind.sh's runs, not part of all)")
+                 "metrics | personal | react | react-takeover | all | soak (not part of all) | "
+                 "instr-fill | instr-append | instr-load | instr-project (bench/callgrind.sh's "
+                 "runs, not part of all)")
       ->required()
       ->check(CLI::IsMember({"append-sync", "append-async", "load", "execute", "project",
-                             "e2e-latency", "rebuild", "metrics", "personal", "all", "soak",
-                             "instr-fill", "instr-append", "instr-load", "instr-project"}));
+                             "e2e-latency", "rebuild", "metrics", "personal", "react",
+                             "react-takeover", "react-member", "all", "soak", "instr-fill",
+                             "instr-append", "instr-load", "instr-project"}));
   app.add_option("--nats-url", nats_url,
                  "NATS server URL, or several comma-separated (default: an embedded nats-server)");
   app.add_option("--events", events,
@@ -238,10 +243,12 @@ int main(int argc, char** argv) {
                    raw_nc,
                    raw_js,
                    fmt::format("{}", ::getpid()),
-                   server ? static_cast<int>(server->pid()) : -1};
+                   server ? static_cast<int>(server->pid()) : -1,
+                   nats_url};
       if (scenario == "all") {
-        for (const auto& name : {"append-sync", "append-async", "load", "execute", "project",
-                                 "e2e-latency", "rebuild", "metrics", "personal"})
+        for (const auto& name :
+             {"append-sync", "append-async", "load", "execute", "project", "e2e-latency", "rebuild",
+              "metrics", "personal", "react", "react-takeover"})
           scenarios.at(name)(e);
       } else {
         scenarios.at(scenario)(e);

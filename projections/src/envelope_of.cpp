@@ -46,10 +46,15 @@ envelope envelope_of(msg_ptr m, std::uint64_t sequence) {
   if (!h)
     h = commit_headers{header_view(raw, hdr_aggregate_type), header_view(raw, hdr_aggregate_id),
                        header_view(raw, hdr_version),        header_view(raw, hdr_events),
-                       header_view(raw, hdr_msg_id),         header_view(raw, hdr_timestamp)};
+                       header_view(raw, hdr_msg_id),         header_view(raw, hdr_timestamp),
+                       header_view(raw, hdr_correlation_id), header_view(raw, hdr_causation_id),
+                       header_view(raw, hdr_commit_id)};
   e.event_types = h->events;
-  e.msg_id = h->msg_id;
+  // the commit id: Es-Commit-Id when the commit slot took Nats-Msg-Id (ADR 0015)
+  e.msg_id = h->commit_id.empty() ? h->msg_id : h->commit_id;
   e.timestamp = h->timestamp;
+  e.correlation_id = h->correlation;
+  e.causation_id = h->causation;
   e.body = {natsMsg_GetData(raw), static_cast<std::size_t>(natsMsg_GetDataLength(raw))};
   e.reply = natsMsg_GetReply(raw);
   describe(e, h->type, h->id, h->version);

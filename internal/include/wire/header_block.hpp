@@ -11,13 +11,15 @@ namespace jetsource::detail {
 
 /// The headers a commit needs; the views point into the parsed block ("" when absent).
 struct commit_headers {
-  std::string_view type, id, version, events, msg_id, timestamp;
+  std::string_view type, id, version, events, msg_id, timestamp, correlation, causation;
+  std::string_view commit_id;  ///< Es-Commit-Id: set when Nats-Msg-Id is a commit slot (ADR 0015)
 };
 
-/// Reads Es-Aggregate-Type, Es-Aggregate-Id, Es-Version, Es-Events, Nats-Msg-Id and
-/// Es-Timestamp from a header block (the first value of each, as nats.c's Get; surrounding spaces
-/// and tabs trimmed). nullopt for anything unexpected: no "NATS/1.0" status line, no closing
-/// blank line, a line without ':', a folded (indented) line. The caller then asks nats.c.
+/// Reads Es-Aggregate-Type, Es-Aggregate-Id, Es-Version, Es-Events, Nats-Msg-Id, Es-Timestamp,
+/// the correlation and causation ids and Es-Commit-Id from a header block (the first value of each,
+/// as nats.c's Get; surrounding spaces and tabs trimmed). nullopt for anything unexpected: no
+/// "NATS/1.0" status line, no closing blank line, a line without ':', a folded (indented) line. The
+/// caller then asks nats.c.
 std::optional<commit_headers> parse_commit_headers(std::string_view block) noexcept;
 
 }  // namespace jetsource::detail

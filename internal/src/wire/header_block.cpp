@@ -21,13 +21,16 @@ std::optional<commit_headers> parse_commit_headers(std::string_view block) noexc
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
       value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    std::string_view* slot = key == hdr_aggregate_type ? &h.type
-                             : key == hdr_aggregate_id ? &h.id
-                             : key == hdr_version      ? &h.version
-                             : key == hdr_events       ? &h.events
-                             : key == hdr_msg_id       ? &h.msg_id
-                             : key == hdr_timestamp    ? &h.timestamp
-                                                       : nullptr;
+    std::string_view* slot = key == hdr_aggregate_type   ? &h.type
+                             : key == hdr_aggregate_id   ? &h.id
+                             : key == hdr_version        ? &h.version
+                             : key == hdr_events         ? &h.events
+                             : key == hdr_msg_id         ? &h.msg_id
+                             : key == hdr_timestamp      ? &h.timestamp
+                             : key == hdr_correlation_id ? &h.correlation
+                             : key == hdr_causation_id   ? &h.causation
+                             : key == hdr_commit_id      ? &h.commit_id
+                                                         : nullptr;
     if (slot != nullptr && slot->empty()) *slot = value;  // the first value, as nats.c's Get
   }
   return h;
