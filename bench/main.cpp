@@ -144,7 +144,6 @@ int main(int argc, char** argv) {
       {"instr-load", bench::run_instr_load},
       {"instr-project", bench::run_instr_project},
       {"personal", bench::run_personal},
-
       {"react", bench::run_react},
       {"react-takeover", bench::run_react_takeover},
       {"react-member", bench::run_react_member}};
