@@ -50,6 +50,14 @@ jetsource::result<jetsource::repository<order>*> context::orders() {
   return orders_.get();
 }
 
+jetsource::result<jetsource::repository<stock>*> context::stocks() {
+  if (!stocks_) {
+    JETSOURCE_TRY(s, store());
+    stocks_ = std::make_unique<jetsource::repository<stock>>(*s);
+  }
+  return stocks_.get();
+}
+
 CLI::Validator subject_token(std::string what) {
   return CLI::Validator(
       [what](std::string& value) -> std::string {

@@ -12,6 +12,7 @@
 
 #include <order_system/order.hpp>
 #include <order_system/read_models.hpp>
+#include <order_system/stock.hpp>
 #include <order_system/stream.hpp>
 
 #include <jetsource/event_store.hpp>
@@ -22,6 +23,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <initializer_list>
@@ -67,6 +69,8 @@ class context {
   jetsource::result<jetsource::event_store*> store();
   /// The repository of orders on that stream.
   jetsource::result<jetsource::repository<order>*> orders();
+  /// The repository of SKUs' stock on that stream (subjects orders.Stock.<partition>.<SKU>).
+  jetsource::result<jetsource::repository<stock>*> stocks();
 
  private:
   jetsource::result<jetsource::runtime> open_runtime();
@@ -76,6 +80,7 @@ class context {
   std::optional<jetsource::runtime> runtime_;
   std::optional<jetsource::event_store> store_;
   std::unique_ptr<jetsource::repository<order>> orders_;
+  std::unique_ptr<jetsource::repository<stock>> stocks_;
 };
 
 /// The work of the subcommand chosen on the command line, run after parsing; returns the exit
@@ -87,6 +92,9 @@ void add_order_commands(CLI::App& app, action& chosen);
 
 /// `query order|customer|product` (query_commands.cpp): reads the read models.
 void add_query_commands(CLI::App& app, action& chosen);
+
+/// `stock receive` and `query stock` (stock_commands.cpp): the inventory's Stock aggregates.
+void add_stock_commands(CLI::App& app, action& chosen);
 
 /// `serve` and `projections status|rebuild|dead-letters` (serve_commands.cpp).
 void add_serve_commands(CLI::App& app, action& chosen);
@@ -105,6 +113,10 @@ std::optional<jetsource::projection> read_model(std::string_view name);
 
 /// A CLI11 check that a value is a valid subject token (order, customer and SKU ids).
 CLI::Validator subject_token(std::string what);
+
+/// A whole-number option `name`, parsed strictly into `target` (CLI11 would clamp an
+/// out-of-range number; order_commands.cpp).
+CLI::Option* add_number(CLI::App* sub, const char* name, std::int64_t& target, const char* help);
 
 /// A help footer naming the exit codes `codes`: "Exit codes:", then one line per code.
 std::string exit_codes_footer(std::initializer_list<exit_code> codes);

@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
   cli::action chosen;
   cli::add_order_commands(app, chosen);
   cli::add_query_commands(app, chosen);
+  cli::add_stock_commands(app, chosen);
   cli::add_serve_commands(app, chosen);
   cli::add_load_commands(app, chosen);
   cli::add_backup_commands(app, chosen);
