@@ -29,6 +29,12 @@ void ack_tracker::consumer_recreated() {
   suffix_.clear();
 }
 
+void ack_tracker::reset(std::uint64_t mark) {
+  window_.clear();
+  to_ack_.reset();
+  mark_ = last_delivered_ = mark;
+}
+
 std::uint64_t ack_tracker::advance() {
   while (!window_.empty() && window_.begin()->second.committed) {
     if (!window_.begin()->second.stale)

@@ -7,6 +7,7 @@
 
 #include "wire/ack_subject.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -29,6 +30,15 @@ class ack_tracker {
   /// The consumer was recreated: what is in flight was delivered by the old one and is never
   /// named in an ack (the new consumer sends it again); the next delivery teaches the subject.
   void consumer_recreated();
+
+  /// A cursor shared by several trackers (a reactor's partitions) delivered up to `sequence`
+  /// without anything for this one: with nothing in flight, the mark may move up to it.
+  void passed(std::uint64_t sequence) noexcept {
+    last_delivered_ = std::max(last_delivered_, sequence);
+  }
+  /// Starts again from `mark` (which may be lower than the current one: a reactor's partition
+  /// acquired again, its cursor rewound): forgets the window and what was to be acked.
+  void reset(std::uint64_t mark);
 
   /// Drops the committed prefix of the window; returns the mark: every message at or below it is
   /// committed (the last delivered one when nothing is in flight).

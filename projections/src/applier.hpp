@@ -36,6 +36,7 @@ struct envelope {
   std::string_view event_types;     ///< Es-Events
   std::string_view msg_id;          ///< Nats-Msg-Id
   std::string_view timestamp;       ///< Es-Timestamp ("" when absent)
+  std::string_view correlation_id, causation_id;  ///< Es-Correlation-Id, Es-Causation-Id
   std::string_view body;
   std::string malformed;        ///< non-empty: the headers do not describe a commit (poison)
   const char* reply = nullptr;  ///< where to ack, in the message (null: not from a consumer)

@@ -65,20 +65,23 @@ result<void> delete_consumer(connection_state& c, const std::string& stream,
 }
 
 result<void> create_consumer(connection_state& c, const std::string& stream,
-                             const std::string& name, const projection& p,
-                             const projector_options& o, bool cumulative, std::uint64_t from) {
+                             const consumer_spec& spec) {
   jsConsumerConfig cfg;
   jsConsumerConfig_Init(&cfg);
-  cfg.Durable = name.c_str();
-  cfg.Description = "jetsource projection";
-  cfg.AckPolicy = cumulative ? js_AckAll : js_AckExplicit;
-  cfg.AckWait = std::chrono::nanoseconds(o.ack_wait).count();
-  cfg.MaxDeliver = -1;  // MaxDeliver exhausted is a silent skip: the projector decides
-  cfg.MaxAckPending = static_cast<int64_t>(o.max_buffered);
-  cfg.FilterSubject = p.subject_filter().empty() ? nullptr : p.subject_filter().c_str();
-  if (from > 1) {
+  cfg.Durable = spec.name.c_str();
+  cfg.Description = spec.description;
+  cfg.AckPolicy = spec.ack_policy;
+  if (spec.ack_policy != js_AckNone) {
+    cfg.AckWait = std::chrono::nanoseconds(spec.ack_wait).count();
+    if (spec.max_ack_pending > 0) cfg.MaxAckPending = spec.max_ack_pending;
+  }
+  cfg.MaxDeliver = -1;  // MaxDeliver exhausted is a silent skip: the engine decides
+  cfg.FilterSubject = spec.filter.empty() ? nullptr : spec.filter.c_str();
+  if (spec.inactive_threshold.count() > 0)
+    cfg.InactiveThreshold = std::chrono::nanoseconds(spec.inactive_threshold).count();
+  if (spec.start > 1) {
     cfg.DeliverPolicy = js_DeliverByStartSequence;
-    cfg.OptStartSeq = from;
+    cfg.OptStartSeq = spec.start;
   } else {
     cfg.DeliverPolicy = js_DeliverAll;
   }
@@ -88,8 +91,22 @@ result<void> create_consumer(connection_state& c, const std::string& stream,
   jsConsumerInfo_Destroy(created);
   if (a == NATS_OK) return success();
   if (code == JSStreamNotFoundErr)
-    return make_error(errc::not_found, "projection {}: stream {} does not exist", p.name(), stream);
-  return nats_error(a, "create consumer " + name, code);
+    return make_error(errc::not_found, "{}: stream {} does not exist", spec.owner, stream);
+  return nats_error(a, "create consumer " + spec.name, code);
+}
+
+result<void> create_consumer(connection_state& c, const std::string& stream,
+                             const std::string& name, const projection& p,
+                             const projector_options& o, bool cumulative, std::uint64_t from) {
+  consumer_spec spec;
+  spec.name = name;
+  spec.filter = p.subject_filter();
+  spec.ack_policy = cumulative ? js_AckAll : js_AckExplicit;
+  spec.start = from;
+  spec.ack_wait = o.ack_wait;
+  spec.max_ack_pending = static_cast<std::int64_t>(o.max_buffered);
+  spec.owner = "projection " + p.name();
+  return create_consumer(c, stream, spec);
 }
 
 result<bool> bind_consumer(connection_state& c, const std::string& consumer, const projection& p,

@@ -13,6 +13,7 @@
 
 #include "nats/handles.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,6 +28,23 @@ result<std::optional<std::string>> copy_consumer(const projection& p, const proj
 /// The live consumer's name (this copy's), and its rebuild's ("<live>-rebuild").
 result<std::string> live_consumer(const projection& p, const projector_options& o);
 result<std::string> rebuild_consumer(const projection& p, const projector_options& o);
+
+/// What a durable consumer of the read side is made of (a projection's, a reactor's cursor or
+/// queue).
+struct consumer_spec {
+  std::string name;
+  std::string filter;  ///< "" = the whole stream
+  jsAckPolicy ack_policy = js_AckAll;
+  std::uint64_t start = 1;  ///< the first stream sequence it delivers
+  std::chrono::milliseconds ack_wait{30000};
+  std::int64_t max_ack_pending = 0;                ///< 0: the server's default
+  std::chrono::milliseconds inactive_threshold{};  ///< 0: never deleted for inactivity
+  const char* description = "jetsource projection";
+  std::string owner;  ///< for errors: "projection X" / "reactor X"
+};
+/// Creates a durable consumer as `spec` says.
+result<void> create_consumer(connection_state& c, const std::string& stream,
+                             const consumer_spec& spec);
 
 /// Creates the projection's durable consumer, delivering from stream sequence `from` (1: all),
 /// acked cumulatively (AckPolicy All) or per message.

@@ -23,7 +23,7 @@ std::string_view header_view(natsMsg* m, const char* name) {
 
 // The headers a commit needs.
 struct commit_headers {
-  std::string_view type, id, version, events, msg_id, timestamp;
+  std::string_view type, id, version, events, msg_id, timestamp, correlation, causation;
 };
 
 // Reads them straight from the message's header block. nats.c 3.4.1 keeps a received message in
@@ -52,13 +52,15 @@ std::optional<commit_headers> read_commit_headers(natsMsg* m) {
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
       value.remove_prefix(1);
     while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
-    std::string_view* slot = key == hdr_aggregate_type ? &h.type
-                             : key == hdr_aggregate_id ? &h.id
-                             : key == hdr_version      ? &h.version
-                             : key == hdr_events       ? &h.events
-                             : key == hdr_msg_id       ? &h.msg_id
-                             : key == hdr_timestamp    ? &h.timestamp
-                                                       : nullptr;
+    std::string_view* slot = key == hdr_aggregate_type   ? &h.type
+                             : key == hdr_aggregate_id   ? &h.id
+                             : key == hdr_version        ? &h.version
+                             : key == hdr_events         ? &h.events
+                             : key == hdr_msg_id         ? &h.msg_id
+                             : key == hdr_timestamp      ? &h.timestamp
+                             : key == hdr_correlation_id ? &h.correlation
+                             : key == hdr_causation_id   ? &h.causation
+                                                         : nullptr;
     if (slot != nullptr && slot->empty()) *slot = value;  // the first value, as nats.c's Get
   }
   return h;
@@ -75,10 +77,13 @@ envelope envelope_of(msg_ptr m, std::uint64_t sequence) {
   if (!h)
     h = commit_headers{header_view(raw, hdr_aggregate_type), header_view(raw, hdr_aggregate_id),
                        header_view(raw, hdr_version),        header_view(raw, hdr_events),
-                       header_view(raw, hdr_msg_id),         header_view(raw, hdr_timestamp)};
+                       header_view(raw, hdr_msg_id),         header_view(raw, hdr_timestamp),
+                       header_view(raw, hdr_correlation_id), header_view(raw, hdr_causation_id)};
   e.event_types = h->events;
   e.msg_id = h->msg_id;
   e.timestamp = h->timestamp;
+  e.correlation_id = h->correlation;
+  e.causation_id = h->causation;
   e.body = {natsMsg_GetData(raw), static_cast<std::size_t>(natsMsg_GetDataLength(raw))};
   e.reply = natsMsg_GetReply(raw);
   describe(e, h->type, h->id, h->version);

@@ -1,14 +1,18 @@
 // detail: W serial worker threads keyed by a string (an aggregate id): every item of one key
 // runs on the same thread, in the order it was dispatched, while different keys run in parallel.
-// Control tasks (dead-letter retries) run on a key's worker between two batches; drain() runs
-// what was queued and posted, then joins.
+// Control tasks (dead-letter retries) run on a key's worker between two batches, at once or after
+// a delay (a reactor's retry backoff); drain() runs what was queued and posted (delayed tasks not
+// yet due are dropped), then joins.
 //
 // Thread-safety: dispatch(), post() and drain() may be called from any thread. Each worker's
-// queue, controls and `closed` flag are guarded by that worker's mutex (no other lock is taken
-// while holding it); run_batch runs on the worker's own thread with no lock held.
+// queue, controls, timers and `closed` flag are guarded by that worker's mutex (no other lock is
+// taken while holding it); run_batch runs on the worker's own thread with no lock held.
 #pragma once
 
 #include <jetsource/event_store.hpp>  // fnv1a32
+
+#include <algorithm>
+#include <chrono>
 
 #include <condition_variable>
 #include <cstddef>
@@ -55,11 +59,29 @@ class keyed_workers {
   /// Runs `task` on the worker of `key` between batches. False, and the task is dropped, once
   /// drain() has begun (a task posted before always runs).
   bool post(std::string_view key, std::function<void()> task) {
-    auto& w = *workers_[index_of(key)];
+    return post_to(index_of(key), std::move(task));
+  }
+  /// The same on worker `index` (a task for every aggregate of that worker).
+  bool post_to(std::size_t index, std::function<void()> task) {
+    auto& w = *workers_[index];
     {
       std::lock_guard lk(w.mutex);
       if (w.closed) return false;
       w.controls.push_back(std::move(task));
+    }
+    w.wake.notify_one();
+    return true;
+  }
+
+  /// Runs `task` on the worker of `key` once `delay` has passed (between batches); false once
+  /// drain() has begun. A task not yet due when drain() begins is dropped.
+  bool post_after(std::string_view key, std::chrono::milliseconds delay,
+                  std::function<void()> task) {
+    auto& w = *workers_[index_of(key)];
+    {
+      std::lock_guard lk(w.mutex);
+      if (w.closed) return false;
+      w.timers.push_back({std::chrono::steady_clock::now() + delay, std::move(task)});
     }
     w.wake.notify_one();
     return true;
@@ -85,8 +107,25 @@ class keyed_workers {
     std::condition_variable wake;
     std::deque<Item> queue;
     std::deque<std::function<void()>> controls;
-    bool closed = false;  // drain(): no new tasks; finish the queue, then exit
+    struct timer {
+      std::chrono::steady_clock::time_point due;
+      std::function<void()> task;
+    };
+    std::vector<timer> timers;  // post_after(): moved to controls when due
+    bool closed = false;        // drain(): no new tasks; finish the queue, then exit
   };
+
+  // Moves the delayed tasks that are due to the controls (under the worker's mutex).
+  static void take_due(worker& w) {
+    const auto now = std::chrono::steady_clock::now();
+    for (auto it = w.timers.begin(); it != w.timers.end();)
+      if (it->due <= now) {
+        w.controls.push_back(std::move(it->task));
+        it = w.timers.erase(it);
+      } else {
+        ++it;
+      }
+  }
 
   void loop(std::size_t index) {
     auto& w = *workers_[index];
@@ -95,7 +134,18 @@ class keyed_workers {
       std::deque<std::function<void()>> controls;
       {
         std::unique_lock lk(w.mutex);
-        w.wake.wait(lk, [&] { return !w.queue.empty() || !w.controls.empty() || w.closed; });
+        const auto ready = [&] { return !w.queue.empty() || !w.controls.empty() || w.closed; };
+        while (!ready()) {
+          if (w.timers.empty()) {
+            w.wake.wait(lk);
+          } else {
+            auto first = std::min_element(w.timers.begin(), w.timers.end(),
+                                          [](auto& a, auto& b) { return a.due < b.due; });
+            w.wake.wait_until(lk, first->due);
+          }
+          take_due(w);
+        }
+        take_due(w);
         controls.swap(w.controls);
         const std::size_t n = std::min(w.queue.size(), max_group_);
         batch.clear();

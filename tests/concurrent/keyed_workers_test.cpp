@@ -96,3 +96,40 @@ TEST(KeyedWorkersTest, PostRacingDrainEitherRunsOrIsRefused) {
 }
 
 }  // namespace
+
+namespace {
+
+// A reactor's retry backoff (ADR 0014): a delayed task runs on the key's worker once due, while
+// items keep flowing; drain() drops a delayed task not yet due.
+TEST(KeyedWorkersTest, DelayedTasksRunOnTheKeysWorkerWhenDueAndDrainDropsTheRest) {
+  std::atomic<int> items{0};
+  std::promise<std::pair<std::thread::id, std::chrono::steady_clock::time_point>> ran;
+  std::atomic<bool> late_ran{false};
+  std::thread::id key_thread;
+  std::mutex m;
+  const auto posted = std::chrono::steady_clock::now();
+  {
+    keyed_workers<item> w(2, 8, [&](std::size_t, std::vector<item>& batch) {
+      std::lock_guard lk(m);
+      for (auto& i : batch)
+        if (i.key == "k") key_thread = std::this_thread::get_id();
+      items += static_cast<int>(batch.size());
+    });
+    w.dispatch("k", item{"k", 0});
+    ASSERT_TRUE(w.post_after("k", std::chrono::milliseconds(60), [&] {
+      ran.set_value({std::this_thread::get_id(), std::chrono::steady_clock::now()});
+    }));
+    ASSERT_TRUE(w.post_after("k", std::chrono::hours(1), [&] { late_ran = true; }));
+    for (int n = 0; n < 100; ++n) w.dispatch("other" + std::to_string(n % 5), item{"o", n});
+    auto f = ran.get_future();
+    ASSERT_EQ(f.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+    auto [thread, at] = f.get();
+    EXPECT_GE(at - posted, std::chrono::milliseconds(60));
+    std::lock_guard lk(m);
+    EXPECT_EQ(thread, key_thread) << "on the key's worker";
+  }
+  EXPECT_EQ(items.load(), 101);
+  EXPECT_FALSE(late_ran.load()) << "not due at drain: dropped";
+}
+
+}  // namespace

@@ -3,6 +3,7 @@
 #include <jetsource/migrations.hpp>
 #include <jetsource/projection.hpp>
 #include <jetsource/projector.hpp>
+#include <jetsource/reactor.hpp>
 #include <jetsource/rebuild.hpp>
 #include <jetsource/repository.hpp>
 #include <jetsource/runtime.hpp>
@@ -11,11 +12,13 @@
 
 #include <order_system/order.hpp>
 #include <order_system/read_models.hpp>
+#include <order_system/stream.hpp>
 
 #include <fmt/format.h>
 
 #include <chrono>
 #include <string_view>
+#include <variant>
 
 namespace projection_example {
 void example() {
@@ -58,3 +61,28 @@ void example() {
 #include "jetsource_testing_projection_test_hpp.inc"
 }
 }  // namespace projection_test_example
+
+namespace reactor_example {
+// A stand-in for the sample's Stock aggregate (issue 12), enough for the example to compile.
+struct sale_recorded {
+  static constexpr std::string_view type_name = "SaleRecorded";
+  int units = 0;
+  template <class Ar>
+  void serialize(Ar& ar) {
+    ar(CEREAL_NVP(units));
+  }
+};
+struct record_sale {
+  int units = 0;
+};
+struct stock_item {
+  static constexpr std::string_view type_name = "Stock";
+  using event = std::variant<sale_recorded>;
+  jetsource::decision<event> handle(const record_sale& c) const { return sale_recorded{c.units}; }
+  void apply(const sale_recorded&) {}
+};
+void example(jetsource::result<jetsource::runtime>& rt, jetsource::repository<stock_item>& stock) {
+  using order_system::orders_stream;
+#include "jetsource_reactor_hpp.inc"
+}
+}  // namespace reactor_example

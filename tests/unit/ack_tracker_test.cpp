@@ -94,3 +94,22 @@ TEST(AckTrackerTest, ACommitOfAnUnknownSequenceIsIgnored) {
 }
 
 }  // namespace
+
+namespace {
+
+// A reactor keeps one tracker per partition over a shared cursor (ADR 0014).
+TEST(AckTrackerTest, APartitionsMarkFollowsTheSharedCursorAndResetsToALowerMark) {
+  ack_tracker t(10);
+  deliver(t, 12, 1);
+  t.passed(20);  // the cursor went on with other partitions' events
+  EXPECT_EQ(t.advance(), 11u) << "held below its own in-flight event";
+  t.committed(12);
+  EXPECT_EQ(t.advance(), 20u) << "nothing of it in flight: up to what the cursor delivered";
+  t.reset(15);  // acquired again at a lower checkpoint (the cursor rewinds)
+  EXPECT_EQ(t.mark(), 15u);
+  EXPECT_EQ(t.in_flight(), 0u);
+  deliver(t, 17, 1);
+  EXPECT_EQ(t.advance(), 16u);
+}
+
+}  // namespace

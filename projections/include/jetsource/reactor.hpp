@@ -19,13 +19,14 @@
 // clang-format off
 //   auto inventory = jetsource::reactor("inventory")
 //       .follow<order_system::order>(orders_stream())
-//       .on<order_system::order_paid>([&](jetsource::reaction_context& cx, const auto&) {
+//       .on<order_system::order_paid>([&](jetsource::reaction_context& cx,
+//                                         const auto&) -> jetsource::result<void> {
 //         // one command per paid line; ids derived from the event, so a redelivery lands once
 //         JETSOURCE_TRY(sold, cx.execute(stock, "sku-1", record_sale{.units = 2}));
 //         return jetsource::success();
 //       });
 //   auto m = jetsource::reactor_member::start(rt->conn, inventory, {.stream = "ORDERS"});
-//   ...
+//   // ... until SIGTERM, then:
 //   m->stop();  // hands its partitions over at once
 // clang-format on
 #pragma once
@@ -145,7 +146,7 @@ enum class start_position {
 
 /// In-process retries of a failing handler (never server redelivery), then the aggregate parks.
 struct retry_policy {
-  int attempts = 5;                            ///< calls in all, the first included
+  int attempts = 5;                              ///< calls in all, the first included
   std::chrono::milliseconds first_backoff{100};  ///< doubles per attempt, with jitter
   std::chrono::milliseconds max_backoff{30000};
 };
@@ -158,8 +159,8 @@ struct reactor_options {
   /// Ordered groups: a killed member's partitions are taken over after this (renewals every
   /// lease/3; ADR 0014).
   std::chrono::milliseconds lease{6000};
-  int workers = 4;           ///< keyed workers: handlers of different aggregates run in parallel
-  int batch = 500;           ///< messages per pull request
+  int workers = 4;  ///< keyed workers: handlers of different aggregates run in parallel
+  int batch = 500;  ///< messages per pull request
   std::chrono::milliseconds pull_expires{500};
   std::size_t max_buffered = 20000;  ///< fetched but not yet handled, at most
   retry_policy retry;

@@ -1,0 +1,277 @@
+// detail: the lease keeper, on its own thread (ADR 0014, "Membership" and "Leases"): watches the
+// group's bucket, keeps this member's key alive, acquires the partitions this member is the
+// rendezvous target of once their lease is free or expired (by this observer's clock), renews
+// its leases every lease/3 by compare-and-set carrying each partition's checkpoint, gives a
+// partition up at once when a renewal is refused, releases partitions whose target is another
+// live member (after the cursor settled them), serves park retry/skip requests, and on stop
+// writes the last checkpoints with empty holders so that the others take over at once.
+#include "log.hpp"
+#include "reactors/group_view.hpp"
+#include "reactors/member_state.hpp"
+
+#include <map>
+#include <set>
+#include <thread>
+
+namespace jetsource::detail {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+member_value member_of(const reactor_member_state& s) {
+  member_value m;
+  m.instance = s.instance;
+  m.incarnation = s.incarnation;
+  m.host = s.host;
+  m.pid = s.pid;
+  m.lease_ms = s.lease().count();
+  if (s.owned) m.partitions = s.owned->partitions();
+  m.position = s.position.load();
+  m.pending = s.pending.load();
+  return m;
+}
+
+// Every member belongs to the keeper thread.
+class lease_keeper {
+ public:
+  explicit lease_keeper(reactor_member_state& s)
+      : s_(s),
+        view_(s.r.name(), s.instance, s.incarnation, s.partitions(), s.lease()),
+        release_asked_(s.partitions(), false) {}
+  void run();
+
+ private:
+  struct held {
+    std::uint64_t revision = 0;
+    std::uint64_t epoch = 0;
+  };
+  void watch(milliseconds wait);
+  void apply(kvEntry* e);
+  void renew();
+  void balance(clock::time_point now);
+  void acquire(std::uint32_t p);
+  void hand_back();
+  void serve_requests();
+  void final_release();
+  lease_value value(std::uint64_t epoch, std::uint64_t checkpoint, bool mine) const {
+    return {mine ? s_.instance : "", mine ? s_.incarnation : "", epoch, checkpoint, utc_now()};
+  }
+
+  reactor_member_state& s_;
+  group_view view_;
+  kv_watcher_ptr watcher_;
+  std::map<std::uint32_t, held> held_;
+  std::vector<bool> release_asked_;
+  std::set<std::pair<std::string, std::uint64_t>> served_;  // park requests (key, revision)
+};
+
+void lease_keeper::run() {
+  for (;;) {
+    auto w = s_.bucket->watch_all();
+    if (w) {
+      watcher_ = std::move(*w);
+      break;
+    }
+    log()->warn("reactor {}: {}", s_.r.name(), w.error());
+    if (s_.keeper_stop.load()) return;
+    std::this_thread::sleep_for(milliseconds(200));
+  }
+  // The bucket as it is first (the watch ends its initial values with a null entry): deciding
+  // from a partial view would grab partitions whose members it has not seen yet.
+  const auto synced_by = clock::now() + std::chrono::seconds(5);
+  for (bool synced = false; !synced && clock::now() < synced_by;) {
+    kvEntry* e = nullptr;
+    if (kvWatcher_Next(&e, watcher_.get(), 100) != NATS_OK) continue;
+    if (e == nullptr) {
+      synced = true;
+      continue;
+    }
+    kv_entry_ptr holder(e);
+    apply(e);
+  }
+  const auto period = s_.lease() / 3;
+  auto next_renewal = clock::now();
+  while (!s_.keeper_stop.load()) {
+    watch(milliseconds(10));
+    auto now = clock::now();
+    if (now >= next_renewal) {
+      renew();
+      next_renewal = now + period;
+    }
+    if (!s_.queue_mode()) {
+      hand_back();
+      if (!s_.stopping.load()) balance(clock::now());
+      serve_requests();
+    }
+    s_.parked_count.store(view_.parks().size(), std::memory_order_relaxed);
+  }
+  final_release();
+}
+
+void lease_keeper::watch(milliseconds wait) {
+  for (int i = 0; i < 1000; ++i) {
+    kvEntry* e = nullptr;
+    natsStatus st = kvWatcher_Next(&e, watcher_.get(), i == 0 ? wait.count() : 1);
+    if (st != NATS_OK) return;
+    if (e == nullptr) continue;  // the end of the initial values
+    kv_entry_ptr holder(e);
+    apply(e);
+  }
+}
+
+void lease_keeper::apply(kvEntry* e) {
+  std::optional<std::string_view> value;
+  if (kvEntry_Operation(e) == kvOp_Put)
+    value = std::string_view(kvEntry_ValueString(e), static_cast<std::size_t>(kvEntry_ValueLen(e)));
+  view_.apply(kvEntry_Key(e), value, kvEntry_Revision(e), clock::now());
+}
+
+void lease_keeper::renew() {
+  if (auto r = s_.bucket->put(member_key(s_.instance), encode(member_of(s_))); !r)
+    log()->warn("reactor {}: renewing member {}: {}", s_.r.name(), s_.instance, r.error());
+  for (auto it = held_.begin(); it != held_.end();) {
+    const auto p = it->first;
+    auto& h = it->second;
+    const auto sent = clock::now();
+    auto r = s_.bucket->update(lease_key(p), encode(value(h.epoch, s_.owned->checkpoint(p), true)),
+                               h.revision);
+    if (r) {
+      h.revision = *r;
+      s_.owned->renewed(p, sent);
+      ++it;
+    } else if (r.error().is(errc::conflict)) {
+      // Someone took it over (this member was cut off for longer than the lease): give it up
+      // at once; what was handled since the last checkpoint will be handled again there.
+      log()->warn("reactor {}: lease of partition {} lost (epoch {}): {}", s_.r.name(), p, h.epoch,
+                  r.error());
+      s_.owned->lose(p);
+      release_asked_[p] = false;
+      it = held_.erase(it);
+    } else {
+      // An outage: keep trying; the self-fence stops the handlers meanwhile.
+      log()->debug("reactor {}: renewing partition {}: {}", s_.r.name(), p, r.error());
+      ++it;
+    }
+  }
+}
+
+void lease_keeper::balance(clock::time_point now) {
+  for (std::uint32_t p = 0; p < s_.partitions(); ++p) {
+    const auto target = view_.target(p, now);
+    if (held_.count(p) != 0) {
+      if (target != s_.instance && !release_asked_[p]) {
+        log()->info("reactor {}: handing partition {} over to {}", s_.r.name(), p, target);
+        release_asked_[p] = true;
+        s_.owned->release(p);
+      }
+    } else if (target == s_.instance && view_.lease_available(p, now)) {
+      acquire(p);
+    }
+  }
+}
+
+void lease_keeper::acquire(std::uint32_t p) {
+  const auto* seen = view_.lease(p);
+  const std::uint64_t epoch = seen ? seen->value.epoch + 1 : 1;
+  const std::uint64_t checkpoint = seen ? seen->value.checkpoint : s_.meta.first_sequence - 1;
+  const auto v = encode(value(epoch, checkpoint, true));
+  const auto sent = clock::now();
+  auto r = seen ? s_.bucket->update(lease_key(p), v, seen->revision)
+                : s_.bucket->create(lease_key(p), v);
+  if (!r) {
+    if (!r.error().is(errc::conflict))
+      log()->warn("reactor {}: acquiring partition {}: {}", s_.r.name(), p, r.error());
+    return;  // another member won: the watch shows it
+  }
+  if (seen && !seen->value.holder.empty())
+    log()->info("reactor {}: took partition {} over from {} (epoch {}, checkpoint {})", s_.r.name(),
+                p, seen->value.holder, epoch, checkpoint);
+  held_[p] = {*r, epoch};
+  release_asked_[p] = false;
+  // Its parked aggregates are known to the workers before the cursor dispatches anything of it.
+  for (const auto& [key, park] : view_.parks())
+    if (park.value.a.partition == p) s_.load_parked(park.value, park.revision, epoch);
+  s_.owned->acquire(p, epoch, checkpoint, sent);
+}
+
+void lease_keeper::hand_back() {
+  for (const auto& r : s_.owned->take_released()) {
+    auto it = held_.find(r.partition);
+    if (it == held_.end() || it->second.epoch != r.epoch) continue;
+    auto w = s_.bucket->update(lease_key(r.partition), encode(value(r.epoch, r.checkpoint, false)),
+                               it->second.revision);
+    if (!w)
+      log()->warn("reactor {}: releasing partition {}: {}", s_.r.name(), r.partition, w.error());
+    s_.owned->lose(r.partition);
+    release_asked_[r.partition] = false;
+    held_.erase(it);
+  }
+}
+
+void lease_keeper::serve_requests() {
+  for (const auto& [key, park] : view_.parks()) {
+    const auto& a = park.value.a;
+    if (a.request.empty()) continue;
+    auto h = held_.find(a.partition);
+    if (h == held_.end() || !s_.owned->holds(a.partition, h->second.epoch)) continue;
+    if (!served_.emplace(key, park.revision).second) continue;
+    s_.serve_park_request(park.value, park.revision, h->second.epoch);
+  }
+}
+
+void lease_keeper::final_release() {
+  for (const auto& [p, h] : held_) {
+    auto w = s_.bucket->update(lease_key(p), encode(value(h.epoch, s_.owned->checkpoint(p), false)),
+                               h.revision);
+    if (!w) log()->warn("reactor {}: releasing partition {}: {}", s_.r.name(), p, w.error());
+    s_.owned->lose(p);
+  }
+  held_.clear();
+  if (auto r = s_.bucket->remove(member_key(s_.instance)); !r)
+    log()->warn("reactor {}: removing member {}: {}", s_.r.name(), s_.instance, r.error());
+}
+
+}  // namespace
+
+void reactor_member_state::run_keeper() {
+  lease_keeper(*this).run();
+}
+
+result<void> reactor_member_state::claim_member() {
+  const auto key = member_key(instance);
+  const auto start = clock::now();
+  std::uint64_t last = 0;
+  auto since = start;
+  for (;;) {
+    auto made = bucket->create(key, encode(member_of(*this)));
+    if (made) {
+      member_revision = *made;
+      return success();
+    }
+    if (!made.error().is(errc::conflict)) return std::move(made).error();
+    JETSOURCE_TRY(seen, bucket->get(key));
+    const auto now = clock::now();
+    if (seen) {
+      if (seen->revision != last) {
+        last = seen->revision;
+        since = now;
+      } else if (now - since >= lease()) {
+        // Unchanged for a lease on this clock: an earlier process of this name is gone.
+        if (auto taken = bucket->update(key, encode(member_of(*this)), last)) {
+          member_revision = *taken;
+          return success();
+        }
+      }
+    }
+    if (now - start > 2 * lease())
+      return make_error(errc::conflict,
+                        "reactor {}: another live process uses the instance name '{}' (its "
+                        "member key keeps changing); choose another --instance",
+                        r.name(), instance);
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+}
+
+}  // namespace jetsource::detail

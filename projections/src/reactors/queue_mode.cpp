@@ -1,0 +1,137 @@
+// detail: a reactor member in queue mode (ADR 0014, "Queue mode"): the seeds' plain work queue.
+// Every member pulls from one shared durable, `jetsource-r-<reactor>-queue`, AckExplicit with
+// MaxAckPending = the buffer bound and AckWait = queue_ack_wait: any member takes any event, in
+// no particular order, and a killed member's unacknowledged deliveries come back to the others
+// after AckWait. A failing handler is retried in process (the delivery kept alive with +WPI);
+// after the last attempt a `dead.<sequence>` record is written, then the message is acked.
+#include "consumer_admin.hpp"
+#include "envelope_of.hpp"
+#include "log.hpp"
+#include "reactors/member_state.hpp"
+#include "reactors/reactor_worker.hpp"
+
+#include <thread>
+
+namespace jetsource::detail {
+
+// Acknowledges one delivery by publishing to its reply subject (apply_loop.cpp).
+void ack(natsConnection* nc, const char* reply, std::string_view what);
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+result<void> ensure_queue_consumer(reactor_member_state& s) {
+  consumer_info_ptr holder;
+  auto ci = consumer_info(*s.conn, s.opts.stream, s.consumer, holder);
+  if (ci) return success();
+  if (!ci.error().is(errc::not_found)) return std::move(ci).error();
+  consumer_spec spec;
+  spec.name = s.consumer;
+  spec.filter = s.r.subject_filter();
+  spec.ack_policy = js_AckExplicit;
+  spec.start = s.meta.first_sequence;
+  spec.ack_wait = s.opts.queue_ack_wait;
+  spec.max_ack_pending = static_cast<std::int64_t>(s.opts.max_buffered);
+  spec.description = "jetsource reactor queue";
+  spec.owner = "reactor " + s.r.name();
+  auto made = create_consumer(*s.conn, s.opts.stream, spec);
+  if (!made && made.error().message.find("already") != std::string::npos) return success();
+  return made;
+}
+
+}  // namespace
+
+void reactor_member_state::run_queue() {
+  auto& pull = *this->pull;
+  auto drain_deadline = clock::time_point::max();
+  for (;;) {
+    const bool stop = stopping.load();
+    const auto now = clock::now();
+    if (stop && drain_deadline == clock::time_point::max())
+      drain_deadline = now + opts.drain_timeout;
+    {
+      std::lock_guard lk(report_mutex);
+      buffered.fetch_sub(reports.size());
+      reports.clear();
+    }
+    if (stop && (buffered.load() == 0 || now > drain_deadline)) break;
+    if (!stop && buffered.load() + pull.outstanding() + static_cast<std::uint64_t>(opts.batch) <=
+                     opts.max_buffered)
+      pull.request(opts.batch, opts.pull_expires);
+    pull_fetcher::delivery d;
+    auto got = pull.next(d);
+    if (got == pull_fetcher::outcome::closed) break;
+    if (got != pull_fetcher::outcome::message || stop) continue;  // unacked: redelivered
+    const auto sequence = d.meta.n.stream_sequence;
+    position.store(std::max(position.load(), sequence), std::memory_order_relaxed);
+    pending.store(d.meta.n.pending, std::memory_order_relaxed);
+    buffered.fetch_add(1);
+    reactor_item item{envelope_of(std::move(d.msg), sequence), 0, 0, true};
+    const auto key = item.e.aggregate_id;
+    workers->dispatch(key, std::move(item));
+  }
+  fetcher_done.store(true);
+}
+
+result<void> prepare_queue(reactor_member_state& s) {
+  s.consumer = fmt::format("jetsource-r-{}-queue", s.r.name());
+  return ensure_queue_consumer(s);
+}
+
+void aggregate_lines::handle_queued(reactor_item& item) {
+  line l;  // no order, no dedup: a line of one commit
+  l.partition = 0;
+  auto last_progress = clock::now();
+  for (;;) {
+    auto failed = run_events(l, item);
+    if (!failed) break;
+    if (l.first_failed_at.empty()) l.first_failed_at = utc_now();
+    ++l.attempt;
+    if (l.attempt >= std::max(1, s_.opts.retry.attempts)) {
+      park_value rec;
+      rec.a.aggregate_type = item.e.aggregate_type;
+      rec.a.aggregate_id = item.e.aggregate_id;
+      rec.a.sequence = item.e.sequence;
+      rec.a.version = failed->version;
+      rec.a.event_type = failed->event_type;
+      rec.a.error = fmt::format("{}", failed->why);
+      rec.a.attempts = l.attempt;
+      rec.a.first_failed_at = l.first_failed_at;
+      rec.a.last_failed_at = utc_now();
+      if (auto w = s_.bucket->put(fmt::format("dead.{}", item.e.sequence), encode(rec)); !w) {
+        log()->error(
+            "reactor {}: cannot write the dead record of sequence {}: {} (left to "
+            "redelivery)",
+            s_.r.name(), item.e.sequence, w.error());
+        s_.report({0, 0, item.e.sequence, false});
+        return;
+      }
+      s_.dead_count.fetch_add(1, std::memory_order_relaxed);
+      log()->warn("reactor {}: gave up on sequence {} after {} attempts: {}", s_.r.name(),
+                  item.e.sequence, l.attempt, failed->why);
+      break;
+    }
+    s_.retries.fetch_add(1, std::memory_order_relaxed);
+    auto wait = backoff(l.attempt);
+    const auto until = clock::now() + wait;
+    // Keep the delivery ours while waiting: +WPI every AckWait/2.
+    while (clock::now() < until) {
+      if (s_.stopping.load()) {
+        s_.report({0, 0, item.e.sequence, false});
+        return;
+      }
+      if (clock::now() - last_progress >= s_.opts.queue_ack_wait / 2) {
+        ack(s_.nc, item.e.reply, "+WPI");
+        last_progress = clock::now();
+      }
+      std::this_thread::sleep_for(
+          std::min<clock::duration>(milliseconds(20), until - clock::now()));
+    }
+  }
+  ack(s_.nc, item.e.reply, "+ACK");
+  s_.report({0, 0, item.e.sequence, true});
+}
+
+}  // namespace jetsource::detail
