@@ -25,12 +25,13 @@ trap cleanup EXIT
 echo "== reactors: inventory run by 3 members (a, b, c); product_sales by serve"
 os serve 2>"$dir/serve.log" &
 pids+=($!)
+# Receiving stock also waits for the embedded server (serve started it, the others join it).
+for sku in sku-000 sku-001 sku-002; do os stock receive "$sku" --qty 100; done
 for m in a b c; do
   os react --instance "$m" --lease-ms 2000 2>"$dir/react-$m.log" &
   member[$m]=$!
   pids+=($!)
 done
-for sku in sku-000 sku-001 sku-002; do os stock receive "$sku" --qty 100; done
 
 os load --orders "$orders" --concurrency 4 >"$dir/load.log" 2>&1 &
 load=$!

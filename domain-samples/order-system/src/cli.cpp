@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
+#include <ctime>
+
 namespace order_system::cli {
 
 jetsource::result<jetsource::runtime> context::open_runtime() {
@@ -56,6 +59,16 @@ jetsource::result<jetsource::repository<stock>*> context::stocks() {
     stocks_ = std::make_unique<jetsource::repository<stock>>(*s);
   }
   return stocks_.get();
+}
+
+bool termination_requested(std::chrono::milliseconds timeout) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  timespec ts{static_cast<time_t>(timeout.count() / 1000),
+              static_cast<long>(timeout.count() % 1000) * 1'000'000};
+  return sigtimedwait(&set, nullptr, &ts) > 0;
 }
 
 CLI::Validator subject_token(std::string what) {

@@ -23,6 +23,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -96,6 +97,10 @@ void add_query_commands(CLI::App& app, action& chosen);
 /// `stock receive` and `query stock` (stock_commands.cpp): the inventory's Stock aggregates.
 void add_stock_commands(CLI::App& app, action& chosen);
 
+/// `react` and `reactors status|dead-letters|retry|skip` (react_commands.cpp): the inventory
+/// and notification reactors.
+void add_react_commands(CLI::App& app, action& chosen);
+
 /// `serve` and `projections status|rebuild|dead-letters` (serve_commands.cpp).
 void add_serve_commands(CLI::App& app, action& chosen);
 
@@ -110,6 +115,9 @@ jetsource::projector_options read_model_options(const globals& g, const jetsourc
 
 /// The read model named `name` (order_summary, customer_stats, product_sales), if any.
 std::optional<jetsource::projection> read_model(std::string_view name);
+
+/// Waits up to `timeout` for SIGINT/SIGTERM (blocked by jetsource::block_termination_signals).
+bool termination_requested(std::chrono::milliseconds timeout);
 
 /// A CLI11 check that a value is a valid subject token (order, customer and SKU ids).
 CLI::Validator subject_token(std::string what);
