@@ -9,7 +9,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${1:-$root/build/bin/order-system}"
-orders="${2:-600}"
+orders="${2:-1500}"
 dir=.order-system/demo-reactors
 rm -rf "$dir" && mkdir -p "$dir"
 os() { "$bin" --data-dir "$dir" "$@"; }
@@ -35,8 +35,9 @@ done
 
 os load --orders "$orders" --concurrency 4 >"$dir/load.log" 2>&1 &
 load=$!
-sleep 3
+sleep 1
 kill -9 "${member[b]}"
+{ wait "${member[b]}"; } 2>/dev/null || true
 echo "== killed member b (pid ${member[b]}) mid-way: a and c take over its partitions after the 2 s lease"
 wait "$load"
 echo "== load done ($(tail -1 "$dir/load.log"))"
