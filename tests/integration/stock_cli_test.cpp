@@ -10,7 +10,8 @@ namespace {
 // The keys in the order printed.
 std::vector<std::string> ordered_keys(const std::string& text) {
   std::vector<std::string> out;
-  for (const auto& [k, v] : nlohmann::ordered_json::parse(text).items()) out.push_back(k);
+  const auto j = nlohmann::ordered_json::parse(text);  // items() must not outlive it
+  for (const auto& [k, v] : j.items()) out.push_back(k);
   return out;
 }
 }  // namespace
