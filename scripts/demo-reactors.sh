@@ -13,6 +13,7 @@ orders="${2:-1500}"
 dir=.order-system/demo-reactors
 rm -rf "$dir" && mkdir -p "$dir"
 os() { "$bin" --data-dir "$dir" "$@"; }
+# Background processes are started without the function, so that $! is the program's own pid.
 
 declare -A member
 pids=()
@@ -23,17 +24,17 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== reactors: inventory run by 3 members (a, b, c); product_sales by serve"
-os serve 2>"$dir/serve.log" &
+"$bin" --data-dir "$dir" serve 2>"$dir/serve.log" &
 pids+=($!)
 # Receiving stock also waits for the embedded server (serve started it, the others join it).
 for sku in sku-000 sku-001 sku-002; do os stock receive "$sku" --qty 100; done
 for m in a b c; do
-  os react --instance "$m" --lease-ms 2000 2>"$dir/react-$m.log" &
+  "$bin" --data-dir "$dir" react --instance "$m" --lease-ms 2000 2>"$dir/react-$m.log" &
   member[$m]=$!
   pids+=($!)
 done
 
-os load --orders "$orders" --concurrency 4 >"$dir/load.log" 2>&1 &
+"$bin" --data-dir "$dir" load --orders "$orders" --concurrency 4 >"$dir/load.log" 2>&1 &
 load=$!
 sleep 1
 kill -9 "${member[b]}"
