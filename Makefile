@@ -50,10 +50,13 @@ test-tsan: deps
 
 # The order-system sample on an embedded nats-server it starts itself; starts clean each time
 # (its data lives in .order-system/demo). It builds only the sample and what it links (not the
-# tests or benchmarks: `make build` does). The bank write-side tour is `make demo-bank`.
+# tests or benchmarks: `make build` does). Then the reactors (scripts/demo-reactors.sh): three
+# `react` members, one killed mid-way, stock sold = units sold at the end. The bank write-side
+# tour is `make demo-bank`.
 demo: configure
 	cmake --build build -j $(JOBS) --target order-system
 	./build/bin/order-system demo
+	./scripts/demo-reactors.sh build/bin/order-system
 
 demo-bank: build
 	./build/bin/jetsource-demo

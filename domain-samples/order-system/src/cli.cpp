@@ -3,6 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
+#include <ctime>
+
 namespace order_system::cli {
 
 jetsource::result<jetsource::runtime> context::open_runtime() {
@@ -78,6 +81,24 @@ jetsource::result<jetsource::repository<order>*> context::orders() {
     orders_ = std::make_unique<jetsource::repository<order>>(*s);
   }
   return orders_.get();
+}
+
+jetsource::result<jetsource::repository<stock>*> context::stocks() {
+  if (!stocks_) {
+    JETSOURCE_TRY(s, store());
+    stocks_ = std::make_unique<jetsource::repository<stock>>(*s);
+  }
+  return stocks_.get();
+}
+
+bool termination_requested(std::chrono::milliseconds timeout) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  timespec ts{static_cast<time_t>(timeout.count() / 1000),
+              static_cast<long>(timeout.count() % 1000) * 1'000'000};
+  return sigtimedwait(&set, nullptr, &ts) > 0;
 }
 
 CLI::Validator subject_token(std::string what) {

@@ -13,6 +13,7 @@
 #include <order_system/customer.hpp>
 #include <order_system/order.hpp>
 #include <order_system/read_models.hpp>
+#include <order_system/stock.hpp>
 #include <order_system/stream.hpp>
 
 #include <jetsource/event_store.hpp>
@@ -24,6 +25,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <initializer_list>
@@ -84,6 +87,8 @@ class context {
   jetsource::result<jetsource::event_store*> store();
   /// The repository of orders on that stream.
   jetsource::result<jetsource::repository<order>*> orders();
+  /// The repository of SKUs' stock on that stream (subjects orders.Stock.<partition>.<SKU>).
+  jetsource::result<jetsource::repository<stock>*> stocks();
 
  private:
   jetsource::result<jetsource::runtime> open_runtime();
@@ -94,6 +99,7 @@ class context {
   std::optional<jetsource::key_store> keys_;
   std::optional<jetsource::event_store> store_;
   std::unique_ptr<jetsource::repository<order>> orders_;
+  std::unique_ptr<jetsource::repository<stock>> stocks_;
 };
 
 /// The work of the subcommand chosen on the command line, run after parsing; returns the exit
@@ -105,6 +111,13 @@ void add_order_commands(CLI::App& app, action& chosen);
 
 /// `query order|customer|product` (query_commands.cpp): reads the read models.
 void add_query_commands(CLI::App& app, action& chosen);
+
+/// `stock receive` and `query stock` (stock_commands.cpp): the inventory's Stock aggregates.
+void add_stock_commands(CLI::App& app, action& chosen);
+
+/// `react` and `reactors status|dead-letters|retry|skip` (react_commands.cpp): the inventory
+/// and notification reactors.
+void add_react_commands(CLI::App& app, action& chosen);
 
 /// `serve` and `projections status|rebuild|dead-letters` (serve_commands.cpp).
 void add_serve_commands(CLI::App& app, action& chosen);
@@ -124,8 +137,15 @@ jetsource::projector_options read_model_options(const globals& g, const jetsourc
 /// The read model named `name` (order_summary, customer_stats, product_sales), if any.
 std::optional<jetsource::projection> read_model(std::string_view name);
 
+/// Waits up to `timeout` for SIGINT/SIGTERM (blocked by jetsource::block_termination_signals).
+bool termination_requested(std::chrono::milliseconds timeout);
+
 /// A CLI11 check that a value is a valid subject token (order, customer and SKU ids).
 CLI::Validator subject_token(std::string what);
+
+/// A whole-number option `name`, parsed strictly into `target` (CLI11 would clamp an
+/// out-of-range number; order_commands.cpp).
+CLI::Option* add_number(CLI::App* sub, const char* name, std::int64_t& target, const char* help);
 
 /// A help footer naming the exit codes `codes`: "Exit codes:", then one line per code.
 std::string exit_codes_footer(std::initializer_list<exit_code> codes);

@@ -63,8 +63,10 @@ int main(int argc, char** argv) {
   cli::action chosen;
   cli::add_order_commands(app, chosen);
   cli::add_query_commands(app, chosen);
+  cli::add_stock_commands(app, chosen);
   cli::add_serve_commands(app, chosen);
   cli::add_customer_commands(app, chosen);
+  cli::add_react_commands(app, chosen);
   cli::add_load_commands(app, chosen);
   cli::add_backup_commands(app, chosen);
   cli::add_exit_code_footers(app);

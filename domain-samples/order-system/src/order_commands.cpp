@@ -166,7 +166,8 @@ int create(context& ctx, const order_options& o) {
   return execute(ctx, o, command, true);
 }
 
-// A whole-number option, parsed strictly (CLI11 would clamp an out-of-range number).
+}  // namespace
+
 CLI::Option* add_number(CLI::App* sub, const char* name, std::int64_t& target, const char* help) {
   return sub
       ->add_option_function<std::string>(
@@ -179,8 +180,6 @@ CLI::Option* add_number(CLI::App* sub, const char* name, std::int64_t& target, c
           help)
       ->type_name("INT");
 }
-
-}  // namespace
 
 void add_order_commands(CLI::App& app, action& chosen) {
   auto* group = app.add_subcommand("order", "commands on orders (the write side)");

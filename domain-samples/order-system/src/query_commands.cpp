@@ -77,6 +77,20 @@ int query_product(context& ctx, const query_options& q) {
               fmt::format("no product {} (nothing of it was paid yet)", q.key), q.json);
 }
 
+// A SKU's stock, loaded from the event store (always current; no read model): zeros for a SKU
+// that has none.
+int query_stock(context& ctx, const query_options& q) {
+  auto stocks = ctx.stocks();
+  if (!stocks) return fail("query stock " + q.key, stocks.error());
+  auto s = (*stocks)->load(q.key);
+  if (!s) return fail("query stock " + q.key, s.error());
+  return print(nlohmann::ordered_json{{"sku", q.key},
+                                      {"received", s->state.received()},
+                                      {"sold", s->state.sold()},
+                                      {"on_hand", s->state.on_hand()}},
+               q.json);
+}
+
 }  // namespace
 
 void add_query_commands(CLI::App& app, action& chosen) {
@@ -96,6 +110,13 @@ void add_query_commands(CLI::App& app, action& chosen) {
   add("order", "an order: customer, status, lines, totals", "ORDER", query_order);
   add("customer", "a customer's order counts and lifetime value", "CUSTOMER", query_customer);
   add("product", "a SKU's units sold and revenue", "SKU", query_product);
+
+  auto* stock = group->add_subcommand(
+      "stock", "a SKU's stock: units received, sold (by the inventory reactor), on hand");
+  stock->add_option("SKU", q->key, "the SKU")->required()->check(subject_token("SKU"));
+  stock->add_flag("--json", q->json, "print {\"sku\",\"received\",\"sold\",\"on_hand\"}");
+  stock->footer(exit_codes_footer({exit_ok, exit_failure, exit_usage}));
+  stock->callback([&chosen, q] { chosen = [q](context& ctx) { return query_stock(ctx, *q); }; });
 }
 
 }  // namespace order_system::cli

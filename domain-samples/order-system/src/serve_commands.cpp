@@ -34,17 +34,6 @@ jetsource::connection* connection_of(context& ctx, int& code) {
   return &(*rt)->conn;
 }
 
-// Waits up to `timeout` for SIGINT/SIGTERM (blocked by block_termination_signals).
-bool termination_requested(std::chrono::milliseconds timeout) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  timespec ts{static_cast<time_t>(timeout.count() / 1000),
-              static_cast<long>(timeout.count() % 1000) * 1'000'000};
-  return sigtimedwait(&set, nullptr, &ts) > 0;
-}
-
 // Stops every read model at once: each one's stop is bounded by its drain timeout, so serve stops
 // within one drain timeout in total, however many read models (a full disk, for instance, makes
 // each of them wait that long). What was not committed is not acked: delivered again later.
