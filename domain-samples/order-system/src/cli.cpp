@@ -41,7 +41,7 @@ jetsource::result<jetsource::runtime*> context::runtime() {
   }
   if (!keys_) {  // every process that encodes or decodes orders needs it (personal fields)
     auto k = jetsource::key_store::open(
-        runtime_->conn, {.stream = orders_stream().stream, .replicas = orders_stream().replicas});
+        runtime_->conn, {.stream = orders_stream().stream, .replicas = globals_.replicas});
     if (!k) {
       auto e = std::move(k).error();
       e.message =
