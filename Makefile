@@ -45,7 +45,7 @@ test-asan: deps
 test-tsan: deps
 	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DJETSOURCE_WERROR=ON \
 	  -DJETSOURCE_SANITIZE=thread -DJETSOURCE_BUILD_BENCH=OFF $(CMAKE_FLAGS) >/dev/null
-	cmake --build build-tsan -j $(JOBS)
+	cmake --build build-tsan -j $(JOBS) --target jetsource_concurrent_tests  # only what -L concurrent runs
 	cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest -L concurrent $(CTEST_FLAGS)
 
 # The order-system sample on an embedded nats-server it starts itself; starts clean each time
