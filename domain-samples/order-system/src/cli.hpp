@@ -81,6 +81,8 @@ class context {
   /// The connection (and the embedded server, when this process started it), with the key
   /// store of personal data (jsk-ORDERS) opened and installed for this process.
   jetsource::result<jetsource::runtime*> runtime();
+  /// True once the connection is up (runtime() may still have failed on the key store).
+  bool connected() const noexcept { return runtime_.has_value(); }
   /// The key store of the customers' personal data (opened by runtime()).
   jetsource::result<jetsource::key_store*> keys();
   /// The ORDERS stream, created on first use.

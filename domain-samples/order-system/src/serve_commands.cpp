@@ -28,7 +28,7 @@ struct serve_options {
 jetsource::connection* connection_of(context& ctx, int& code) {
   auto rt = ctx.runtime();
   if (!rt) {
-    code = fail("connect", rt.error());
+    code = fail(ctx.connected() ? "open" : "connect", rt.error());
     return nullptr;
   }
   return &(*rt)->conn;

@@ -243,6 +243,11 @@ result<key_store> key_store::open(const connection& conn, key_store_options opti
     if (auto made = make_bucket_stream(*s); !made) return std::move(made).error();
     st = js_KeyValue(&kv, js, s->bucket.c_str());
   }
+  if (st == NATS_NO_RESPONDERS)
+    return make_error(errc::unreachable,
+                      "key store {}: no JetStream answered (is the server running with JetStream "
+                      "enabled, -js?)",
+                      s->bucket);
   if (st != NATS_OK) return detail::nats_error(st, fmt::format("open key store {}", s->bucket));
   s->kv.reset(kv);
   return key_store(std::move(s));
