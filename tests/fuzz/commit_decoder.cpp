@@ -12,6 +12,7 @@
 #include <bank/account.hpp>
 #include <order_system/order.hpp>
 
+#include <jetsource/detail/personal_codec.hpp>
 #include <jetsource/event.hpp>
 
 #include "wire/header_block.hpp"
@@ -24,6 +25,29 @@
 #include <string>
 #include <string_view>
 #include <variant>
+
+// The order sample's events carry personal fields (crypto-shredding): the decoder asks a key
+// provider. The fuzz build links the cipher (libsodium) but not the key store (nats.c), so this
+// file provides the provider lookup itself: one fixed key for every subject, so the base64 and
+// authentication paths of personal<T> are fuzzed too (a forged field must fail to authenticate).
+namespace jetsource::detail {
+namespace {
+class fixed_key_provider final : public key_provider {
+ public:
+  result<data_key> key_for_write(std::string_view) override { return key_; }
+  result<std::optional<data_key>> key_for_read(std::string_view) override {
+    return std::optional<data_key>(key_);
+  }
+
+ private:
+  data_key key_{};
+};
+}  // namespace
+key_provider* current_key_provider() noexcept {
+  static fixed_key_provider fixed;
+  return &fixed;
+}
+}  // namespace jetsource::detail
 
 namespace {
 
