@@ -139,9 +139,13 @@ class keyed_workers {
           if (w.timers.empty()) {
             w.wake.wait(lk);
           } else {
-            auto first = std::min_element(w.timers.begin(), w.timers.end(),
-                                          [](auto& a, auto& b) { return a.due < b.due; });
-            w.wake.wait_until(lk, first->due);
+            // A copy: wait_until reads its deadline after unlocking, while post_after may grow
+            // (reallocate) the timers.
+            const auto due =
+                std::min_element(w.timers.begin(), w.timers.end(), [](auto& a, auto& b) {
+                  return a.due < b.due;
+                })->due;
+            w.wake.wait_until(lk, due);
           }
           take_due(w);
         }
