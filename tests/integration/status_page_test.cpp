@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "http_serve_fixture.hpp"
+#include "webhook_sink.hpp"
 
 #include <fmt/format.h>
 #include <httplib.h>
@@ -230,6 +231,76 @@ TEST_F(StatusPageTest, ShowsWhatProjectionsAndMetricsSay) {
   ASSERT_TRUE(std::filesystem::exists(png)) << png;
   EXPECT_GT(std::filesystem::file_size(png), 5000u);
   EXPECT_EQ(slurp(png).substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+}
+
+// With serve --react, the page shows each reactor beside the read models: what GET /reactors
+// says of its state, mode, position, pending, members, parked orders and dead letters.
+TEST_F(StatusPageTest, ShowsTheReactorsAsReactorsSays) {
+  webhook_sink sink;
+  sink.fail_order("o-2", webhook_sink::failure::status_500);  // parks in notifications
+  start_serve({"--react", "--instance", "page-1", "--webhook", sink.url(), "--lease-ms", "1500"});
+  for (int i = 1; i <= 2; ++i) {
+    const auto id = "o-" + std::to_string(i);
+    ASSERT_EQ(
+        post("/orders", R"({"customer_id":"c-1","order_id":")" + id +
+                            R"(","items":[{"sku":"widget","qty":1,"unit_price_cents":250}]})"),
+        201);
+    ASSERT_EQ(post("/orders/" + id + "/place"), 200);
+    ASSERT_EQ(post("/orders/" + id + "/pay", R"({"amount_cents":250})"), 200);
+  }
+  caught_up_projections(0);
+  // Settled: both reactors caught up, o-2 parked in notifications, and two reads a poll apart
+  // agree (positions are checkpoints the members write every lease/3).
+  json before;
+  for (int i = 0; i < 300; ++i) {
+    auto r = get("/reactors");
+    if (r && r->status == 200) {
+      auto j = json_of(r->body);
+      bool settled = j.size() == 2 && j[1]["dead_letters"] == 1;
+      for (const auto& x : j)
+        settled =
+            settled && x["state"] == "started" && x["pending"] == 0 && x["members"].size() == 1;
+      if (settled && j == before) break;
+      before = settled ? j : json{};
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds{300});
+  }
+  ASSERT_EQ(before.size(), 2u) << before;
+  ASSERT_EQ(before[1]["parked"].size(), 1u) << before;
+  ASSERT_NE(before[0]["position"], before[0]["pending"]) << before;
+
+  const auto dom = dump_dom(page_url());
+  const auto after = json_of(get("/reactors")->body);
+  ASSERT_EQ(after, before) << "the reactors moved while the page was read";
+
+  EXPECT_EQ(attribute_of(dom, "<body", "data-state"), "connected") << dom;
+  EXPECT_EQ(attribute_of(dom, "<section id=\"reactors-section\"", "hidden"), "(absent)") << dom;
+  auto shown = values_of(dom, "reactor");
+  for (const auto& r : after) {
+    const auto name = r["reactor"].get<std::string>();
+    SCOPED_TRACE(name);
+    EXPECT_EQ(shown.at(name, "name"), name);
+    EXPECT_EQ(shown.at(name, "state"), r["state"].get<std::string>());
+    EXPECT_EQ(shown.at(name, "mode"), r["mode"].get<std::string>());
+    EXPECT_EQ(shown.at(name, "position"), std::to_string(r["position"].get<std::uint64_t>()));
+    EXPECT_EQ(shown.at(name, "pending"), std::to_string(r["pending"].get<std::uint64_t>()));
+    EXPECT_EQ(shown.at(name, "members"), std::to_string(r["members"].size()));
+    EXPECT_EQ(shown.at(name, "parked"), std::to_string(r["parked"].size()));
+    EXPECT_EQ(shown.at(name, "dead_letters"),
+              std::to_string(r["dead_letters"].get<std::uint64_t>()));
+    EXPECT_EQ(shown.at(name, "rate"), "0.0");  // nothing moved between the last two polls
+  }
+  EXPECT_EQ(shown.size(), after.size() * 9) << dom;  // name + 8 fields, no other reactor
+  // The read models are still there, beside them.
+  EXPECT_EQ(values_of(dom, "model").size(), 3u * 7) << dom;
+
+  const std::filesystem::path png =
+      std::filesystem::path(STATUS_PAGE_ARTEFACTS) / "status-page-reactors.png";
+  std::filesystem::create_directories(png.parent_path());
+  std::filesystem::remove(png);
+  chromium(page_url(), {"--virtual-time-budget=3000", "--window-size=1200,900", "--hide-scrollbars",
+                        "--screenshot=" + png.string()});
+  EXPECT_TRUE(std::filesystem::exists(png)) << png;
 }
 
 // Serves the page's bytes at GET / once, on a port of its own, then stops listening: the page's

@@ -25,9 +25,12 @@ class http_serve_test : public order_cli_test {
     order_cli_test::TearDown();
   }
 
-  // Starts serve and waits (up to 30 s) until it says where it listens.
-  void start_serve() {
-    serve_ = spawn({"serve", "--http", "127.0.0.1:0"}, server_->url());
+  // Starts serve (with `extra` options, e.g. --react) and waits (up to 30 s) until it says
+  // where it listens.
+  void start_serve(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args{"serve", "--http", "127.0.0.1:0"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    serve_ = spawn(args, server_->url());
     ASSERT_GT(serve_, 0);
     const std::regex listening{R"(HTTP API on http://127\.0\.0\.1:(\d+))"};
     for (int i = 0; i < 600 && port_ == 0; ++i) {

@@ -228,6 +228,14 @@ tests:
         values: '0.5x10'
       - series: 'jetsource_projection_lag_seconds{projection="balances"}'
         values: '0.05x10'
+      - series: 'jetsource_reactor_lag_events{reactor="inventory",instance="a"}'
+        values: '12000x10'
+      - series: 'jetsource_reactor_lag_events{reactor="notifications",instance="a"}'
+        values: '10x10'
+      - series: 'jetsource_reactor_dead_letters{reactor="notifications",instance="a"}'
+        values: '2x10'
+      - series: 'jetsource_reactor_dead_letters{reactor="notifications",instance="b"}'
+        values: '2x10'
     alert_rule_test:
       - eval_time: 5m
         alertname: JetsourceProjectionBacklog
@@ -241,6 +249,19 @@ tests:
           - exp_labels: {severity: warning, projection: order_summary}
             exp_annotations:
               summary: "Projection order_summary shows data 0.5 s old"
+      - eval_time: 5m
+        alertname: JetsourceReactorBacklog
+        exp_alerts:
+          - exp_labels: {severity: warning, reactor: inventory}
+            exp_annotations:
+              summary: "Reactor inventory is 12000 events behind"
+      - eval_time: 5m
+        alertname: JetsourceReactorDeadLetters
+        exp_alerts:
+          - exp_labels: {severity: warning, reactor: notifications}
+            exp_annotations:
+              summary: "Reactor notifications has parked aggregates (2)"
+              description: "See reactors dead-letters; fix the cause, then reactors retry."
 )";
   auto fired = jetsource::test::promtool({"test", "rules", test_file.string()}, "");
   EXPECT_EQ(fired.status, 0) << fired.output;

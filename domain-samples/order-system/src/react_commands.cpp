@@ -3,40 +3,27 @@
 // operating them (status, dead letters, retry, skip) from any process.
 #include "cli.hpp"
 
-#include <order_system/reactors.hpp>
-
-#include <jetsource/reactor.hpp>
+#include "reactor_service.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <array>
-#include <cctype>
-#include <future>
 #include <memory>
-#include <optional>
 #include <string>
-#include <vector>
 
 namespace order_system::cli {
 
 namespace {
 
-constexpr std::array<std::string_view, 2> reactor_names{inventory_reactor_name,
-                                                        notifications_reactor_name};
-
 struct react_options {
-  std::string instance;
-  std::string webhook;
-  int lease_ms = 6000;
-  int webhook_timeout_ms = 5000;
+  reactor_run_options run;
   std::string name, aggregate_id;  // reactors dead-letters|retry|skip
   bool json = false;
   int timeout_s = 30;
 };
 
 bool known_reactor(std::string_view name) {
-  if (name == reactor_names[0] || name == reactor_names[1]) return true;
+  if (is_reactor_name(name)) return true;
   fmt::print(stderr, "order-system: no reactor '{}' ({}, {})\n", name, reactor_names[0],
              reactor_names[1]);
   return false;
@@ -47,49 +34,15 @@ jetsource::result<jetsource::connection*> connection(context& ctx) {
   return &rt->conn;
 }
 
-// Stops every member at once (each hands its partitions over), like serve's stop_all.
-int stop_all(std::vector<jetsource::reactor_member>& running) {
-  std::vector<std::future<jetsource::result<void>>> stops;
-  for (auto& m : running)
-    stops.push_back(std::async(std::launch::async, [&m] { return m.stop(); }));
-  int code = exit_ok;
-  for (std::size_t i = 0; i < running.size(); ++i)
-    if (auto r = stops[i].get(); !r) code = fail("stop " + running[i].instance(), r.error());
-  return code;
-}
-
 int react(context& ctx, const react_options& o) {
-  std::optional<webhook> hook;  // checked before any I/O
-  if (!o.webhook.empty()) {
-    auto h = webhook::make(
-        {.url = o.webhook, .timeout = std::chrono::milliseconds(o.webhook_timeout_ms)});
-    if (!h) return fail("react --webhook", h.error());
-    hook.emplace(std::move(h).value());
-  }
+  auto hook = prepare_reactors(o.run);  // checked before any I/O
+  if (!hook) return fail("react --webhook", hook.error());
   jetsource::block_termination_signals();  // before any thread starts
-  auto stocks = ctx.stocks();              // the stream exists before the groups
-  if (!stocks) return fail("react", stocks.error());
+  auto running = running_reactors::start(ctx, o.run, std::move(*hook));
+  if (!running) return fail("react", running.error());
   auto conn = connection(ctx);
-  if (!conn) return fail("react", conn.error());
-  jetsource::reactor_options ro;
-  ro.stream = orders_stream().stream;
-  ro.instance = o.instance;
-  ro.lease = std::chrono::milliseconds(o.lease_ms);
-  std::vector<jetsource::reactor> reactors{inventory_reactor(**stocks)};
-  if (hook) reactors.push_back(notifications_reactor(*hook));
-  std::vector<jetsource::reactor_member> running;
-  for (auto& r : reactors) {
-    auto m = jetsource::reactor_member::start(**conn, r, ro);
-    if (!m) {
-      stop_all(running);
-      return fail("react " + r.name(), m.error());
-    }
-    running.push_back(std::move(m).value());
-  }
-  fmt::print(stderr, "order-system: reacting as {} ({}{}) on {}; Ctrl-C stops\n",
-             running.front().instance(), inventory_reactor_name,
-             hook ? fmt::format(", {} -> {}", notifications_reactor_name, hook->url()) : "",
-             (*conn)->connected_url());
+  fmt::print(stderr, "order-system: reacting as {} ({}) on {}; Ctrl-C stops\n", running->instance(),
+             running->describe(), conn ? (*conn)->connected_url() : std::string("?"));
   int code = exit_ok;
   auto& embedded = (*ctx.runtime())->server;
   while (!termination_requested(std::chrono::milliseconds(250))) {
@@ -100,66 +53,22 @@ int react(context& ctx, const react_options& o) {
     }
   }
   fmt::print(stderr, "order-system: stopping (handing the partitions over)\n");
-  int stopped = stop_all(running);
+  int stopped = running->stop();
   return code != exit_ok ? code : stopped;
-}
-
-nlohmann::ordered_json parked_json(std::string_view reactor, const jetsource::parked_aggregate& p) {
-  return {{"reactor", reactor},
-          {"aggregate_type", p.aggregate_type},
-          {"aggregate_id", p.aggregate_id},
-          {"partition", p.partition},
-          {"sequence", p.sequence},
-          {"version", p.version},
-          {"event_type", p.event_type},
-          {"error", p.error},
-          {"attempts", p.attempts},
-          {"first_failed_at", p.first_failed_at},
-          {"last_failed_at", p.last_failed_at},
-          {"request", p.request}};
-}
-
-nlohmann::ordered_json status_json(std::string_view name,
-                                   const std::optional<jetsource::reactor_status>& s) {
-  nlohmann::ordered_json members = nlohmann::ordered_json::array();
-  nlohmann::ordered_json parked = nlohmann::ordered_json::array();
-  if (s) {
-    for (const auto& m : s->members)
-      members.push_back({{"instance", m.instance},
-                         {"host", m.host},
-                         {"pid", m.pid},
-                         {"partitions", m.partitions.size()},
-                         {"position", m.position},
-                         {"pending", m.pending}});
-    for (const auto& p : s->parked) parked.push_back(parked_json(name, p));
-  }
-  return {{"reactor", name},
-          {"state", s ? "started" : "never started"},
-          {"mode", s ? s->mode : ""},
-          {"position", s ? s->position : 0},
-          {"pending", s ? s->pending : 0},
-          {"members", members},
-          {"parked", parked},
-          {"dead_letters", s ? s->dead_letters : 0}};
 }
 
 int status(context& ctx, const react_options& o) {
   auto conn = connection(ctx);
   if (!conn) return fail("reactors status", conn.error());
-  nlohmann::ordered_json all = nlohmann::ordered_json::array();
-  for (auto name : reactor_names) {
-    auto s = jetsource::read_reactor_status(**conn, orders_stream().stream, name);
-    if (!s && !s.error().is(jetsource::errc::not_found))
-      return fail(fmt::format("status of {}", name), s.error());
-    all.push_back(status_json(name, s ? std::optional(std::move(s).value()) : std::nullopt));
-  }
+  auto all = reactor_statuses_view(**conn);
+  if (!all) return fail("reactors status", all.error());
   if (o.json) {
-    fmt::print("{}\n", all.dump());
+    fmt::print("{}\n", all->dump());
     return exit_ok;
   }
   fmt::print("{:<14} {:<8} {:>12} {:>9} {:>8} {:>7} {:>6}\n", "reactor", "mode", "position",
              "pending", "members", "parked", "dead");
-  for (const auto& j : all)
+  for (const auto& j : *all)
     fmt::print("{:<14} {:<8} {:>12} {:>9} {:>8} {:>7} {:>6}\n", j["reactor"].get<std::string>(),
                j["state"] == "started" ? j["mode"].get<std::string>() : "-",
                j["position"].get<std::uint64_t>(), j["pending"].get<std::uint64_t>(),
@@ -171,24 +80,21 @@ int dead_letters(context& ctx, const react_options& o) {
   if (!o.name.empty() && !known_reactor(o.name)) return exit_usage;
   auto conn = connection(ctx);
   if (!conn) return fail("reactors dead-letters", conn.error());
-  nlohmann::ordered_json all = nlohmann::ordered_json::array();
-  for (auto name : reactor_names) {
-    if (!o.name.empty() && name != o.name) continue;
-    auto s = jetsource::read_reactor_status(**conn, orders_stream().stream, name);
-    if (!s && s.error().is(jetsource::errc::not_found)) continue;  // never ran: none
-    if (!s) return fail(fmt::format("dead letters of {}", name), s.error());
-    for (const auto& p : s->parked) {
-      all.push_back(parked_json(name, p));
-      if (!o.json)
-        fmt::print("{} {}/{} v{} seq {} {} attempts {}{}: {}\n", name, p.aggregate_type,
-                   p.aggregate_id, p.version, p.sequence, p.event_type, p.attempts,
-                   p.request.empty() ? "" : " (" + p.request + " pending)", p.error);
-    }
+  auto all = reactor_dead_letters_view(**conn, o.name);
+  if (!all) return fail("reactors dead-letters", all.error());
+  if (o.json) {
+    fmt::print("{}\n", all->dump());
+    return exit_ok;
   }
-  if (o.json)
-    fmt::print("{}\n", all.dump());
-  else if (all.empty())
-    fmt::print("no dead letters\n");
+  for (const auto& p : *all) {
+    auto request = p["request"].get<std::string>();
+    fmt::print("{} {}/{} v{} seq {} {} attempts {}{}: {}\n", p["reactor"].get<std::string>(),
+               p["aggregate_type"].get<std::string>(), p["aggregate_id"].get<std::string>(),
+               p["version"].get<std::uint64_t>(), p["sequence"].get<std::uint64_t>(),
+               p["event_type"].get<std::string>(), p["attempts"].get<int>(),
+               request.empty() ? "" : " (" + request + " pending)", p["error"].get<std::string>());
+  }
+  if (all->empty()) fmt::print("no dead letters\n");
   return exit_ok;
 }
 
@@ -224,26 +130,7 @@ void add_react_commands(CLI::App& app, action& chosen) {
       "react",
       "run the inventory reactor (and notifications with --webhook) as one member of their "
       "groups, until SIGINT/SIGTERM");
-  rc->add_option("--instance", o->instance,
-                 "this member's name in its groups (default: a random one); give each member a "
-                 "stable one")
-      ->check(CLI::Validator(
-          [](std::string& v) -> std::string {
-            bool ok = !v.empty();
-            for (char c : v)
-              ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-');
-            return ok ? "" : "an instance name is letters, digits, '_' and '-'";
-          },
-          "NAME"));
-  rc->add_option("--webhook", o->webhook,
-                 "POST OrderPlaced/OrderShipped notifications to this URL (default: the "
-                 "notification reactor does not run)");
-  rc->add_option("--lease-ms", o->lease_ms,
-                 "a killed member's partitions are taken over after this (default 6000)")
-      ->check(CLI::Range(300, 600000));
-  rc->add_option("--webhook-timeout-ms", o->webhook_timeout_ms,
-                 "how long the webhook may take to answer (default 5000)")
-      ->check(CLI::Range(10, 600000));
+  add_reactor_run_options(rc, o->run);
   bind(rc, react);
 
   auto* group = app.add_subcommand(

@@ -2,6 +2,7 @@
 // status, rebuilds and dead letters.
 #include "cli.hpp"
 #include "http/order_api.hpp"
+#include "reactor_service.hpp"
 #include "views.hpp"
 
 #include <jetsource/rebuild.hpp>
@@ -22,7 +23,9 @@ namespace {
 struct serve_options {
   std::string name;
   bool json = false;
-  std::string http;  // serve --http HOST:PORT ("" = no HTTP API)
+  std::string http;    // serve --http HOST:PORT ("" = no HTTP API)
+  bool react = false;  // serve --react: also a member of the reactors' groups
+  reactor_run_options reactors;
 };
 
 jetsource::connection* connection_of(context& ctx, int& code) {
@@ -59,6 +62,8 @@ void report_failures(const std::vector<jetsource::projector>& running, std::vect
 }
 
 int serve(context& ctx, const serve_options& o) {
+  auto hook = prepare_reactors(o.reactors);  // checked before any I/O
+  if (!hook) return fail("serve --webhook", hook.error());
   jetsource::block_termination_signals();  // before any thread starts
   auto store = ctx.store();                // the stream exists before the consumers
   if (!store) return fail("serve", store.error());
@@ -75,8 +80,20 @@ int serve(context& ctx, const serve_options& o) {
     if (!started) return fail("serve " + p.name(), started.error());
     running.push_back(std::move(started).value());
   }
+  std::optional<running_reactors> reactors;  // serve --react (the same as `react`)
+  if (o.react) {
+    auto r = running_reactors::start(ctx, o.reactors, std::move(*hook));
+    if (!r) {
+      stop_all(running);
+      return fail("serve --react", r.error());
+    }
+    reactors.emplace(std::move(r).value());
+    fmt::print(stderr, "order-system: reacting as {} ({})\n", reactors->instance(),
+               reactors->describe());
+  }
   auto api = serve_http(ctx, o.http, running);  // after the read models: it waits on them
   if (!api) {
+    if (reactors) reactors->stop();
     stop_all(running);
     return fail("serve --http", api.error());
   }
@@ -109,8 +126,14 @@ int serve(context& ctx, const serve_options& o) {
     report_failures(running, reported, code);
   }
   if (*api) (*api)->stop();  // stops accepting; the requests in flight are answered first
+  int reactors_stopped = exit_ok;
+  if (reactors) {
+    fmt::print(stderr, "order-system: stopping the reactors (handing the partitions over)\n");
+    reactors_stopped = reactors->stop();
+  }
   fmt::print(stderr, "order-system: stopping (draining the read models)\n");
   int stopped = stop_all(running);
+  if (stopped == exit_ok) stopped = reactors_stopped;
   report_failures(running, reported, code);  // one that failed while stopping
   return code != exit_ok ? code : stopped;
 }
@@ -201,21 +224,6 @@ int rebuild(context& ctx, const serve_options& o) {
   return exit_ok;
 }
 
-nlohmann::ordered_json to_json(std::string_view projection, const jetsource::dead_letter& d) {
-  return {{"projection", projection},
-          {"sequence", d.sequence},
-          {"aggregate_type", d.aggregate_type},
-          {"aggregate_id", d.aggregate_id},
-          {"first_version", d.first_version},
-          {"last_version", d.last_version},
-          {"kind", d.kind},
-          {"event_type", d.event_type},
-          {"error", d.error},
-          {"attempts", d.attempts},
-          {"first_failed_at", d.first_failed_at},
-          {"last_failed_at", d.last_failed_at}};
-}
-
 void print_line(std::string_view projection, const jetsource::dead_letter& d) {
   fmt::print("{} seq {} {}/{} v{}-{} {} {} {}\n", projection, d.sequence, d.aggregate_type,
              d.aggregate_id, d.first_version, d.last_version, d.kind, d.event_type, d.error);
@@ -235,7 +243,7 @@ int dead_letters(context& ctx, const serve_options& o) {
     auto list = jetsource::read_dead_letters(*db);
     if (!list) return fail("dead letters of " + p.name(), list.error());
     for (const auto& d : *list) {
-      all.push_back(to_json(p.name(), d));
+      all.push_back(dead_letter_view(p.name(), d));
       if (!o.json) print_line(p.name(), d);
     }
   }
@@ -275,7 +283,7 @@ int repair(context& ctx, const repair_options& o, bool skip) {
   const char* by = done->by_running_projector ? "the running serve" : "this command";
   if (o.json) {
     nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-    for (const auto& d : left) rows.push_back(to_json(o.name, d));
+    for (const auto& d : left) rows.push_back(dead_letter_view(o.name, d));
     nlohmann::ordered_json j = {{"projection", o.name},
                                 {"action", verb},
                                 {"aggregate_type", type},
@@ -327,6 +335,12 @@ void add_serve_commands(CLI::App& app, action& chosen) {
   auto* sv = app.add_subcommand("serve", "run every read model until SIGINT/SIGTERM");
   sv->add_option("--http", o->http,
                  "also answer the HTTP API on HOST:PORT, e.g. 127.0.0.1:8080 (docs/http-api.md)");
+  auto* react = sv->add_flag("--react", o->react,
+                             "also run the reactors as one member of their groups, as `react` "
+                             "does (the options below go with it)");
+  add_reactor_run_options(sv, o->reactors);
+  for (const char* name : {"--instance", "--webhook", "--lease-ms", "--webhook-timeout-ms"})
+    sv->get_option(name)->needs(react);
   bind(sv, serve);
 
   auto* group = app.add_subcommand(

@@ -163,4 +163,20 @@ jetsource::result<nlohmann::ordered_json> statuses_view(const jetsource::connect
   return all;
 }
 
+nlohmann::ordered_json dead_letter_view(std::string_view projection,
+                                        const jetsource::dead_letter& d) {
+  return {{"projection", projection},
+          {"sequence", d.sequence},
+          {"aggregate_type", d.aggregate_type},
+          {"aggregate_id", d.aggregate_id},
+          {"first_version", d.first_version},
+          {"last_version", d.last_version},
+          {"kind", d.kind},
+          {"event_type", d.event_type},
+          {"error", d.error},
+          {"attempts", d.attempts},
+          {"first_failed_at", d.first_failed_at},
+          {"last_failed_at", d.last_failed_at}};
+}
+
 }  // namespace order_system::cli

@@ -38,4 +38,10 @@ nlohmann::ordered_json status_view(const jetsource::projection_status& s);
 jetsource::result<nlohmann::ordered_json> statuses_view(const jetsource::connection& conn,
                                                         const globals& g);
 
+/// One dead letter of a read model as `projections dead-letters --json` prints it:
+/// {"projection","sequence","aggregate_type","aggregate_id","first_version","last_version","kind",
+/// "event_type","error","attempts","first_failed_at","last_failed_at"}.
+nlohmann::ordered_json dead_letter_view(std::string_view projection,
+                                        const jetsource::dead_letter& d);
+
 }  // namespace order_system::cli

@@ -209,6 +209,8 @@ void cursor_loop::take(pull_fetcher::delivery& d) {
   }
   last_consumer_sequence_ = std::max(last_consumer_sequence_, cseq);
   const auto sequence = d.meta.n.stream_sequence;
+  if (sequence > delivered_)
+    s_.position_time_ns.store(d.meta.n.timestamp, std::memory_order_relaxed);
   delivered_ = std::max(delivered_, sequence);
   s_.position.store(delivered_, std::memory_order_relaxed);
   s_.pending.store(d.meta.n.pending, std::memory_order_relaxed);

@@ -10,7 +10,8 @@
 // - The fetcher thread: pull and the cursor's loop state. The keeper thread: its group view.
 // - Worker i's thread: lines[i] (park retries run there too, as posted tasks).
 // - owned: thread-safe (ownership.hpp). reports: workers -> fetcher, under report_mutex.
-// - Atomics, any thread: buffered, position, pending, counters, stopping, fetcher_done.
+// - Atomics, any thread: buffered, position(_time_ns), pending, counters, stopping,
+//   fetcher_done.
 // - metrics_watch: its collector runs on a scraping thread and reads atomics only.
 #pragma once
 
@@ -90,6 +91,7 @@ struct reactor_member_state {
   std::vector<item_report> reports;
   std::atomic<std::uint64_t> buffered{0};  // dispatched, not yet reported
   std::atomic<std::uint64_t> position{0}, pending{0};
+  std::atomic<std::uint64_t> position_time_ns{0};  // server's store time of `position`'s message
   std::atomic<std::uint64_t> handled{0}, retries{0}, parked_count{0}, dead_count{0};
   std::atomic<bool> stopping{false};      // stop(): the cursor settles and ends
   std::atomic<bool> fetcher_done{false};  // the cursor ended: the keeper writes the last leases

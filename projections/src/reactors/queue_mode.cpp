@@ -65,6 +65,7 @@ void reactor_member_state::run_queue() {
     if (got == pull_fetcher::outcome::closed) break;
     if (got != pull_fetcher::outcome::message || stop) continue;  // unacked: redelivered
     const auto sequence = d.meta.n.stream_sequence;
+    if (sequence > position.load()) position_time_ns.store(d.meta.n.timestamp);
     position.store(std::max(position.load(), sequence), std::memory_order_relaxed);
     pending.store(d.meta.n.pending, std::memory_order_relaxed);
     buffered.fetch_add(1);

@@ -49,6 +49,9 @@ std::optional<http::response> valid_id(std::string_view what, const std::string&
 void add_command_routes(order_api::state& s);
 /// Adds the query routes (GET /orders/{id}, /customers/{id}, /products/{sku}).
 void add_query_routes(order_api::state& s);
+/// Adds the reactor routes (GET /reactors, /reactors/dead-letters, POST
+/// /reactors/{name}/retry|skip/{aggregate_id}) and POST /projections/{name}/retry|skip/{id}.
+void add_reactor_routes(order_api::state& s);
 
 }  // namespace api
 }  // namespace order_system::cli

@@ -189,6 +189,7 @@ jetsource::result<std::unique_ptr<order_api>> order_api::start(
   add_operations_routes(*s);
   api::add_command_routes(*s);
   api::add_query_routes(*s);
+  api::add_reactor_routes(*s);
   JETSOURCE_TRY(s->server->start());
   return std::unique_ptr<order_api>(new order_api(std::move(s)));
 }
