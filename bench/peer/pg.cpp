@@ -166,7 +166,8 @@ server::server() {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     conn c(conninfo());
-    version_ = PQparameterStatus(c.get(), "server_version");
+    version_ = PQparameterStatus(c.get(), "server_version");  // "15.18 (Debian ...)"
+    version_ = version_.substr(0, version_.find(' '));
     note("peer-postgres: PostgreSQL {} pid {} on 127.0.0.1:{}, data {}", version_, pid_, port_,
          data.string());
   } catch (...) {
