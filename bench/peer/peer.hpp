@@ -28,8 +28,8 @@ void create_schema(pg::conn& c);
 /// SET synchronous_commit for the session.
 void set_durability(pg::conn& c, durability d);
 
-/// (a) 1 client, one 1-event commit at a time, against append; (b) 8 clients against
-/// append_async.
+/// (a) 1 client, one 1-event commit at a time (--events, default 10,000), against append; (b) 8
+/// clients (10 x --events) against append_async.
 void run_appends(const env& e, const pg::server& s);
 /// (c) cold loads of 1,000- and 20-event aggregates scattered in a 100k-event table (and 1M with
 /// --peer-1m), against a repository with default options.

@@ -96,7 +96,8 @@ void run_appends(const env& e, const pg::server& s) {
     bool js_async;
   };
   const std::string body = make_body(static_cast<std::size_t>(e.opt.payload_bytes));
-  for (const work w : {work{1, 10'000, false}, work{8, 100'000, true}}) {
+  const std::int64_t n = e.opt.events.value_or(10'000);
+  for (const work w : {work{1, n, false}, work{8, 10 * n, true}}) {
     std::vector<double> js_rates, pg_rates[2];
     long js_errors = 0, pg_errors[2] = {0, 0};
     for (int run = 0; run < e.opt.runs; ++run) {

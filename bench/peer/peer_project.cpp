@@ -1,9 +1,9 @@
 // jetsource-bench peer-postgres (d): a projection of deposits into a balance per account
 // (peer.hpp).
 //
-// Both sides: 200,000 deposits round-robin over 50,000 accounts (project's fill and body).
-// jetsource: the projector of the project scenario's bench projection (an upsert per event plus
-// its dedup row per aggregate), 1 worker, batch 500. PostgreSQL, as Marten's async daemon does
+// Both sides: 200,000 deposits (20 x --events) round-robin over 50,000 accounts (project's fill and
+// body). jetsource: the projector of the project scenario's bench projection (an upsert per event
+// plus its dedup row per aggregate), 1 worker, batch 500. PostgreSQL, as Marten's async daemon does
 // it: a page of 500 events in global order (position > checkpoint), each payload decoded with the
 // same event registry, then one transaction of an upsert per event and the checkpoint's update,
 // sent as one libpq pipeline (Marten batches a page's commands into one round trip too).
@@ -18,11 +18,9 @@ namespace {
 
 using registry = jetsource::event_registry<bank::account::event>;
 
-constexpr std::int64_t events = 200'000;
-constexpr int accounts = 50'000;
 constexpr int page = 500;
 
-void fill_postgres(pg::conn& c, std::size_t payload_bytes) {
+void fill_postgres(pg::conn& c, std::int64_t events, int accounts, std::size_t payload_bytes) {
   create_schema(c);
   const auto body = deposit_body(100, payload_bytes);
   std::string text;
@@ -79,7 +77,7 @@ void apply_page(pg::conn& c, const pg::result& rows) {
 }
 
 // Projects the whole table from an empty read model; events/s.
-double project_postgres(const pg::server& s, durability d) {
+double project_postgres(const pg::server& s, durability d, std::int64_t events) {
   pg::conn c(s.conninfo());
   c.exec("TRUNCATE balances, projection_checkpoints");
   set_durability(c, d);
@@ -120,12 +118,14 @@ double project_postgres(const pg::server& s, durability d) {
 }  // namespace
 
 void run_projection(const env& e, const pg::server& s) {
+  const std::int64_t events = 20 * e.opt.events.value_or(10'000);
+  const int accounts = static_cast<int>(events / 4);  // 4 deposits each, as project's 500k/50k
   const std::string stream = fmt::format("BENCH_PEER_PJ_{}", e.tag);
   stream_guard g(e, stream);
   const std::uint64_t last = fill(e, "peer-postgres project", stream, events, accounts);
   {
     pg::conn c(s.conninfo());
-    fill_postgres(c, static_cast<std::size_t>(e.opt.payload_bytes));
+    fill_postgres(c, events, accounts, static_cast<std::size_t>(e.opt.payload_bytes));
   }
   std::vector<double> js_rates, pg_rates[2];
   for (int run = 0; run < e.opt.runs; ++run) {
@@ -134,7 +134,7 @@ void run_projection(const env& e, const pg::server& s) {
         run,
         [&] {
           for (auto d : durabilities) {
-            pg_rates[static_cast<std::size_t>(d)].push_back(project_postgres(s, d));
+            pg_rates[static_cast<std::size_t>(d)].push_back(project_postgres(s, d, events));
             note("peer-postgres project run {}: PostgreSQL {} {:.0f}/s", run + 1, name(d),
                  pg_rates[static_cast<std::size_t>(d)].back());
           }

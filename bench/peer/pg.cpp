@@ -199,7 +199,10 @@ void server::stop() {
 }
 
 std::string server::conninfo() const {
-  return fmt::format("host=127.0.0.1 port={} user=bench dbname=postgres connect_timeout=10", port_);
+  return fmt::format(
+      "host=127.0.0.1 port={} user=bench dbname=postgres connect_timeout=10 "
+      "options='-c client_min_messages=warning'",
+      port_);
 }
 
 conn::conn(const std::string& conninfo) : c_(PQconnectdb(conninfo.c_str())) {
