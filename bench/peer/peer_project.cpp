@@ -1,12 +1,13 @@
 // jetsource-bench peer-postgres (d): a projection of deposits into a balance per account
 // (peer.hpp).
 //
-// Both sides: 200,000 deposits (20 x --events) round-robin over 50,000 accounts (project's fill and
-// body). jetsource: the projector of the project scenario's bench projection (an upsert per event
-// plus its dedup row per aggregate), 1 worker, batch 500. PostgreSQL, as Marten's async daemon does
-// it: a page of 500 events in global order (position > checkpoint), each payload decoded with the
-// same event registry, then one transaction of an upsert per event and the checkpoint's update,
-// sent as one libpq pipeline (Marten batches a page's commands into one round trip too).
+// Both sides: 200,000 deposits (20 x --events) round-robin over 50,000 accounts (5 x --events;
+// project's fill and body). jetsource: the projector of the project scenario's bench projection (an
+// upsert per event plus its dedup row per aggregate), 1 worker, batch 500. PostgreSQL, as Marten's
+// async daemon does it: a page of 500 events in global order (position > checkpoint), each payload
+// decoded with the same event registry, then one transaction of an upsert per event and the
+// checkpoint's update, sent as one libpq pipeline (Marten batches a page's commands into one round
+// trip too).
 #include "../read_side.hpp"
 #include "peer.hpp"
 
