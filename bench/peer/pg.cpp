@@ -26,7 +26,11 @@ namespace {
 // The directory holding initdb and postgres: $JETSOURCE_PG_BIN, else the newest
 // /usr/lib/postgresql/<version>/bin (Debian's layout).
 fs::path bin_dir() {
-  if (const char* env = std::getenv("JETSOURCE_PG_BIN"); env && *env) return env;
+  if (const char* env = std::getenv("JETSOURCE_PG_BIN"); env && *env) {
+    if (!fs::exists(fs::path(env) / "initdb") || !fs::exists(fs::path(env) / "postgres"))
+      throw failure(fmt::format("JETSOURCE_PG_BIN={}: no initdb and postgres there", env));
+    return env;
+  }
   fs::path best;
   int best_version = -1;
   std::error_code ec;
@@ -148,7 +152,9 @@ server::server() {
                          who, log);
     int st = reap(initdb, 120'000);
     if (st != 0)
-      throw failure(fmt::format("initdb failed (status {}); its output:\n{}", st, tail_of(log)));
+      throw failure(fmt::format("initdb failed ({} {}); its output:\n{}",
+                                WIFEXITED(st) ? "exit code" : "signal",
+                                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), tail_of(log)));
     port_ = free_port();
     // Defaults of initdb's configuration otherwise (shared_buffers 128MB, fsync on, WAL sync
     // per commit unless a session sets synchronous_commit=off).
