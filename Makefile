@@ -61,7 +61,10 @@ demo: configure
 demo-bank: build
 	./build/bin/jetsource-demo
 
-bench: build
+# The benchmarks' own dependencies first (valgrind, PostgreSQL for peer-postgres), then the build.
+bench:
+	@./scripts/install-deps.sh bench
+	$(MAKE) build
 	./scripts/run-bench.sh
 
 format:

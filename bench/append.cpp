@@ -2,6 +2,7 @@
 // js_PublishMsg / js_PublishMsgAsync with the same headers, body size, subjects and optimistic
 // concurrency (expected last subject sequence chained per aggregate, 0 = must be new).
 #include "bench.hpp"
+#include "peer/jetsource_side.hpp"
 
 #include <cstdlib>
 #include <memory>
@@ -254,6 +255,16 @@ void run_append(const env& e, bool async) {
 }
 
 }  // namespace
+
+// peer-postgres's jetsource side (bench/peer/jetsource_side.hpp).
+double jetsource_append(const env& e, const std::string& stream, std::int64_t events, bool async,
+                        long& errors) {
+  const std::string body = make_body(static_cast<std::size_t>(e.opt.payload_bytes));
+  run_result r =
+      async ? jetsource_async(e, stream, events, body) : jetsource_sync(e, stream, events, body);
+  errors = r.errors;
+  return r.events_per_s;
+}
 
 void run_append_sync(const env& e) {
   run_append(e, false);

@@ -33,6 +33,7 @@ struct options {
   double rate = 10000;         ///< soak: events/s
   int pull_expires_ms = 0;     ///< soak: the projector's pull_expires (0: its default)
   int duplicate_window_s = 0;  ///< soak: the stream's duplicate window (0: the store's default)
+  bool peer_1m = false;        ///< peer-postgres: also cold loads on a 1M-event table/stream
 };
 
 /// What every scenario gets: the jetsource connection, a plain nats.c connection for the raw
@@ -214,5 +215,7 @@ void run_personal(const env& e);  ///< personal fields (crypto-shredding) agains
 void run_react(const env& e);
 void run_react_takeover(const env& e);
 void run_react_member(const env& e);  ///< a member process of react-takeover (not for people)
+/// PostgreSQL 15 beside jetsource, same run (issue 17 §2; bench/peer/).
+void run_peer_postgres(const env& e);
 
 }  // namespace bench

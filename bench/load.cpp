@@ -9,6 +9,7 @@
 // (--events) with a second set of measured aggregates scattered through the extension. Finally a
 // set of aggregates written contiguously at the end of the big stream shows the other extreme.
 #include "bench.hpp"
+#include "peer/jetsource_side.hpp"
 
 #include <bank/account.hpp>
 #include <jetsource/repository.hpp>
@@ -366,6 +367,20 @@ std::vector<measured> measured_set(const std::string& tag) {
 }
 
 }  // namespace
+
+// peer-postgres's jetsource side (bench/peer/jetsource_side.hpp).
+std::uint64_t fill_scattered(const env& e, jetsource::event_store& store, account_repo& writer,
+                             const std::vector<std::pair<std::string, int>>& aggregates,
+                             std::int64_t commits, unsigned seed) {
+  filler fill(e, store.options(), static_cast<std::size_t>(e.opt.payload_bytes));
+  std::vector<measured> aggs;
+  for (const auto& [id, size] : aggregates) aggs.push_back({id, size});
+  fill_phase(store, writer, fill, aggs, commits, seed);
+  return must(store.last_sequence(), "last sequence");
+}
+void wait_no_consumers(const env& e, const std::string& stream) {
+  quiesce(e, stream);
+}
 
 void run_load(const env& e) {
   const std::int64_t big = e.opt.events.value_or(1'000'000);

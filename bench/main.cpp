@@ -1,7 +1,7 @@
 // jetsource-bench: jetsource's write and read paths beside plain nats.c baselines, same run.
 //
 //   jetsource-bench <append-sync|append-async|load|execute|project|e2e-latency|rebuild|metrics|
-//                    personal|react|react-takeover|all>
+//                    personal|react|react-takeover|peer-postgres|all>
 //                   [--nats-url URL] [--events N]
 //                   [--payload-bytes B] [--runs R]
 //   jetsource-bench soak [--minutes M] [--rate R]     (a long run: not part of `all`)
@@ -146,7 +146,8 @@ int main(int argc, char** argv) {
       {"personal", bench::run_personal},
       {"react", bench::run_react},
       {"react-takeover", bench::run_react_takeover},
-      {"react-member", bench::run_react_member}};
+      {"react-member", bench::run_react_member},
+      {"peer-postgres", bench::run_peer_postgres}};
   std::string scenario, nats_url;
   bench::options opt;
   std::int64_t events = 0;
@@ -154,12 +155,12 @@ int main(int argc, char** argv) {
                  "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
                  "metrics | personal | react | react-takeover | all | soak (not part of all) | "
                  "instr-fill | instr-append | instr-load | instr-project (bench/callgrind.sh's "
-                 "runs, not part of all)")
+                 "runs, not part of all) | peer-postgres (PostgreSQL beside jetsource)")
       ->required()
       ->check(CLI::IsMember({"append-sync", "append-async", "load", "execute", "project",
                              "e2e-latency", "rebuild", "metrics", "personal", "react",
                              "react-takeover", "react-member", "all", "soak", "instr-fill",
-                             "instr-append", "instr-load", "instr-project"}));
+                             "instr-append", "instr-load", "instr-project", "peer-postgres"}));
   app.add_option("--nats-url", nats_url,
                  "NATS server URL, or several comma-separated (default: an embedded nats-server)");
   app.add_option("--events", events,
@@ -181,6 +182,8 @@ int main(int argc, char** argv) {
   app.add_option("--duplicate-window-s", opt.duplicate_window_s,
                  "soak: the stream's duplicate window in s (default: the store's, 120)")
       ->check(CLI::Range(1, 3600));
+  app.add_flag("--peer-1m", opt.peer_1m,
+               "peer-postgres: also the cold loads on a 1M-event table and stream (slow fill)");
   std::string scheme = "automatic";
   app.add_option("--replicas", bench::stream_replicas,
                  "replicas of the streams the scenarios create (default 1; 3 on a cluster)")
@@ -247,7 +250,7 @@ int main(int argc, char** argv) {
       if (scenario == "all") {
         for (const auto& name :
              {"append-sync", "append-async", "load", "execute", "project", "e2e-latency", "rebuild",
-              "metrics", "personal", "react", "react-takeover"})
+              "metrics", "personal", "react", "react-takeover", "peer-postgres"})
           scenarios.at(name)(e);
       } else {
         scenarios.at(scenario)(e);

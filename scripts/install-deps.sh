@@ -2,7 +2,9 @@
 # Installs jetsource's build and test dependencies from Debian's packages.
 # Idempotent: runs apt-get (and apt-get update) only when something is missing.
 #   scripts/install-deps.sh          what the build and `make test` need
-#   scripts/install-deps.sh bench    also what bench/callgrind.sh needs (valgrind)
+#   scripts/install-deps.sh bench    also what the benchmarks alone need: valgrind
+#                                    (bench/callgrind.sh), PostgreSQL 15 and libpq
+#                                    (jetsource-bench peer-postgres); the tests need none of them
 set -euo pipefail
 
 packages=(
@@ -26,6 +28,7 @@ packages=(
 
 if [[ "${1:-}" == "bench" ]]; then
   packages+=(valgrind)  # bench/callgrind.sh: instruction counts
+  packages+=(postgresql libpq-dev)  # jetsource-bench peer-postgres: the PostgreSQL peer
 fi
 
 missing=()
