@@ -14,6 +14,7 @@
 #include "permissions_fixture.hpp"
 #include "reactor_fixture.hpp"
 
+#include <atomic>
 #include <map>
 #include <mutex>
 
@@ -27,6 +28,7 @@ using order_system::create_order;
 // records what it handles, and the customer's name as its handler decodes it).
 struct recording {
   recorder handled;
+  std::atomic<bool> fail_o1{false};  // the handler fails on o-1's first item (it parks)
   std::mutex mutex;
   std::map<std::string, std::string> names;  // order id -> customer name ("" when none)
 };
@@ -46,7 +48,11 @@ reactor inventory(recording& rec) {
         }
         return h(cx);
       })
-      .on<order_system::item_added>([h](reaction_context& cx, const auto&) { return h(cx); })
+      .on<order_system::item_added>([&rec, h](reaction_context& cx, const auto&) -> result<void> {
+        if (rec.fail_o1.load() && cx.aggregate_id() == "o-1" && cx.version() == 2)
+          return error{errc::io, "the sink is down"};
+        return h(cx);
+      })
       .on<order_system::order_placed>([h](reaction_context& cx, const auto&) { return h(cx); });
 }
 
@@ -56,6 +62,7 @@ reactor_options member_options() {
   o.instance = "one";
   o.lease = 1500ms;
   o.metrics = nullptr;
+  o.retry.attempts = 1;  // a failing handler parks its aggregate at once
   return o;
 }
 
@@ -93,8 +100,9 @@ class PermissionsRolesTest : public PermissionsTest {
     auto keys = key_store::open(*deployer, {.stream = "ORDERS"});
     ASSERT_TRUE(keys) << keys.error();
   }
-  std::optional<key_store> keys_as(const connection& conn) {
-    auto k = key_store::open(conn, {.stream = "ORDERS"});
+  std::optional<key_store> keys_as(const connection& conn,
+                                   std::chrono::milliseconds timeout = 5000ms) {
+    auto k = key_store::open(conn, {.stream = "ORDERS", .timeout = timeout});
     EXPECT_TRUE(k) << k.error();
     if (!k) return std::nullopt;
     return std::move(k).value();
@@ -130,8 +138,22 @@ TEST_F(PermissionsRolesTest, AReactorMemberWorksWithOnlyItsPermissions) {
   }
 
   recording rec;
+  rec.fail_o1 = true;
   auto m = reactor_member::start(*member_conn, inventory(rec), member_options());
   ASSERT_TRUE(m) << m.error();
+  // o-1 parks on its first item; a retry request (as `reactors retry` makes) has the member
+  // read o-1's events again from the stream and handle them.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto st = read_reactor_status(*member_conn, "ORDERS", "inventory");
+        return st && st->parked.size() == 1 && rec.handled.size() >= 7;
+      },
+      30000ms))
+      << rec.handled.size() << "\n"
+      << server_->log();
+  rec.fail_o1 = false;
+  auto retried = request_reactor_retry(*member_conn, "ORDERS", "inventory", "Order", "o-1");
+  ASSERT_TRUE(retried) << retried.error();
   ASSERT_TRUE(wait_until([&] { return rec.handled.size() >= 12; }, 30000ms))
       << rec.handled.size() << "\n"
       << server_->log();
@@ -181,12 +203,19 @@ TEST_F(PermissionsRolesTest, AReactorMemberWorksWithOnlyItsPermissions) {
 TEST_F(PermissionsRolesTest, AReactorMemberCannotAppendNorDeleteTheStream) {
   auto member_conn = connect_as("reactor", 1500ms);
   ASSERT_TRUE(member_conn);
+  // It reads the stream (a parked aggregate's events) but its appends are refused: a clear
+  // error within the request timeout.
+  auto so = order_system::orders_stream();
+  so.ack_timeout = 1500ms;  // an append waits this long for its ack (5 s by default)
+  auto opened = event_store::open(*member_conn, so);
+  ASSERT_TRUE(opened) << opened.error();
+  repository<order_system::order> repo{*opened};
   const auto start = std::chrono::steady_clock::now();
-  auto opened = event_store::open(*member_conn, order_system::orders_stream());
-  ASSERT_FALSE(opened) << "a reactor member opened the store for writing";
-  EXPECT_TRUE(opened.error().is(errc::server_error)) << opened.error();
-  EXPECT_NE(opened.error().message.find("permissions violation"), std::string::npos)
-      << opened.error();
+  auto appended = repo.execute("o-x", create_order{.customer_id = "c-1"});
+  ASSERT_FALSE(appended) << "a reactor member appended";
+  EXPECT_TRUE(appended.error().is(errc::server_error)) << appended.error();
+  EXPECT_NE(appended.error().message.find("permissions violation"), std::string::npos)
+      << appended.error();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1500ms + 1s);
 
   auto& c = *detail::state_of(*member_conn);
@@ -281,7 +310,7 @@ TEST_F(PermissionsRolesTest, AWriterWithoutKeyStoreRightsGetsAClearErrorNotAPlai
     ASSERT_FALSE(no_keys) << "personal data appended without a key store";
     EXPECT_NE(no_keys.error().message.find("key store"), std::string::npos) << no_keys.error();
   }
-  auto keys = keys_as(*writer);
+  auto keys = keys_as(*writer, 1500ms);  // its requests wait as long as the connection's
   ASSERT_TRUE(keys);
   key_scope scope(*keys);
   const auto start = std::chrono::steady_clock::now();
