@@ -33,17 +33,19 @@ void on_reconnected(natsConnection* nc, void* counter) {
 void on_closed(natsConnection*, void*) {
   detail::log()->info("NATS connection closed");
 }
-// `options`: the connection's (its state outlives the natsConnection).
-void on_error(natsConnection* nc, natsSubscription*, natsStatus s, void* options) {
+// `state`: the connection's (it outlives the natsConnection).
+void on_error(natsConnection* nc, natsSubscription*, natsStatus s, void* state) {
   const char* text = nullptr;  // the server's words, when the connection's last error is this one
   const bool same = natsConnection_GetLastError(nc, &text) == s;
   std::string what = (same && text != nullptr && *text != '\0') ? text : natsStatus_GetText(s);
   detail::log()->error("NATS asynchronous error: {}", what);
   // nats.c reports a permission violation only here; the request it dropped times out later.
   if (s == NATS_NOT_PERMITTED) {
-    const auto& o = *static_cast<const connection_options*>(options);
+    auto& c = *static_cast<detail::connection_state*>(state);
+    const auto& o = c.options;
     detail::note_permission_violation(
         what, std::max(o.request_timeout, o.connect_timeout) + std::chrono::seconds{1});
+    c.refused.note(what);
   }
 }
 
@@ -78,7 +80,9 @@ std::string shared_hostname(const std::vector<std::string>& urls) {
   return host;
 }
 
-result<detail::options_ptr> make_options(const connection_options& o) {
+// `state`: the connection's state, which the error handler is given; its options are used.
+result<detail::options_ptr> make_options(detail::connection_state& state) {
+  const connection_options& o = state.options;
   natsOptions* raw = nullptr;
   if (auto s = natsOptions_Create(&raw); s != NATS_OK) return detail::nats_error(s, "nats options");
   detail::options_ptr opts(raw);
@@ -143,8 +147,7 @@ result<detail::options_ptr> make_options(const connection_options& o) {
                       .with({});
   JETSOURCE_TRY(check(natsOptions_SetReconnectedCB(p, on_reconnected, reconnects), "callbacks"));
   JETSOURCE_TRY(check(natsOptions_SetClosedCB(p, on_closed, nullptr), "callbacks"));
-  JETSOURCE_TRY(check(natsOptions_SetErrorHandler(p, on_error, const_cast<connection_options*>(&o)),
-                      "callbacks"));
+  JETSOURCE_TRY(check(natsOptions_SetErrorHandler(p, on_error, &state), "callbacks"));
   return opts;
 }
 
@@ -219,7 +222,7 @@ result<connection> connection::connect(const connection_options& options) {
                       "no server URL given (use runtime::open to embed one)");
   auto state = std::make_shared<detail::connection_state>();
   state->options = options;
-  JETSOURCE_TRY(opts, make_options(state->options));  // the error handler keeps a pointer
+  JETSOURCE_TRY(opts, make_options(*state));  // the error handler keeps a pointer
   state->opts = std::move(opts);
   natsConnection* nc = nullptr;
   if (auto s = natsConnection_Connect(&nc, state->opts.get()); s != NATS_OK)

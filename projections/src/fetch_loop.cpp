@@ -29,6 +29,7 @@ class fetch_loop {
   void take(pull_fetcher::delivery& d);
   void settle(bool final);
   bool start_over();
+  void check_refused();
   void housekeeping(clock::time_point now, bool stop);
   bool drained() const { return s_.buffered.load() <= s_.held(); }
 
@@ -44,6 +45,9 @@ class fetch_loop {
                     last_persist_ = clock::now(), rate_at_ = clock::now(),
                     last_requests_ = clock::now();
   std::uint64_t persisted_ = s_.mark.load(), rate_events_ = s_.events_applied.load();
+  // Permission violations of this connection already looked at (check_refused).
+  std::uint64_t refusals_seen_ = s_.conn->refused.count();
+  const clock::time_point started_ = clock::now();
 };
 
 void fetch_loop::sync_with_consumer() {
@@ -77,10 +81,32 @@ void fetch_loop::run() {
     pull_fetcher::delivery d;
     auto got = pull_.next(d);
     if (got == pull_fetcher::outcome::closed) return;
+    if (!stop) check_refused();
     if (got == pull_fetcher::outcome::message) take(d);
     settle(false);
     housekeeping(clock::now(), stop);
   }
+}
+
+// The server drops a pull request or an ack this user may not publish, and answers neither:
+// the fetcher would ask again forever. nats.c reports the violation only to the connection's
+// error handler, which notes it (connection_state::refused); naming this consumer's pulls or acks,
+// it fails the projection with a clear error (status and `serve` report it).
+void fetch_loop::check_refused() {
+  const auto count = s_.conn->refused.count();
+  if (count == refusals_seen_) return;
+  refusals_seen_ = count;
+  const auto pulls =
+      fmt::format("\"$JS.API.CONSUMER.MSG.NEXT.{}.{}\"", s_.opts.stream, s_.consumer);
+  const auto acks = fmt::format("\"$JS.ACK.{}.{}.", s_.opts.stream, s_.consumer);
+  for (const auto& [needle, what] : {std::pair{&pulls, "pull from"}, std::pair{&acks, "ack to"}})
+    if (auto why = s_.conn->refused.about(*needle, started_)) {
+      s_.fail(make_error(errc::server_error,
+                         "{} consumer {}: permissions violation: the server refused it ({}); this "
+                         "user lacks the permission (see docs/security.md)",
+                         what, s_.consumer, *why));
+      return;
+    }
 }
 
 // One delivery: to its aggregate's worker, unless deliveries were lost before it.

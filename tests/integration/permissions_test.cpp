@@ -2,7 +2,8 @@
 // docs/security.md (the text itself, passwords filled in). Each role does its work with only its
 // permissions (no violation in the server's log), and the refusals hold: a projector cannot
 // append, a writer cannot delete the stream or a consumer, and a refused request reaches the
-// caller as a clear error within the request timeout (not a hang).
+// caller as a clear error within the request timeout (not a hang); so does a projector whose
+// pull requests are refused. Reactor members and the key store: permissions_roles_test.cpp.
 #include <jetsource/event_store.hpp>
 #include <jetsource/projector.hpp>
 #include <jetsource/rebuild.hpp>
@@ -12,114 +13,19 @@
 #include <order_system/read_models.hpp>
 #include <order_system/stream.hpp>
 
-#include "configured_server.hpp"
 #include "nats/handles.hpp"
+#include "permissions_fixture.hpp"
 
 #include <chrono>
 #include <fstream>
-#include <sstream>
 #include <thread>
 
 using jetsource::errc;
-using jetsource::test::configured_server;
+using jetsource::test::PermissionsTest;
+using jetsource::test::writer_store;
 using namespace std::chrono_literals;
 
 namespace {
-
-// The fenced block after the "roles.conf" marker of docs/security.md, passwords filled in.
-std::string roles_config() {
-  std::ifstream in(std::string(JETSOURCE_SOURCE_DIR) + "/docs/security.md");
-  std::stringstream s;
-  s << in.rdbuf();
-  const std::string doc = s.str();
-  auto marker = doc.find("<!-- roles.conf");
-  auto fence = doc.find("```\n", marker);
-  auto end = doc.find("\n```", fence + 4);
-  EXPECT_NE(marker, std::string::npos) << "no roles.conf block in docs/security.md";
-  if (marker == std::string::npos || fence == std::string::npos || end == std::string::npos)
-    return {};
-  std::string text = doc.substr(fence + 4, end - fence - 4);
-  for (const char* role : {"DEPLOYER", "WRITER", "PROJECTOR", "OPERATOR"}) {
-    const std::string var = std::string("$") + role + "_PASSWORD";
-    for (auto at = text.find(var); at != std::string::npos; at = text.find(var))
-      text.replace(at, var.size(), std::string("\"pw-") + role + "\"");
-  }
-  if (const char* loosen = std::getenv("JETSOURCE_TEST_LOOSEN_ROLE"); loosen && *loosen) {
-    // To show the refusals are the configuration's doing: the named role may publish anything.
-    auto at = text.find(std::string(loosen) + " = {\n    publish: [");
-    if (at != std::string::npos) text.insert(text.find('[', at) + 1, "\">\", ");
-  }
-  return text;
-}
-
-jetsource::store_options writer_store() {
-  auto o = order_system::orders_stream();
-  o.load_with_consumers = false;  // the writer may not delete consumers (docs/security.md)
-  return o;
-}
-
-class PermissionsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    server_.emplace(roles_config());
-    ASSERT_TRUE(server_->server);
-    auto deployer = connect_as("deployer");
-    ASSERT_TRUE(deployer);
-    auto created = jetsource::event_store::open(*deployer, order_system::orders_stream());
-    ASSERT_TRUE(created) << created.error();
-  }
-
-  std::optional<jetsource::connection> connect_as(const std::string& role,
-                                                  std::chrono::milliseconds request_timeout = 5s) {
-    std::string password = "pw-";  // as roles_config() fills them in: pw-WRITER, ...
-    for (char ch : role) password += static_cast<char>(std::toupper(ch));
-    auto c = jetsource::connection::connect({.urls = {server_->url()},
-                                             .name = role,
-                                             .user = role,
-                                             .password = password,
-                                             .request_timeout = request_timeout});
-    EXPECT_TRUE(c) << role << ": " << c.error();
-    if (!c) return std::nullopt;
-    return std::move(c).value();
-  }
-  // Permission violations the server logged so far.
-  int violations() const {
-    const std::string log = server_->log();
-    int n = 0;
-    for (auto at = log.find("Violation"); at != std::string::npos;
-         at = log.find("Violation", at + 1))
-      ++n;
-    return n;
-  }
-  // The writer's work: orders with 6 commits each (loads of 3+ commits before the head), then
-  // loads of them.
-  std::uint64_t write_orders(jetsource::event_store& store, int first, int count) {
-    // No cache: every command loads (the 5th reads 4 commits before the head).
-    jetsource::repository<order_system::order> repo{store, {.cache_capacity = 0}};
-    std::uint64_t last = 0;
-    for (int i = first; i < first + count; ++i) {
-      const std::string id = "o-" + std::to_string(i);
-      auto r = repo.execute(id, order_system::create_order{.customer_id = "c-1"});
-      EXPECT_TRUE(r) << r.error();
-      for (int k = 0; k < 4; ++k)
-        EXPECT_TRUE(repo.execute(id, order_system::add_item{"sku-" + std::to_string(k), 1, 100}));
-      auto placed = repo.execute(id, order_system::place_order{});
-      EXPECT_TRUE(placed) << placed.error();
-      if (placed) last = placed->sequence;
-      auto l = repo.load(id);  // 6 commits: direct gets only
-      EXPECT_TRUE(l) << l.error();
-      if (l) {
-        EXPECT_EQ(l->state.status(), order_system::order_status::placed);
-      }
-    }
-    return last;
-  }
-  jetsource::projector_options projector_at(const std::string& file) {
-    return {.stream = "ORDERS", .database = server_->dir.path() / file};
-  }
-
-  std::optional<configured_server> server_;
-};
 
 TEST_F(PermissionsTest, EachRoleWorksWithOnlyItsPermissions) {
   auto writer = connect_as("writer");
@@ -242,6 +148,47 @@ TEST_F(PermissionsTest, AWriterCannotDeleteTheStreamOrAConsumer) {
   auto seq = again->last_sequence();
   ASSERT_TRUE(seq) << seq.error();
   EXPECT_EQ(*seq, last);
+}
+
+// A projector that may create its consumer but not pull from it: the server drops each pull
+// request and answers none, so without a check the fetcher asks again forever. It fails with a
+// clear error instead, within a bounded time, and the status shows why.
+TEST_F(PermissionsTest, AProjectorWhosePullsAreRefusedFailsWithAClearError) {
+  start(jetsource::test::without(jetsource::test::roles_config(), "PROJECTOR",
+                                 "$JS.API.CONSUMER.MSG.NEXT.ORDERS.*"));
+  auto writer = connect_as("writer");
+  auto projector = connect_as("projector");
+  ASSERT_TRUE(writer && projector);
+  auto store = jetsource::event_store::open(*writer, writer_store());
+  ASSERT_TRUE(store) << store.error();
+  const auto last = write_orders(*store, 0, 1);
+
+  const auto started = std::chrono::steady_clock::now();
+  auto live = jetsource::projector::start(*projector, order_system::order_summary(),
+                                          projector_at("order_summary.db"));
+  ASSERT_TRUE(live) << live.error();
+  auto waited = live->wait_for(last, 20s);
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_FALSE(waited) << "a projector that may not pull applied the commits";
+  EXPECT_TRUE(waited.error().is(errc::server_error)) << waited.error();
+  EXPECT_NE(waited.error().message.find("permissions violation"), std::string::npos)
+      << waited.error();
+  EXPECT_NE(waited.error().message.find("$JS.API.CONSUMER.MSG.NEXT.ORDERS."), std::string::npos)
+      << waited.error();
+  EXPECT_LT(took, 5s) << "the refusal took " << (took / 1ms) << " ms to surface";
+  auto failure = live->failure();
+  ASSERT_TRUE(failure);
+  EXPECT_TRUE(failure->is(errc::server_error)) << *failure;
+
+  // Another process's status shows it (from the .failed file), with the server's words.
+  auto op = connect_as("operator");
+  ASSERT_TRUE(op);
+  auto status =
+      jetsource::read_status(*op, order_system::order_summary(), projector_at("order_summary.db"));
+  ASSERT_TRUE(status) << status.error();
+  EXPECT_EQ(status->state, "failed");
+  EXPECT_NE(status->error.find("permissions violation"), std::string::npos) << status->error;
+  EXPECT_TRUE(live->stop());
 }
 
 }  // namespace

@@ -106,6 +106,7 @@ result<append_result> event_store::append(const commit& c) {
   po.MaxWait = st.options.ack_timeout.count();
   jsPubAck* raw = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
+  const auto sent = std::chrono::steady_clock::now();
   natsStatus s = js_PublishMsg(&raw, st.js.get(), built->msg.get(), &po, &jerr);
   detail::pub_ack_ptr pa(raw);
   if (s == NATS_OK && pa && !pa->Duplicate)
@@ -113,6 +114,15 @@ result<append_result> event_store::append(const commit& c) {
   if (s == NATS_OK && pa) return resolve_duplicate(st, *built, c, pa->Sequence);
   if (s == NATS_OK)
     return make_error(errc::internal, "append to {}: no ack from the server", subject);
+  if (s == NATS_TIMEOUT) {
+    // The server drops a publish this user may not make and says so only on the side: no ack
+    // comes. A timeout is then that refusal (not worth a retry), whatever the ack timeout.
+    if (auto why = st.conn->refused.about(fmt::format("\"{}\"", subject), sent))
+      return make_error(errc::server_error,
+                        "append to {}: permissions violation: the server refused it ({}); this "
+                        "user lacks the permission (see docs/security.md)",
+                        subject, *why);
+  }
   if (jerr != JSStreamWrongLastSequenceErr)
     return nats_error(s, fmt::format("append to {}", subject), jerr);
 

@@ -7,8 +7,12 @@
 
 #include <nats/nats.h>
 
+#include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -51,9 +55,34 @@ void note_permission_violation(std::string text, std::chrono::milliseconds windo
 /// A header value of a message ("" when absent).
 std::string header(natsMsg* m, const char* name);
 
+/// The permission violations the server reported on one connection, for the code whose
+/// messages it drops without a reply (a pull request: nothing answers it, so nothing times out).
+/// Written by nats.c's error-handler thread, read by any thread: guarded by its mutex; `count`
+/// lets a reader skip the lock while nothing new came.
+class permission_notes {
+ public:
+  using clock = std::chrono::steady_clock;
+  void note(std::string text);
+  /// How many violations were noted so far.
+  std::uint64_t count() const noexcept { return count_.load(std::memory_order_acquire); }
+  /// The server's words about the latest violation noted at or after `since` whose text holds
+  /// `needle` (the server quotes the subject: `"$JS.ACK.ORDERS.` matches any ack of ORDERS).
+  std::optional<std::string> about(std::string_view needle, clock::time_point since) const;
+
+ private:
+  struct noted {
+    std::string text;
+    clock::time_point at;
+  };
+  mutable std::mutex mutex_;
+  std::deque<noted> recent_;  // the latest 32
+  std::atomic<std::uint64_t> count_{0};
+};
+
 /// The process's connection: options, the natsConnection, a plain JetStream context.
 struct connection_state {
   connection_options options;
+  permission_notes refused;  // what the server refused on this connection (its error handler)
   options_ptr opts;
   connection_ptr nc;
   js_ptr js;  // for API requests and sync publishes (no async handlers)

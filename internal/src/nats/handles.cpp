@@ -36,6 +36,21 @@ void note_permission_violation(std::string text, std::chrono::milliseconds windo
   v.until = std::chrono::steady_clock::now() + window;
 }
 
+void permission_notes::note(std::string text) {
+  std::lock_guard lock(mutex_);
+  recent_.push_back({std::move(text), clock::now()});
+  if (recent_.size() > 32) recent_.pop_front();
+  count_.fetch_add(1, std::memory_order_release);
+}
+
+std::optional<std::string> permission_notes::about(std::string_view needle,
+                                                   clock::time_point since) const {
+  std::lock_guard lock(mutex_);
+  for (auto it = recent_.rbegin(); it != recent_.rend() && it->at >= since; ++it)
+    if (it->text.find(needle) != std::string::npos) return it->text;
+  return std::nullopt;
+}
+
 error nats_error(natsStatus s, std::string_view what, jsErrCode js_code) {
   const char* last = nats_GetLastError(nullptr);
   std::string text = (last && *last) ? last : natsStatus_GetText(s);
