@@ -223,6 +223,79 @@ double read_last(const env& e, const std::string& stream, const std::string& sub
   return micros_since(t0);
 }
 
+// The stream sequences of a subject's messages (untimed: what a local index would hold).
+std::vector<std::uint64_t> sequences_of(const env& e, const std::string& stream,
+                                        const std::string& subject) {
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Ordered = true;
+  natsSubscription* sub = nullptr;
+  jsErrCode err = static_cast<jsErrCode>(0);
+  check(js_SubscribeSync(&sub, e.raw_js, subject.c_str(), nullptr, &so, &err), "ordered consumer");
+  std::vector<std::uint64_t> seqs;
+  for (;;) {
+    natsMsg* m = nullptr;
+    check(natsSubscription_NextMsg(&m, sub, 10'000), "ordered consumer next message");
+    jsMsgMetaData* md = nullptr;
+    if (natsMsg_GetMetaData(&md, m) != NATS_OK) {
+      natsMsg_Destroy(m);
+      continue;
+    }
+    seqs.push_back(md->Sequence.Stream);
+    std::uint64_t pending = md->NumPending;
+    jsMsgMetaData_Destroy(md);
+    natsMsg_Destroy(m);
+    if (pending == 0) break;
+  }
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  return seqs;
+}
+
+// The local-index option of ADR 0017 (not taken), at its best: the sequences are known, so the
+// head is checked (one DirectGet LastBySubject) and every commit is asked for by sequence with
+// all requests in flight at once ($JS.API.DIRECT.GET.<stream> {"seq":N} on one inbox).
+double read_indexed(const env& e, const std::string& stream, const std::string& subject,
+                    const std::vector<std::uint64_t>& seqs) {
+  auto t0 = clock_type::now();
+  jsDirectGetMsgOptions o;
+  jsDirectGetMsgOptions_Init(&o);
+  o.LastBySubject = subject.c_str();
+  natsMsg* last = nullptr;
+  check(js_DirectGetMsg(&last, e.raw_js, stream.c_str(), nullptr, &o), "direct get last");
+  const bool fresh = natsMsg_GetSequence(last) == seqs.back();
+  natsMsg_Destroy(last);
+  natsInbox* inbox = nullptr;
+  check(natsInbox_Create(&inbox), "inbox");
+  natsSubscription* sub = nullptr;
+  check(natsConnection_SubscribeSync(&sub, e.raw_nc, inbox), "subscribe");
+  const std::string api = "$JS.API.DIRECT.GET." + stream;
+  for (auto seq : seqs) {
+    auto body = fmt::format(R"({{"seq":{}}})", seq);
+    check(natsConnection_PublishRequest(e.raw_nc, api.c_str(), inbox, body.data(),
+                                        static_cast<int>(body.size())),
+          "publish request");
+  }
+  std::size_t ok = 0;
+  for (std::size_t i = 0; i < seqs.size(); ++i) {
+    natsMsg* m = nullptr;
+    check(natsSubscription_NextMsg(&m, sub, 10'000), "direct get reply");
+    const char* status = nullptr;
+    if (natsMsgHeader_Get(m, "Status", &status) != NATS_OK) ++ok;
+    natsMsg_Destroy(m);
+  }
+  double us = micros_since(t0);
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  natsInbox_Destroy(inbox);
+  if (!fresh || ok != seqs.size()) {
+    note("indexed read of {}: {} of {} messages, head fresh {}", subject, ok, seqs.size(), fresh);
+    return -1;
+  }
+  return us;
+}
+
 double read_direct(const env& e, const std::string& stream, const std::string& subject,
                    int expect) {
   auto t0 = clock_type::now();
@@ -311,7 +384,16 @@ void quiesce(const env& e, const std::string& stream) {
   note("{}: consumers still present after 1 s", stream);
 }
 
-enum method { js_plain, js_snapshot, raw_direct, raw_ordered, js_default, raw_last, n_methods };
+enum method {
+  js_plain,
+  js_snapshot,
+  raw_direct,
+  raw_ordered,
+  js_default,
+  raw_last,
+  raw_indexed,
+  n_methods
+};
 
 struct samples {
   std::vector<double> us[n_methods];
@@ -323,6 +405,7 @@ struct samples {
 std::map<int, samples> measure(const env& e, jetsource::event_store& store,
                                const std::vector<measured>& aggs) {
   std::map<int, samples> by_size;
+  std::map<std::string, std::vector<std::uint64_t>> index;  // the defaults' aggregates' sequences
   const auto& stream = store.options().stream;
   for (int run = 0; run < e.opt.runs; ++run) {
     for (std::size_t i = 0; i < aggs.size(); ++i) {
@@ -330,7 +413,11 @@ std::map<int, samples> measure(const env& e, jetsource::event_store& store,
       auto subject = must(store.subject_of(bank::account::type_name, a.id), "subject");
       auto& s = by_size[a.defaults ? -a.size : a.size];  // < 0: the defaults' lines
       // The defaults' aggregates: the default load and the floor; the others: the first four.
-      const int first = a.defaults ? js_default : js_plain, n = a.defaults ? 2 : 4;
+      const int first = a.defaults ? js_default : js_plain, n = a.defaults ? 3 : 4;
+      if (a.defaults && !index.contains(a.id)) {
+        index[a.id] = sequences_of(e, stream, subject);
+        quiesce(e, stream);
+      }
       for (int step = 0; step < n; ++step) {
         auto meth = static_cast<method>(first + (step + run + static_cast<int>(i)) % n);
         double us = 0;
@@ -340,6 +427,9 @@ std::map<int, samples> measure(const env& e, jetsource::event_store& store,
             break;
           case raw_last:
             us = read_last(e, stream, subject);
+            break;
+          case raw_indexed:
+            us = read_indexed(e, stream, subject, index[a.id]);
             break;
           case js_plain:
             us = load_jetsource(store, a, false);
@@ -371,7 +461,8 @@ std::map<int, samples> measure(const env& e, jetsource::event_store& store,
 // The `config=default` lines (ADR 0017); `floor_us_median`: one DirectGet LastBySubject. The
 // target for 1000 events is PostgreSQL's 1.2 ms of issue 17 (the peer bench measures its own).
 void report_defaults(const samples& s, int size, std::uint64_t stream_events, const char* layout) {
-  auto js = summarize(s.us[js_default]), floor = summarize(s.us[raw_last]);
+  auto js = summarize(s.us[js_default]), floor = summarize(s.us[raw_last]),
+       indexed = summarize(s.us[raw_indexed]);
   line l("load");
   l.kv("events", size)
       .kv("stream_events", stream_events)
@@ -383,7 +474,8 @@ void report_defaults(const samples& s, int size, std::uint64_t stream_events, co
       .kv("samples", js.n)
       .kv("errors", s.errors)
       .kv("floor_us_median", floor.median)
-      .kv("ratio_floor", js.median / floor.median);
+      .kv("ratio_floor", js.median / floor.median)
+      .kv("indexed_us_median", indexed.median);
   if (size == 1000)
     l.kv("target", "us<=1200").kv("pass", js.median <= 1200 && s.errors == 0 ? 1 : 0);
   l.print();

@@ -182,6 +182,8 @@ int main(int argc, char** argv) {
                  "soak: the stream's duplicate window in s (default: the store's, 120)")
       ->check(CLI::Range(1, 3600));
   std::string scheme = "automatic";
+  app.add_option("--snapshot-every", opt.snapshot_every,
+                 "execute: the repository's snapshot_every (default: the library's default)");
   app.add_option("--replicas", bench::stream_replicas,
                  "replicas of the streams the scenarios create (default 1; 3 on a cluster)")
       ->check(CLI::Range(1, 5));
