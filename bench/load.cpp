@@ -176,6 +176,14 @@ void fill_phase(jetsource::event_store& store, writers& writer, filler& fill,
        seconds_since(t0), errors.load(), fill.errors());
 }
 
+// The same with one writer for every aggregate (peer-postgres's fill, bench/peer).
+[[maybe_unused]] void fill_phase(jetsource::event_store& store, account_repo& writer, filler& fill,
+                                 const std::vector<measured>& aggs, std::int64_t commits,
+                                 unsigned seed) {
+  writers one{writer, writer};
+  fill_phase(store, one, fill, aggs, commits, seed);
+}
+
 // Writes each aggregate's commits one after the other (contiguous subjects).
 void write_contiguous(jetsource::event_store& store, writers& writer,
                       const std::vector<measured>& aggs) {
