@@ -232,6 +232,47 @@ double read_last(const env& e, const std::string& stream, const std::string& sub
   return micros_since(t0);
 }
 
+// What a load with a snapshot asks the server for, raw (no decoding): the head and the snapshot,
+// one after the other (`paired` false: two DirectGet LastBySubject round trips), or both in
+// flight at once on an inbox of its own (`paired` true: what load_head_and_snapshot sends).
+double read_head_and_snapshot(const env& e, const std::string& stream, const std::string& subject,
+                              const std::string& snap_stream, const std::string& snap_subject,
+                              bool paired) {
+  auto t0 = clock_type::now();
+  if (!paired) {
+    for (const auto* ss : {&stream, &snap_stream}) {
+      jsDirectGetMsgOptions o;
+      jsDirectGetMsgOptions_Init(&o);
+      o.LastBySubject = ss == &stream ? subject.c_str() : snap_subject.c_str();
+      natsMsg* m = nullptr;
+      check(js_DirectGetMsg(&m, e.raw_js, ss->c_str(), nullptr, &o), "direct get last");
+      natsMsg_Destroy(m);
+    }
+    return micros_since(t0);
+  }
+  natsInbox* inbox = nullptr;
+  check(natsInbox_Create(&inbox), "inbox");
+  natsSubscription* sub = nullptr;
+  check(natsConnection_SubscribeSync(&sub, e.raw_nc, inbox), "subscribe");
+  natsSubscription_AutoUnsubscribe(sub, 2);
+  for (const auto* ss : {&stream, &snap_stream}) {
+    auto body = fmt::format(R"({{"last_by_subj":"{}"}})", ss == &stream ? subject : snap_subject);
+    auto api = "$JS.API.DIRECT.GET." + *ss;
+    check(natsConnection_PublishRequest(e.raw_nc, api.c_str(), inbox, body.data(),
+                                        static_cast<int>(body.size())),
+          "publish request");
+  }
+  for (int i = 0; i < 2; ++i) {
+    natsMsg* m = nullptr;
+    check(natsSubscription_NextMsg(&m, sub, 10'000), "direct get reply");
+    natsMsg_Destroy(m);
+  }
+  double us = micros_since(t0);
+  natsSubscription_Destroy(sub);
+  natsInbox_Destroy(inbox);
+  return us;
+}
+
 // The stream sequences of a subject's messages (untimed: what a local index would hold).
 std::vector<std::uint64_t> sequences_of(const env& e, const std::string& stream,
                                         const std::string& subject) {
@@ -401,6 +442,8 @@ enum method {
   js_default,
   raw_last,
   raw_indexed,
+  raw_two_gets,
+  raw_paired,
   n_methods
 };
 
@@ -422,7 +465,7 @@ std::map<int, samples> measure(const env& e, jetsource::event_store& store,
       auto subject = must(store.subject_of(bank::account::type_name, a.id), "subject");
       auto& s = by_size[a.defaults ? -a.size : a.size];  // < 0: the defaults' lines
       // The defaults' aggregates: the default load and the floor; the others: the first four.
-      const int first = a.defaults ? js_default : js_plain, n = a.defaults ? 3 : 4;
+      const int first = a.defaults ? js_default : js_plain, n = a.defaults ? 5 : 4;
       if (a.defaults && !index.contains(a.id)) {
         index[a.id] = sequences_of(e, stream, subject);
         quiesce(e, stream);
@@ -436,6 +479,13 @@ std::map<int, samples> measure(const env& e, jetsource::event_store& store,
             break;
           case raw_last:
             us = read_last(e, stream, subject);
+            break;
+          case raw_two_gets:
+          case raw_paired:
+            us = read_head_and_snapshot(
+                e, stream, subject, stream + "_SNAPSHOTS",
+                fmt::format("jetsource-snapshots.{}.{}.{}", stream, bank::account::type_name, a.id),
+                meth == raw_paired);
             break;
           case raw_indexed:
             us = read_indexed(e, stream, subject, index[a.id]);
@@ -471,7 +521,8 @@ std::map<int, samples> measure(const env& e, jetsource::event_store& store,
 // target for 1000 events is PostgreSQL's 1.2 ms of issue 17 (the peer bench measures its own).
 void report_defaults(const samples& s, int size, std::uint64_t stream_events, const char* layout) {
   auto js = summarize(s.us[js_default]), floor = summarize(s.us[raw_last]),
-       indexed = summarize(s.us[raw_indexed]);
+       indexed = summarize(s.us[raw_indexed]), two = summarize(s.us[raw_two_gets]),
+       paired = summarize(s.us[raw_paired]);
   line l("load");
   l.kv("events", size)
       .kv("stream_events", stream_events)
@@ -484,7 +535,9 @@ void report_defaults(const samples& s, int size, std::uint64_t stream_events, co
       .kv("errors", s.errors)
       .kv("floor_us_median", floor.median)
       .kv("ratio_floor", js.median / floor.median)
-      .kv("indexed_us_median", indexed.median);
+      .kv("indexed_us_median", indexed.median)
+      .kv("raw_two_gets_us_median", two.median)
+      .kv("raw_paired_us_median", paired.median);
   if (size == 1000)
     l.kv("target", "us<=1200").kv("pass", js.median <= 1200 && s.errors == 0 ? 1 : 0);
   l.print();
