@@ -34,6 +34,8 @@ struct options {
   int pull_expires_ms = 0;     ///< soak: the projector's pull_expires (0: its default)
   int duplicate_window_s = 0;  ///< soak: the stream's duplicate window (0: the store's default)
   bool peer_1m = false;        ///< peer-postgres: also cold loads on a 1M-event table/stream
+  /// execute: repository_options::snapshot_every (unset: the default; ADR 0017's write cost)
+  std::optional<std::uint64_t> snapshot_every;
 };
 
 /// What every scenario gets: the jetsource connection, a plain nats.c connection for the raw

@@ -45,7 +45,9 @@ long on_threads(std::int64_t per_thread, int n_accounts, F fn) {
 
 exec_result jetsource_execute(const env& e, const std::string& stream, std::int64_t commands) {
   auto store = must(jetsource::event_store::open(*e.conn, store_options_for(stream)), "open");
-  jetsource::repository<bank::account> repo{store, {.cache_capacity = accounts}};
+  jetsource::repository_options ro{.cache_capacity = accounts};
+  if (e.opt.snapshot_every) ro.snapshot_every = *e.opt.snapshot_every;
+  jetsource::repository<bank::account> repo{store, ro};
   std::vector<std::string> ids;
   for (int k = 0; k < accounts; ++k) ids.push_back(fmt::format("acct-{:05}", k));
   std::atomic<int> shown{0};

@@ -185,6 +185,8 @@ int main(int argc, char** argv) {
   app.add_flag("--peer-1m", opt.peer_1m,
                "peer-postgres: also the cold loads on a 1M-event table and stream (slow fill)");
   std::string scheme = "automatic";
+  app.add_option("--snapshot-every", opt.snapshot_every,
+                 "execute: the repository's snapshot_every (default: the library's default)");
   app.add_option("--replicas", bench::stream_replicas,
                  "replicas of the streams the scenarios create (default 1; 3 on a cluster)")
       ->check(CLI::Range(1, 5));

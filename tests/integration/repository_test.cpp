@@ -167,7 +167,7 @@ TEST_F(RepositoryTest, SnapshotsAreUsedAndNeverRequired) {
   EXPECT_EQ((*snap)->version, 20u);
 
   auto with_snapshot = repo({.snapshot_every = 10}).load("acc-1");
-  auto without = repo().load("acc-1");
+  auto without = repo({.snapshot_every = 0}).load("acc-1");
   ASSERT_TRUE(with_snapshot) << with_snapshot.error();
   ASSERT_TRUE(without) << without.error();
   EXPECT_EQ(with_snapshot->version, 25u);

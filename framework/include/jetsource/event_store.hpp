@@ -182,6 +182,15 @@ class event_store {
   };
   result<std::optional<snapshot>> load_snapshot(std::string_view aggregate_type,
                                                 std::string_view aggregate_id);
+  /// What a cold load starts with: the aggregate's head (its last commit; nullopt: none) and its
+  /// snapshot (nullopt: none, or snapshots unavailable), asked for at once (two direct gets in
+  /// flight: one round trip, not two).
+  struct head_and_snapshot {
+    std::optional<commit_head> head;
+    std::optional<snapshot> snap;
+  };
+  result<head_and_snapshot> load_head_and_snapshot(std::string_view aggregate_type,
+                                                   std::string_view aggregate_id);
   /// Stores a snapshot without waiting for its ack (failures are only logged).
   result<void> save_snapshot(std::string_view aggregate_type, std::string_view aggregate_id,
                              const snapshot& s);

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace jetsource::detail::store {
 
@@ -42,5 +43,22 @@ result<msg_ptr> get_from_leader(const store_state& st, std::uint64_t sequence,
 
 /// Sequence, version and commit id of a commit from a direct get.
 result<commit_head> head_of(natsMsg* m);
+
+/// One get of last_on_subjects: the last message on `subject` of `stream`, awaited at most `wait`.
+struct last_get {
+  const std::string& stream;
+  const std::string& subject;
+  std::chrono::milliseconds wait;
+};
+
+/// The last message on each subject of `gets`, asked for at once: every request is sent, then the
+/// replies are awaited together (one round trip for all, not one each). Each answer, in order: the
+/// message (nullptr: none; its stream sequence is `reply_sequence`, not natsMsg_GetSequence) or
+/// that get's error (errc::timeout when not answered within its `wait`).
+std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
+                                              const std::vector<last_get>& gets);
+
+/// The stream sequence of a message from last_on_subjects (its Nats-Sequence header); 0 if none.
+std::uint64_t reply_sequence(natsMsg* m);
 
 }  // namespace jetsource::detail::store

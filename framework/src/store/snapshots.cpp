@@ -21,6 +21,7 @@ namespace jetsource {
 namespace {
 
 using detail::header;
+using detail::msg_ptr;
 using detail::store_state;
 using detail::store::last_on_subject;
 using detail::store::message_builder;
@@ -60,6 +61,23 @@ bool snapshot_stream_gone(const store_state& st) {
   return true;
 }
 
+// A snapshot message's headers and body; nullopt (and a warning) for a malformed one.
+std::optional<event_store::snapshot> snapshot_of(natsMsg* m, const std::string& subject) {
+  auto version = parse_u64(header(m, detail::hdr_version));
+  auto sequence = parse_u64(header(m, detail::hdr_snapshot_sequence));
+  auto schema = parse_u64(header(m, detail::hdr_snapshot_schema));
+  if (!version || !sequence || !schema) {
+    detail::log()->warn("ignoring malformed snapshot on {}", subject);
+    return std::nullopt;
+  }
+  event_store::snapshot s;
+  s.version = *version;
+  s.sequence = *sequence;
+  s.schema = static_cast<int>(*schema);
+  if (const char* d = natsMsg_GetData(m)) s.body.assign(d, natsMsg_GetDataLength(m));
+  return s;
+}
+
 }  // namespace
 
 result<std::optional<event_store::snapshot>> event_store::load_snapshot(
@@ -76,21 +94,41 @@ result<std::optional<event_store::snapshot>> event_store::load_snapshot(
     return std::move(last).error();
   }
   if (!*last) return std::optional<snapshot>{};
-  natsMsg* m = last->get();
-  auto version = parse_u64(header(m, detail::hdr_version));
-  auto sequence = parse_u64(header(m, detail::hdr_snapshot_sequence));
-  auto schema = parse_u64(header(m, detail::hdr_snapshot_schema));
-  if (!version || !sequence || !schema) {
-    detail::log()->warn("ignoring malformed snapshot at sequence {} on {}", natsMsg_GetSequence(m),
-                        *subject);
-    return std::optional<snapshot>{};
+  return snapshot_of(last->get(), *subject);
+}
+
+result<event_store::head_and_snapshot> event_store::load_head_and_snapshot(
+    std::string_view aggregate_type, std::string_view aggregate_id) {
+  auto& st = *state_;
+  auto subject = subject_of(aggregate_type, aggregate_id);
+  if (!subject) return std::move(subject).error();
+  head_and_snapshot out;
+  if (snapshots_off(st)) {  // the snapshot stream is gone: the head alone
+    auto h = head(aggregate_type, aggregate_id);
+    if (!h) return std::move(h).error();
+    out.head = std::move(h).value();
+    return out;
   }
-  snapshot s;
-  s.version = *version;
-  s.sequence = *sequence;
-  s.schema = static_cast<int>(*schema);
-  if (const char* d = natsMsg_GetData(m)) s.body.assign(d, natsMsg_GetDataLength(m));
-  return std::optional<snapshot>{std::move(s)};
+  auto snap_subject = make_snapshot_subject(st, aggregate_type, aggregate_id);
+  if (!snap_subject) return std::move(snap_subject).error();
+  auto got = detail::store::last_on_subjects(
+      st, {{st.options.stream, *subject, st.conn->options.request_timeout},
+           {st.snapshot_stream, *snap_subject, snapshot_wait}});
+  if (!got[0]) return std::move(got[0]).error();
+  if (msg_ptr& m = got[0].value()) {
+    auto seq = detail::store::reply_sequence(m.get());
+    auto version = detail::store::version_of(m.get(), seq);
+    if (!version) return std::move(version).error();
+    out.head = commit_head{seq, *version, detail::store::commit_id_of(m.get())};
+  }
+  if (!got[1]) {
+    // As in load_snapshot: a gone snapshot stream turns snapshots off; other errors fail.
+    auto& e = got[1].error();
+    if ((e.is(errc::unreachable) || e.is(errc::timeout)) && snapshot_stream_gone(st)) return out;
+    return std::move(got[1]).error();
+  }
+  if (msg_ptr& m = got[1].value()) out.snap = snapshot_of(m.get(), *snap_subject);
+  return out;
 }
 
 result<void> event_store::save_snapshot(std::string_view aggregate_type,

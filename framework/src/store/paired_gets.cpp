@@ -1,0 +1,120 @@
+// Several direct gets in flight at once: a cold load asks for an aggregate's head and its
+// snapshot together (one round trip instead of two; ADR 0017). Plain core-NATS requests to
+// $JS.API.DIRECT.GET.<stream> on an inbox subscription of the caller's own, auto-unsubscribed
+// after the last reply: the caller's thread owns everything here.
+#include "log.hpp"
+#include "store/ids.hpp"
+#include "store/reads.hpp"
+#include "wire/headers.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace jetsource::detail::store {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// A reply's status ("" for a message, "404" for none, "503" no responders, ...).
+std::string status_of(natsMsg* m) {
+  return header(m, "Status");
+}
+
+result<msg_ptr> answer_of(msg_ptr m, const last_get& g) {
+  const std::string status = status_of(m.get());
+  if (status.empty()) return m;
+  if (status == "404") return msg_ptr{};
+  auto what = fmt::format("read last message of {} from {}", g.subject, g.stream);
+  if (status == "503") return nats_error(NATS_NO_RESPONDERS, what);
+  return make_error(errc::server_error, "{}: status {} {}", what, status,
+                    header(m.get(), "Description"));
+}
+
+}  // namespace
+
+std::uint64_t reply_sequence(natsMsg* m) {
+  auto seq = parse_u64(header(m, detail::hdr_sequence));
+  return seq ? *seq : 0;
+}
+
+std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
+                                              const std::vector<last_get>& gets) {
+  std::vector<result<msg_ptr>> out;
+  natsConnection* nc = st.conn->nc.get();
+  auto fail_all = [&](const error& e) {
+    for (std::size_t i = 0; i < gets.size(); ++i) out.emplace_back(e);
+    return std::move(out);
+  };
+  natsInbox* raw_inbox = nullptr;
+  if (natsStatus s = natsInbox_Create(&raw_inbox); s != NATS_OK)
+    return fail_all(nats_error(s, "create an inbox"));
+  inbox_ptr inbox(raw_inbox);
+  const std::string prefix = std::string(inbox.get()) + ".";
+  natsSubscription* raw_sub = nullptr;
+  if (natsStatus s = natsConnection_SubscribeSync(&raw_sub, nc, (prefix + "*").c_str());
+      s != NATS_OK)
+    return fail_all(nats_error(s, "subscribe to an inbox"));
+  subscription_ptr sub(raw_sub);
+  // Both sides drop the subscription after the last reply: nothing to unsubscribe on success.
+  natsSubscription_AutoUnsubscribe(sub.get(), static_cast<int>(gets.size()));
+
+  const auto start = clock_type::now();
+  std::vector<std::optional<result<msg_ptr>>> got(gets.size());
+  std::size_t open = gets.size();
+  for (std::size_t i = 0; i < gets.size(); ++i) {
+    const std::string api = "$JS.API.DIRECT.GET." + gets[i].stream;
+    const std::string body = nlohmann::json{{"last_by_subj", gets[i].subject}}.dump();
+    natsStatus s =
+        natsConnection_PublishRequest(nc, api.c_str(), (prefix + std::to_string(i)).c_str(),
+                                      body.data(), static_cast<int>(body.size()));
+    if (s != NATS_OK) {
+      got[i] =
+          result<msg_ptr>(nats_error(s, fmt::format("read last message of {}", gets[i].subject)));
+      --open;
+    }
+  }
+  while (open > 0) {
+    // Wait until the earliest deadline among the gets still open.
+    auto deadline = clock_type::time_point::max();
+    for (std::size_t i = 0; i < gets.size(); ++i)
+      if (!got[i]) deadline = std::min(deadline, start + gets[i].wait);
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+    natsMsg* raw = nullptr;
+    natsStatus s =
+        natsSubscription_NextMsg(&raw, sub.get(), std::max<std::int64_t>(left.count(), 1));
+    msg_ptr m(raw);
+    if (s == NATS_TIMEOUT) {
+      for (std::size_t i = 0; i < gets.size(); ++i)
+        if (!got[i] && clock_type::now() >= start + gets[i].wait) {
+          got[i] = result<msg_ptr>(nats_error(
+              NATS_TIMEOUT,
+              fmt::format("read last message of {} from {}", gets[i].subject, gets[i].stream)));
+          --open;
+        }
+      continue;
+    }
+    if (s != NATS_OK) {
+      for (std::size_t i = 0; i < gets.size(); ++i)
+        if (!got[i]) got[i] = result<msg_ptr>(nats_error(s, "read replies of direct gets"));
+      open = 0;
+      break;
+    }
+    const std::string subject = natsMsg_GetSubject(m.get());
+    auto idx = parse_u64(std::string_view(subject).substr(prefix.size()));
+    if (!idx || *idx >= gets.size() || got[*idx]) continue;  // not ours (cannot happen)
+    got[*idx] = answer_of(std::move(m), gets[*idx]);
+    --open;
+  }
+  if (natsSubscription_IsValid(sub.get()))  // a get failed or timed out: unsubscribe, off path
+    st.reaper->add(std::move(sub));
+  for (auto& g : got) out.push_back(std::move(*g));
+  return out;
+}
+
+}  // namespace jetsource::detail::store
