@@ -37,7 +37,9 @@ class OrderReactorsConcurrencyTest : public nats_test {
     o.instance = instance;
     o.lease = milliseconds(1500);
     o.workers = 3;
+    o.retry.attempts = 20;  // a park would be a failure here: nothing fails for long
     o.retry.first_backoff = milliseconds(20);
+    o.retry.max_backoff = milliseconds(200);
     o.metrics = nullptr;
     auto m = reactor_member::start(*conn_, r, o);
     EXPECT_TRUE(m) << instance << ": " << m.error();
