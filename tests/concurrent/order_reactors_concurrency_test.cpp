@@ -56,7 +56,7 @@ TEST_F(OrderReactorsConcurrencyTest, InventoryAndNotificationsMembersRunConcurre
   store_.emplace(open_store(orders_stream()));
   orders_.emplace(*store_);
   stocks_.emplace(*store_);
-  webhook_sink sink;
+  webhook_sink sink(std::chrono::seconds(3), 1);  // see webhook_sink: one server thread
   auto hook = webhook::make({.url = sink.url()});
   ASSERT_TRUE(hook) << hook.error();
   const auto inventory = inventory_reactor(*stocks_);

@@ -43,6 +43,15 @@ result<void> ensure_queue_consumer(reactor_member_state& s) {
   return made;
 }
 
+// Gives a delivery back to the server for another member (a stopping member). Delayed past this
+// member's own pull requests, still open on the server for up to pull_expires: an immediate -NAK
+// was delivered straight back to them, and dropped, until AckWait.
+void hand_back(const reactor_member_state& s, const char* reply) {
+  const auto delay =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(s.opts.pull_expires + milliseconds(200));
+  ack(s.nc, reply, fmt::format("-NAK {{\"delay\": {}}}", delay.count()));
+}
+
 }  // namespace
 
 void reactor_member_state::run_queue() {
@@ -68,7 +77,11 @@ void reactor_member_state::run_queue() {
     pull_fetcher::delivery d;
     auto got = pull.next(d);
     if (got == pull_fetcher::outcome::closed) break;
-    if (got != pull_fetcher::outcome::message || stop) continue;  // unacked: redelivered
+    if (got != pull_fetcher::outcome::message) continue;
+    if (stop) {
+      hand_back(*this, natsMsg_GetReply(d.msg.get()));
+      continue;
+    }
     const auto sequence = d.meta.n.stream_sequence;
     position.store(std::max(position.load(), sequence), std::memory_order_relaxed);
     pending.store(d.meta.n.pending, std::memory_order_relaxed);
@@ -157,7 +170,7 @@ void aggregate_lines::resume_queued(std::uint64_t sequence) {
   if (it == queued_.end()) return;  // abandoned meanwhile
   auto& q = it->second;
   if (s_.stopping.load()) {
-    ack(s_.nc, q.item.e.reply, "-NAK");  // to another member at once
+    hand_back(s_, q.item.e.reply);  // to another member
     settle(q.item, false);
     queued_.erase(it);
     return;
@@ -180,7 +193,7 @@ void aggregate_lines::resume_queued(std::uint64_t sequence) {
 
 void aggregate_lines::abandon_queued() {
   for (auto& [sequence, q] : queued_) {
-    ack(s_.nc, q.item.e.reply, "-NAK");  // to another member at once
+    hand_back(s_, q.item.e.reply);  // to another member
     settle(q.item, false);
   }
   queued_.clear();
