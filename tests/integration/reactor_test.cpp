@@ -30,7 +30,8 @@ TEST_F(reactor_test, SingleMemberHandlesEveryEventOnceAndResumesFromItsCheckpoin
   EXPECT_EQ(first_handling_violation(rec.events()), "");
   EXPECT_EQ(m->partitions().size(), 64u);
   const auto text = metrics::render_prometheus(registry);
-  EXPECT_NE(text.find("jetsource_reactor_handled_total{reactor=\"audit\"} 240"), std::string::npos)
+  EXPECT_NE(text.find("jetsource_reactor_handled_total{reactor=\"audit\"} 240"),
+            std::string::npos)
       << text;
   EXPECT_NE(text.find("jetsource_reactor_partitions{reactor=\"audit\"} 64"), std::string::npos);
   EXPECT_NE(text.find("jetsource_reactor_parked{reactor=\"audit\"} 0"), std::string::npos);
