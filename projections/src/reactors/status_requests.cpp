@@ -21,22 +21,26 @@ using std::chrono::milliseconds;
 
 // Member liveness for a reader that watches nothing. Members rewrite their key every lease/3;
 // the group itself calls a member gone once its key is unchanged for a lease on the observer's
-// clock. The reader judges the same way, within lease/2: a key the server stored at most lease/2
-// ago (by the reader's wall clock) is live, one older than two leases is gone (room for clock
-// skew between reader and server), and one in between is watched on the reader's monotonic
-// clock: live when it changes within lease/2, gone otherwise (a SIGKILLed member shows for
-// about lease/2, not two leases).
+// clock. The reader judges the same way: a key the server stored at most lease/2 ago (by the
+// reader's wall clock) is live, one older than two leases is gone (room for clock skew between
+// reader and server), and one in between is watched on the reader's monotonic clock: live when
+// it changes, gone once it has been unchanged for a lease (its age plus the watch; at least
+// lease/4 of watching, against skew). A SIGKILLed member shows for about one lease, not two.
 enum class liveness { live, gone, unsure };
 
 std::int64_t lease_ns_of(const member_value& m) {
   return std::max<std::int64_t>(m.lease_ms, 1000) * 1'000'000;
 }
 
-liveness by_age(const group_bucket::entry& e, const member_value& m) {
+std::int64_t age_ns(const group_bucket::entry& e) {
   const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-  const auto age = now_ns - e.created_ns;
+  return now_ns - e.created_ns;
+}
+
+liveness by_age(const group_bucket::entry& e, const member_value& m) {
+  const auto age = age_ns(e);
   if (age <= lease_ns_of(m) / 2) return liveness::live;
   if (age >= 2 * lease_ns_of(m)) return liveness::gone;
   return liveness::unsure;
@@ -46,6 +50,7 @@ struct unsure_member {
   std::string key;
   std::uint64_t revision = 0;
   member_value m;
+  std::int64_t watch_ns = 0;  // how long to watch it: max(lease - age, lease/4)
 };
 
 // Watches the unsure members' keys (see above); returns those that changed, as they are now.
@@ -61,7 +66,7 @@ result<std::vector<member_value>> confirm_live(const group_bucket& bucket,
         JETSOURCE_TRY(m, decode_member(e->value));
         live.push_back(std::move(m));
         it = unsure.erase(it);
-      } else if (!e || waited >= std::chrono::nanoseconds(lease_ns_of(it->m) / 2)) {
+      } else if (!e || waited >= std::chrono::nanoseconds(it->watch_ns)) {
         it = unsure.erase(it);  // deleted (a graceful stop), or not renewed: gone
       } else {
         ++it;
@@ -112,9 +117,12 @@ result<reactor_status> read_reactor_status(const connection& conn, std::string_v
         case liveness::live:
           add_member(m);
           break;
-        case liveness::unsure:
-          unsure.push_back({key, e->revision, std::move(m)});
+        case liveness::unsure: {
+          const auto lease = lease_ns_of(m);
+          const auto watch = std::max(lease - age_ns(*e), lease / 4);
+          unsure.push_back({key, e->revision, std::move(m), watch});
           break;
+        }
         case liveness::gone:
           break;
       }
