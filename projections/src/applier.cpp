@@ -1,5 +1,8 @@
 // detail: the apply path shared by the projector's workers and the testing helper.
 #include "applier.hpp"
+
+#include <jetsource/detail/commit_events.hpp>
+
 #include "wire/headers.hpp"
 
 #include "log.hpp"
@@ -137,31 +140,21 @@ result<void> applier::run_handlers(projection_context& cx, const envelope& e,
   if (!any) return success();
   std::string type;
   try {
-    json_reader ar(e.body);
-    ar.setNextName("events");
-    ar.startNode();
-    cereal::size_type n = 0;
-    ar.loadSize(n);
-    if (n != e.version - e.first_version + 1)
-      return make_error(errc::decode_failed, "the body has {} events, Es-Events names {}", n,
-                        e.version - e.first_version + 1);
-    for (cereal::size_type i = 0; i < n; ++i) {
-      ar.startNode();
-      int schema = 0;
-      ar(cereal::make_nvp("type", type), cereal::make_nvp("v", schema));
-      if (const auto* h = projection_.handler(type)) {
-        cx.set_version(e.first_version + i);
-        auto r = (*h)(cx, schema, ar);
-        if (!r) {
-          failed_type = type;
-          error named = std::move(r).error();
-          named.message = fmt::format("{}: {}", type, named.message);
-          return named;
-        }
-      }
-      ar.finishNode();
-    }
-    return success();
+    return for_each_commit_event(
+        e.body, e.version - e.first_version + 1, type,
+        [&](std::size_t i, std::string_view t, int schema, json_reader& ar) -> result<void> {
+          const auto* h = projection_.handler(t);
+          if (h == nullptr) return success();
+          cx.set_version(e.first_version + i);
+          auto r = (*h)(cx, schema, ar);
+          if (!r) {
+            failed_type = t;
+            error named = std::move(r).error();
+            named.message = fmt::format("{}: {}", t, named.message);
+            return named;
+          }
+          return success();
+        });
   } catch (const std::exception& x) {
     failed_type = type;
     return make_error(errc::decode_failed, "{}: {}", type.empty() ? "commit body" : type, x.what());

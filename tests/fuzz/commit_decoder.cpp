@@ -12,6 +12,7 @@
 #include <bank/account.hpp>
 #include <order_system/order.hpp>
 
+#include <jetsource/detail/commit_events.hpp>
 #include <jetsource/detail/personal_codec.hpp>
 #include <jetsource/event.hpp>
 
@@ -83,24 +84,18 @@ void decode_one(std::string_view type, int schema, json_reader& ar) {
   }
 }
 
-// The projector's walk over a body (applier::run_handlers): `named` events per Es-Events.
+// The projector's and the reactors' walk over a body (detail::for_each_commit_event): `named`
+// events per Es-Events; a mismatch is their decode_failed.
 template <class Variant>
 void project(std::string_view body, std::size_t named) {
+  const auto decode = [](std::size_t, std::string_view type, int schema,
+                         json_reader& ar) -> jetsource::result<void> {
+    decode_one<Variant>(type, schema, ar);
+    return jetsource::success();
+  };
   try {
-    json_reader ar(body);
-    ar.setNextName("events");
-    ar.startNode();
-    cereal::size_type n = 0;
-    ar.loadSize(n);
-    if (n != named) return;  // decode_failed: the body and Es-Events disagree
-    for (cereal::size_type i = 0; i < n; ++i) {
-      ar.startNode();
-      std::string type;
-      int schema = 0;
-      ar(cereal::make_nvp("type", type), cereal::make_nvp("v", schema));
-      decode_one<Variant>(type, schema, ar);
-      ar.finishNode();
-    }
+    std::string type;
+    (void)jetsource::detail::for_each_commit_event(body, named, type, decode);
   } catch (const std::exception&) {  // decode_failed (dead letter)
   }
 }

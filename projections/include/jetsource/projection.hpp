@@ -19,6 +19,7 @@
 #pragma once
 
 #include <jetsource/aggregate.hpp>
+#include <jetsource/detail/event_handler.hpp>
 #include <jetsource/event.hpp>  // with detail/codec.hpp
 #include <jetsource/event_store.hpp>
 #include <jetsource/migrations.hpp>
@@ -82,8 +83,7 @@ class projection_context {
 class projection {
  public:
   /// Decodes the current event node's "data" as the handler's type and runs the handler.
-  using erased_handler =
-      std::function<result<void>(projection_context&, int schema_version, detail::json_reader&)>;
+  using erased_handler = detail::erased_event_handler<projection_context>;
 
   /// `name`: letters, digits, '_' and '-' (it names the consumer and the database file).
   /// `version` >= 1.
@@ -128,18 +128,8 @@ class projection {
   projection& on(F handler) {
     static_assert(std::is_invocable_v<F&, projection_context&, const E&>,
                   "handler must be callable as handler(projection_context&, const E&)");
-    handlers_[std::string(E::type_name)] = [h = std::move(handler)](
-                                               projection_context& cx, int v,
-                                               detail::json_reader& ar) mutable -> result<void> {
-      auto e = detail::decode_event<E>(v, ar);
-      if (!e) return std::move(e).error();
-      if constexpr (std::is_void_v<std::invoke_result_t<F&, projection_context&, const E&>>) {
-        h(cx, e.value());
-        return success();
-      } else {
-        return h(cx, e.value());
-      }
-    };
+    handlers_[std::string(E::type_name)] =
+        detail::erase_event_handler<E, projection_context>(std::move(handler));
     return *this;
   }
 

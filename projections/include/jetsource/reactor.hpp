@@ -33,6 +33,7 @@
 
 #include <jetsource/aggregate.hpp>
 #include <jetsource/connection.hpp>
+#include <jetsource/detail/event_handler.hpp>
 #include <jetsource/event.hpp>  // with detail/codec.hpp
 #include <jetsource/event_store.hpp>
 #include <jetsource/metrics.hpp>
@@ -206,8 +207,7 @@ struct reactor_status {
 class reactor {
  public:
   /// Decodes the current event node's "data" as the handler's type and runs the handler.
-  using erased_handler =
-      std::function<result<void>(reaction_context&, int schema_version, detail::json_reader&)>;
+  using erased_handler = detail::erased_event_handler<reaction_context>;
 
   /// `name`: letters, digits, '_' and '-' (it names the group's bucket and consumers).
   explicit reactor(std::string name) : name_(std::move(name)) {}
@@ -232,18 +232,8 @@ class reactor {
   reactor& on(F handler) {
     static_assert(std::is_invocable_v<F&, reaction_context&, const E&>,
                   "handler must be callable as handler(reaction_context&, const E&)");
-    handlers_[std::string(E::type_name)] = [h = std::move(handler)](
-                                               reaction_context& cx, int v,
-                                               detail::json_reader& ar) mutable -> result<void> {
-      auto e = detail::decode_event<E>(v, ar);
-      if (!e) return std::move(e).error();
-      if constexpr (std::is_void_v<std::invoke_result_t<F&, reaction_context&, const E&>>) {
-        h(cx, e.value());
-        return success();
-      } else {
-        return h(cx, e.value());
-      }
-    };
+    handlers_[std::string(E::type_name)] =
+        detail::erase_event_handler<E, reaction_context>(std::move(handler));
     return *this;
   }
 

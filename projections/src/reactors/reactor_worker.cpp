@@ -1,7 +1,7 @@
 // detail: one reactor worker's aggregate lines (see reactor_worker.hpp).
 #include "reactors/reactor_worker.hpp"
 
-#include <jetsource/detail/json_reader.hpp>
+#include <jetsource/detail/commit_events.hpp>
 
 #include "log.hpp"
 
@@ -150,6 +150,28 @@ aggregate_lines::outcome aggregate_lines::attempt(const std::string& key, line& 
   return outcome::parked;
 }
 
+reaction_context aggregate_lines::context_of(const reactor_item& item, std::size_t index,
+                                             std::uint64_t version, int attempt) {
+  const auto& e = item.e;
+  reaction_context::origin o;
+  o.reactor = s_.r.name();
+  o.aggregate_type = e.aggregate_type;
+  o.aggregate_id = e.aggregate_id;
+  o.version = version;
+  o.sequence = e.sequence;
+  o.event_index = index;
+  o.commit_id = e.msg_id;
+  o.timestamp = e.timestamp;
+  o.correlation_id = e.correlation_id;
+  o.causation_id = e.causation_id;
+  o.partition = item.partition;
+  o.epoch = item.epoch;
+  o.attempt = attempt;
+  const std::uint32_t p = item.partition;
+  const std::uint64_t epoch = item.epoch;
+  return reaction_context(o, [this, p, epoch] { return s_.owned->holds(p, epoch); });
+}
+
 std::optional<aggregate_lines::failure> aggregate_lines::run_events(line& l,
                                                                     const reactor_item& item) {
   const auto& e = item.e;
@@ -158,46 +180,28 @@ std::optional<aggregate_lines::failure> aggregate_lines::run_events(line& l,
   if (e.version <= l.last_version) return std::nullopt;  // handled in this tenure already
   std::string type;
   std::uint64_t version = e.first_version;
+  std::optional<failure> failed;
   try {
-    json_reader ar(e.body);
-    ar.setNextName("events");
-    ar.startNode();
-    cereal::size_type n = 0;
-    ar.loadSize(n);
-    if (n != e.version - e.first_version + 1)
-      return failure{make_error(errc::decode_failed, "the body has {} events, Es-Events names {}",
-                                n, e.version - e.first_version + 1),
-                     e.version, ""};
-    for (cereal::size_type i = 0; i < n; ++i, ++version) {
-      ar.startNode();
-      int schema = 0;
-      ar(cereal::make_nvp("type", type), cereal::make_nvp("v", schema));
-      const auto* h = s_.r.handler(type);
-      if (h != nullptr && version > l.last_version) {
-        reaction_context::origin o;
-        o.reactor = s_.r.name();
-        o.aggregate_type = e.aggregate_type;
-        o.aggregate_id = e.aggregate_id;
-        o.version = version;
-        o.sequence = e.sequence;
-        o.event_index = i;
-        o.commit_id = e.msg_id;
-        o.timestamp = e.timestamp;
-        o.correlation_id = e.correlation_id;
-        o.causation_id = e.causation_id;
-        o.partition = item.partition;
-        o.epoch = item.epoch;
-        o.attempt = l.attempt + 1;
-        const std::uint32_t p = item.partition;
-        const std::uint64_t epoch = item.epoch;
-        reaction_context cx(o, [this, p, epoch] { return s_.owned->holds(p, epoch); });
-        auto r = (*h)(cx, schema, ar);
-        if (!r) return failure{std::move(r).error(), version, type};
-        s_.handled.fetch_add(1, std::memory_order_relaxed);
-      }
-      l.last_version = std::max(l.last_version, version);
-      ar.finishNode();
-    }
+    auto walked = for_each_commit_event(
+        e.body, e.version - e.first_version + 1, type,
+        [&](std::size_t i, std::string_view t, int schema, json_reader& ar) -> result<void> {
+          version = e.first_version + i;
+          const auto* h = s_.r.handler(t);
+          if (h != nullptr && version > l.last_version) {
+            auto cx = context_of(item, i, version, l.attempt + 1);
+            auto r = (*h)(cx, schema, ar);
+            if (!r) {
+              failed = failure{std::move(r).error(), version, std::string(t)};
+              return make_error(errc::internal, "handler failed");  // stops the walk
+            }
+            s_.handled.fetch_add(1, std::memory_order_relaxed);
+          }
+          l.last_version = std::max(l.last_version, version);
+          ++version;  // a body that breaks from here on fails at the next event
+          return success();
+        });
+    if (failed) return failed;
+    if (!walked) return failure{std::move(walked).error(), e.version, ""};
     return std::nullopt;
   } catch (const std::exception& x) {
     return failure{
@@ -292,6 +296,7 @@ void aggregate_lines::serve_request(const park_value& rec, std::uint64_t revisio
 }
 
 void aggregate_lines::abandon(std::optional<std::uint32_t> p) {
+  if (!p) abandon_queued();
   for (auto it = lines_.begin(); it != lines_.end();) {
     auto& l = it->second;
     if ((p && l.partition != *p) || l.waiting.empty()) {

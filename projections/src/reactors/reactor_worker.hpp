@@ -13,8 +13,10 @@
 #include "applier.hpp"  // key_map, aggregate_key
 #include "reactors/member_state.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <optional>
 #include <random>
 #include <string>
@@ -30,11 +32,12 @@ class aggregate_lines {
   void resume(const std::string& key, std::uint64_t gen);
   void load_parked(const park_value& rec, std::uint64_t revision, std::uint64_t epoch);
   void serve_request(const park_value& rec, std::uint64_t revision, std::uint64_t epoch);
-  /// Queue mode: handles one delivery with its retries (no order, no parking), then acks it
-  /// or writes its dead record (queue_mode.cpp).
+  /// Queue mode: handles one delivery (no order, no parking), then acks it or writes its dead
+  /// record; a failed attempt is retried after a backoff as a delayed task of this worker, so
+  /// that other deliveries flow meanwhile (queue_mode.cpp).
   void handle_queued(reactor_item& item);
   /// Reports the waiting items of lines of partition `p` (all when nullopt) as abandoned and
-  /// forgets those lines.
+  /// forgets those lines; with nullopt also the queue-mode deliveries waiting for a retry.
   void abandon(std::optional<std::uint32_t> p);
 
  private:
@@ -53,6 +56,12 @@ class aggregate_lines {
     bool resolving = false;           // a retry/skip runs: delete the record once drained
     bool abandoned = false;           // its waiting commits were given up: so are its later ones
   };
+  /// Queue mode: a delivery between two attempts.
+  struct queued_delivery {
+    reactor_item item;
+    line l;  // its attempts and the events of the commit already handled
+    std::chrono::steady_clock::time_point due, last_progress;  // next attempt, last +WPI
+  };
   enum class outcome { settled, retry_later, parked };
   struct failure {
     error why;
@@ -69,15 +78,25 @@ class aggregate_lines {
   /// abandoned) or the self-fence is up for now (a resume is scheduled).
   bool may_run(const std::string& key, line& l, std::string_view id);
   outcome attempt(const std::string& key, line& l, reactor_item& item);
+  reaction_context context_of(const reactor_item& item, std::size_t index, std::uint64_t version,
+                              int attempt);
   /// Runs the handlers of the commit's events above l.last_version.
   std::optional<failure> run_events(line& l, const reactor_item& item);
   result<void> write_park(const std::string& key, line& l, const reactor_item& item,
                           const failure& f);
   void settle(const reactor_item& item, bool settled);
   std::chrono::milliseconds backoff(int attempt);
+  /// Queue mode: one attempt of q; true when the delivery is done with (acked, or left to
+  /// redelivery), false when it waits for q.due.
+  bool attempt_queued(queued_delivery& q);
+  /// Queue mode: wakes the delivery `sequence` at its due time, or earlier to send +WPI.
+  void schedule_queued(std::uint64_t sequence);
+  void resume_queued(std::uint64_t sequence);
+  void abandon_queued();
 
   reactor_member_state& s_;
   key_map<line> lines_;
+  std::map<std::uint64_t, queued_delivery> queued_;  // queue mode, by stream sequence
   std::minstd_rand jitter_;
   std::uint64_t next_gen_ = 1;
 };

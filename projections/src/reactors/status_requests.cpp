@@ -19,14 +19,62 @@ namespace {
 using namespace detail;
 using std::chrono::milliseconds;
 
-// A member key counts as live (for a reader that watches nothing) when the server stored it
-// less than two of its leases ago: members rewrite it every lease/3.
-bool looks_live(const group_bucket::entry& e, const member_value& m) {
+// Member liveness for a reader that watches nothing. Members rewrite their key every lease/3;
+// the group itself calls a member gone once its key is unchanged for a lease on the observer's
+// clock. The reader judges the same way: a key the server stored at most lease/2 ago (by the
+// reader's wall clock) is live, one older than two leases is gone (room for clock skew between
+// reader and server), and one in between is watched on the reader's monotonic clock: live when
+// it changes, gone once it has been unchanged for a lease (its age plus the watch; at least
+// lease/4 of watching, against skew). A SIGKILLed member shows for about one lease, not two.
+enum class liveness { live, gone, unsure };
+
+std::int64_t lease_ns_of(const member_value& m) {
+  return std::max<std::int64_t>(m.lease_ms, 1000) * 1'000'000;
+}
+
+std::int64_t age_ns(const group_bucket::entry& e) {
   const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-  const std::int64_t lease_ns = std::max<std::int64_t>(m.lease_ms, 1000) * 1'000'000;
-  return now_ns - e.created_ns < 2 * lease_ns;
+  return now_ns - e.created_ns;
+}
+
+liveness by_age(const group_bucket::entry& e, const member_value& m) {
+  const auto age = age_ns(e);
+  if (age <= lease_ns_of(m) / 2) return liveness::live;
+  if (age >= 2 * lease_ns_of(m)) return liveness::gone;
+  return liveness::unsure;
+}
+
+struct unsure_member {
+  std::string key;
+  std::uint64_t revision = 0;
+  member_value m;
+  std::int64_t watch_ns = 0;  // how long to watch it: max(lease - age, lease/4)
+};
+
+// Watches the unsure members' keys (see above); returns those that changed, as they are now.
+result<std::vector<member_value>> confirm_live(const group_bucket& bucket,
+                                               std::vector<unsure_member> unsure) {
+  std::vector<member_value> live;
+  const auto started = std::chrono::steady_clock::now();
+  while (!unsure.empty()) {
+    for (auto it = unsure.begin(); it != unsure.end();) {
+      JETSOURCE_TRY(e, bucket.get(it->key));
+      const auto waited = std::chrono::steady_clock::now() - started;
+      if (e && e->revision != it->revision) {
+        JETSOURCE_TRY(m, decode_member(e->value));
+        live.push_back(std::move(m));
+        it = unsure.erase(it);
+      } else if (!e || waited >= std::chrono::nanoseconds(it->watch_ns)) {
+        it = unsure.erase(it);  // deleted (a graceful stop), or not renewed: gone
+      } else {
+        ++it;
+      }
+    }
+    if (!unsure.empty()) std::this_thread::sleep_for(milliseconds(50));
+  }
+  return live;
 }
 
 struct opened {
@@ -55,14 +103,29 @@ result<reactor_status> read_reactor_status(const connection& conn, std::string_v
   JETSOURCE_TRY(keys, g.bucket.keys());
   std::optional<std::uint64_t> lowest;
   std::uint32_t leases = 0;
+  std::vector<unsure_member> unsure;
+  const auto add_member = [&st](const member_value& m) {
+    st.members.push_back({m.instance, m.host, m.pid, m.partitions, m.position, m.pending});
+    st.pending = std::max(st.pending, m.pending);
+  };
   for (const auto& key : keys) {
     JETSOURCE_TRY(e, g.bucket.get(key));
     if (!e) continue;
     if (key.starts_with("member.")) {
       JETSOURCE_TRY(m, decode_member(e->value));
-      if (!looks_live(*e, m)) continue;
-      st.members.push_back({m.instance, m.host, m.pid, m.partitions, m.position, m.pending});
-      st.pending = std::max(st.pending, m.pending);
+      switch (by_age(*e, m)) {
+        case liveness::live:
+          add_member(m);
+          break;
+        case liveness::unsure: {
+          const auto lease = lease_ns_of(m);
+          const auto watch = std::max(lease - age_ns(*e), lease / 4);
+          unsure.push_back({key, e->revision, std::move(m), watch});
+          break;
+        }
+        case liveness::gone:
+          break;
+      }
     } else if (key.starts_with("lease.")) {
       JETSOURCE_TRY(l, decode_lease(e->value));
       lowest = std::min(lowest.value_or(l.checkpoint), l.checkpoint);
@@ -75,6 +138,8 @@ result<reactor_status> read_reactor_status(const connection& conn, std::string_v
       ++st.dead_letters;
     }
   }
+  JETSOURCE_TRY(confirmed, confirm_live(g.bucket, std::move(unsure)));
+  for (const auto& m : confirmed) add_member(m);
   if (g.meta.mode == "queue") {
     // One shared durable: what it has acknowledged is handled (or recorded dead).
     consumer_info_ptr holder;
