@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 namespace bench {
@@ -89,13 +92,13 @@ void delete_consumer(const env& e, const std::string& stream, const std::string&
 // -- the plain nats.c pull loop (raw baselines) ------------------------------------------------
 
 raw_puller::raw_puller(const env& e, const std::string& stream, const std::string& consumer, int b,
-                       bool ack_all)
+                       bool ack_all, std::int64_t max_ack_pending)
     : nc(e.raw_nc), batch(b) {
   jsConsumerConfig cfg;
   jsConsumerConfig_Init(&cfg);
   cfg.Durable = consumer.c_str();
   cfg.AckPolicy = ack_all ? js_AckAll : js_AckExplicit;
-  cfg.MaxAckPending = 20'000;
+  cfg.MaxAckPending = max_ack_pending;
   cfg.MaxDeliver = -1;
   jsConsumerInfo* ci = nullptr;
   jsErrCode code{};
@@ -240,6 +243,91 @@ double raw_sqlite(const std::filesystem::path& file, std::int64_t events, int ac
     db.exec("COMMIT");
   }
   return static_cast<double>(events) / seconds_since(t0);
+}
+
+// -- the like-for-like raw pipeline ------------------------------------------------------------
+
+double raw_pipeline(const env& e, const std::string& stream, std::uint64_t events,
+                    const std::filesystem::path& file, const pipeline_options& o) {
+  double rate = 0;
+  {
+    raw_db db(file, o.synchronous_off);
+    sqlite3_stmt* dedup = nullptr;  // only a higher stream sequence updates the row
+    db.prepare(
+        "INSERT INTO applied_versions VALUES ('Account', ?1, 1, ?2) ON CONFLICT "
+        "(aggregate_type, aggregate_id) DO UPDATE SET sequence = excluded.sequence "
+        "WHERE excluded.sequence > applied_versions.sequence",
+        &dedup);
+    raw_puller puller(e, stream, "raw-pipeline", o.batch, true, o.max_buffered);
+    std::mutex mutex;  // guards queue, failed
+    std::condition_variable ready;
+    std::deque<natsMsg*> queue;
+    bool failed = false;
+    auto t0 = clock_type::now();
+    std::thread fetcher([&] {
+      std::vector<natsMsg*> got;
+      for (std::uint64_t fetched = 0; fetched < events;) {
+        natsMsg* m = puller.next(5000);
+        if (!m) break;
+        got.push_back(m);
+        while (got.size() < 256 && fetched + got.size() < events && (m = puller.next(0)))
+          got.push_back(m);
+        fetched += got.size();
+        {
+          std::lock_guard lk(mutex);
+          queue.insert(queue.end(), got.begin(), got.end());
+        }
+        ready.notify_one();
+        got.clear();
+      }
+      std::lock_guard lk(mutex);
+      failed = true;  // the writer stops waiting once the queue is empty
+      ready.notify_one();
+    });
+    std::vector<natsMsg*> group;
+    std::uint64_t applied = 0;
+    while (applied < events) {
+      {
+        std::unique_lock lk(mutex);
+        ready.wait(lk, [&] { return !queue.empty() || failed; });
+        if (queue.empty()) break;
+        const auto n = std::min(queue.size(), o.max_group);
+        group.assign(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
+        queue.erase(queue.begin(), queue.begin() + static_cast<std::ptrdiff_t>(n));
+      }
+      db.exec("BEGIN IMMEDIATE");
+      for (natsMsg* m : group) {
+        std::string_view subject = natsMsg_GetSubject(m);
+        auto id = subject.substr(subject.rfind('.') + 1);
+        sqlite3_bind_text(dedup, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+        sqlite3_bind_int64(dedup, 2, static_cast<sqlite3_int64>(stream_sequence(m)));
+        if (sqlite3_step(dedup) != SQLITE_DONE) throw failure(sqlite3_errmsg(db.db));
+        sqlite3_reset(dedup);
+        if (sqlite3_changes(db.db) == 0) continue;  // applied before
+        sqlite3_bind_text(db.balance, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+        sqlite3_bind_int64(db.balance, 2, 100);
+        if (sqlite3_step(db.balance) != SQLITE_DONE) throw failure(sqlite3_errmsg(db.db));
+        sqlite3_reset(db.balance);
+      }
+      db.exec("COMMIT");
+      puller.ack(group.back());  // AckPolicy All: covers the group and all before it
+      applied += group.size();
+      for (natsMsg* m : group) natsMsg_Destroy(m);
+    }
+    fetcher.join();
+    {
+      std::lock_guard lk(mutex);
+      for (natsMsg* m : queue) natsMsg_Destroy(m);
+    }
+    sqlite3_finalize(dedup);
+    if (applied < events)
+      throw failure(fmt::format("raw pipeline: no message for 5 s after {}", applied));
+    natsConnection_FlushTimeout(e.raw_nc, 5000);
+    rate = static_cast<double>(events) / seconds_since(t0);
+  }
+  natsConnection_Flush(e.raw_nc);
+  delete_consumer(e, stream, "raw-pipeline");
+  return rate;
 }
 
 temp_files::temp_files() {

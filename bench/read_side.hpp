@@ -62,7 +62,7 @@ struct raw_puller {
 
   /// `ack_all`: the consumer acks cumulatively (AckPolicy All) instead of per message.
   raw_puller(const env& e, const std::string& stream, const std::string& consumer, int b,
-             bool ack_all = false);
+             bool ack_all = false, std::int64_t max_ack_pending = 20'000);
   ~raw_puller() { natsSubscription_Destroy(sub); }
   raw_puller(const raw_puller&) = delete;
   raw_puller& operator=(const raw_puller&) = delete;
@@ -82,6 +82,23 @@ std::uint64_t stream_sequence(natsMsg* m);
 /// one ack per `batch` messages (and on the last), what jetsource's cumulative acks do at most.
 double raw_fetch_ack(const env& e, const std::string& stream, std::uint64_t events,
                      int batch = 1000, bool ack_all = false);
+
+/// The like-for-like raw pipeline (issue 17 §3): the program a user would write instead of a
+/// projector. One thread pulls (plain nats.c, the hand-driven loop above, two requests of
+/// `batch` in flight, on a new AckPolicy All consumer "raw-pipeline" with MaxAckPending
+/// `max_buffered`) and hands the messages over; another runs plain SQLite (raw_db, the
+/// projection's pragmas) in group commits of up to `max_group`: per message a dedup row per
+/// aggregate that only a higher stream sequence updates and, when it did, the balance upsert;
+/// after each commit one cumulative `+ACK` (the group's last message). The amount is the fill's
+/// (100): the loop decodes no body. Returns events/s over the first `events` messages.
+struct pipeline_options {
+  int batch = 500;
+  std::size_t max_group = 2000;
+  std::int64_t max_buffered = 20'000;
+  bool synchronous_off = false;
+};
+double raw_pipeline(const env& e, const std::string& stream, std::uint64_t events,
+                    const std::filesystem::path& file, const pipeline_options& o);
 
 /// Plain SQLite with the projection's pragmas (1 KiB pages, WAL, 64 MiB cache, checkpoint every
 /// 40k pages) and the same two tables: the balances and a dedup row per aggregate.

@@ -7,23 +7,33 @@
 
 namespace jetsource::detail {
 
+std::deque<ack_tracker::delivery>::iterator ack_tracker::find(std::uint64_t sequence) {
+  return std::lower_bound(window_.begin(), window_.end(), sequence,
+                          [](const delivery& d, std::uint64_t s) { return d.sequence < s; });
+}
+
 void ack_tracker::delivered(std::uint64_t sequence, const ack_meta& meta) {
   if (prefix_.empty()) {
     prefix_ = meta.prefix;
     suffix_ = meta.suffix;
   }
-  if (auto [it, added] = window_.try_emplace(sequence, delivery{meta.n});
-      !added && it->second.stale)
-    it->second = delivery{meta.n, it->second.committed};
+  if (window_.empty() || window_.back().sequence < sequence) {
+    window_.push_back(delivery{sequence, meta.n});
+  } else if (auto it = find(sequence); it == window_.end() || it->sequence != sequence) {
+    window_.insert(it, delivery{sequence, meta.n});
+  } else if (it->stale) {
+    *it = delivery{sequence, meta.n, it->committed};
+  }
   last_delivered_ = std::max(last_delivered_, sequence);
 }
 
 void ack_tracker::committed(std::uint64_t sequence) {
-  if (auto it = window_.find(sequence); it != window_.end()) it->second.committed = true;
+  if (auto it = find(sequence); it != window_.end() && it->sequence == sequence)
+    it->committed = true;
 }
 
 void ack_tracker::consumer_recreated() {
-  for (auto& [seq, d] : window_) d.stale = true;
+  for (auto& d : window_) d.stale = true;
   to_ack_.reset();
   prefix_.clear();
   suffix_.clear();
@@ -36,12 +46,11 @@ void ack_tracker::reset(std::uint64_t mark) {
 }
 
 std::uint64_t ack_tracker::advance() {
-  while (!window_.empty() && window_.begin()->second.committed) {
-    if (!window_.begin()->second.stale)
-      to_ack_.emplace(window_.begin()->first, window_.begin()->second.n);
-    window_.erase(window_.begin());
+  while (!window_.empty() && window_.front().committed) {
+    if (!window_.front().stale) to_ack_.emplace(window_.front().sequence, window_.front().n);
+    window_.pop_front();
   }
-  mark_ = std::max(mark_, window_.empty() ? last_delivered_ : window_.begin()->first - 1);
+  mark_ = std::max(mark_, window_.empty() ? last_delivered_ : window_.front().sequence - 1);
   return mark_;
 }
 

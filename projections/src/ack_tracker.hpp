@@ -9,7 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <map>
+#include <deque>
 #include <optional>
 #include <string>
 #include <utility>
@@ -52,11 +52,16 @@ class ack_tracker {
 
  private:
   struct delivery {
+    std::uint64_t sequence = 0;  // stream sequence
     ack_numbers n;
     bool committed = false;
     bool stale = false;  // delivered by a consumer since recreated
   };
-  std::map<std::uint64_t, delivery> window_;  // by stream sequence, above the mark
+  // The window, sorted by stream sequence: deliveries come in order, so a delivery is appended
+  // and the committed prefix popped (no node per message, as a std::map had: issue 17 §3); a
+  // redelivery out of order is inserted in its place.
+  std::deque<delivery> window_;
+  std::deque<delivery>::iterator find(std::uint64_t sequence);
   std::optional<std::pair<std::uint64_t, ack_numbers>> to_ack_;
   std::string prefix_, suffix_;  // of this consumer's ack subjects
   std::uint64_t mark_ = 0, last_delivered_ = 0;

@@ -115,6 +115,7 @@ void applier::release_held(const std::function<void(const envelope&)>& f) {
 result<std::uint64_t*> applier::version_of(sqlite::transaction& tx, std::string_view key,
                                            const envelope& e) {
   if (auto it = versions_.find(key); it != versions_.end()) return &it->second;
+  if (complete_) return &versions_.emplace(std::string(key), 0).first->second;
   JETSOURCE_TRY(row, tx.query_one("SELECT version FROM applied_versions "
                                   "WHERE aggregate_type = ?1 AND aggregate_id = ?2",
                                   e.aggregate_type, e.aggregate_id));
@@ -306,9 +307,17 @@ result<void> applier::process_waiting(pass& p, std::string_view key, std::uint64
 result<batch_outcome> applier::apply(sqlite::database& db, std::vector<envelope>& batch,
                                      std::uint64_t applied_sequence) {
   // The version cache is bounded between transactions (pass::undo points into it).
-  if (versions_.size() >= max_cached_) versions_.clear();
+  if (versions_.size() >= max_cached_) {
+    versions_.clear();
+    complete_ = false;
+  }
   for (bool guarded : {false, true}) {
     JETSOURCE_TRY(tx, db.begin());
+    if (!probed_) {
+      JETSOURCE_TRY(row, tx.query_one("SELECT EXISTS (SELECT 1 FROM applied_versions)"));
+      complete_ = row && row->get<std::int64_t>(0) == 0 && versions_.empty();
+      probed_ = true;
+    }
     pass p{tx, utc_now(), guarded};
     result<void> r = success();
     for (auto& e : batch) {

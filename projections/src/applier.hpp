@@ -72,10 +72,13 @@ bool is_transient(const error& e) noexcept;
 bool not_the_message(const error& e) noexcept;
 
 /// Hash and equality that also take a string_view: the maps below are looked up with a key
-/// built in a reused buffer, without allocating.
+/// built in a reused buffer, without allocating. Deliberately not noexcept: libstdc++ then keeps
+/// each node's hash code, so a lookup compares codes instead of hashing every other key of the
+/// bucket again through its heap-allocated string (the version cache's find was 37% of a
+/// projector worker's samples with 50,000 aggregates: issue 17 §3, docs/performance.md).
 struct key_hash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
+  std::size_t operator()(std::string_view s) const {  // NOLINT(performance-noexcept-*)
     return std::hash<std::string_view>{}(s);
   }
 };
@@ -149,7 +152,13 @@ class applier {
   std::size_t max_cached_;
   key_map<std::uint64_t> versions_;  // key -> last applied version (committed, or in the open
                                      // transaction, with its undo log in the pass)
-  key_set parked_;                   // keys with dead letters
+  // applied_versions was empty when this applier first looked, and versions_ was never cleared
+  // since: every row of its aggregates was written through versions_, so a key missing there
+  // has no row (version 0) and is not looked up (a fresh projection or a rebuild: one query
+  // per aggregate less). Only the applier of an aggregate writes its row (retries included).
+  bool complete_ = false;
+  bool probed_ = false;
+  key_set parked_;  // keys with dead letters
   // key -> first_version -> the held message
   key_map<std::map<std::uint64_t, envelope>> held_;
   std::size_t held_count_ = 0;
