@@ -3,9 +3,9 @@
 //
 // Threads: start()/stop() on the owner's thread; the listener thread accepts and hands each
 // connection to a worker thread of connection_pool (a thread per open connection, up to
-// options.threads; ADR 0018), which reads, dispatches and writes its requests. Routes are fixed before start() and only read after. The observer's timing of a
-// request lives in a thread_local of the worker that handles it (routing, handler and write
-// all happen on that thread).
+// options.threads; ADR 0018), which reads, dispatches and writes its requests. Routes are fixed
+// before start() and only read after. The observer's timing of a request lives in a thread_local of
+// the worker that handles it (routing, handler and write all happen on that thread).
 #include <jetsource/http/server.hpp>
 
 #include <httplib.h>
