@@ -4,7 +4,10 @@
 // stream (ORDERS) as the `serve` under test, in two modes:
 //   --mode async  repository::execute_async: each client submits its commands without waiting
 //                 (commands on one order still run in call order), then flush; the rate is
-//                 commands / time until every outcome came back (the target's reference).
+//                 commands / time until every outcome came back. With --window N a client keeps
+//                 at most N commands in flight (it waits for an outcome before submitting more);
+//                 --window 1 is a client that, like a keep-alive HTTP connection (wrk does not
+//                 pipeline), has one command at a time outstanding. 0 (default): no bound.
 //   --mode sync   repository::execute: each client waits for each command, as a keep-alive
 //                 HTTP connection does.
 // Prints one line: execute_orders mode=.. clients=.. commands=.. seconds=.. commands_per_s=..
@@ -22,6 +25,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <climits>
+#include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -36,6 +42,32 @@ struct options {
   std::string prefix = "x";
   int clients = 8;
   int commands = 30'000;  ///< in all, over the clients; rounded down to whole orders
+  int window = 0;         ///< async: commands in flight per client at most; 0 = no bound
+};
+
+// A client's count of commands in flight (async --window): submit() waits for room, the
+// outcome's callback (a library thread) frees it.
+class in_flight {
+ public:
+  explicit in_flight(int window) : window_(window) {}
+  void submit() {
+    std::unique_lock lock(m_);
+    room_.wait(lock, [this] { return n_ < window_; });
+    ++n_;
+  }
+  void done() {
+    {
+      std::lock_guard lock(m_);
+      --n_;
+    }
+    room_.notify_one();
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable room_;
+  int n_ = 0;
+  const int window_;
 };
 
 std::atomic<long> errors{0};
@@ -69,14 +101,21 @@ double run(jetsource::repository<order>& repo, const options& o, int orders_per_
           auto r = repo.execute(id, std::move(command));
           if (!r) count_error(r.error());
         });
-      else
+      else {
+        auto flight = std::make_shared<in_flight>(o.window > 0 ? o.window : INT_MAX);
         run_client(c, orders_per_client, o.prefix, [&](const std::string& id, auto command) {
+          flight->submit();
           auto r = repo.execute_async(id, std::move(command),
-                                      [](jetsource::result<jetsource::executed> done) {
+                                      [flight](jetsource::result<jetsource::executed> done) {
                                         if (!done) count_error(done.error());
+                                        flight->done();
                                       });
-          if (!r) count_error(r.error());
+          if (!r) {
+            count_error(r.error());
+            flight->done();
+          }
         });
+      }
     });
   for (auto& t : pool) t.join();
   if (auto f = repo.flush(std::chrono::minutes{2}); !f) count_error(f.error());
@@ -94,6 +133,10 @@ int main(int argc, char** argv) {
   app.add_option("--clients", o.clients, "concurrent clients (threads)")->check(CLI::Range(1, 256));
   app.add_option("--commands", o.commands, "commands in all (3 per order)")
       ->check(CLI::Range(3, 10'000'000));
+  app.add_option("--window", o.window,
+                 "async: commands in flight per client at most (1: as an HTTP connection; 0: "
+                 "no bound)")
+      ->check(CLI::Range(0, 1'000'000));
   app.add_option("--prefix", o.prefix, "order id prefix (unique per run)");
   CLI11_PARSE(app, argc, argv);
 
@@ -114,8 +157,9 @@ int main(int argc, char** argv) {
   const double seconds = run(repo, o, orders_per_client);
   const long commands = 3L * orders_per_client * o.clients;
   fmt::print(
-      "execute_orders mode={} clients={} commands={} seconds={:.3f} commands_per_s={:.0f} "
-      "errors={}\n",
-      o.mode, o.clients, commands, seconds, static_cast<double>(commands) / seconds, errors.load());
+      "execute_orders mode={} clients={} window={} commands={} seconds={:.3f} "
+      "commands_per_s={:.0f} errors={}\n",
+      o.mode, o.clients, o.window, commands, seconds, static_cast<double>(commands) / seconds,
+      errors.load());
   return errors.load() == 0 ? 0 : 1;
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # http-load: `order-system serve --http` under wrk (issue 14), beside two references measured in
-# the same run: cpp-httplib's own trivial handler (jetsource-http-baseline-httplib, GET /ping, 16
+# the same run: cpp-httplib's own trivial handler (jetsource-http-baseline-httplib, GET /ping, 128
 # threads as serve) and the same order commands through repository::execute_async (and
 # execute) in-process from as many client threads as wrk has connections
-# (jetsource-http-load-execute, on the same nats-server and stream).
+# (jetsource-http-load-execute, on the same nats-server and stream). execute_async runs twice:
+# each client with one command in flight (--window 1: what a wrk connection has, since wrk does
+# not pipeline; the target's reference) and each client submitting without bound (unbounded).
 #
 #   bench/http-load/run.sh BIN_DIR [SECONDS=5]
 #     env: CONNS="1 2 4 8 16 32"  RUNS=3  MIXES="realistic commands"
@@ -16,12 +18,14 @@
 # run at half the peak rate: the peak's connections with a per-request delay in mix.lua (wrk2's
 # constant rate is not in Debian), calibrated by two runs, then RUNS runs.
 # Output, one line per figure (medians; *_runs lists every run):
-#   http_trivial conns= rps=                      execute_orders mode=async|sync clients= commands_per_s=
+#   http_trivial conns= rps=       execute_orders mode=async|sync clients= window= commands_per_s=
 #   http_load mix= conns= load=closed|half rps= cmd_rps= p50_ms= p99_ms= p999_ms= errors=
-#             ratio_trivial= ratio_execute_async= ratio_execute= rps_runs=
+#             ratio_trivial= ratio_execute_async= ratio_execute_async_unbounded= ratio_execute=
+#             rps_runs=
 # cmd_rps is the command part of rps (half of it for `realistic`); ratio_execute_async =
-# cmd_rps / execute_async's commands/s at the same count of clients; ratio_trivial = rps /
-# the trivial handler's req/s at the same connections.
+# cmd_rps / execute_async's commands/s at the same count of clients, one command in flight per
+# client (window 1); ratio_execute_async_unbounded = the same against clients that submit
+# without bound; ratio_trivial = rps / the trivial handler's req/s at the same connections.
 set -euo pipefail
 bin=${1:?usage: run.sh BIN_DIR [SECONDS]}
 bin=$(cd "$bin" && pwd)
@@ -70,7 +74,7 @@ nats_url="nats://127.0.0.1:$(wait_for "$dir/nats.log" 'client connections on 127
 pids+=($!)
 api="http://127.0.0.1:$(wait_for "$dir/serve.log" 'HTTP API on http://127\.0\.0\.1:([0-9]+)')"
 trivial_port=$(free_port)
-"$bin/jetsource-http-baseline-httplib" --port "$trivial_port" --threads 16 > /dev/null 2>&1 &
+"$bin/jetsource-http-baseline-httplib" --port "$trivial_port" --threads 128 > /dev/null 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$trivial_port/ping" > /dev/null && break; sleep 0.1; done
 
@@ -97,42 +101,48 @@ wrk_mix() {
 wrk_trivial() {
   wrk -t"$1" -c"$1" -d"${seconds}s" "http://127.0.0.1:$trivial_port/ping" | awk '/Requests\/sec/ {print $2}'
 }
-execute_orders() {  # MODE CLIENTS COMMANDS
+execute_orders() {  # MODE CLIENTS COMMANDS [WINDOW]
   "$bin/jetsource-http-load-execute" --nats-url "$nats_url" --mode "$1" --clients "$2" \
-    --commands "$3" --prefix "x$(date +%s%N)" 2> /dev/null | key commands_per_s
+    --commands "$3" --window "${4:-0}" --prefix "x$(date +%s%N)" 2> /dev/null | key commands_per_s
 }
-# summarize MIX CONNS LOAD TRIVIAL ASYNC SYNC LINES...: the medians of the runs' wrk_result lines.
+# summarize MIX CONNS LOAD TRIVIAL ASYNC1 ASYNC SYNC LINES...: the medians of the runs'
+# wrk_result lines (ASYNC1: execute_async with one command in flight per client).
 summarize() {
-  local mix=$1 conns=$2 load=$3 trivial=$4 async=$5 sync=$6; shift 6
+  local mix=$1 conns=$2 load=$3 trivial=$4 async1=$5 async=$6 sync=$7; shift 7
   local lines; lines=$(printf '%s\n' "$@")
   m() { key "$1" <<< "$lines" | median; }
   local rps cmd; rps=$(m rps)
   cmd=$(awk -v r="$rps" -v mix="$mix" 'BEGIN {printf "%.1f", mix == "commands" ? r : r / 2}')
-  printf 'http_load mix=%s conns=%s load=%s rps=%s cmd_rps=%s p50_ms=%s p99_ms=%s p999_ms=%s errors=%s ratio_trivial=%s ratio_execute_async=%s ratio_execute=%s rps_runs=%s\n' \
+  printf 'http_load mix=%s conns=%s load=%s rps=%s cmd_rps=%s p50_ms=%s p99_ms=%s p999_ms=%s errors=%s ratio_trivial=%s ratio_execute_async=%s ratio_execute_async_unbounded=%s ratio_execute=%s rps_runs=%s\n' \
     "$mix" "$conns" "$load" "$rps" "$cmd" "$(m p50_ms)" "$(m p99_ms)" "$(m p999_ms)" \
     "$(key errors <<< "$lines" | awk '{s += $1} END {print s + 0}')" \
     "$(awk -v a="$rps" -v b="$trivial" 'BEGIN {printf "%.3f", a / b}')" \
+    "$(awk -v a="$cmd" -v b="$async1" 'BEGIN {printf "%.3f", a / b}')" \
     "$(awk -v a="$cmd" -v b="$async" 'BEGIN {printf "%.3f", a / b}')" \
     "$(awk -v a="$cmd" -v b="$sync" 'BEGIN {printf "%.3f", a / b}')" \
     "$(key rps <<< "$lines" | paste -sd,)"
 }
 
-declare -A peak_rps peak_conns trivial_at async_at sync_at unloaded_ms
+declare -A peak_rps peak_conns trivial_at async1_at async_at sync_at unloaded_ms
 for c in $conns_list; do
-  t=(); a=(); s=()
+  t=(); a1=(); a=(); s=()
   for _ in $(seq "$runs"); do t+=("$(wrk_trivial "$c")"); done
+  for _ in $(seq "$runs"); do a1+=("$(execute_orders async "$c" $((1000 * seconds)) 1)"); done
   for _ in $(seq "$runs"); do a+=("$(execute_orders async "$c" $((3000 * seconds)))"); done
   for _ in $(seq "$runs"); do s+=("$(execute_orders sync "$c" $((600 * seconds)))"); done
   trivial_at[$c]=$(printf '%s\n' "${t[@]}" | median)
+  async1_at[$c]=$(printf '%s\n' "${a1[@]}" | median)
   async_at[$c]=$(printf '%s\n' "${a[@]}" | median)
   sync_at[$c]=$(printf '%s\n' "${s[@]}" | median)
   echo "http_trivial conns=$c rps=${trivial_at[$c]} rps_runs=$(IFS=,; echo "${t[*]}")"
-  echo "execute_orders mode=async clients=$c commands_per_s=${async_at[$c]} runs=$(IFS=,; echo "${a[*]}")"
-  echo "execute_orders mode=sync clients=$c commands_per_s=${sync_at[$c]} runs=$(IFS=,; echo "${s[*]}")"
+  echo "execute_orders mode=async clients=$c window=1 commands_per_s=${async1_at[$c]} runs=$(IFS=,; echo "${a1[*]}")"
+  echo "execute_orders mode=async clients=$c window=unbounded commands_per_s=${async_at[$c]} runs=$(IFS=,; echo "${a[*]}")"
+  echo "execute_orders mode=sync clients=$c window=1 commands_per_s=${sync_at[$c]} runs=$(IFS=,; echo "${s[*]}")"
   for mix in $mixes; do
     results=()
     for _ in $(seq "$runs"); do results+=("$(wrk_mix "$mix" "$c" 0)"); done
-    line=$(summarize "$mix" "$c" closed "${trivial_at[$c]}" "${async_at[$c]}" "${sync_at[$c]}" "${results[@]}")
+    line=$(summarize "$mix" "$c" closed "${trivial_at[$c]}" "${async1_at[$c]}" "${async_at[$c]}" \
+      "${sync_at[$c]}" "${results[@]}")
     echo "$line"
     rps=$(key rps <<< "$line")
     [ -z "${unloaded_ms[$mix]:-}" ] && unloaded_ms[$mix]=$(printf '%s\n' "${results[@]}" | key mean_ms | median)
@@ -155,6 +165,7 @@ for mix in $mixes; do
   done
   results=()
   for _ in $(seq "$runs"); do results+=("$(wrk_mix "$mix" "$c" "$d")"); done
-  line=$(summarize "$mix" "$c" half "${trivial_at[$c]}" "${async_at[$c]}" "${sync_at[$c]}" "${results[@]}")
+  line=$(summarize "$mix" "$c" half "${trivial_at[$c]}" "${async1_at[$c]}" "${async_at[$c]}" \
+    "${sync_at[$c]}" "${results[@]}")
   echo "$line delay_ms=$d target_rps=$(awk -v r="$r" 'BEGIN {printf "%.1f", r / 2}')"
 done

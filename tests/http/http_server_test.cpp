@@ -13,9 +13,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <set>
 #include <stdexcept>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -143,6 +147,55 @@ TEST_F(HttpServerTest, TheObserverSeesEveryResponseWithItsRoutePattern) {
   EXPECT_EQ(got,
             (std::multiset<std::tuple<std::string, std::string, int>>{
                 {"/things/{id}/parts/{part}", "GET", 200}, {"", "GET", 404}, {"", "POST", 413}}));
+}
+
+TEST_F(HttpServerTest, APathMatchesARouteOnlySegmentForSegment) {
+  expect_problem(client().Get("/things/a/parts/b/"), 404);  // a trailing segment more
+  expect_problem(client().Get("/things//parts/b"), 404);    // a parameter is never empty
+  expect_problem(client().Get("/things/a/parts"), 404);
+  expect_problem(client().Get("/thingsx/a/parts/b"), 404);
+  auto r = client().Get("/things/a.b/parts/%7Bx%7D");  // any other text is a parameter's value
+  ASSERT_TRUE(r);
+  EXPECT_EQ(nlohmann::json::parse(r->body)["part"], "{x}");
+}
+
+TEST(HttpServer, AParameterThatIsNotAWholeSegmentIsRefused) {
+  http::server s{{.port = 0}};
+  auto h = [](const http::request&) { return http::json(200, "{}"); };
+  EXPECT_THROW(s.route("GET", "/things/x-{id}", h), std::invalid_argument);
+  EXPECT_NO_THROW(s.route("GET", "/things/{id}", h));
+}
+
+// cpp-httplib serves a keep-alive connection on one thread for its whole life: every open
+// connection must get a thread of its own, or a connection waits until another goes idle (the
+// fixed pool of 16 threads once made the 17th of 32 connections wait seconds).
+TEST(HttpServer, EveryConnectionIsServedAtOnceUpToTheThreadLimit) {
+  constexpr int connections = 40;
+  std::mutex m;
+  std::condition_variable all_in;
+  int arrived = 0;
+  http::server s{{.port = 0, .threads = 64}};
+  s.route("GET", "/together", [&](const http::request&) {
+    std::unique_lock lock(m);
+    ++arrived;
+    all_in.notify_all();
+    // Answers 200 once every connection has a request in a handler at the same time.
+    bool together =
+        all_in.wait_for(lock, std::chrono::seconds{10}, [&] { return arrived >= connections; });
+    return http::json(together ? 200 : 503, "{}");
+  });
+  ASSERT_TRUE(s.start());
+  std::vector<int> statuses(connections, 0);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < connections; ++i)
+    clients.emplace_back([&, i] {
+      httplib::Client c("127.0.0.1", s.port());
+      c.set_read_timeout(20, 0);
+      if (auto r = c.Get("/together")) statuses[i] = r->status;
+    });
+  for (auto& t : clients) t.join();
+  s.stop();
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 200), connections);
 }
 
 TEST(HttpServer, APortInUseIsAnError) {

@@ -2,10 +2,10 @@
 // matches the routes (path parameters, 404, 405) and turns exceptions into a 500 problem.
 //
 // Threads: start()/stop() on the owner's thread; the listener thread accepts and hands each
-// connection to one of cpp-httplib's worker threads, which reads, dispatches and writes its
-// requests. Routes are fixed before start() and only read after. The observer's timing of a
-// request lives in a thread_local of the worker that handles it (routing, handler and write
-// all happen on that thread).
+// connection to a worker thread of connection_pool (a thread per open connection, up to
+// options.threads; ADR 0018), which reads, dispatches and writes its requests. Routes are fixed
+// before start() and only read after. The observer's timing of a request lives in a thread_local of
+// the worker that handles it (routing, handler and write all happen on that thread).
 #include <jetsource/http/server.hpp>
 
 #include <httplib.h>
@@ -13,41 +13,136 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <csignal>
+#include <deque>
+#include <mutex>
 #include <regex>
+#include <stdexcept>
+#include <string_view>
 #include <thread>
 
 namespace jetsource::http {
 
 namespace {
 
+// A route's pattern split at '/': each segment a literal or a {name} parameter (a whole
+// segment, matching any non-empty segment).
 struct route_entry {
   std::string method;
   std::string pattern;
-  std::regex re;
-  std::vector<std::string> names;
+  std::vector<std::string> segments;  // literal text, or the parameter's name
+  std::vector<bool> is_param;
+  std::vector<std::string> names;  // the parameters, in order
   handler h;
+
+  // Whether `path` matches; if so its parameters' values (in `names` order) are in `values`.
+  bool match(std::string_view path, std::vector<std::string_view>& values) const {
+    values.clear();
+    std::size_t from = 0;
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      if (from > path.size()) return false;  // fewer segments than the pattern
+      auto slash = path.find('/', from);
+      auto end = slash == std::string_view::npos ? path.size() : slash;
+      auto seg = path.substr(from, end - from);
+      if (is_param[i]) {
+        if (seg.empty()) return false;
+        values.push_back(seg);
+      } else if (seg != segments[i]) {
+        return false;
+      }
+      from = slash == std::string_view::npos ? path.size() + 1 : slash + 1;
+    }
+    return from == path.size() + 1;  // no segment left over
+  }
 };
 
-// "/orders/{id}/items/{sku}" as a regex with one group per parameter.
+// "/orders/{id}/items/{sku}" as its segments. A parameter must be a whole segment.
 route_entry compile(std::string method, std::string pattern, handler h) {
-  static const std::regex special{R"([.^$|()\[\]{}*+?\\])"};
   static const std::regex param{R"(\{([A-Za-z_][A-Za-z0-9_]*)\})"};
-  route_entry e{std::move(method), pattern, {}, {}, std::move(h)};
-  std::string re;
-  auto it = std::sregex_iterator(pattern.begin(), pattern.end(), param);
+  route_entry e{std::move(method), pattern, {}, {}, {}, std::move(h)};
   std::size_t from = 0;
-  for (; it != std::sregex_iterator(); ++it) {
-    re += std::regex_replace(pattern.substr(from, it->position() - from), special, R"(\$&)");
-    re += "([^/]+)";
-    e.names.push_back((*it)[1]);
-    from = it->position() + it->length();
+  for (;;) {
+    auto slash = pattern.find('/', from);
+    std::string seg =
+        pattern.substr(from, slash == std::string::npos ? std::string::npos : slash - from);
+    std::smatch m;
+    if (std::regex_match(seg, m, param)) {
+      e.segments.push_back(m[1]);
+      e.is_param.push_back(true);
+      e.names.push_back(m[1]);
+    } else {
+      if (seg.find('{') != std::string::npos || seg.find('}') != std::string::npos)
+        throw std::invalid_argument(
+            "http::server::route: a {parameter} must be a whole path "
+            "segment: " +
+            pattern);
+      e.segments.push_back(std::move(seg));
+      e.is_param.push_back(false);
+    }
+    if (slash == std::string::npos) break;
+    from = slash + 1;
   }
-  re += std::regex_replace(pattern.substr(from), special, R"(\$&)");
-  e.re = std::regex(re);
   return e;
 }
+
+// cpp-httplib's task queue, one task per connection: cpp-httplib runs a connection's whole
+// keep-alive life (read, dispatch, write, wait for the next request) as one task. Its own
+// ThreadPool has a fixed count of threads, so with more connections than threads the others
+// wait until a keep-alive connection goes idle (up to its idle timeout: seconds). This pool
+// starts a thread whenever a task arrives and none is idle, up to `max` threads (then tasks
+// queue); threads stay for the next connection.
+// Threads: enqueue() on the listener thread, shutdown() on the owner's; workers take tasks.
+class connection_pool : public httplib::TaskQueue {
+ public:
+  explicit connection_pool(std::size_t max) : max_(std::max<std::size_t>(max, 1)) {}
+  ~connection_pool() override = default;
+
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard lock(mutex_);
+    jobs_.push_back(std::move(fn));
+    if (idle_ >= jobs_.size() || threads_.size() >= max_) {
+      ready_.notify_one();
+      return;
+    }
+    threads_.emplace_back([this] { work(); });
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    ready_.notify_all();
+    for (auto& t : threads_) t.join();  // no enqueue() after shutdown(): the list is stable
+  }
+
+ private:
+  void work() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      ++idle_;
+      ready_.wait(lock, [this] { return !jobs_.empty() || stopping_; });
+      --idle_;
+      if (jobs_.empty()) return;  // stopping, nothing left
+      auto fn = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      fn();
+      lock.lock();
+    }
+  }
+
+  const std::size_t max_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  std::size_t idle_ = 0;  // workers waiting for a task
+  bool stopping_ = false;
+};
 
 struct timing {
   std::string_view route;
@@ -81,9 +176,9 @@ struct server::state {
   void dispatch(const httplib::Request& req, httplib::Response& res, std::string body = {}) {
     const std::string method = req.method == "HEAD" ? "GET" : req.method;
     std::string allowed;
-    std::smatch m;
+    thread_local std::vector<std::string_view> values;
     for (const auto& route : routes) {
-      if (!std::regex_match(req.path, m, route.re)) continue;
+      if (!route.match(req.path, values)) continue;
       if (route.method != method) {
         allowed += (allowed.empty() ? "" : ", ") + route.method;
         continue;
@@ -92,7 +187,7 @@ struct server::state {
       request r = convert(req);
       r.body = std::move(body);
       for (std::size_t i = 0; i < route.names.size(); ++i)
-        r.params.emplace_back(route.names[i], m[i + 1].str());
+        r.params.emplace_back(route.names[i], std::string(values[i]));
       try {
         write(route.h(r), res);
       } catch (const std::exception& e) {
@@ -113,7 +208,7 @@ struct server::state {
 
   void configure() {
     auto threads = options.threads;
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    http.new_task_queue = [threads] { return new connection_pool(threads); };
     http.set_payload_max_length(options.max_body_bytes);
     http.set_read_timeout(options.read_timeout);
     http.set_write_timeout(options.write_timeout);

@@ -25,7 +25,7 @@
 namespace order_system::cli {
 
 struct order_api_options {
-  std::size_t threads = 16;                    ///< requests handled at once
+  std::size_t threads = 128;                   ///< connections served at once (a thread each)
   std::size_t max_body_bytes = 64 * 1024;      ///< larger request bodies: 413
   std::uint64_t ready_max_pending = 1000;      ///< /readyz: at most this many messages behind
   std::chrono::milliseconds max_wait{30'000};  ///< the longest ?wait_ms= honoured

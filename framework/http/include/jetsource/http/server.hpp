@@ -4,8 +4,8 @@
 // graceful stop. Built on cpp-httplib (ADR 0013), which stays out of this header.
 //
 // Thread-safety: route() before start(); handlers then run concurrently on the server's worker
-// threads (one request per thread at a time), so they must be safe to call from several threads
-// at once. start() and stop() belong to the thread that owns the server.
+// threads (a thread per connection, one request per thread at a time), so they must be safe to call
+// from several threads at once. start() and stop() belong to the thread that owns the server.
 //
 // clang-format off
 //   jetsource::http::server api{{.host = "127.0.0.1", .port = 8080}};
@@ -81,8 +81,11 @@ struct server_options {
   std::string host = "127.0.0.1";
   int port = 0;                              ///< 0: any free port (see server::port())
   std::size_t max_body_bytes = 1024 * 1024;  ///< larger bodies are refused with 413
-  std::size_t threads = 16;                  ///< requests handled at once
-  std::chrono::seconds read_timeout{5};      ///< a client that stops sending mid-request
+  /// Connections served at once: a thread each, started as connections arrive (cpp-httplib
+  /// serves a keep-alive connection on one thread for its whole life); beyond it, new
+  /// connections wait for a thread.
+  std::size_t threads = 128;
+  std::chrono::seconds read_timeout{5};  ///< a client that stops sending mid-request
   std::chrono::seconds write_timeout{5};
   /// How long an idle keep-alive connection is kept; also bounds how long stop() waits for
   /// one (in-flight requests are bounded by their handlers).
