@@ -114,11 +114,20 @@ class cluster_react : public ::testing::Test {
 TEST_F(cluster_react, MembersOnEveryNodeShareTheWorkAndCountEveryPaidLineOnceAcrossALeaderKill) {
   for (int node = 0; node < 3; ++node) start_member(node);
   if (HasFatalFailure()) return;
+  auto all_reacting = [&] {
+    for (const auto& [name, pid] : members_)
+      if (log_of(name).find("reacting as") == std::string::npos) return false;
+    return true;
+  };
+  for (auto until = std::chrono::steady_clock::now() + 90s;
+       !all_reacting() && std::chrono::steady_clock::now() < until;)
+    std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(all_reacting()) << log_of("m-0") << log_of("m-1") << log_of("m-2");
 
   std::map<std::string, std::int64_t> expected_sold;
   std::map<std::pair<std::string, std::uint64_t>, std::string> expected_notes;  // (order, v)
   std::atomic<int> paid{0}, failed{0};
-  std::thread writer([&] {
+  std::jthread writer([&] {  // joined also when an assertion below returns
     repository<order> orders{*store_};
     std::mt19937 r(5);
     for (int i = 0; i < 60; ++i) {

@@ -118,19 +118,20 @@ class nats_cluster {
 
   /// Starts node i (again, with its store). When one of its ports is taken (its log says
   /// "address already in use"), that port is replaced by a fresh one and the node started
-  /// again, at most `port_retries` times; the others keep routing to it (it routes to them).
+  /// again, at most set_port_retries() times; the others keep routing to it (it routes to them).
   result<void> start_node(int i) {
     auto& n = nodes_.at(static_cast<std::size_t>(i));
     for (int attempt = 0;; ++attempt) {
       auto r = launch(n);
       if (r) return r;
-      if (attempt >= port_retries || !replace_taken_ports(n, r.error().message)) return r;
+      if (attempt >= port_retries_ || !replace_taken_ports(n, r.error().message)) return r;
       ++port_retries_used_;
     }
   }
   /// How often start_node() replaced a taken port (for the fixture's own test).
   int port_retries_used() const { return port_retries_used_; }
-  static constexpr int port_retries = 5;
+  /// At most this many fresh ports per start_node() (default 5; 0: fail on a taken port).
+  void set_port_retries(int n) { port_retries_ = n; }
 
   /// SIGKILL (and reap) node i.
   void kill(int i) {
@@ -345,6 +346,7 @@ class nats_cluster {
 
   std::vector<node> nodes_;
   int port_retries_used_ = 0;
+  int port_retries_ = 5;
 };
 
 }  // namespace jetsource::test
