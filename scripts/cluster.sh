@@ -48,11 +48,24 @@ start_node() {
     routes+="${routes:+,}nats://127.0.0.1:$(route_port "$m")"
   done
   mkdir -p "$DIR/n$n"
+  local log="$DIR/n$n.log" from pid
+  from=$(($( [[ -f "$log" ]] && wc -c < "$log" || echo 0) + 1))
   "$BIN" -js -a 127.0.0.1 -p "$(client_port "$n")" -sd "$DIR/n$n" \
     --server_name "n$n" --cluster_name jetsource --cluster "nats://127.0.0.1:$(route_port "$n")" \
-    --routes "$routes" -m "$(monitor_port "$n")" -l "$DIR/n$n.log" &
-  echo $! > "$(pid_file "$n")"
-  echo "n$n started (pid $!, client $(client_port "$n"), monitor $(monitor_port "$n"))"
+    --routes "$routes" -m "$(monitor_port "$n")" -l "$log" &
+  pid=$!
+  echo "$pid" > "$(pid_file "$n")"
+  # Started once its route port listens (bound last); a port in use makes it exit at once.
+  for _ in $(seq 1 200); do
+    tail -c +"$from" "$log" 2>/dev/null | grep -q "Listening for route connections" && break
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rm -f "$(pid_file "$n")"
+      die "n$n exited during start-up: $(tail -c +"$from" "$log" | grep -m1 -E 'FTL|address already in use' ||
+        echo "see $log"); a port in use? pick others with CLUSTER_BASE_PORT"
+    fi
+    sleep 0.05
+  done
+  echo "n$n started (pid $pid, client $(client_port "$n"), monitor $(monitor_port "$n"))"
 }
 
 meta_leader() {

@@ -20,11 +20,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace jetsource::test {
@@ -73,7 +77,9 @@ class nats_cluster {
     for (std::size_t i = 0; i < nodes_.size(); ++i) stop(static_cast<int>(i));
   }
 
-  /// Starts every node and waits until the meta group has a leader.
+  /// Starts every node and waits until the meta group has a leader. A node whose port was
+  /// taken meanwhile (free_port() only says a port WAS free: another test's server or an
+  /// outgoing connection can take it before the node binds) is started again on fresh ports.
   result<void> start(std::chrono::milliseconds timeout = std::chrono::seconds{30}) {
     for (std::size_t i = 0; i < nodes_.size(); ++i)
       if (auto r = start_node(static_cast<int>(i)); !r) return r;
@@ -110,33 +116,22 @@ class nats_cluster {
     return o;
   }
 
+  /// Starts node i (again, with its store). When one of its ports is taken (its log says
+  /// "address already in use"), that port is replaced by a fresh one and the node started
+  /// again, at most set_port_retries() times; the others keep routing to it (it routes to them).
   result<void> start_node(int i) {
     auto& n = nodes_.at(static_cast<std::size_t>(i));
-    embedded_server_options o;
-    o.data_dir = n.dir;
-    o.port = n.client;
-    o.start_timeout = std::chrono::seconds{20};
-    std::string routes;
-    for (const auto& other : nodes_)
-      if (other.name != n.name)
-        routes += (routes.empty() ? "" : ",") + std::string("nats://127.0.0.1:") +
-                  std::to_string(other.route);
-    o.extra_args = {"--server_name",
-                    n.name,
-                    "--cluster_name",
-                    "jetsource-test",
-                    "--cluster",
-                    "nats://127.0.0.1:" + std::to_string(n.route),
-                    "--routes",
-                    routes,
-                    "-m",
-                    std::to_string(n.monitor)};
-    auto s = embedded_server::start(o);
-    if (!s) return std::move(s).error();
-    n.server.emplace(std::move(s).value());
-    n.paused = false;
-    return success();
+    for (int attempt = 0;; ++attempt) {
+      auto r = launch(n);
+      if (r) return r;
+      if (attempt >= port_retries_ || !replace_taken_ports(n, r.error().message)) return r;
+      ++port_retries_used_;
+    }
   }
+  /// How often start_node() replaced a taken port (for the fixture's own test).
+  int port_retries_used() const { return port_retries_used_; }
+  /// At most this many fresh ports per start_node() (default 5; 0: fail on a taken port).
+  void set_port_retries(int n) { port_retries_ = n; }
 
   /// SIGKILL (and reap) node i.
   void kill(int i) {
@@ -222,6 +217,29 @@ class nats_cluster {
     return {};
   }
 
+  /// Every consumer of `stream` whose name starts with `prefix`, with its leader, as node i
+  /// reports them (empty when it does not answer).
+  std::vector<std::pair<std::string, std::string>> consumer_leaders(
+      int i, const std::string& stream, const std::string& prefix = "") const {
+    std::vector<std::pair<std::string, std::string>> out;
+    auto j = monitor(i, "/jsz?accounts=1&streams=1&consumers=1");
+    if (!j) return out;
+    for (const auto& acc : j->value("account_details", nlohmann::json::array()))
+      for (const auto& s : acc.value("stream_detail", nlohmann::json::array()))
+        if (s.value("name", "") == stream)
+          for (const auto& c : s.value("consumer_detail", nlohmann::json::array()))
+            if (c.value("name", "").starts_with(prefix) && c.contains("cluster"))
+              out.emplace_back(c.value("name", ""), c["cluster"].value("leader", ""));
+    return out;
+  }
+  /// The node leading `stream` as the first running node that knows reports it ("" if none).
+  std::string stream_leader(const std::string& stream) const {
+    for (int i = 0; i < size(); ++i)
+      if (running(i) && !at(i).paused)
+        if (auto st = stream_state(i, stream); st && !st->leader.empty()) return st->leader;
+    return {};
+  }
+
   std::optional<replica_state> stream_state(int i, const std::string& stream) const {
     auto j = monitor(i, "/jsz?accounts=1&streams=1");
     if (!j) return std::nullopt;
@@ -237,8 +255,98 @@ class nats_cluster {
     return std::nullopt;
   }
 
+  /// The node's log (every start appends to it).
+  std::filesystem::path log_of(int i) const { return at(i).dir / "nats-server.log"; }
+
  private:
+  static std::string read_from(const std::filesystem::path& file, std::uintmax_t offset) {
+    std::ifstream in(file, std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(offset));
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+
+  // One start of node n. The ports file (which embedded_server waits for) is written once the
+  // client port listens; the route port is bound a moment later, and a node that cannot bind it
+  // exits then: so the start counts only once the log says the routes listen.
+  result<void> launch(node& n) {
+    std::error_code ec;
+    std::filesystem::create_directories(n.dir, ec);
+    const auto log = n.dir / "nats-server.log";
+    const auto offset = std::filesystem::exists(log, ec) ? std::filesystem::file_size(log, ec) : 0;
+    embedded_server_options o;
+    o.data_dir = n.dir;
+    o.port = n.client;
+    o.start_timeout = std::chrono::seconds{20};
+    std::string routes;
+    for (const auto& other : nodes_)
+      if (other.name != n.name)
+        routes += (routes.empty() ? "" : ",") + std::string("nats://127.0.0.1:") +
+                  std::to_string(other.route);
+    o.extra_args = {"--server_name",
+                    n.name,
+                    "--cluster_name",
+                    "jetsource-test",
+                    "--cluster",
+                    "nats://127.0.0.1:" + std::to_string(n.route),
+                    "--routes",
+                    routes,
+                    "-m",
+                    std::to_string(n.monitor)};
+    auto s = embedded_server::start(o);
+    if (!s) return std::move(s).error();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{20};
+    for (;;) {
+      auto text = read_from(log, offset);
+      if (text.find("Listening for route connections") != std::string::npos) break;
+      if (!s->running() || std::chrono::steady_clock::now() > deadline) {
+        s->kill_hard();
+        return make_error(errc::server_binary,
+                          "nats-server {} exited during start-up; its log:\n{}", n.name,
+                          text.size() > 1500 ? text.substr(text.size() - 1500) : text);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    }
+    n.server.emplace(std::move(s).value());
+    n.paused = false;
+    return success();
+  }
+
+  // After a failed start whose log (quoted in `message`) says a port was taken: gives each of
+  // n's ports named on such a line a fresh one (all three when the line names none). False when
+  // no port was taken (another failure: not retried).
+  static bool replace_taken_ports(node& n, const std::string& message) {
+    bool any = false, named = false;
+    std::size_t at = 0;
+    while ((at = message.find("address already in use", at)) != std::string::npos) {
+      any = true;
+      auto begin = message.rfind('\n', at);
+      auto line = message.substr(begin == std::string::npos ? 0 : begin, at - begin);
+      for (auto* port : {&n.client, &n.route, &n.monitor})
+        if (names_port(line, *port)) {
+          *port = free_port();
+          named = true;
+        }
+      at += 1;
+    }
+    if (any && !named) n.client = free_port(), n.route = free_port(), n.monitor = free_port();
+    return any;
+  }
+
+  // Whether `line` has `port` as a whole number (":31412", "port: 31412 - ...").
+  static bool names_port(const std::string& line, std::uint16_t port) {
+    const auto p = std::to_string(port);
+    for (auto at = line.find(p); at != std::string::npos; at = line.find(p, at + 1)) {
+      const bool starts = at == 0 || !std::isdigit(static_cast<unsigned char>(line[at - 1]));
+      const auto end = at + p.size();
+      const bool ends = end == line.size() || !std::isdigit(static_cast<unsigned char>(line[end]));
+      if (starts && ends) return true;
+    }
+    return false;
+  }
+
   std::vector<node> nodes_;
+  int port_retries_used_ = 0;
+  int port_retries_ = 5;
 };
 
 }  // namespace jetsource::test

@@ -2,7 +2,7 @@
 // "audit" reactor over the bank accounts of stream TEST until SIGTERM. Its handler appends one
 // line per event to --out: "<instance> <type> <id> <version> <sequence> <epoch> <realtime ns>",
 // with one write(2) on an O_APPEND file, so that several processes can share the file.
-//   jetsource-test-reactor --nats-url URL --out FILE [--instance NAME] [--lease-ms MS]
+//   jetsource-test-reactor --nats-url URL[,URL...] --out FILE [--instance NAME] [--lease-ms MS]
 //                          [--queue] [--delay-us US] [--workers N]
 // It prints "started <instance>" on stdout once the member runs.
 #include <jetsource/projector.hpp>  // block_termination_signals, wait_for_termination
@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -48,7 +49,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   jetsource::connection_options co;
-  co.urls = {url};
+  for (std::size_t at = 0; at <= url.size();) {  // a comma list: a cluster's nodes
+    auto end = std::min(url.find(',', at), url.size());
+    if (end > at) co.urls.push_back(url.substr(at, end - at));
+    at = end + 1;
+  }
   co.max_reconnects = -1;
   auto conn = jetsource::connection::connect(co);
   if (!conn) {

@@ -50,6 +50,7 @@ class lease_keeper {
   void watch(milliseconds wait);
   void apply(kvEntry* e);
   void renew();
+  bool own_renewal_landed(std::uint32_t p, held& h);
   void balance(clock::time_point now);
   void acquire(std::uint32_t p);
   void hand_back();
@@ -142,6 +143,11 @@ void lease_keeper::renew() {
       h.revision = *r;
       s_.owned->renewed(p, sent);
       ++it;
+    } else if (r.error().is(errc::conflict) && own_renewal_landed(p, h)) {
+      // A renewal that timed out (a leader election of the bucket's stream) was stored after
+      // all: the key is still this member's, at a newer revision. The next round renews on that
+      // one; the self-fence is not re-armed meanwhile.
+      ++it;
     } else if (r.error().is(errc::conflict)) {
       // Someone took it over (this member was cut off for longer than the lease): give it up
       // at once; what was handled since the last checkpoint will be handled again there.
@@ -151,11 +157,23 @@ void lease_keeper::renew() {
       release_asked_[p] = false;
       it = held_.erase(it);
     } else {
-      // An outage: keep trying; the self-fence stops the handlers meanwhile.
+      // An outage: keep trying next round; the self-fence stops the handlers meanwhile. The
+      // other keys live in the same stream and would time out too, one request timeout each:
+      // trying them now would keep this thread from watching and acquiring for minutes.
       log()->debug("reactor {}: renewing partition {}: {}", s_.r.name(), p, r.error());
-      ++it;
+      break;
     }
   }
+}
+
+bool lease_keeper::own_renewal_landed(std::uint32_t p, held& h) {
+  auto e = s_.bucket->get(lease_key(p));
+  if (!e || !*e) return false;
+  auto v = decode_lease((*e)->value);
+  if (!v || v->holder != s_.instance || v->incarnation != s_.incarnation || v->epoch != h.epoch)
+    return false;
+  h.revision = (*e)->revision;
+  return true;
 }
 
 void lease_keeper::balance(clock::time_point now) {
