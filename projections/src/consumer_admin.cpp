@@ -79,6 +79,10 @@ result<void> create_consumer(connection_state& c, const std::string& stream,
   cfg.FilterSubject = spec.filter.empty() ? nullptr : spec.filter.c_str();
   if (spec.inactive_threshold.count() > 0)
     cfg.InactiveThreshold = std::chrono::nanoseconds(spec.inactive_threshold).count();
+  if (spec.disposable) {
+    cfg.Replicas = 1;
+    cfg.MemoryStorage = true;
+  }
   if (spec.start > 1) {
     cfg.DeliverPolicy = js_DeliverByStartSequence;
     cfg.OptStartSeq = spec.start;

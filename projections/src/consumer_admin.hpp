@@ -41,6 +41,9 @@ struct consumer_spec {
   std::chrono::milliseconds inactive_threshold{};  ///< 0: never deleted for inactivity
   const char* description = "jetsource projection";
   std::string owner;  ///< for errors: "projection X" / "reactor X"
+  /// One replica in memory, whatever the stream's replicas: for a consumer whose state the
+  /// engine keeps elsewhere and remakes when it is gone (a reactor cursor).
+  bool disposable = false;
 };
 /// Creates a durable consumer as `spec` says.
 result<void> create_consumer(connection_state& c, const std::string& stream,

@@ -136,6 +136,10 @@ bool cursor_loop::open_cursor(std::uint64_t from) {
   spec.inactive_threshold = 5 * s_.lease();
   spec.description = "jetsource reactor cursor";
   spec.owner = "reactor " + s_.r.name();
+  // Its position lives in the leases' checkpoints, and a lost cursor is made again (below): on
+  // an R3 stream an R1 in-memory cursor is made in one meta-group step, not a Raft group's
+  // election, which kept a member re-acquiring partitions waiting for tens of seconds.
+  spec.disposable = true;
   (void)delete_consumer(*s_.conn, s_.opts.stream, s_.consumer);
   if (auto made = create_consumer(*s_.conn, s_.opts.stream, spec); !made) {
     log()->error("reactor {}: {}", s_.r.name(), made.error());
