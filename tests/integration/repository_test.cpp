@@ -3,6 +3,7 @@
 #include <jetsource/repository.hpp>
 
 #include "nats_fixture.hpp"
+#include "pausing_proxy.hpp"
 #include "test_domain.hpp"
 
 #include <thread>
@@ -264,6 +265,47 @@ TEST_F(RepositoryTest, CommandsFailCleanlyWhileTheServerIsDownAndWorkAfterRestar
   ASSERT_TRUE(l) << l.error();
   EXPECT_EQ(l->state.balance_cents(), 5);
   EXPECT_TRUE(l->state.open());
+}
+
+// A command whose append timed out although it landed (its ack held back by a proxy past the
+// ack timeout), re-run with its command id after another command landed on the aggregate: under
+// the commit-slot scheme (ADR 0015) the re-run decides on a newer state and would get a new
+// slot; the repository resends the commit in doubt first and answers already_appended. Without
+// that, the deposit counts twice (balance 201).
+TEST_F(RepositoryTest, AReRunOfACommandWhoseAckWasLostLandsOnceAfterAnotherCommandLanded) {
+  jetsource::test::pausing_proxy proxy(server_->port(), "PUB test.Account.",
+                                       std::chrono::milliseconds{1500});
+  jetsource::connection_options co;
+  co.urls = {proxy.url()};
+  auto via_proxy = jetsource::connection::connect(co);
+  ASSERT_TRUE(via_proxy) << via_proxy.error();
+  jetsource::store_options so;
+  so.stream = "TEST";
+  so.subject_prefix = "test";
+  so.concurrency = jetsource::concurrency_scheme::commit_slot;
+  so.ack_timeout = std::chrono::milliseconds{500};
+  auto slot_store = jetsource::event_store::open(*via_proxy, so);
+  ASSERT_TRUE(slot_store) << slot_store.error();
+  jetsource::repository<account> a{*slot_store, {.timeout_retries = 0}};
+  jetsource::repository<account> b{*store_};
+  ASSERT_TRUE(b.execute("acc-doubt", open_account{"ann", 0}));
+  const auto before = last_seq();
+
+  auto lost = a.execute("acc-doubt", deposit{100, "x"}, {.command_id = "cmd-x"});
+  ASSERT_TRUE(proxy.triggered());
+  ASSERT_FALSE(lost) << "the ack came in time";
+  EXPECT_TRUE(lost.error().is(errc::timeout)) << lost.error();
+  ASSERT_EQ(last_seq(), before + 1) << "the unacknowledged commit did not land";
+
+  auto other = b.execute("acc-doubt", deposit{1, "y"}, {.command_id = "cmd-y"});
+  ASSERT_TRUE(other) << other.error();
+  auto rerun = a.execute("acc-doubt", deposit{100, "x"}, {.command_id = "cmd-x"});
+  ASSERT_TRUE(rerun) << rerun.error();
+  EXPECT_EQ(rerun->status, jetsource::append_status::already_appended);
+  EXPECT_EQ(last_seq(), before + 2);
+  auto l = jetsource::repository<account>{*store_, {.snapshot_every = 0}}.load("acc-doubt");
+  ASSERT_TRUE(l) << l.error();
+  EXPECT_EQ(l->state.balance_cents(), 101);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <jetsource/aggregate.hpp>
 #include <jetsource/detail/aggregate_cache.hpp>
 #include <jetsource/detail/command_meters.hpp>
+#include <jetsource/detail/in_doubt_commits.hpp>
 #include <jetsource/detail/keyed_executor.hpp>
 #include <jetsource/event.hpp>
 #include <jetsource/event_store.hpp>
@@ -223,6 +224,7 @@ class repository {
         after_conflict(cs);
         continue;
       }
+      if (!appended && in_doubt_kept(cs, appended.error())) in_doubt_.put(*c);
       return settle(cs, std::move(appended));
     }
     return too_many_conflicts(cs);
@@ -293,12 +295,42 @@ class repository {
     if (cs.attempt != 1 || cs.ctx.command_id.empty() ||
         store_.scheme() != concurrency_scheme::commit_slot)
       return std::nullopt;
+    if (auto resolved = resolve_in_doubt(cs)) return resolved;
     auto h = store_.head(A::type_name, cs.key);
     if (!h) return result<executed>(std::move(h).error());
     if (!*h || (*h)->commit_id != cs.commit_id) return std::nullopt;
     cs.current.reset();  // it may predate the commit: reloaded next time
     return result<executed>(executed{(*h)->version, (*h)->sequence, cs.events.size(),
                                      append_status::already_appended, cs.attempt});
+  }
+
+  // An append with an unknown outcome (timeout, lost connection) of a command with an id, under
+  // the commit-slot scheme: kept, so that a re-run of the command resolves it (below).
+  bool in_doubt_kept(const command_state& cs, const error& e) const {
+    return !cs.ctx.command_id.empty() && store_.scheme() == concurrency_scheme::commit_slot &&
+           (e.is(errc::timeout) || e.is(errc::unreachable));
+  }
+
+  // A re-run of a command whose earlier commit is in doubt sends that exact commit again: the
+  // stream answers already_appended (it had landed, however many commits followed), appended
+  // (it lands now, on the state it was decided on, still the head), or conflict (it never
+  // landed: decide anew, nullopt). Still no answer: in doubt again, and the error.
+  std::optional<result<executed>> resolve_in_doubt(command_state& cs) {
+    auto doubt = in_doubt_.take(cs.commit_id);
+    if (!doubt || doubt->aggregate_id != cs.key) {
+      if (doubt) in_doubt_.put(*doubt);
+      return std::nullopt;
+    }
+    auto r = append_retrying(*doubt);
+    if (!r && r.error().is(errc::conflict)) return std::nullopt;
+    if (!r) {
+      if (in_doubt_kept(cs, r.error())) in_doubt_.put(*doubt);
+      return result<executed>(std::move(r).error());
+    }
+    cs.current.reset();  // it predates the commit: reloaded next time
+    const auto n = static_cast<std::size_t>(
+        1 + std::count(doubt->event_types.begin(), doubt->event_types.end(), ','));
+    return result<executed>(executed{r->version, r->sequence, n, r->status, cs.attempt});
   }
 
   // Someone else appended first: back off a little (writers that keep colliding spread out) and
@@ -481,6 +513,7 @@ class repository {
   repository_options options_;
   detail::aggregate_cache<loaded<A>> cache_;
   detail::command_meters meters_;
+  detail::in_doubt_commits in_doubt_;    // commits of commands with an id, outcome unknown
   std::array<std::mutex, 256> stripes_;  // commands on one aggregate, one at a time (execute)
   // Last: destroyed first, it waits for the async commands that still use the members above.
   detail::keyed_executor executor_;
