@@ -214,7 +214,7 @@ TEST(MetricsTest, TheDocumentedAlertRulesAreValidAndFireAtTheirThresholds) {
 
   // Backlog over 10K events and lag over 100 ms fire; below them nothing does.
   const auto test_file = dir.path() / "rules_test.yml";
-  std::ofstream(test_file) << R"(rule_files:
+  std::ofstream(test_file) << R"yaml(rule_files:
   - rules.yml
 evaluation_interval: 1m
 tests:
@@ -262,7 +262,7 @@ tests:
             exp_annotations:
               summary: "Reactor notifications has parked aggregates (2)"
               description: "See reactors dead-letters; fix the cause, then reactors retry."
-)";
+)yaml";
   auto fired = jetsource::test::promtool({"test", "rules", test_file.string()}, "");
   EXPECT_EQ(fired.status, 0) << fired.output;
 }
