@@ -85,7 +85,8 @@ TEST_F(HttpReactorsTest, APaidOrderReachesTheStockThroughServesReactor) {
 
   auto reactors = get_until("/reactors", [](const json& j) {
     return j.is_array() && j.size() == 2 && j[0]["state"] == "started" &&
-           j[0]["members"].size() == 1 && j[0]["pending"] == 0;
+           j[0]["members"].size() == 1 && j[0]["pending"] == 0 &&
+           j[0]["members"][0]["partitions"] == 64;  // its record is renewed every lease/3
   });
   ASSERT_EQ(reactors.size(), 2u);
   EXPECT_EQ(reactors[0]["reactor"], "inventory");

@@ -274,7 +274,7 @@ TEST_F(RepositoryTest, CommandsFailCleanlyWhileTheServerIsDownAndWorkAfterRestar
 // that, the deposit counts twice (balance 201).
 TEST_F(RepositoryTest, AReRunOfACommandWhoseAckWasLostLandsOnceAfterAnotherCommandLanded) {
   jetsource::test::pausing_proxy proxy(server_->port(), "PUB test.Account.",
-                                       std::chrono::milliseconds{1500});
+                                       std::chrono::milliseconds{1000});
   jetsource::connection_options co;
   co.urls = {proxy.url()};
   auto via_proxy = jetsource::connection::connect(co);
@@ -299,6 +299,7 @@ TEST_F(RepositoryTest, AReRunOfACommandWhoseAckWasLostLandsOnceAfterAnotherComma
 
   auto other = b.execute("acc-doubt", deposit{1, "y"}, {.command_id = "cmd-y"});
   ASSERT_TRUE(other) << other.error();
+  proxy.wait_released();  // the late ack reaches `a` (and is ignored)
   auto rerun = a.execute("acc-doubt", deposit{100, "x"}, {.command_id = "cmd-x"});
   ASSERT_TRUE(rerun) << rerun.error();
   EXPECT_EQ(rerun->status, jetsource::append_status::already_appended);

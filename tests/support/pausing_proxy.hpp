@@ -57,6 +57,11 @@ class pausing_proxy {
   std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
   /// True once the trigger was seen (and the server's bytes held).
   bool triggered() const { return !armed_; }
+  /// Waits until the server's bytes flow again (the hold is over).
+  void wait_released() const {
+    while (clock::now().time_since_epoch().count() < hold_until_)
+      std::this_thread::sleep_for(std::chrono::milliseconds{5});
+  }
 
  private:
   using clock = std::chrono::steady_clock;
