@@ -139,10 +139,10 @@ std::string first_line(const host_port& hp, std::chrono::milliseconds timeout) {
 std::vector<server_identity> server_identities(const std::vector<std::string>& urls,
                                                std::chrono::milliseconds timeout) {
   std::vector<server_identity> out;
-  std::vector<std::string> todo = urls;
+  std::vector<std::string> to_probe = urls;
   std::vector<std::string> seen;  // host:port
-  for (std::size_t i = 0; i < todo.size() && i < 32; ++i) {
-    auto hp = parse(todo[i]);
+  for (std::size_t i = 0; i < to_probe.size() && i < 32; ++i) {
+    auto hp = parse(to_probe[i]);
     if (!hp) continue;
     auto key = hp->host + ":" + hp->port;
     if (std::find(seen.begin(), seen.end(), key) != seen.end()) continue;
@@ -151,10 +151,10 @@ std::vector<server_identity> server_identities(const std::vector<std::string>& u
     if (!line.starts_with("INFO ")) continue;
     auto info = nlohmann::json::parse(line.substr(5), nullptr, false);
     if (!info.is_object()) continue;
-    out.push_back({todo[i], info.value("server_name", ""), info.value("version", "")});
+    out.push_back({to_probe[i], info.value("server_name", ""), info.value("version", "")});
     if (info.contains("connect_urls") && info["connect_urls"].is_array())
       for (const auto& u : info["connect_urls"])
-        if (u.is_string()) todo.push_back(u.get<std::string>());
+        if (u.is_string()) to_probe.push_back(u.get<std::string>());
   }
   return out;
 }
