@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -179,6 +181,41 @@ TEST_F(key_store_test, AKeyStoreOutageIsRetryableAndNothingIsAppended) {
   EXPECT_TRUE(read.error().is(errc::unreachable) || read.error().is(errc::timeout)) << read.error();
   // Orders without personal data are not affected.
   EXPECT_TRUE(orders.execute("o-3", create_order{"c-3", {}, std::nullopt, std::nullopt}));
+}
+
+// Processes that open the key store at once (serve and a command, each the first on a new
+// stream) all create its bucket: the server tells a late creator either that the name exists
+// or that the subjects overlap (with the stream the first one just made). Both mean "made
+// meanwhile"; it was a server_error ("subjects overlap") for the second.
+TEST_F(key_store_test, ProcessesOpeningTheKeyStoreAtOnceAllSucceed) {
+  // The window is a few instructions in the server; a busy machine opens it (with two shell
+  // loops spinning beside it, 1 run in 5 failed without the fix; `serve` beside a command, 3 in
+  // 22 runs of OrderCliReadTest.ServeApplies...).
+  constexpr int rounds = 50, openers = 6;
+  std::vector<connection> conns;
+  for (int i = 0; i < openers; ++i) {
+    auto c = connection::connect({.urls = {server_->url()}});
+    ASSERT_TRUE(c) << c.error();
+    conns.push_back(std::move(c).value());
+  }
+  int failed = 0;
+  std::string first_error;
+  for (int round = 0; round < rounds; ++round) {
+    std::vector<std::thread> threads;
+    std::vector<std::optional<error>> errors(openers);
+    for (int i = 0; i < openers; ++i)
+      threads.emplace_back([&, i] {
+        auto k = key_store::open(conns[static_cast<std::size_t>(i)],
+                                 {.stream = "AT_ONCE_" + std::to_string(round)});
+        if (!k) errors[static_cast<std::size_t>(i)] = k.error();
+      });
+    for (auto& t : threads) t.join();
+    for (auto& e : errors)
+      if (e) {
+        if (failed++ == 0) first_error = to_string(*e);
+      }
+  }
+  EXPECT_EQ(failed, 0) << "of " << rounds * openers << " opens; the first: " << first_error;
 }
 
 }  // namespace

@@ -331,5 +331,95 @@ TEST_F(PermissionsRolesTest, AWriterWithoutKeyStoreRightsGetsAClearErrorNotAPlai
   EXPECT_TRUE(repo.execute("o-1", create_order{.customer_id = "c-1"}));
 }
 
+// The documented roles plus `admin`, a user with every right (to show another member takes over).
+std::string with_admin(std::string config) {
+  const std::string users = "  users = [\n";
+  auto at = config.find(users);
+  EXPECT_NE(at, std::string::npos);
+  if (at != std::string::npos)
+    config.insert(at + users.size(), "    { user: admin, password: \"pw-ADMIN\" }\n");
+  return config;
+}
+
+// A member whose pulls the server refuses would ask again forever (the server answers none):
+// it fails with a clear error instead, and hands its partitions over, so another member of the
+// group (here one with every right) handles every event.
+TEST_F(PermissionsRolesTest, AReactorMemberWhosePullsAreRefusedFailsAndHandsItsPartitionsOver) {
+  start(with_admin(without(roles_config(), "REACTOR", "$JS.API.CONSUMER.MSG.NEXT.ORDERS.*")));
+  make_key_store();
+  auto writer = connect_as("writer");
+  auto member_conn = connect_as("reactor");
+  auto admin = connect_as("admin");
+  ASSERT_TRUE(writer && member_conn && admin);
+  auto store = event_store::open(*writer, writer_store());
+  ASSERT_TRUE(store) << store.error();
+  write_orders(*store, 0, 2);  // 12 events
+
+  recording rec;
+  const auto started = std::chrono::steady_clock::now();
+  auto m = reactor_member::start(*member_conn, inventory(rec), member_options());
+  ASSERT_TRUE(m) << m.error();
+  ASSERT_TRUE(wait_until([&] { return m->failure().has_value(); }, 20000ms))
+      << "a member that may not pull reported nothing\n"
+      << server_->log();
+  const auto took = std::chrono::steady_clock::now() - started;
+  auto failure = *m->failure();
+  EXPECT_TRUE(failure.is(errc::server_error)) << failure;
+  EXPECT_NE(failure.message.find("permissions violation"), std::string::npos) << failure;
+  EXPECT_NE(failure.message.find("pull from consumer"), std::string::npos) << failure;
+  EXPECT_NE(failure.message.find("$JS.API.CONSUMER.MSG.NEXT.ORDERS."), std::string::npos)
+      << failure;
+  // Its lease keeper's first pass, the cursor's creation, one pull: well within a lease or two.
+  EXPECT_LT(took, 8s) << "the refusal took " << (took / 1ms) << " ms to surface";
+  EXPECT_EQ(rec.handled.size(), 0u);
+
+  // It left the group without stop(): no member record, no partitions held.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto st = read_reactor_status(*admin, "ORDERS", "inventory");
+        return st && st->members.empty();
+      },
+      10000ms));
+  EXPECT_TRUE(m->partitions().empty());
+  auto other_options = member_options();
+  other_options.instance = "two";
+  auto other = reactor_member::start(*admin, inventory(rec), other_options);
+  ASSERT_TRUE(other) << other.error();
+  ASSERT_TRUE(wait_until([&] { return rec.handled.size() >= 12; }, 30000ms)) << rec.handled.size();
+  EXPECT_EQ(first_handling_violation(rec.handled.events()), "");
+  EXPECT_FALSE(other->failure().has_value());
+  EXPECT_TRUE(m->stop());
+  EXPECT_TRUE(other->stop());
+  EXPECT_EQ(rec.handled.size(), 12u);
+}
+
+// The REACTOR role is for ordered members (their cursor acks nothing). A queue-mode member acks
+// each event on the shared durable: with that role its acks are refused, and it says so (the
+// server would otherwise deliver every event again after AckWait, forever).
+TEST_F(PermissionsRolesTest, AQueueMemberWhoseAcksAreRefusedFailsWithAClearError) {
+  auto writer = connect_as("writer");
+  auto member_conn = connect_as("reactor");
+  ASSERT_TRUE(writer && member_conn);
+  auto store = event_store::open(*writer, writer_store());
+  ASSERT_TRUE(store) << store.error();
+  write_orders(*store, 0, 1);
+
+  recording rec;
+  auto o = member_options();
+  o.mode = delivery::queue;
+  auto m = reactor_member::start(*member_conn, inventory(rec), o);
+  ASSERT_TRUE(m) << m.error();
+  ASSERT_TRUE(wait_until([&] { return m->failure().has_value(); }, 20000ms))
+      << "a queue member whose acks are refused reported nothing\n"
+      << server_->log();
+  auto failure = *m->failure();
+  EXPECT_TRUE(failure.is(errc::server_error)) << failure;
+  EXPECT_NE(failure.message.find("ack to consumer jetsource-r-inventory-queue"), std::string::npos)
+      << failure;
+  EXPECT_NE(failure.message.find("$JS.ACK.ORDERS.jetsource-r-inventory-queue."), std::string::npos)
+      << failure;
+  EXPECT_TRUE(m->stop());
+}
+
 }  // namespace
 }  // namespace jetsource::test

@@ -17,11 +17,13 @@
 #include <sys/wait.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -59,6 +61,21 @@ inline std::string slurp(const std::filesystem::path& p) {
 class order_cli_test : public nats_test {
  protected:
   void TearDown() override {
+    // Processes a failed test left running (serve, after an ASSERT): ended by PID, and what they
+    // printed shown, since it is often why the test failed.
+    // A test that reaped one itself (waitpid) makes this waitpid fail: nothing is sent then.
+    for (pid_t pid : running_) {
+      int status = 0;
+      const pid_t r = ::waitpid(pid, &status, WNOHANG);
+      if (r == 0) {  // still running: ours
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+      }
+      if (r >= 0 && HasFailure())
+        std::fprintf(stderr, "--- pid %d, left running, stderr:\n%s---\n", static_cast<int>(pid),
+                     slurp(files_[pid].second).c_str());
+    }
+    running_.clear();
     store_.reset();
     nats_test::TearDown();
   }
@@ -97,7 +114,10 @@ class order_cli_test : public nats_test {
     int rc = posix_spawn(&pid, argv[0], &files, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&files);
     EXPECT_EQ(rc, 0) << "cannot start " << all[0] << ": " << std::strerror(rc);
-    if (rc == 0) files_[pid] = {out, err};
+    if (rc == 0) {
+      files_[pid] = {out, err};
+      running_.insert(pid);
+    }
     return rc == 0 ? pid : -1;
   }
 
@@ -122,6 +142,7 @@ class order_cli_test : public nats_test {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds{5});
     }
+    running_.erase(pid);
     if (WIFEXITED(status)) o.code = WEXITSTATUS(status);
     o.out = slurp(files_[pid].first);
     o.err = slurp(files_[pid].second);
@@ -183,6 +204,7 @@ class order_cli_test : public nats_test {
   std::vector<std::string> extra_env_;  ///< NAME=VALUE added to the spawned processes' environment
   std::optional<event_store> store_;
   std::map<pid_t, std::pair<std::string, std::string>> files_;
+  std::set<pid_t> running_;  // spawned, not waited for yet
   int next_ = 0;
 };
 

@@ -51,6 +51,11 @@ int react(context& ctx, const react_options& o) {
       code = exit_failure;
       break;
     }
+    // A member whose user lacks a permission reads nothing more: no point running on.
+    if (running->report_failures() != exit_ok) {
+      code = exit_failure;
+      break;
+    }
   }
   fmt::print(stderr, "order-system: stopping (handing the partitions over)\n");
   int stopped = running->stop();

@@ -87,6 +87,19 @@ int running_reactors::stop() {
   return code;
 }
 
+int running_reactors::report_failures() {
+  reported_.resize(members_.size(), false);
+  int code = exit_ok;
+  for (std::size_t i = 0; i < members_.size(); ++i) {
+    auto failure = members_[i].failure();
+    if (!failure) continue;
+    if (!reported_[i]) fail("react", *failure);
+    reported_[i] = true;
+    code = exit_failure;
+  }
+  return code;
+}
+
 std::string running_reactors::describe() const {
   return fmt::format("{}{}", inventory_reactor_name,
                      webhook_url_.empty()

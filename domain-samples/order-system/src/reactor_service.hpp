@@ -59,6 +59,10 @@ class running_reactors {
   /// stderr. Returns exit_ok or the first failure's exit code. Idempotent.
   int stop();
 
+  /// Prints on stderr, once each, the members that stopped working by themselves (their user
+  /// lacks a permission: reactor_member::failure); exit_failure when any has, else exit_ok.
+  int report_failures();
+
   /// "inventory, notifications -> URL": what runs, for a start-up line.
   std::string describe() const;
   /// The instance name of this process's members.
@@ -66,6 +70,7 @@ class running_reactors {
 
  private:
   std::vector<jetsource::reactor_member> members_;
+  std::vector<bool> reported_;  // members_[i]'s failure was printed
   std::string webhook_url_;
 };
 

@@ -124,6 +124,8 @@ int serve(context& ctx, const serve_options& o) {
         fmt::print(stderr, "order-system: {}: switched to the rebuilt model\n", p.name());
     }
     report_failures(running, reported, code);
+    // A failed reactor member, like a failed read model: reported; the rest go on; exit 1.
+    if (reactors && reactors->report_failures() != exit_ok) code = exit_failure;
   }
   if (*api) (*api)->stop();  // stops accepting; the requests in flight are answered first
   int reactors_stopped = exit_ok;

@@ -217,9 +217,19 @@ result<void> make_bucket_stream(detail::key_store_state& s) {
   jsErrCode code = static_cast<jsErrCode>(0);
   natsStatus st = js_AddStream(&info, s.js.get(), &cfg, nullptr, &code);
   detail::stream_info_ptr keep(info);
-  if (st != NATS_OK && code != JSStreamNameExistErr)  // made by another process meanwhile
-    return detail::nats_error(st, fmt::format("create key store {}", s.bucket), code);
-  return success();
+  if (st == NATS_OK || code == JSStreamNameExistErr) return success();  // or made meanwhile
+  // Made meanwhile too: a creator the server checks just after another one's stream went in
+  // hears that the subjects overlap (nats-server 2.9.10 checks the name, then the subjects, as
+  // ensure_stream knows). An overlap with a stream of another name stays an error.
+  if (code == JSStreamSubjectOverlapErr) {
+    jsStreamInfo* made = nullptr;
+    jsErrCode again = static_cast<jsErrCode>(0);
+    if (js_GetStreamInfo(&made, s.js.get(), s.stream.c_str(), nullptr, &again) == NATS_OK) {
+      detail::stream_info_ptr done(made);
+      return success();
+    }
+  }
+  return detail::nats_error(st, fmt::format("create key store {}", s.bucket), code);
 }
 }  // namespace
 

@@ -279,6 +279,11 @@ class reactor_member {
   std::vector<std::uint32_t> partitions() const;
   /// The group's state (as read_reactor_status), from this member's view.
   reactor_status status() const;
+  /// Why the member stopped working by itself, if it did: errc::server_error when the server
+  /// refuses its cursor's pulls, acks or consumer requests (a permissions violation: the user
+  /// lacks a right of the REACTOR role, docs/security.md). It then reads nothing more and hands
+  /// its partitions over to the group's other members; stop() still works. Cheap: no I/O.
+  std::optional<error> failure() const;
 
  private:
   explicit reactor_member(std::unique_ptr<detail::reactor_member_state> s) noexcept;

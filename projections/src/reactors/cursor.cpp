@@ -75,6 +75,7 @@ class cursor_loop {
 void cursor_loop::run() {
   auto drain_deadline = clock::time_point::max();
   for (;;) {
+    s_.check_refused();
     if (s_.owned->has_changes()) apply_changes();
     const bool stop = s_.stopping.load();
     const auto now = clock::now();
@@ -195,7 +196,7 @@ void cursor_loop::apply_changes() {
   log()->info("reactor {}: cursor from sequence {} ({} partitions acquired)", s_.r.name(),
               *rewind + 1, acquired.size());
   while (!open_cursor(*rewind + 1)) {
-    if (s_.stopping.load()) return;
+    if (s_.check_refused() || s_.stopping.load()) return;
     std::this_thread::sleep_for(milliseconds(500));
   }
 }
@@ -282,7 +283,7 @@ void cursor_loop::settle_releases(bool final) {
 
 void reactor_member_state::run_cursor() {
   cursor_loop(*this).run();
-  fetcher_done.store(true);
+  after_cursor();
 }
 
 }  // namespace jetsource::detail

@@ -11,7 +11,9 @@
 // - Worker i's thread: lines[i] (park retries run there too, as posted tasks).
 // - owned: thread-safe (ownership.hpp). reports: workers -> fetcher, under report_mutex.
 // - Atomics, any thread: buffered, position(_time_ns), pending, counters, stopping,
-//   fetcher_done.
+//   fetcher_done, failed.
+// - failure: guarded by failure_mutex (fail() on the fetcher thread, read by any thread);
+//   refusals_seen: the fetcher thread.
 // - metrics_watch: its collector runs on a scraping thread and reads atomics only.
 #pragma once
 
@@ -96,6 +98,11 @@ struct reactor_member_state {
   std::atomic<bool> stopping{false};      // stop(): the cursor settles and ends
   std::atomic<bool> fetcher_done{false};  // the cursor ended: the keeper writes the last leases
   std::atomic<bool> keeper_stop{false};
+  std::atomic<bool> failed{false};  // fail(): the member stopped working by itself
+  mutable std::mutex failure_mutex;
+  std::optional<error> failure;  // under failure_mutex
+  std::uint64_t refusals_seen = 0;
+  clock::time_point started_at = clock::now();
   std::mutex stop_mutex;
   bool stopped = false;  // under stop_mutex
   metrics::collector_handle metrics_watch;
@@ -108,6 +115,17 @@ struct reactor_member_state {
     std::lock_guard lk(report_mutex);
     reports.push_back(r);
   }
+
+  /// Fetcher thread: the server refused this member's pulls, acks or consumer requests (a
+  /// permissions violation, noted on the connection since start) fails the member. True when it
+  /// failed (now or before).
+  bool check_refused();
+  /// Records why the member stops working (the first reason only) and stops its cursor: it
+  /// settles, the workers finish, the keeper hands the partitions over (after_cursor()).
+  void fail(error e);
+  /// Fetcher thread, when its loop ended: a failed member hands its partitions over now (without
+  /// waiting for stop()), the handlers done first.
+  void after_cursor();
 
   // -- cursor.cpp / queue_mode.cpp / lease_keeper.cpp ------------------------------------------
   void run_cursor();

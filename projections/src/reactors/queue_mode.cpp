@@ -58,6 +58,7 @@ void reactor_member_state::run_queue() {
   auto& pull = *this->pull;
   auto drain_deadline = clock::time_point::max();
   for (;;) {
+    check_refused();
     const bool stop = stopping.load();
     const auto now = clock::now();
     if (stop && drain_deadline == clock::time_point::max()) {
@@ -91,7 +92,7 @@ void reactor_member_state::run_queue() {
     const auto key = item.e.aggregate_id;
     workers->dispatch(key, std::move(item));
   }
-  fetcher_done.store(true);
+  after_cursor();
 }
 
 result<void> prepare_queue(reactor_member_state& s) {

@@ -30,6 +30,46 @@ reactor_member_state::~reactor_member_state() {
   if (keeper.joinable()) keeper.join();
 }
 
+// The server quotes the refused subject: a pull ("$JS.API.CONSUMER.MSG.NEXT.<stream>.<c>"), an
+// ack ("$JS.ACK.<stream>.<c>.…") or a request about the consumer ("….DURABLE.CREATE.<stream>.<c>").
+bool reactor_member_state::check_refused() {
+  if (failed.load()) return true;
+  const auto count = conn->refused.count();
+  if (count == refusals_seen) return false;
+  refusals_seen = count;
+  const auto named = fmt::format(".{}.{}", opts.stream, consumer);
+  for (const auto& needle : {named + "\"", named + "."})
+    if (auto why = conn->refused.about(needle, started_at)) {
+      const char* what = why->find("MSG.NEXT") != std::string::npos   ? "pull from"
+                         : why->find("$JS.ACK.") != std::string::npos ? "ack to"
+                                                                      : "request about";
+      fail(make_error(errc::server_error,
+                      "reactor {}: {} consumer {}: permissions violation: the server refused it "
+                      "({}); this user lacks the permission (see docs/security.md)",
+                      r.name(), what, consumer, *why));
+      return true;
+    }
+  return false;
+}
+
+void reactor_member_state::fail(error e) {
+  {
+    std::lock_guard lk(failure_mutex);
+    if (failure) return;
+    log()->error("{}; member {} stops and hands its partitions over", e, instance);
+    failure = std::move(e);
+    failed = true;
+  }
+  stopping = true;
+}
+
+void reactor_member_state::after_cursor() {
+  fetcher_done.store(true);
+  if (!failed.load()) return;
+  workers->drain();  // stop() drains again: a no-op once the threads are joined
+  keeper_stop = true;
+}
+
 namespace {
 
 std::string random_hex() {
@@ -196,6 +236,11 @@ const std::string& reactor_member::instance() const noexcept {
 
 std::vector<std::uint32_t> reactor_member::partitions() const {
   return s_->owned->partitions();
+}
+
+std::optional<error> reactor_member::failure() const {
+  std::lock_guard lk(s_->failure_mutex);
+  return s_->failure;
 }
 
 reactor_status reactor_member::status() const {
