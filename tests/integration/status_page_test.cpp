@@ -248,18 +248,21 @@ TEST_F(StatusPageTest, ShowsTheReactorsAsReactorsSays) {
     ASSERT_EQ(post("/orders/" + id + "/place"), 200);
     ASSERT_EQ(post("/orders/" + id + "/pay", R"({"amount_cents":250})"), 200);
   }
-  // Settled: both reactors caught up, o-2 parked in notifications, and two reads a poll apart
-  // agree (positions are checkpoints the members write every lease/3).
+  // Settled: both reactors caught up, o-2 parked in notifications, the member holds all 64
+  // partitions, and three reads 300 ms apart agree: positions are checkpoints the member writes
+  // every lease/3 (500 ms), so two reads could fall between two writes.
   json before;
+  int same = 0;
   for (int i = 0; i < 300; ++i) {
     auto r = get("/reactors");
     if (r && r->status == 200) {
       auto j = json_of(r->body);
       bool settled = j.size() == 2 && j[1]["dead_letters"] == 1;
       for (const auto& x : j)
-        settled =
-            settled && x["state"] == "started" && x["pending"] == 0 && x["members"].size() == 1;
-      if (settled && j == before) break;
+        settled = settled && x["state"] == "started" && x["pending"] == 0 &&
+                  x["members"].size() == 1 && x["members"][0]["partitions"] == 64;
+      same = settled && j == before ? same + 1 : 0;
+      if (same == 2) break;
       before = settled ? j : json{};
     }
     std::this_thread::sleep_for(std::chrono::milliseconds{300});
