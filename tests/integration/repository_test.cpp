@@ -267,6 +267,52 @@ TEST_F(RepositoryTest, CommandsFailCleanlyWhileTheServerIsDownAndWorkAfterRestar
   EXPECT_TRUE(l->state.open());
 }
 
+// A command re-run with its id by a caller that saw no answer, in another process (a new
+// repository), when its commit landed and is the head: the state after it makes the re-run a
+// rejection (opening an open account) or a no-op (closing a closed one). The answer is
+// already_appended either way, under both concurrency schemes; it was a rejection, and a no-op
+// "appended" with no event.
+TEST_F(RepositoryTest, AReRunWhoseOwnCommitMadeItInvalidAnswersAlreadyAppended) {
+  for (auto scheme : {jetsource::concurrency_scheme::subject_sequence,
+                      jetsource::concurrency_scheme::commit_slot}) {
+    const bool slot = scheme == jetsource::concurrency_scheme::commit_slot;
+    SCOPED_TRACE(slot ? "commit_slot" : "subject_sequence");
+    jetsource::store_options so;
+    so.stream = slot ? "SLOT" : "SUBJ";
+    so.subject_prefix = slot ? "slot" : "subj";
+    so.concurrency = scheme;
+    auto store = open_store(so);
+    const std::string id = "acc-rerun";
+    auto opened = jetsource::repository<account>{store}.execute(id, open_account{"ann", 0},
+                                                                {.command_id = "cmd-open"});
+    ASSERT_TRUE(opened) << opened.error();
+    auto again = jetsource::repository<account>{store}.execute(id, open_account{"ann", 0},
+                                                               {.command_id = "cmd-open"});
+    ASSERT_TRUE(again) << again.error();
+    EXPECT_EQ(again->status, jetsource::append_status::already_appended);
+    EXPECT_EQ(again->sequence, opened->sequence);
+    EXPECT_EQ(again->events, 1u);
+
+    auto closed = jetsource::repository<account>{store}.execute(id, close_account{},
+                                                                {.command_id = "cmd-close"});
+    ASSERT_TRUE(closed) << closed.error();
+    jetsource::repository<account> warm{store};  // its cached copy is the closed account
+    ASSERT_TRUE(warm.load(id));
+    auto reclosed = warm.execute(id, close_account{}, {.command_id = "cmd-close"});
+    ASSERT_TRUE(reclosed) << reclosed.error();
+    EXPECT_EQ(reclosed->status, jetsource::append_status::already_appended);
+    EXPECT_EQ(reclosed->sequence, closed->sequence);
+    // Another command with the same effect is not this one: closing twice changes nothing.
+    auto other = warm.execute(id, close_account{}, {.command_id = "cmd-close-2"});
+    ASSERT_TRUE(other) << other.error();
+    EXPECT_EQ(other->status, jetsource::append_status::appended);
+    EXPECT_EQ(other->events, 0u);
+    auto stored = store.last_sequence();
+    ASSERT_TRUE(stored) << stored.error();
+    EXPECT_EQ(*stored, closed->sequence);  // nothing appended twice
+  }
+}
+
 // A command whose append timed out although it landed (its ack held back by a proxy past the
 // ack timeout), re-run with its command id after another command landed on the aggregate: under
 // the commit-slot scheme (ADR 0015) the re-run decides on a newer state and would get a new

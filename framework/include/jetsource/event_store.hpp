@@ -114,6 +114,7 @@ struct commit_head {
   std::uint64_t sequence = 0;
   std::uint64_t version = 0;
   std::string commit_id;
+  std::size_t events = 0;  ///< events in that commit (from Es-Events)
 };
 
 /// An aggregate's commits after some sequence, and the head they lead to.

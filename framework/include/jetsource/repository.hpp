@@ -248,6 +248,8 @@ class repository {
   // Every answer but a load error puts the (valid) copy back into the cache.
   template <class Decide>
   round decide_round(command_state& cs, Decide&& decide) {
+    // Before deciding: on the state after its own commit, a re-run would be rejected.
+    if (auto landed = landed_before(cs)) return result<executed>(std::move(*landed));
     if (!cs.current) cs.current = cache_.take(cs.key);  // ours while the command runs
     if (!cs.current) {
       auto l = load(cs.key);
@@ -263,6 +265,12 @@ class repository {
         cs.fresh = true;
         if (*caught) return std::monostate{};
       }
+      // Subject-sequence scheme: a re-run whose own commit is the head decides on the state
+      // after it, so it changes nothing or is rejected; its answer is already_appended.
+      if (auto landed = head_is(cs, concurrency_scheme::subject_sequence)) {
+        keep(cs);
+        return result<executed>(std::move(*landed));
+      }
       executed unchanged{cs.current->version, cs.current->sequence, 0, append_status::appended,
                          cs.attempt};
       keep(cs);
@@ -270,7 +278,6 @@ class repository {
       return result<executed>(unchanged);
     }
     cs.events = std::move(d).events();
-    if (auto landed = landed_before(cs)) return result<executed>(std::move(*landed));
     auto body = registry::encode(cs.events);
     if (!body) {
       keep(cs);
@@ -289,18 +296,28 @@ class repository {
 
   // A command re-run with its command id after its commit landed (its caller saw no answer):
   // under the commit-slot scheme (docs/adr/0015) the new commit would get a new slot and land
-  // again, so the aggregate's head is checked first (one direct get, only for commands with an
-  // id). The subject-sequence scheme needs no check: Nats-Msg-Id is the command id there.
+  // again, so the aggregate's head is checked before deciding (one direct get, only for
+  // commands with an id). Under the subject-sequence scheme Nats-Msg-Id is the command id: a
+  // re-run that decides to append is answered already_appended by the stream, and one that
+  // decides nothing or is rejected checks the head (decide_round).
   std::optional<result<executed>> landed_before(command_state& cs) {
     if (cs.attempt != 1 || cs.ctx.command_id.empty() ||
         store_.scheme() != concurrency_scheme::commit_slot)
       return std::nullopt;
     if (auto resolved = resolve_in_doubt(cs)) return resolved;
+    auto landed = head_is(cs, concurrency_scheme::commit_slot);
+    if (landed && *landed) cache_.erase(cs.key);  // a cached copy may predate the commit
+    return landed;
+  }
+
+  // already_appended when the aggregate's head is this command's commit (a command with an id,
+  // on a store of `scheme`).
+  std::optional<result<executed>> head_is(command_state& cs, concurrency_scheme scheme) {
+    if (cs.ctx.command_id.empty() || store_.scheme() != scheme) return std::nullopt;
     auto h = store_.head(A::type_name, cs.key);
     if (!h) return result<executed>(std::move(h).error());
     if (!*h || (*h)->commit_id != cs.commit_id) return std::nullopt;
-    cs.current.reset();  // it may predate the commit: reloaded next time
-    return result<executed>(executed{(*h)->version, (*h)->sequence, cs.events.size(),
+    return result<executed>(executed{(*h)->version, (*h)->sequence, (*h)->events,
                                      append_status::already_appended, cs.attempt});
   }
 
@@ -327,7 +344,7 @@ class repository {
       if (in_doubt_kept(cs, r.error())) in_doubt_.put(*doubt);
       return result<executed>(std::move(r).error());
     }
-    cs.current.reset();  // it predates the commit: reloaded next time
+    cache_.erase(cs.key);  // a cached copy predates the commit
     const auto n = static_cast<std::size_t>(
         1 + std::count(doubt->event_types.begin(), doubt->event_types.end(), ','));
     return result<executed>(executed{r->version, r->sequence, n, r->status, cs.attempt});

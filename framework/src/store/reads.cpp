@@ -97,7 +97,8 @@ result<std::uint64_t> version_of(natsMsg* m) {
 result<commit_head> head_of(natsMsg* m) {
   auto v = version_of(m);
   if (!v) return std::move(v).error();
-  return commit_head{natsMsg_GetSequence(m), *v, commit_id_of(m)};
+  return commit_head{natsMsg_GetSequence(m), *v, commit_id_of(m),
+                     detail::event_count(header(m, detail::hdr_events))};
 }
 
 std::string commit_id_of(natsMsg* m) {
