@@ -67,6 +67,8 @@ class cursor_loop {
   bool cursor_open_ = false;
   std::uint64_t delivered_ = 0;  // the cursor's last delivered stream sequence
   std::uint64_t last_consumer_sequence_ = 0;
+  const std::string base_name_ = s_.consumer;  // the cursor's name; then <name>-2, -3, ...
+  int generation_ = 1;
   clock::time_point last_publish_ = clock::now();
   clock::time_point last_heard_ = clock::now();  // a delivery, or the consumer checked
   void check_consumer();
@@ -144,6 +146,12 @@ bool cursor_loop::open_cursor(std::uint64_t from) {
   (void)delete_consumer(*s_.conn, s_.opts.stream, s_.consumer);
   if (auto made = create_consumer(*s_.conn, s_.opts.stream, spec); !made) {
     log()->error("reactor {}: {}", s_.r.name(), made.error());
+    // nats-server places an R1 consumer on a random node of the stream's group, also on one
+    // that just died: its creation times out, and the name stays assigned to that node until it
+    // returns, so each retry under it timed out too. The next attempt takes a new name (the
+    // server deletes an unused one after inactive_threshold).
+    if (made.error().is(errc::timeout))
+      s_.consumer = fmt::format("{}-{}", base_name_, ++generation_);
     return false;
   }
   // A new inbox too: what the old consumer still sends can no longer arrive (its stream

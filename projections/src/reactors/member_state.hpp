@@ -6,7 +6,9 @@
 //
 // Who owns what:
 // - Set by start() before any thread runs, read-only afterwards: conn_handle, conn, nc, r, opts,
-//   instance, incarnation, host, control, bucket, meta, facts, consumer, store.
+//   instance, incarnation, host, control, bucket, meta, facts, store.
+// - consumer: set by start(); then the fetcher thread's (an ordered cursor takes a new name
+//   after a creation that timed out), read by stop() once that thread is joined.
 // - The fetcher thread: pull and the cursor's loop state. The keeper thread: its group view.
 // - Worker i's thread: lines[i] (park retries run there too, as posted tasks).
 // - owned: thread-safe (ownership.hpp). reports: workers -> fetcher, under report_mutex.
