@@ -320,6 +320,16 @@ TEST_F(cluster_reactor_group,
       for (std::uint64_t k = 1; k <= v && shown < 10; ++k)
         if (got[id].count(k) == 0 && ++shown)
           std::cout << "never handled: " << id << " v" << k << "\n";
+    // Who holds what now (for the next diagnosis: a stall here was seen 1 run in 4).
+    if (auto st = read_reactor_status(*conn_, "TEST", "audit")) {
+      std::cout << "group position " << st->position << ", pending " << st->pending << ", "
+                << st->parked.size() << " parked\n";
+      for (const auto& m : st->members)
+        std::cout << "member " << m.instance << " pid " << m.pid << ": " << m.partitions.size()
+                  << " partitions, position " << m.position << ", pending " << m.pending << "\n";
+    } else {
+      std::cout << "group status: " << st.error() << "\n";
+    }
   }
   ASSERT_TRUE(caught_up) << "an event was never handled";
   for (auto pid : pids) EXPECT_EQ(members.terminate(pid), 0);
