@@ -10,6 +10,7 @@
 #include "reactors/member_state.hpp"
 
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -65,6 +66,9 @@ class lease_keeper {
   kv_watcher_ptr watcher_;
   std::map<std::uint32_t, held> held_;
   std::vector<bool> release_asked_;
+  // Renewals failing since (an outage); warned once it outlasts the lease (handlers are fenced).
+  std::optional<clock::time_point> failing_since_;
+  bool failing_warned_ = false;
   std::set<std::pair<std::string, std::uint64_t>> served_;  // park requests (key, revision)
 };
 
@@ -142,6 +146,9 @@ void lease_keeper::renew() {
     if (r) {
       h.revision = *r;
       s_.owned->renewed(p, sent);
+      if (failing_warned_) log()->warn("reactor {}: lease renewals go through again", s_.r.name());
+      failing_since_.reset();
+      failing_warned_ = false;
       ++it;
     } else if (r.error().is(errc::conflict) && own_renewal_landed(p, h)) {
       // A renewal that timed out (a leader election of the bucket's stream) was stored after
@@ -161,6 +168,16 @@ void lease_keeper::renew() {
       // other keys live in the same stream and would time out too, one request timeout each:
       // trying them now would keep this thread from watching and acquiring for minutes.
       log()->debug("reactor {}: renewing partition {}: {}", s_.r.name(), p, r.error());
+      if (!failing_since_) failing_since_ = sent;
+      if (!failing_warned_ && sent - *failing_since_ >= s_.lease()) {
+        // Said once per outage: its partitions' handlers are fenced meanwhile, silently else.
+        log()->warn(
+            "reactor {}: lease renewals have failed for {} ms; the handlers of its {} "
+            "partitions wait until they go through: {}",
+            s_.r.name(), std::chrono::duration_cast<milliseconds>(sent - *failing_since_).count(),
+            held_.size(), r.error());
+        failing_warned_ = true;
+      }
       break;
     }
   }
