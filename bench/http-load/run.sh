@@ -159,9 +159,11 @@ for mix in $mixes; do
   c=${peak_conns[$mix]}; r=${peak_rps[$mix]}
   echo "http_load_peak mix=$mix conns=$c rps=$r"
   d=$(awk -v c="$c" -v r="$r" -v l="${unloaded_ms[$mix]}" 'BEGIN {d = 2000 * c / r - l; printf "%.3f", (d > 0 ? d : 0)}')
-  for _ in 1 2; do
+  for i in 1 2; do
     got=$(wrk_mix "$mix" "$c" "$d" | key rps)
-    d=$(awk -v c="$c" -v r="$r" -v g="$got" -v d="$d" 'BEGIN {d += 1000 * (2 * c / r - c / g); printf "%.3f", (d > 0 ? d : 0)}')
+    echo "# half-peak calibration $i: delay_ms=$d rps=${got:-none} target_rps=$(awk -v r="$r" 'BEGIN {printf "%.1f", r / 2}')"
+    # A run that reported no rate leaves the delay as it was (a division by zero made it 0).
+    d=$(awk -v c="$c" -v r="$r" -v g="${got:-0}" -v d="$d" 'BEGIN {if (g > 0) d += 1000 * (2 * c / r - c / g); printf "%.3f", (d > 0 ? d : 0)}')
   done
   results=()
   for _ in $(seq "$runs"); do results+=("$(wrk_mix "$mix" "$c" "$d")"); done
