@@ -32,6 +32,15 @@ result<std::string> create_once(const path& file, const std::string& name) {
   return make_error(errc::io, "cannot create {}: {}", file.string(), std::strerror(err));
 }
 
+// `o` waiting `timeout` for the answer (the context's prefix and the rest as they are); nullptr,
+// the context's options, for 0.
+jsOptions* with_timeout(jsOptions& o, std::chrono::milliseconds timeout) {
+  if (timeout.count() <= 0) return nullptr;
+  jsOptions_Init(&o);
+  o.Wait = timeout.count();
+  return &o;
+}
+
 }  // namespace
 
 result<std::optional<std::string>> copy_consumer(const projection& p, const projector_options& o,
@@ -57,9 +66,12 @@ result<std::string> rebuild_consumer(const projection& p, const projector_option
 }
 
 result<void> delete_consumer(connection_state& c, const std::string& stream,
-                             const std::string& consumer) {
+                             const std::string& consumer,
+                             std::chrono::milliseconds request_timeout) {
+  jsOptions o;
   jsErrCode code{};
-  natsStatus s = js_DeleteConsumer(c.js.get(), stream.c_str(), consumer.c_str(), nullptr, &code);
+  natsStatus s = js_DeleteConsumer(c.js.get(), stream.c_str(), consumer.c_str(),
+                                   with_timeout(o, request_timeout), &code);
   if (s == NATS_OK || s == NATS_NOT_FOUND || code == JSConsumerNotFoundErr) return success();
   return nats_error(s, "delete consumer " + consumer, code);
 }
@@ -91,7 +103,9 @@ result<void> create_consumer(connection_state& c, const std::string& stream,
   }
   jsConsumerInfo* created = nullptr;
   jsErrCode code{};
-  natsStatus a = js_AddConsumer(&created, c.js.get(), stream.c_str(), &cfg, nullptr, &code);
+  jsOptions o;
+  natsStatus a = js_AddConsumer(&created, c.js.get(), stream.c_str(), &cfg,
+                                with_timeout(o, spec.request_timeout), &code);
   jsConsumerInfo_Destroy(created);
   if (a == NATS_OK) return success();
   if (code == JSStreamNotFoundErr)

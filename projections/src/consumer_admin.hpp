@@ -44,6 +44,8 @@ struct consumer_spec {
   /// One replica in memory, whatever the stream's replicas: for a consumer whose state the
   /// engine keeps elsewhere and remakes when it is gone (a reactor cursor).
   bool disposable = false;
+  /// How long to wait for the server's answer; 0: the connection's request timeout.
+  std::chrono::milliseconds request_timeout{};
 };
 /// Creates a durable consumer as `spec` says.
 result<void> create_consumer(connection_state& c, const std::string& stream,
@@ -56,7 +58,8 @@ result<void> create_consumer(connection_state& c, const std::string& stream,
                              const projector_options& o, bool cumulative, std::uint64_t from);
 /// Deletes a durable consumer; a missing one is fine.
 result<void> delete_consumer(connection_state& c, const std::string& stream,
-                             const std::string& consumer);
+                             const std::string& consumer,
+                             std::chrono::milliseconds request_timeout = {});
 /// The consumer's info (errc::not_found when it does not exist); `holder` owns it.
 result<jsConsumerInfo*> consumer_info(connection_state& c, const std::string& stream,
                                       const std::string& consumer, consumer_info_ptr& holder);

@@ -10,10 +10,14 @@
 #include "cluster_retry.hpp"
 #include "reactor_fixture.hpp"
 
+#include <nats/nats.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 namespace jetsource::test {
@@ -214,6 +218,68 @@ class cluster_reactor_group : public ::testing::Test {
   std::mutex m_;
   std::vector<acked_event> acked_;
   std::vector<kill_record> kills_;
+
+  // The stream sequence and subject of `id`'s commit that reached `version` (for a diagnosis).
+  std::string sequence_of(const std::string& id, std::uint64_t version) {
+    auto l = store_->read("Account", id);
+    if (!l) return l.error().message;
+    for (const auto& c : l->commits)
+      if (c.version == version) return std::to_string(c.sequence);
+    return "?";
+  }
+  // Where each thread of a member process is (gdb, when installed): a member whose cursor went
+  // silent shows where it waits.
+  static void print_stacks(pid_t pid) {
+    const auto cmd = fmt::format("gdb -p {} -batch -ex 'thread apply all bt 12' 2>&1", pid);
+    std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(cmd.c_str(), "r"), ::pclose);
+    if (!p) return;
+    std::cout << "--- stacks of member pid " << pid << "\n";
+    char buf[4096];
+    while (std::fgets(buf, sizeof buf, p.get()) != nullptr)
+      if (buf[0] == '#' || std::strncmp(buf, "Thread", 6) == 0) std::cout << buf;
+  }
+  // Each node's copy of `stream` and the consumers it runs on it, as the node says (a member's
+  // cursor on a lagging copy delivers nothing past it).
+  void dump_replicas(const std::string& stream) {
+    for (int i = 0; i < cluster_.size(); ++i) {
+      auto j = cluster_.monitor(i, "/jsz?accounts=1&streams=1&consumers=1");
+      if (!j) continue;
+      for (const auto& acc : j->value("account_details", nlohmann::json::array()))
+        for (const auto& st : acc.value("stream_detail", nlohmann::json::array())) {
+          if (st.value("name", "") != stream) continue;
+          std::cout << "node " << i << ": " << stream << " last_seq "
+                    << st["state"].value("last_seq", 0) << "\n";
+          for (const auto& c : st.value("consumer_detail", nlohmann::json::array()))
+            std::cout << "node " << i << ": consumer " << c.value("name", "") << " delivered "
+                      << c["delivered"].value("stream_seq", 0) << " pending "
+                      << c.value("num_pending", 0) << "\n";
+        }
+    }
+  }
+  // Every key of the group's bucket with its value: who holds each partition, up to where.
+  void dump_bucket(const std::string& bucket) {
+    natsConnection* nc = nullptr;
+    jsCtx* js = nullptr;
+    kvStore* kv = nullptr;
+    kvKeysList keys{};
+    if (natsConnection_ConnectTo(&nc, cluster_.url(0).c_str()) == NATS_OK &&
+        natsConnection_JetStream(&js, nc, nullptr) == NATS_OK &&
+        js_KeyValue(&kv, js, bucket.c_str()) == NATS_OK &&
+        kvStore_Keys(&keys, kv, nullptr) == NATS_OK) {
+      for (int i = 0; i < keys.Count; ++i) {
+        kvEntry* e = nullptr;
+        if (kvStore_Get(&e, kv, keys.Keys[i]) != NATS_OK) continue;
+        std::cout << "bucket " << keys.Keys[i] << " = " << kvEntry_ValueString(e) << "\n";
+        kvEntry_Destroy(e);
+      }
+      kvKeysList_Destroy(&keys);
+    } else {
+      std::cout << "bucket " << bucket << " not read: " << nats_GetLastError(nullptr) << "\n";
+    }
+    kvStore_Destroy(kv);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+  }
 };
 
 TEST_F(cluster_reactor_group,
@@ -319,7 +385,11 @@ TEST_F(cluster_reactor_group,
     for (const auto& [id, v] : stored)
       for (std::uint64_t k = 1; k <= v && shown < 10; ++k)
         if (got[id].count(k) == 0 && ++shown)
-          std::cout << "never handled: " << id << " v" << k << "\n";
+          std::cout << "never handled: " << id << " v" << k << " at sequence " << sequence_of(id, k)
+                    << "\n";
+    dump_bucket("jsr-TEST-audit");
+    dump_replicas("TEST");
+    for (auto pid : pids) print_stacks(pid);
     // Who holds what now (for the next diagnosis: a stall here was seen 1 run in 4).
     if (auto st = read_reactor_status(*conn_, "TEST", "audit")) {
       std::cout << "group position " << st->position << ", pending " << st->pending << ", "

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
@@ -43,6 +44,8 @@ int main(int argc, char** argv) {
   app.add_flag("--queue", queue);
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
+  // Several members log to one test's stderr: each line says whose it is.
+  spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [{}] [%l] %v", instance));
   out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (out_fd < 0) {
     std::perror(out.c_str());

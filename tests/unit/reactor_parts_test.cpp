@@ -77,6 +77,22 @@ TEST(ReactorPartsTest, ALeaseIsAvailableWhenFreeExpiredOrOfAnEarlierProcessOfThi
   EXPECT_EQ(v.lease(0)->value.epoch, 3u);
 }
 
+TEST(ReactorPartsTest, ALeaseReadAheadOfTheWatchIsNotUndoneByTheWatchCatchingUp) {
+  // The keeper reads a lease key itself after a refused acquisition (its watch may lag): the
+  // older revisions the watch then delivers must not bring back the lease it replaced.
+  group_view v("r", "me", "inc", 4, 1000ms);
+  const auto t0 = clock_type::now();
+  v.apply("lease.2", std::string_view(lease_json("other", 4, 100)), 20, t0);
+  v.apply("lease.2", std::string_view(lease_json("", 4, 180)), 31, t0 + 5ms);  // read directly
+  v.apply("lease.2", std::string_view(lease_json("other", 4, 150)), 25, t0 + 10ms);  // the watch
+  ASSERT_NE(v.lease(2), nullptr);
+  EXPECT_EQ(v.lease(2)->revision, 31u);
+  EXPECT_EQ(v.lease(2)->value.checkpoint, 180u);
+  EXPECT_TRUE(v.lease_available(2, t0 + 10ms)) << "released, as the newest revision says";
+  v.apply("lease.2", std::string_view(lease_json("", 4, 180)), 31, t0 + 20ms);  // seen again
+  EXPECT_EQ(v.lease(2)->since, t0 + 5ms) << "a revision seen again is no change";
+}
+
 TEST(ReactorPartsTest, KeysAndValuesRoundTrip) {
   EXPECT_EQ(partition_of_key("lease.12", "lease"), 12u);
   EXPECT_EQ(partition_of_key("park.3.Account.acc-1", "park"), 3u);

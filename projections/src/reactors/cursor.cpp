@@ -12,6 +12,7 @@
 #include "reactors/member_state.hpp"
 
 #include <nats/nats.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -35,6 +36,33 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+
+// How long a cursor's delete and create wait for their answer. An R1 cursor is made in one
+// meta-group step, in milliseconds; nats-server 2.9.10 places it on a random node of the
+// stream's group, also on one that is down, and then only a timeout says so: each such attempt
+// cost the connection's 5 s request timeout, and three in a row were seen after a node loss.
+constexpr milliseconds cursor_request_timeout{2000};
+
+// The stream leader's first message on `filter` after sequence `after` (its sequence; 0: none).
+// $JS.API.STREAM.MSG.GET with next_by_subj is answered by the leader, unlike a direct get or a
+// one-replica cursor, which read one node's copy.
+result<std::uint64_t> leader_next_on(natsConnection* nc, const std::string& stream,
+                                     const std::string& filter, std::uint64_t after) {
+  const auto body = nlohmann::json{{"seq", after + 1}, {"next_by_subj", filter}}.dump();
+  natsMsg* raw = nullptr;
+  natsStatus s =
+      natsConnection_Request(&raw, nc, ("$JS.API.STREAM.MSG.GET." + stream).c_str(), body.data(),
+                             static_cast<int>(body.size()), cursor_request_timeout.count());
+  msg_ptr reply(raw);
+  if (s != NATS_OK) return nats_error(s, "read the next message of " + stream + " from its leader");
+  const char* d = natsMsg_GetData(raw);
+  auto j = nlohmann::json::parse(
+      std::string_view(d ? d : "", static_cast<std::size_t>(natsMsg_GetDataLength(raw))), nullptr,
+      false);
+  if (j.is_discarded()) return make_error(errc::server_error, "a malformed answer from {}", stream);
+  if (j.contains("error")) return std::uint64_t{0};  // 10037: no message after it
+  return j.value("message", nlohmann::json::object()).value("seq", std::uint64_t{0});
+}
 
 // Every member belongs to the fetcher thread.
 class cursor_loop {
@@ -71,7 +99,12 @@ class cursor_loop {
   int generation_ = 1;
   clock::time_point last_publish_ = clock::now();
   clock::time_point last_heard_ = clock::now();  // a delivery, or the consumer checked
+  // A message the stream's leader had after delivered_ when the cursor was last checked: still
+  // not delivered at the next check, the cursor reads a lagging copy.
+  std::uint64_t undelivered_ = 0;
+  int unanswered_ = 0;  // consumer-info checks in a row that got no answer
   void check_consumer();
+  void remake_cursor(std::string_view why);
 };
 
 void cursor_loop::run() {
@@ -117,14 +150,58 @@ void cursor_loop::run() {
 }
 
 // Quiet for a while: the cursor may be gone (the server deletes it after 5 x lease without
-// pulls, e.g. after an outage). Then it is made again right after what was delivered.
+// pulls, e.g. after an outage). Then it is made again right after what was delivered. It may
+// also be known by name and run nowhere (its info unanswered: assigned to a node that lost it),
+// or deliver nothing while the stream's leader has more (an R1 cursor reads one node's copy,
+// which may lag). In the stalls seen after node kills (cluster_reactor_group, 2 runs of ~10),
+// a member's position stayed thousands of messages back with pending 0, its cursor ran on no
+// node, and its partitions' events were handled by nobody, silently. Either case twice in a row
+// (2 s apart): the cursor is made again under a new name, which nats-server places afresh.
 void cursor_loop::check_consumer() {
   last_heard_ = clock::now();
   consumer_info_ptr holder;
   auto ci = consumer_info(*s_.conn, s_.opts.stream, s_.consumer, holder);
-  if (ci || !ci.error().is(errc::not_found)) return;
-  log()->warn("reactor {}: cursor {} is gone; making it again from sequence {}", s_.r.name(),
-              s_.consumer, delivered_ + 1);
+  if (!ci && ci.error().is(errc::not_found)) {
+    log()->warn("reactor {}: cursor {} is gone; making it again from sequence {}", s_.r.name(),
+                s_.consumer, delivered_ + 1);
+    open_cursor(delivered_ + 1);
+    return;
+  }
+  if (!ci) {
+    // Its info unanswered twice in a row: nats-server knows the name but runs it nowhere (it
+    // was assigned to a node that lost it). A member stayed silent for minutes on such a cursor,
+    // its partitions handled by nobody.
+    if (++unanswered_ >= 2) remake_cursor(fmt::format("its info is not answered: {}", ci.error()));
+    return;
+  }
+  unanswered_ = 0;
+  // Not asking for more (its handlers hold max_buffered): silence is no sign of a lagging copy.
+  if (s_.buffered.load() + static_cast<std::uint64_t>(s_.opts.batch) > s_.opts.max_buffered) {
+    undelivered_ = 0;
+    return;
+  }
+  auto next = leader_next_on(s_.nc, s_.opts.stream, s_.r.subject_filter(), delivered_);
+  if (!next || *next == 0 || *next <= delivered_) {
+    undelivered_ = 0;
+    return;
+  }
+  if (undelivered_ == 0 || undelivered_ <= delivered_) {
+    undelivered_ = *next;  // seen once: the cursor may just be slow
+    return;
+  }
+  remake_cursor(
+      fmt::format("it delivers nothing past sequence {}, while the stream's leader has "
+                  "sequence {} on its filter (it reads a copy that lags)",
+                  delivered_, undelivered_));
+}
+
+// Under a new name, which nats-server places afresh, from right after what was delivered.
+void cursor_loop::remake_cursor(std::string_view why) {
+  log()->warn("reactor {}: cursor {}: {}; making it again from sequence {}", s_.r.name(),
+              s_.consumer, why, delivered_ + 1);
+  undelivered_ = 0;
+  unanswered_ = 0;
+  s_.consumer = fmt::format("{}-{}", base_name_, ++generation_);
   open_cursor(delivered_ + 1);
 }
 
@@ -143,7 +220,8 @@ bool cursor_loop::open_cursor(std::uint64_t from) {
   // an R3 stream an R1 in-memory cursor is made in one meta-group step, not a Raft group's
   // election, which kept a member re-acquiring partitions waiting for tens of seconds.
   spec.disposable = true;
-  (void)delete_consumer(*s_.conn, s_.opts.stream, s_.consumer);
+  spec.request_timeout = cursor_request_timeout;
+  (void)delete_consumer(*s_.conn, s_.opts.stream, s_.consumer, cursor_request_timeout);
   if (auto made = create_consumer(*s_.conn, s_.opts.stream, spec); !made) {
     log()->error("reactor {}: {}", s_.r.name(), made.error());
     // nats-server places an R1 consumer on a random node of the stream's group, also on one

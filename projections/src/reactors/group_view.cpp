@@ -45,8 +45,10 @@ void group_view::apply(std::string_view key, std::optional<std::string_view> val
       log()->warn("reactor {}: {}: {}", reactor_, key, l.error());
       return;
     }
+    // Only a newer revision counts: a key read directly (lease_keeper::refresh) can be ahead of
+    // a lagging watch, which then delivers what the view already passed.
     auto& s = leases_[*p];
-    if (s.revision != revision) s = {std::move(*l), revision, now};
+    if (revision > s.revision) s = {std::move(*l), revision, now};
     return;
   }
   if (key.starts_with("park.")) {

@@ -48,8 +48,12 @@ class lease_keeper {
     std::uint64_t revision = 0;
     std::uint64_t epoch = 0;
   };
+  bool open_watch();
   void watch(milliseconds wait);
+  void check_watch(clock::time_point now);
   void apply(kvEntry* e);
+  void refresh(std::uint32_t p);
+  void warn_acquire_failed(std::uint32_t p, const error& e);
   void renew();
   bool own_renewal_landed(std::uint32_t p, held& h);
   void balance(clock::time_point now);
@@ -70,21 +74,31 @@ class lease_keeper {
   std::optional<clock::time_point> failing_since_;
   bool failing_warned_ = false;
   std::set<std::pair<std::string, std::uint64_t>> served_;  // park requests (key, revision)
+  // Acquisitions failing for another reason than a lost race (an outage): warned once until one
+  // goes through, and paused for a tenth of a lease after each failure (they were retried every
+  // 10 ms and logged each time: 64,000 lines in one test run).
+  bool acquire_failing_ = false;
+  clock::time_point acquire_paused_until_{};
+  std::uint64_t last_watched_ = 0;  // the highest revision the watch delivered
+  // The oldest write of this member's own key the watch has not delivered yet, and when it was
+  // stored: a watch that stays behind it for 3 leases is dead and is opened again (nats.c's
+  // ordered consumer under the watch can fail to come back after a node loss; the view then
+  // froze, every other member looked gone, and a partition handed over to this member was
+  // never taken).
+  std::optional<std::pair<std::uint64_t, clock::time_point>> unseen_put_;
 };
 
-void lease_keeper::run() {
-  for (;;) {
-    auto w = s_.bucket->watch_all();
-    if (w) {
-      watcher_ = std::move(*w);
-      break;
-    }
+// Opens the bucket's watch and applies the bucket as it is first (the watch ends its initial
+// values with a null entry): deciding from a partial view would grab partitions whose members
+// it has not seen yet. False when the watch could not be opened.
+bool lease_keeper::open_watch() {
+  watcher_.reset();
+  auto w = s_.bucket->watch_all();
+  if (!w) {
     log()->warn("reactor {}: {}", s_.r.name(), w.error());
-    if (s_.keeper_stop.load()) return;
-    std::this_thread::sleep_for(milliseconds(200));
+    return false;
   }
-  // The bucket as it is first (the watch ends its initial values with a null entry): deciding
-  // from a partial view would grab partitions whose members it has not seen yet.
+  watcher_ = std::move(*w);
   const auto synced_by = clock::now() + std::chrono::seconds(5);
   for (bool synced = false; !synced && clock::now() < synced_by;) {
     kvEntry* e = nullptr;
@@ -96,6 +110,14 @@ void lease_keeper::run() {
     kv_entry_ptr holder(e);
     apply(e);
   }
+  return true;
+}
+
+void lease_keeper::run() {
+  while (!open_watch()) {
+    if (s_.keeper_stop.load()) return;
+    std::this_thread::sleep_for(milliseconds(200));
+  }
   const auto period = s_.lease() / 3;
   auto next_renewal = clock::now();
   while (!s_.keeper_stop.load()) {
@@ -105,6 +127,7 @@ void lease_keeper::run() {
       renew();
       next_renewal = now + period;
     }
+    check_watch(now);
     if (!s_.queue_mode()) {
       hand_back();
       if (!s_.stopping.load()) balance(clock::now());
@@ -117,6 +140,10 @@ void lease_keeper::run() {
 }
 
 void lease_keeper::watch(milliseconds wait) {
+  if (!watcher_) {  // being opened again (check_watch)
+    std::this_thread::sleep_for(wait);
+    return;
+  }
   for (int i = 0; i < 1000; ++i) {
     kvEntry* e = nullptr;
     natsStatus st = kvWatcher_Next(&e, watcher_.get(), i == 0 ? wait.count() : 1);
@@ -127,7 +154,34 @@ void lease_keeper::watch(milliseconds wait) {
   }
 }
 
+void lease_keeper::check_watch(clock::time_point now) {
+  if (!unseen_put_) return;
+  if (last_watched_ >= unseen_put_->first) {
+    unseen_put_.reset();
+    return;
+  }
+  if (now - unseen_put_->second < 3 * s_.lease()) return;
+  log()->warn(
+      "reactor {}: the bucket's watch has not delivered this member's own write of {} ms ago "
+      "(revision {}; the last it delivered: {}); watching again",
+      s_.r.name(), std::chrono::duration_cast<milliseconds>(now - unseen_put_->second).count(),
+      unseen_put_->first, last_watched_);
+  // Opened again, the watch delivers every key as it is now. Until then (or if it fails: tried
+  // again 3 leases later) decisions wait on the view as it was.
+  unseen_put_->second = now;
+  if (open_watch()) unseen_put_.reset();
+}
+
+// A lost race, or a view behind the bucket: the key as stored, so that the next decision is
+// made on it rather than retried on a stale revision (each such retry is refused as well).
+void lease_keeper::refresh(std::uint32_t p) {
+  const auto key = lease_key(p);
+  if (auto e = s_.bucket->get(key); e && *e)
+    view_.apply(key, (*e)->value, (*e)->revision, clock::now());
+}
+
 void lease_keeper::apply(kvEntry* e) {
+  last_watched_ = std::max(last_watched_, kvEntry_Revision(e));
   std::optional<std::string_view> value;
   if (kvEntry_Operation(e) == kvOp_Put)
     value = std::string_view(kvEntry_ValueString(e), static_cast<std::size_t>(kvEntry_ValueLen(e)));
@@ -137,6 +191,8 @@ void lease_keeper::apply(kvEntry* e) {
 void lease_keeper::renew() {
   if (auto r = s_.bucket->put(member_key(s_.instance), encode(member_of(s_))); !r)
     log()->warn("reactor {}: renewing member {}: {}", s_.r.name(), s_.instance, r.error());
+  else if (!unseen_put_)
+    unseen_put_.emplace(*r, clock::now());
   for (auto it = held_.begin(); it != held_.end();) {
     const auto p = it->first;
     auto& h = it->second;
@@ -202,7 +258,8 @@ void lease_keeper::balance(clock::time_point now) {
         release_asked_[p] = true;
         s_.owned->release(p);
       }
-    } else if (target == s_.instance && view_.lease_available(p, now)) {
+    } else if (target == s_.instance && now >= acquire_paused_until_ &&
+               view_.lease_available(p, now)) {
       acquire(p);
     }
   }
@@ -217,9 +274,15 @@ void lease_keeper::acquire(std::uint32_t p) {
   auto r = seen ? s_.bucket->update(lease_key(p), v, seen->revision)
                 : s_.bucket->create(lease_key(p), v);
   if (!r) {
-    if (!r.error().is(errc::conflict))
-      log()->warn("reactor {}: acquiring partition {}: {}", s_.r.name(), p, r.error());
-    return;  // another member won: the watch shows it
+    if (r.error().is(errc::conflict))
+      refresh(p);  // another member won, or the view is behind the bucket
+    else
+      warn_acquire_failed(p, r.error());
+    return;
+  }
+  if (acquire_failing_) {
+    log()->warn("reactor {}: acquiring partitions goes through again", s_.r.name());
+    acquire_failing_ = false;
   }
   if (seen && !seen->value.holder.empty())
     log()->info("reactor {}: took partition {} over from {} (epoch {}, checkpoint {})", s_.r.name(),
@@ -230,6 +293,16 @@ void lease_keeper::acquire(std::uint32_t p) {
   for (const auto& [key, park] : view_.parks())
     if (park.value.a.partition == p) s_.load_parked(park.value, park.revision, epoch);
   s_.owned->acquire(p, epoch, checkpoint, sent);
+}
+
+void lease_keeper::warn_acquire_failed(std::uint32_t p, const error& e) {
+  if (!acquire_failing_)
+    log()->warn(
+        "reactor {}: acquiring partition {}: {} (retried; not logged again until an "
+        "acquisition goes through)",
+        s_.r.name(), p, e);
+  acquire_failing_ = true;
+  acquire_paused_until_ = clock::now() + s_.lease() / 10;
 }
 
 void lease_keeper::hand_back() {
