@@ -189,7 +189,14 @@ TEST_F(EventStoreTest, AppendAndReadRoundTripKeepsEveryHeader) {
   natsMsg* m2 = nullptr;
   ASSERT_EQ(js_GetLastMsg(&m2, raw.js, "TEST", subject2->c_str(), nullptr, nullptr), NATS_OK);
   raw_msg owned2(m2);
-  EXPECT_EQ(raw_header(m2, "Nats-Msg-Id"), r2->commit_id);
+  // A generated id rides in Es-Commit-Id only: no Nats-Msg-Id for the server to remember
+  // (nothing could send it again; ADR 0019). Reads still return it.
+  EXPECT_EQ(raw_header(m2, "Nats-Msg-Id"), std::nullopt);
+  EXPECT_EQ(raw_header(m2, "Es-Commit-Id"), r2->commit_id);
+  auto read2 = store.read("Order", "ord-2");
+  ASSERT_TRUE(read2) << read2.error();
+  ASSERT_EQ(read2->commits.size(), 1u);
+  EXPECT_EQ(read2->commits[0].commit_id, r2->commit_id);
   EXPECT_EQ(raw_header(m2, "Es-Correlation-Id"), std::nullopt);
   EXPECT_EQ(raw_header(m2, "Es-Causation-Id"), std::nullopt);
   EXPECT_EQ(raw_header(m2, "Nats-Expected-Last-Subject-Sequence"), std::nullopt);

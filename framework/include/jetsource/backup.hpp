@@ -63,7 +63,7 @@ struct backup_stream_config {
 struct backup_previous {
   std::uint64_t sequence = 0;
   std::string subject;
-  std::string msg_id;  ///< Nats-Msg-Id
+  std::string msg_id;  ///< Nats-Msg-Id (Es-Commit-Id when it has none)
 };
 
 /// What a backup file holds, as read and checked by verify_backup.

@@ -69,8 +69,9 @@ struct commit {
   /// loaded; 0 = the aggregate must be new; nullopt = no check.
   std::optional<std::uint64_t> expected_sequence;
   std::uint64_t version = 0;  ///< the aggregate's version after this commit (events so far)
-  /// Nats-Msg-Id (Es-Commit-Id under the commit-slot scheme); "" = generate one. Same id on
-  /// retry = lands once
+  /// Nats-Msg-Id (Es-Commit-Id under the commit-slot scheme): a retry with the same id within
+  /// the stream's duplicate window lands once. "" = generate one, carried in Es-Commit-Id only
+  /// (nothing can send a generated id again, so the server is not asked to remember it; ADR 0019)
   std::string commit_id;
   std::string event_types;  ///< Es-Events: comma-separated wire names, in order
   std::string body;         ///< the encoded events (docs/wire-format.md)

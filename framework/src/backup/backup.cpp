@@ -167,8 +167,8 @@ result<backup_summary> backup(const connection& conn, std::string_view stream,
                         "incremental backup of {} from {}: there is no message at sequence {} to "
                         "continue from",
                         name, from, from - 1);
-    info.previous = backup_previous{from - 1, natsMsg_GetSubject(prev.get()),
-                                    detail::header(prev.get(), detail::hdr_msg_id)};
+    info.previous =
+        backup_previous{from - 1, natsMsg_GetSubject(prev.get()), b::identity_of(prev.get())};
   }
   JETSOURCE_TRY(writer, b::file_writer::create(path));
   JETSOURCE_TRY(writer.write_header(info));

@@ -80,7 +80,7 @@ result<std::uint64_t> records_present(jsCtx* js, const std::string& name, const 
     if (!info.previous) return 0;
     JETSOURCE_TRY(m, message_at(js, name, last));
     if (m && natsMsg_GetSubject(m.get()) == info.previous->subject &&
-        header(m.get(), hdr_msg_id) == info.previous->msg_id)
+        identity_of(m.get()) == info.previous->msg_id)
       return 0;
   } else if (last > base && s.kept) {
     JETSOURCE_TRY(m, message_at(js, name, last));

@@ -65,6 +65,11 @@ result<msg_ptr> message_at(jsCtx* js, const std::string& stream, std::uint64_t s
   return m;
 }
 
+std::string identity_of(natsMsg* m) {
+  auto id = header(m, hdr_msg_id);
+  return id.empty() ? header(m, hdr_commit_id) : id;
+}
+
 std::vector<std::pair<std::string, std::string>> headers_of(natsMsg* m) {
   std::vector<std::pair<std::string, std::string>> out;
   const char** keys = nullptr;

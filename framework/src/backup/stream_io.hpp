@@ -29,6 +29,10 @@ result<std::optional<stream_state>> stream_info(jsCtx* js, const std::string& st
 /// needs no direct gets.
 result<msg_ptr> message_at(jsCtx* js, const std::string& stream, std::uint64_t seq);
 
+/// What identifies a commit across a backup and a restore: its Nats-Msg-Id, or its Es-Commit-Id
+/// when it has none (a generated commit id, ADR 0019).
+std::string identity_of(natsMsg* m);
+
 /// Every header of a message, sorted by key (a key's values in their order).
 std::vector<std::pair<std::string, std::string>> headers_of(natsMsg* m);
 

@@ -98,7 +98,8 @@ result<built_commit> build_commit(const store_state& st, const commit& c) {
     return make_error(errc::invalid_argument,
                       "commit to {}: version 0 (the version after a commit is at least 1)",
                       *subject);
-  std::string id = c.commit_id.empty() ? new_commit_id() : c.commit_id;
+  const bool generated = c.commit_id.empty();
+  std::string id = generated ? new_commit_id() : c.commit_id;
   const std::pair<std::string_view, std::string_view> values[] = {
       {"commit id", id},
       {"event types", c.event_types},
@@ -121,6 +122,11 @@ result<built_commit> build_commit(const store_state& st, const commit& c) {
   message_builder b(*subject, c.body);
   if (slot) {
     b.set(detail::hdr_msg_id, commit_slot(c.aggregate_type, c.aggregate_id, c.version - events));
+    b.set_ref(detail::hdr_commit_id, id);
+  } else if (generated) {
+    // An id made here can never be sent again (the caller does not know it before the answer),
+    // so the server's duplicate table would keep it for nothing: one entry per commit for the
+    // whole window, whose growth stalled publishes for up to 0.6 s at 10,000 commits/s (ADR 0019).
     b.set_ref(detail::hdr_commit_id, id);
   } else {
     b.set_ref(detail::hdr_msg_id, id);
