@@ -3,13 +3,14 @@
 # `valgrind --tool=callgrind`: a yardstick that does not move with whatever else the machine
 # does (docs/performance.md, "Instruction counts"). Prints one line:
 #   instructions_per_commit_appended=… instructions_per_event_loaded=… instructions_per_event_applied=…
+#   instructions_per_event_pipeline=… instr_ratio_pipeline=…   (the raw pipeline, and it / applied)
 #
 #   bench/callgrind.sh [--events N] [--runs R]     (defaults: N = 2000, R = 1)
 #
 # Each figure is (Ir(2N) - Ir(N)) / N, Ir being the instructions callgrind counts in the whole
-# jetsource-bench process (all its threads) for a run of `instr-append`, `instr-load` or
-# `instr-project` (bench/instructions.cpp) with --events N and with 2N: start-up, connecting and
-# set-up are the same in both runs and cancel out. nats-server is a separate process, started
+# jetsource-bench process (all its threads) for a run of `instr-append`, `instr-load`,
+# `instr-project` or `instr-pipeline` (bench/instructions.cpp) with --events N and with 2N:
+# start-up, connecting and set-up are the same in both runs and cancel out. nats-server is a separate process, started
 # here (not under valgrind): only the client's instructions are counted, never the server's.
 # With R > 1 each figure is the median of R pairs of runs.
 #
@@ -92,5 +93,10 @@ per_unit() {
 append="$(per_unit instr-append)"
 load="$(per_unit instr-load)"
 apply="$(per_unit instr-project)"
+pipeline="$(per_unit instr-pipeline)"
+# The hand-written pipeline's instructions over the projector's: the throughput ratio's
+# instruction-count twin (1.0 = the framework costs nothing over the raw loop).
+ratio="$(awk -v p="$pipeline" -v a="$apply" 'BEGIN { printf "%.2f", (a > 0 ? p / a : 0) }')"
 echo "instructions_per_commit_appended=$append instructions_per_event_loaded=$load" \
-  "instructions_per_event_applied=$apply events=$events runs=$runs"
+  "instructions_per_event_applied=$apply instructions_per_event_pipeline=$pipeline" \
+  "instr_ratio_pipeline=$ratio events=$events runs=$runs"

@@ -12,6 +12,9 @@
 //                              repository<bank::account>, no cache, no snapshots)
 //   instr-project --events N   the bench projection over BENCH_INSTR_<N> by a projector with its
 //                              default options, into a fresh SQLite file, until all is applied
+//   instr-pipeline --events N  the raw pipeline of `project` (read_side.hpp: plain nats.c pull +
+//                              plain SQLite, the projector's defaults) over the same stream: the
+//                              hand-written baseline of instr-project, in instructions
 //
 // They need the streams of instr-fill, so a server that outlives the process: --nats-url.
 #include "bench.hpp"
@@ -90,6 +93,16 @@ void run_instr_project(const env& e) {
   project_until(e, o, static_cast<std::uint64_t>(n));
   delete_consumer(e, o.stream, o.consumer);
   line("instr_project").kv("events", n).print();
+}
+
+void run_instr_pipeline(const env& e) {
+  const auto n = events_of(e);
+  temp_files tmp;
+  const jetsource::projector_options defaults;
+  raw_pipeline(e, filled_stream(n), static_cast<std::uint64_t>(n), tmp.dir / "pipeline.db",
+               {defaults.batch, defaults.max_group,
+                static_cast<std::int64_t>(defaults.max_buffered), false});
+  line("instr_pipeline").kv("events", n).print();
 }
 
 }  // namespace bench

@@ -5,7 +5,7 @@
 //                   [--nats-url URL] [--events N]
 //                   [--payload-bytes B] [--runs R]
 //   jetsource-bench soak [--minutes M] [--rate R]     (a long run: not part of `all`)
-//   jetsource-bench instr-<fill|append|load|project> --events N --nats-url URL
+//   jetsource-bench instr-<fill|append|load|project|pipeline> --events N --nats-url URL
 //                                                     (bench/callgrind.sh's runs: not in `all`)
 //
 // Without --nats-url an embedded nats-server runs in a temporary directory, removed at the end.
@@ -143,6 +143,7 @@ int main(int argc, char** argv) {
       {"instr-append", bench::run_instr_append},
       {"instr-load", bench::run_instr_load},
       {"instr-project", bench::run_instr_project},
+      {"instr-pipeline", bench::run_instr_pipeline},
       {"personal", bench::run_personal},
       {"react", bench::run_react},
       {"react-takeover", bench::run_react_takeover},
@@ -154,13 +155,15 @@ int main(int argc, char** argv) {
   app.add_option("scenario", scenario,
                  "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
                  "metrics | personal | react | react-takeover | all | soak (not part of all) | "
-                 "instr-fill | instr-append | instr-load | instr-project (bench/callgrind.sh's "
+                 "instr-fill | instr-append | instr-load | instr-project | instr-pipeline "
+                 "(bench/callgrind.sh's "
                  "runs, not part of all) | peer-postgres (PostgreSQL beside jetsource)")
       ->required()
-      ->check(CLI::IsMember({"append-sync", "append-async", "load", "execute", "project",
-                             "e2e-latency", "rebuild", "metrics", "personal", "react",
-                             "react-takeover", "react-member", "all", "soak", "instr-fill",
-                             "instr-append", "instr-load", "instr-project", "peer-postgres"}));
+      ->check(CLI::IsMember({"append-sync", "append-async",  "load",           "execute",
+                             "project",     "e2e-latency",   "rebuild",        "metrics",
+                             "personal",    "react",         "react-takeover", "react-member",
+                             "all",         "soak",          "instr-fill",     "instr-append",
+                             "instr-load",  "instr-project", "instr-pipeline", "peer-postgres"}));
   app.add_option("--nats-url", nats_url,
                  "NATS server URL, or several comma-separated (default: an embedded nats-server)");
   app.add_option("--events", events,
