@@ -82,9 +82,9 @@ class lease_keeper {
   std::uint64_t last_watched_ = 0;  // the highest revision the watch delivered
   // The oldest write of this member's own key the watch has not delivered yet, and when it was
   // stored: a watch that stays behind it for 3 leases is dead and is opened again (nats.c's
-  // ordered consumer under the watch can fail to come back after a node loss; the view then
-  // froze, every other member looked gone, and a partition handed over to this member was
-  // never taken).
+  // ordered consumer under the watch can fail to come back after a node loss; a frozen view
+  // makes every other member look gone, and a partition handed over to this member would never
+  // be taken).
   std::optional<std::pair<std::uint64_t, clock::time_point>> unseen_put_;
 };
 
