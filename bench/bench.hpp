@@ -208,13 +208,14 @@ void run_e2e_latency(const env& e);
 void run_rebuild(const env& e);
 void run_soak(const env& e);
 void run_metrics(const env& e);  ///< no server used: recording cost only
-/// instr-fill, instr-append, instr-load, instr-project, instr-pipeline: for bench/callgrind.sh
-/// (instructions.cpp).
+/// instr-fill, instr-append, instr-load, instr-project, instr-pipeline[-nodecode]: for
+/// bench/callgrind.sh (instructions.cpp).
 void run_instr_fill(const env& e);
 void run_instr_append(const env& e);
 void run_instr_load(const env& e);
 void run_instr_project(const env& e);
 void run_instr_pipeline(const env& e);
+void run_instr_pipeline_nodecode(const env& e);
 void run_personal(const env& e);  ///< personal fields (crypto-shredding) against plain ones
 void run_react(const env& e);
 void run_react_takeover(const env& e);

@@ -4,6 +4,8 @@
 # does (docs/performance.md, "Instruction counts"). Prints one line:
 #   instructions_per_commit_appended=… instructions_per_event_loaded=… instructions_per_event_applied=…
 #   instructions_per_event_pipeline=… instr_ratio_pipeline=…   (the raw pipeline, and it / applied)
+#   instructions_per_event_pipeline_nodecode=… instr_ratio_pipeline_nodecode=…  (one that reads
+#   no body)
 #
 #   bench/callgrind.sh [--events N] [--runs R]     (defaults: N = 2000, R = 1)
 #
@@ -94,9 +96,12 @@ append="$(per_unit instr-append)"
 load="$(per_unit instr-load)"
 apply="$(per_unit instr-project)"
 pipeline="$(per_unit instr-pipeline)"
+nodecode="$(per_unit instr-pipeline-nodecode)"
 # The hand-written pipeline's instructions over the projector's: the throughput ratio's
 # instruction-count twin (1.0 = the framework costs nothing over the raw loop).
 ratio="$(awk -v p="$pipeline" -v a="$apply" 'BEGIN { printf "%.2f", (a > 0 ? p / a : 0) }')"
+ratio_nodecode="$(awk -v p="$nodecode" -v a="$apply" 'BEGIN { printf "%.2f", (a > 0 ? p / a : 0) }')"
 echo "instructions_per_commit_appended=$append instructions_per_event_loaded=$load" \
   "instructions_per_event_applied=$apply instructions_per_event_pipeline=$pipeline" \
-  "instr_ratio_pipeline=$ratio events=$events runs=$runs"
+  "instr_ratio_pipeline=$ratio instructions_per_event_pipeline_nodecode=$nodecode" \
+  "instr_ratio_pipeline_nodecode=$ratio_nodecode events=$events runs=$runs"

@@ -14,7 +14,9 @@
 //                              default options, into a fresh SQLite file, until all is applied
 //   instr-pipeline --events N  the raw pipeline of `project` (read_side.hpp: plain nats.c pull +
 //                              plain SQLite, the projector's defaults) over the same stream: the
-//                              hand-written baseline of instr-project, in instructions
+//                              hand-written baseline of instr-project, in instructions (it
+//                              decodes each body, as a projection must)
+//   instr-pipeline-nodecode --events N  the same without reading the bodies
 //
 // They need the streams of instr-fill, so a server that outlives the process: --nats-url.
 #include "bench.hpp"
@@ -95,14 +97,24 @@ void run_instr_project(const env& e) {
   line("instr_project").kv("events", n).print();
 }
 
-void run_instr_pipeline(const env& e) {
+namespace {
+void instr_pipeline(const env& e, bool decode, const char* name) {
   const auto n = events_of(e);
   temp_files tmp;
   const jetsource::projector_options defaults;
   raw_pipeline(e, filled_stream(n), static_cast<std::uint64_t>(n), tmp.dir / "pipeline.db",
                {defaults.batch, defaults.max_group,
-                static_cast<std::int64_t>(defaults.max_buffered), false});
-  line("instr_pipeline").kv("events", n).print();
+                static_cast<std::int64_t>(defaults.max_buffered), false, decode});
+  line(name).kv("events", n).print();
+}
+}  // namespace
+
+void run_instr_pipeline(const env& e) {
+  instr_pipeline(e, true, "instr_pipeline");
+}
+
+void run_instr_pipeline_nodecode(const env& e) {
+  instr_pipeline(e, false, "instr_pipeline_nodecode");
 }
 
 }  // namespace bench

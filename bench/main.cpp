@@ -144,6 +144,7 @@ int main(int argc, char** argv) {
       {"instr-load", bench::run_instr_load},
       {"instr-project", bench::run_instr_project},
       {"instr-pipeline", bench::run_instr_pipeline},
+      {"instr-pipeline-nodecode", bench::run_instr_pipeline_nodecode},
       {"personal", bench::run_personal},
       {"react", bench::run_react},
       {"react-takeover", bench::run_react_takeover},
@@ -152,18 +153,21 @@ int main(int argc, char** argv) {
   std::string scenario, nats_url;
   bench::options opt;
   std::int64_t events = 0;
-  app.add_option("scenario", scenario,
-                 "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
-                 "metrics | personal | react | react-takeover | all | soak (not part of all) | "
-                 "instr-fill | instr-append | instr-load | instr-project | instr-pipeline "
-                 "(bench/callgrind.sh's "
-                 "runs, not part of all) | peer-postgres (PostgreSQL beside jetsource)")
+  app.add_option(
+         "scenario", scenario,
+         "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
+         "metrics | personal | react | react-takeover | all | soak (not part of all) | "
+         "instr-fill | instr-append | instr-load | instr-project | instr-pipeline[-nodecode] "
+         "(bench/callgrind.sh's "
+         "runs, not part of all) | peer-postgres (PostgreSQL beside jetsource)")
       ->required()
-      ->check(CLI::IsMember({"append-sync", "append-async",  "load",           "execute",
-                             "project",     "e2e-latency",   "rebuild",        "metrics",
-                             "personal",    "react",         "react-takeover", "react-member",
-                             "all",         "soak",          "instr-fill",     "instr-append",
-                             "instr-load",  "instr-project", "instr-pipeline", "peer-postgres"}));
+      ->check(CLI::IsMember(
+          {"append-sync",  "append-async",  "load",           "execute",
+           "project",      "e2e-latency",   "rebuild",        "metrics",
+           "personal",     "react",         "react-takeover", "react-member",
+           "all",          "soak",          "instr-fill",     "instr-append",
+           "instr-load",   "instr-project", "instr-pipeline", "instr-pipeline-nodecode",
+           "peer-postgres"}));
   app.add_option("--nats-url", nats_url,
                  "NATS server URL, or several comma-separated (default: an embedded nats-server)");
   app.add_option("--events", events,

@@ -114,13 +114,13 @@ void applier::release_held(const std::function<void(const envelope&)>& f) {
 
 result<std::uint64_t*> applier::version_of(sqlite::transaction& tx, std::string_view key,
                                            const envelope& e) {
-  if (auto it = versions_.find(key); it != versions_.end()) return &it->second;
-  if (complete_) return &versions_.emplace(std::string(key), 0).first->second;
+  if (auto* v = versions_.find(key)) return v;
+  if (complete_) return versions_.insert(key, 0);
   JETSOURCE_TRY(row, tx.query_one("SELECT version FROM applied_versions "
                                   "WHERE aggregate_type = ?1 AND aggregate_id = ?2",
                                   e.aggregate_type, e.aggregate_id));
   std::uint64_t v = row ? row->get<std::uint64_t>(0) : 0;
-  return &versions_.emplace(std::string(key), v).first->second;
+  return versions_.insert(key, v);
 }
 
 void applier::undo(pass& p) {
@@ -181,7 +181,7 @@ result<void> applier::process(pass& p, envelope& e) {
   const std::uint64_t v0 = *slot;
   JETSOURCE_TRY(settled, settle_if_not_next(p, e, key, v0));
   if (settled) return success();
-  JETSOURCE_TRY(applied, run_message(p, e, key));
+  JETSOURCE_TRY(applied, run_message(p, e, key, v0));
   if (!applied) return success();  // poison: dead-lettered, its aggregate parked
   p.undo.emplace_back(slot, v0);
   *slot = e.version;
@@ -218,7 +218,19 @@ result<bool> applier::settle_if_not_next(pass& p, envelope& e, std::string_view 
   return false;
 }
 
-result<void> applier::run_and_record(pass& p, const envelope& e, std::string& failed_type) {
+result<void> record_version(sqlite::transaction& tx, const envelope& e, std::uint64_t v0) {
+  if (v0 > 0) {
+    JETSOURCE_TRY(
+        tx.execute("UPDATE applied_versions SET version = ?3, sequence = ?4 "
+                   "WHERE aggregate_type = ?1 AND aggregate_id = ?2",
+                   e.aggregate_type, e.aggregate_id, e.version, e.sequence));
+    if (tx.changes() == 1) return success();
+  }
+  return tx.execute(upsert_version, e.aggregate_type, e.aggregate_id, e.version, e.sequence);
+}
+
+result<void> applier::run_and_record(pass& p, const envelope& e, std::string& failed_type,
+                                     std::uint64_t v0) {
   projection_context cx(p.tx, e.aggregate_type, e.aggregate_id, e.sequence);
   auto applied = [&]() -> result<void> {
     try {
@@ -229,19 +241,18 @@ result<void> applier::run_and_record(pass& p, const envelope& e, std::string& fa
       return make_error(errc::internal, "handler threw a non-standard exception");
     }
   }();
-  if (applied)
-    applied = p.tx.execute(upsert_version, e.aggregate_type, e.aggregate_id, e.version, e.sequence);
+  if (applied) applied = record_version(p.tx, e, v0);
   return applied;
 }
 
-result<bool> applier::run_message(pass& p, envelope& e, std::string_view key) {
+result<bool> applier::run_message(pass& p, envelope& e, std::string_view key, std::uint64_t v0) {
   std::optional<sqlite::savepoint> guard;
   if (p.guarded) {
     JETSOURCE_TRY(sp, sqlite::savepoint::open(p.tx, message_savepoint));
     guard.emplace(std::move(sp));
   }
   std::string failed_type;
-  auto applied = run_and_record(p, e, failed_type);
+  auto applied = run_and_record(p, e, failed_type, v0);
   if (!applied && !p.guarded) {
     if (!not_the_message(applied.error())) p.needs_guard = true;
     return std::move(applied).error();
@@ -311,6 +322,7 @@ result<batch_outcome> applier::apply(sqlite::database& db, std::vector<envelope>
     versions_.clear();
     complete_ = false;
   }
+  versions_.reserve(batch.size());  // each message adds at most its own key
   for (bool guarded : {false, true}) {
     JETSOURCE_TRY(tx, db.begin());
     if (!probed_) {

@@ -10,6 +10,8 @@
 #include <jetsource/result.hpp>
 #include <jetsource/sqlite.hpp>
 
+#include "version_cache.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -126,9 +128,11 @@ class applier {
   result<bool> settle_if_not_next(pass& p, envelope& e, std::string_view key, std::uint64_t v0);
   /// Runs the message (in its savepoint on a guarded pass). False: it was poison, dead-lettered
   /// with its aggregate parked. An unguarded pass fails instead and asks for a guarded one.
-  result<bool> run_message(pass& p, envelope& e, std::string_view key);
-  /// Runs the handlers (a throw is an error) and records the aggregate's new version.
-  result<void> run_and_record(pass& p, const envelope& e, std::string& failed_type);
+  result<bool> run_message(pass& p, envelope& e, std::string_view key, std::uint64_t v0);
+  /// Runs the handlers (a throw is an error) and records the aggregate's new version (its
+  /// last applied one was `v0`).
+  result<void> run_and_record(pass& p, const envelope& e, std::string& failed_type,
+                              std::uint64_t v0);
   /// Dead-letters, in order, the messages held behind a parked aggregate.
   result<void> park_waiting(pass& p, std::string_view key);
   /// Processes the held message that follows version `v` of the aggregate, if it is waiting.
@@ -136,7 +140,8 @@ class applier {
   static bool taken(const pass& p, std::string_view key, std::uint64_t first);
   result<batch_outcome> finish(pass& p, sqlite::transaction& tx, std::uint64_t applied_sequence);
   /// The cached last applied version of `key` (read from applied_versions on a miss). The
-  /// reference stays valid until versions_ is cleared, which happens only between transactions.
+  /// pointer stays valid for the transaction: versions_ is cleared only between transactions,
+  /// and each transaction first makes room for the keys it may add (version_cache::reserve).
   result<std::uint64_t*> version_of(sqlite::transaction& tx, std::string_view key,
                                     const envelope& e);
   /// Puts back the versions a failed transaction changed.
@@ -150,8 +155,8 @@ class applier {
 
   const projection& projection_;
   std::size_t max_cached_;
-  key_map<std::uint64_t> versions_;  // key -> last applied version (committed, or in the open
-                                     // transaction, with its undo log in the pass)
+  version_cache versions_;  // key -> last applied version (committed, or in the open
+                            // transaction, with its undo log in the pass)
   // applied_versions was empty when this applier first looked, and versions_ was never cleared
   // since: every row of its aggregates was written through versions_, so a key missing there
   // has no row (version 0) and is not looked up (a fresh projection or a rebuild: one query
@@ -193,6 +198,11 @@ inline constexpr std::string_view upsert_version =
     "INSERT INTO applied_versions (aggregate_type, aggregate_id, version, sequence) "
     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (aggregate_type, aggregate_id) "
     "DO UPDATE SET version = excluded.version, sequence = excluded.sequence";
+
+/// Records `e.version` (and its sequence) as the last applied version of its aggregate, whose
+/// row held `v0` (0: no row yet). A known row is updated in place, which costs SQLite less than
+/// the upsert; should it be missing after all, the upsert writes it.
+result<void> record_version(sqlite::transaction& tx, const envelope& e, std::uint64_t v0);
 
 /// Applies jetsource's and the projection's migrations to `db` and makes sure the projection's
 /// projection_state row exists; returns the version the database was built with.

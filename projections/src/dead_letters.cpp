@@ -66,6 +66,7 @@ result<std::size_t> applier::retry(sqlite::database& db, std::string_view aggreg
                                    std::string_view aggregate_id, bool skip_first) {
   auto key = aggregate_key(aggregate_type, aggregate_id);
   JETSOURCE_TRY(tx, db.begin());
+  versions_.reserve(1);  // one aggregate: the undo log's pointers stay valid
   pass p{tx, utc_now()};
   // Any failure rolls the transaction back: the versions it changed go back too.
   auto outcome = [&]() -> result<std::size_t> {
@@ -117,8 +118,7 @@ result<std::size_t> applier::retry(sqlite::database& db, std::string_view aggreg
         p.events += e.version - e.first_version + 1;
       }
       if (e.malformed.empty() && e.version > v0) {
-        JETSOURCE_TRY(
-            tx.execute(upsert_version, e.aggregate_type, e.aggregate_id, e.version, e.sequence));
+        JETSOURCE_TRY(record_version(tx, e, v0));
         p.undo.emplace_back(slot, v0);
         *slot = e.version;
       }

@@ -140,15 +140,25 @@ void database_state::give_back(sqlite3_stmt* stmt, std::vector<sqlite3_stmt*>* s
   }
 }
 
+std::vector<sqlite3_stmt*>* database_state::cached_list(std::string_view sql) {
+  for (const auto& r : recent)
+    if (r.data == sql.data() && r.key->size() == sql.size() && *r.key == sql) return r.list;
+  auto it = cache.find(sql);
+  if (it == cache.end()) return nullptr;
+  recent[recent_next] = {sql.data(), &it->first, &it->second};
+  recent_next = (recent_next + 1) % recent.size();
+  return &it->second;
+}
+
 result<statement> prepare(database_state* db, std::string_view sql) {
   if (db == nullptr)
     return make_error(errc::invalid_argument, "sqlite: use of a moved-from database");
-  auto it = db->cache.find(sql);
-  if (it != db->cache.end() && !it->second.empty()) {
-    sqlite3_stmt* stmt = it->second.back();
-    it->second.pop_back();
+  auto* list = db->cached_list(sql);
+  if (list != nullptr && !list->empty()) {
+    sqlite3_stmt* stmt = list->back();
+    list->pop_back();
     --db->idle;
-    return statement(db, stmt, &it->second);
+    return statement(db, stmt, list);
   }
   if (sql.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     return make_error(errc::invalid_argument, "sqlite: statement too long ({} bytes)", sql.size());
@@ -170,12 +180,9 @@ result<statement> prepare(database_state* db, std::string_view sql) {
                       sql);
   }
   // Kept for reuse when its text is the key it will be looked up with.
-  std::vector<sqlite3_stmt*>* slot = nullptr;
-  if (std::string_view(sqlite3_sql(stmt)) == sql) {
-    if (it == db->cache.end())
-      it = db->cache.emplace(std::string(sql), std::vector<sqlite3_stmt*>{}).first;
-    slot = &it->second;
-  }
+  std::vector<sqlite3_stmt*>* slot = list;
+  if (slot == nullptr && std::string_view(sqlite3_sql(stmt)) == sql)
+    slot = &db->cache.emplace(std::string(sql), std::vector<sqlite3_stmt*>{}).first->second;
   return statement(db, stmt, slot);
 }
 

@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -95,6 +96,18 @@ struct database_state {
   // same SQL running twice at once (a query inside a loop over another) gets a second one.
   std::unordered_map<std::string, std::vector<sqlite3_stmt*>, string_hash, std::equal_to<>> cache;
   std::size_t idle = 0;  // statements in all lists
+  // The lists of the last few texts, by where the text was: a handler's SQL is usually a literal,
+  // passed again at the same address, so most lookups compare one text instead of hashing it.
+  // The text is compared too (the same address may hold other SQL by then).
+  struct recent_text {
+    const char* data = nullptr;
+    const std::string* key = nullptr;  // the cache's key (nodes are never erased)
+    std::vector<sqlite3_stmt*>* list = nullptr;
+  };
+  std::array<recent_text, 8> recent{};
+  std::size_t recent_next = 0;
+  /// The free list of `sql` when it is cached, else null.
+  std::vector<sqlite3_stmt*>* cached_list(std::string_view sql);
 
   static constexpr std::size_t max_idle = 512;
 

@@ -80,7 +80,8 @@ sqlite3_stmt* raw(void* p) noexcept {
 statement::statement(statement&& other) noexcept
     : db_(std::exchange(other.db_, nullptr)),
       stmt_(std::exchange(other.stmt_, nullptr)),
-      slot_(std::exchange(other.slot_, nullptr)) {}
+      slot_(std::exchange(other.slot_, nullptr)),
+      borrow_(std::exchange(other.borrow_, false)) {}
 
 statement& statement::operator=(statement&& other) noexcept {
   if (this != &other) {
@@ -115,16 +116,18 @@ result<void> statement::bind(int index, double v) {
   return bind_result(raw(stmt_), sqlite3_bind_double(raw(stmt_), index, v), index);
 }
 result<void> statement::bind(int index, std::string_view v) {
-  return bind_result(
-      raw(stmt_),
-      sqlite3_bind_text64(raw(stmt_), index, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8),
-      index);
+  return bind_result(raw(stmt_),
+                     sqlite3_bind_text64(raw(stmt_), index, v.data(), v.size(),
+                                         borrow_ ? SQLITE_STATIC : SQLITE_TRANSIENT, SQLITE_UTF8),
+                     index);
 }
 result<void> statement::bind(int index, blob v) {
   if (v.data == nullptr)
     return bind_result(raw(stmt_), sqlite3_bind_zeroblob(raw(stmt_), index, 0), index);
-  return bind_result(
-      raw(stmt_), sqlite3_bind_blob64(raw(stmt_), index, v.data, v.size, SQLITE_TRANSIENT), index);
+  return bind_result(raw(stmt_),
+                     sqlite3_bind_blob64(raw(stmt_), index, v.data, v.size,
+                                         borrow_ ? SQLITE_STATIC : SQLITE_TRANSIENT),
+                     index);
 }
 result<void> statement::bind(int index, std::nullptr_t) {
   return bind_result(raw(stmt_), sqlite3_bind_null(raw(stmt_), index), index);

@@ -174,6 +174,54 @@ TEST_F(SqliteTest, StatementsAreCachedBySqlText) {
   EXPECT_EQ(a->column_int64(0), 2);
 }
 
+// execute() binds its text and blob arguments without copying them (they outlive the call);
+// the statement goes back to the cache unbound, so its next user never reads the freed text.
+TEST_F(SqliteTest, TextThatExecuteBorrowedIsNeverReadByTheStatementsNextUser) {
+  auto db = open(":memory:");
+  ASSERT_TRUE(db.execute("CREATE TABLE t (a TEXT, b BLOB)"));
+  const char* insert = "INSERT INTO t VALUES (?1, ?2)";
+  {
+    std::string a(200, 'a'), b(300, 'b');
+    ASSERT_TRUE(db.execute(insert, a, sqlite::blob{b.data(), b.size()}));
+  }                              // both freed here
+  auto st = db.prepare(insert);  // the cached statement
+  ASSERT_TRUE(st);
+  ASSERT_TRUE(st->bind(1, std::string(50, 'c')));  // copied: a temporary
+  ASSERT_TRUE(st->run());
+  auto rows = db.query("SELECT a, length(a), b IS NULL FROM t ORDER BY rowid");
+  ASSERT_TRUE(rows) << rows.error();
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ((*rows)[0].get<std::string>(0), std::string(200, 'a'));
+  EXPECT_EQ((*rows)[1].get<std::string>(0), std::string(50, 'c'));
+  EXPECT_EQ((*rows)[1].get<int>(2), 1);  // ?2 was not bound by this user: NULL
+  // Borrowing again through the same statement, text that changes between uses.
+  for (int i = 0; i < 50; ++i) {
+    std::string a = "row-" + std::to_string(i);
+    ASSERT_TRUE(db.execute(insert, a, nullptr));
+  }
+  auto last = db.query_one("SELECT a FROM t ORDER BY rowid DESC LIMIT 1");
+  ASSERT_TRUE(last && *last);
+  EXPECT_EQ((*last)->get<std::string>(0), "row-49");
+}
+
+// The cache remembers where recent SQL texts were; the same address holding other SQL of the
+// same length later is other SQL.
+TEST_F(SqliteTest, OtherSqlAtTheSameAddressIsAnotherStatement) {
+  auto db = open(":memory:");
+  std::string sql = "SELECT 1";
+  const char* where = sql.data();
+  auto one = db.query_one(sql);
+  ASSERT_TRUE(one && *one);
+  EXPECT_EQ((*one)->get<int>(0), 1);
+  sql[7] = '2';  // same buffer, same length
+  ASSERT_EQ(sql.data(), where);
+  auto two = db.query_one(sql);
+  ASSERT_TRUE(two && *two);
+  EXPECT_EQ((*two)->get<int>(0), 2);
+  sql[7] = '1';
+  EXPECT_EQ((*db.query_one(sql))->get<int>(0), 1);
+}
+
 TEST_F(SqliteTest, PrepareTakesOneStatementAndScriptsSeveral) {
   auto db = open(":memory:");
   auto r = db.prepare("CREATE TABLE a (x); CREATE TABLE b (y)");

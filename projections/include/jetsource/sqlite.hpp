@@ -147,7 +147,8 @@ class statement {
   statement& operator=(const statement&) = delete;
   ~statement();
 
-  /// Binds parameter `index` (1-based, ?1..?N). Text and blobs are copied.
+  /// Binds parameter `index` (1-based, ?1..?N). Text and blobs are copied (but see
+  /// bind_all_borrowed).
   result<void> bind(int index, std::int64_t v);
   result<void> bind(int index, double v);
   result<void> bind(int index, std::string_view v);
@@ -178,6 +179,17 @@ class statement {
     int index = 0;
     result<void> r = success();
     (void)((r = bind(++index, args), r.has_value()) && ...);
+    return r;
+  }
+
+  /// The same without copying text and blobs: SQLite reads them where they are, so they must
+  /// outlive the statement's next reset or its destruction (which resets and unbinds it).
+  /// execute(), query_one() and query() bind so: their arguments outlive the call.
+  template <class... Args>
+  result<void> bind_all_borrowed(const Args&... args) {
+    borrow_ = true;
+    auto r = bind_all(args...);
+    borrow_ = false;
     return r;
   }
 
@@ -217,20 +229,21 @@ class statement {
   detail::database_state* db_ = nullptr;
   void* stmt_ = nullptr;  // sqlite3_stmt
   void* slot_ = nullptr;  // the cache entry it goes back to; null: finalized when done
+  bool borrow_ = false;   // bind_all_borrowed: text and blobs bound without a copy
 };
 
 namespace detail {
 template <class... Args>
 result<void> execute(database_state* db, std::string_view sql, const Args&... args) {
   JETSOURCE_TRY(st, prepare(db, sql));
-  JETSOURCE_TRY(st.bind_all(args...));
+  JETSOURCE_TRY(st.bind_all_borrowed(args...));
   return st.run();
 }
 template <class... Args>
 result<std::optional<row>> query_one(database_state* db, std::string_view sql,
                                      const Args&... args) {
   JETSOURCE_TRY(st, prepare(db, sql));
-  JETSOURCE_TRY(st.bind_all(args...));
+  JETSOURCE_TRY(st.bind_all_borrowed(args...));
   JETSOURCE_TRY(has_row, st.step());
   if (!has_row) return std::optional<row>{};
   return std::optional<row>{st.current_row()};
@@ -238,7 +251,7 @@ result<std::optional<row>> query_one(database_state* db, std::string_view sql,
 template <class... Args>
 result<std::vector<row>> query(database_state* db, std::string_view sql, const Args&... args) {
   JETSOURCE_TRY(st, prepare(db, sql));
-  JETSOURCE_TRY(st.bind_all(args...));
+  JETSOURCE_TRY(st.bind_all_borrowed(args...));
   std::vector<row> rows;
   for (;;) {
     JETSOURCE_TRY(has_row, st.step());
