@@ -91,6 +91,8 @@ void run_rebuild(const env& e) {
           auto t0 = clock_type::now();
           auto r = must(jetsource::rebuild(*e.conn, bench_projection(), live, ro), "rebuild");
           double secs = seconds_since(t0);
+          note("rebuild: whole call {:.2f} s, of which the replay {:.2f} s", secs,
+               r.replay_seconds);
           if (r.sequence != last || r.events != static_cast<std::uint64_t>(events) ||
               r.adopted_by_live || r.resumed)
             throw failure(fmt::format(

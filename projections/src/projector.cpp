@@ -285,8 +285,10 @@ result<void> projector::wait_for(std::uint64_t sequence, std::chrono::millisecon
   auto& s = *state_;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto next_probe = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+  std::uint64_t seen = s.mark.load();
   for (;;) {
-    if (s.mark.load() >= sequence) return success();
+    const std::uint64_t mark = s.mark.load();
+    if (mark >= sequence) return success();
     if (auto f = s.failure_reason()) return *f;
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline)
@@ -296,7 +298,12 @@ result<void> projector::wait_for(std::uint64_t sequence, std::chrono::millisecon
                         s.proj.name(), sequence, timeout.count(), s.mark.load());
     // A sequence the consumer's filter does not match is never delivered: it counts as applied
     // once the consumer has nothing pending or unacknowledged beyond the stream's last sequence.
-    if (now >= next_probe) {
+    // Asked only once the mark stood still for a while: while it moves, the answer is "not yet",
+    // and each question is two JetStream API requests the server answers beside the deliveries.
+    if (mark != seen) {
+      seen = mark;
+      next_probe = now + std::chrono::milliseconds(50);
+    } else if (now >= next_probe) {
       next_probe = now + std::chrono::milliseconds(50);
       jsStreamInfo* si = nullptr;
       jsErrCode code{};
