@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The order-system's HTTP command path under load, beside the raw baseline (run.sh): `serve
 # --http` on a fresh embedded store, 200 draft orders, then wrk POSTing add-item to random ones
-# (add_item.lua), 3 runs of DURATION_S per point, medians. With PIPELINED=1 the server runs its
-# commands through execute_async (JETSOURCE_HTTP_PIPELINED, a measurement switch).
+# (add_item.lua), 3 runs of DURATION_S per point, medians. The server runs its commands through
+# execute_async; with JETSOURCE_HTTP_PIPELINED=0 through execute (a measurement switch).
 #
 #   bench/http-baseline/run-orders.sh BIN_DIR [DURATION_S=5] [CONNECTIONS=16]
 set -euo pipefail
@@ -30,5 +30,5 @@ for _ in 1 2 3; do
   p99=$(awk '$1 == "99%" {print $2}' <<< "$out")
 done
 printf 'http-orders route=add-item pipelined=%s connections=%s rps_median=%s rps_runs=%s p99_last=%s\n' \
-  "${JETSOURCE_HTTP_PIPELINED:-0}" "$conns" "$(printf '%s\n' "${rps[@]}" | median)" \
+  "${JETSOURCE_HTTP_PIPELINED:-1}" "$conns" "$(printf '%s\n' "${rps[@]}" | median)" \
   "$(IFS=,; echo "${rps[*]}")" "$p99"

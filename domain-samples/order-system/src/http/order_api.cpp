@@ -199,7 +199,7 @@ jetsource::result<std::unique_ptr<order_api>> serve_http(context& ctx, std::stri
                                                          order_api_options options) {
   if (listen.empty()) return std::unique_ptr<order_api>{};
   if (const char* m = std::getenv("JETSOURCE_HTTP_PIPELINED"))
-    options.pipelined = *m == '1';  // a measurement switch (ADR 0013)
+    options.pipelined = *m != '0';  // a measurement switch: 0 = execute (ADR 0013)
   // The process's metrics: what the repository, connection and read models record, and every
   // request (by route pattern, method and status, with its latency).
   if (!options.render_metrics)

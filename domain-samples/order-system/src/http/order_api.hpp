@@ -29,7 +29,9 @@ struct order_api_options {
   std::size_t max_body_bytes = 64 * 1024;      ///< larger request bodies: 413
   std::uint64_t ready_max_pending = 1000;      ///< /readyz: at most this many messages behind
   std::chrono::milliseconds max_wait{30'000};  ///< the longest ?wait_ms= honoured
-  bool pipelined = false;  ///< commands through execute_async, or execute (ADR 0013)
+  /// Commands through execute_async (the request's thread waits for its outcome while other
+  /// requests' commands share the store's in-flight window), or execute (ADR 0013, amended).
+  bool pipelined = true;
   jetsource::http::request_observer on_request;  ///< after each response (metrics)
   /// GET /metrics's body (Prometheus text exposition); unset: an empty body.
   std::function<std::string()> render_metrics;
