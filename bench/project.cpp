@@ -56,11 +56,7 @@ void run_project(const env& e) {
     alternate(
         run,
         [&] {
-          pipeline_rates.push_back(raw_pipeline(e, stream, last, tmp.dir / "pipeline.db", po));
-          auto nodecode = po;
-          nodecode.decode = false;
-          nodecode_rates.push_back(
-              raw_pipeline(e, stream, last, tmp.dir / "pipeline-nodecode.db", nodecode));
+          raw_pipelines(e, stream, last, tmp.dir, po, pipeline_rates, nodecode_rates);
           note("project run {}: raw pipeline {:.0f}/s (without decoding the bodies {:.0f}/s)",
                run + 1, pipeline_rates.back(), nodecode_rates.back());
           fetch_rates.push_back(raw_fetch_ack(e, stream, last));
@@ -103,20 +99,7 @@ void run_project(const env& e) {
         .kv("pass", s.median / floor >= 0.7 ? 1 : 0)
         .print();
   }
-  line("raw_project")
-      .kv("method", "pipeline")
-      .kv("batch", po.batch)
-      .kv("per_tx", po.max_group)
-      .kv("events", events)
-      .stats("events_per_s", pipeline)
-      .print();
-  line("raw_project")
-      .kv("method", "pipeline_nodecode")
-      .kv("batch", po.batch)
-      .kv("per_tx", po.max_group)
-      .kv("events", events)
-      .stats("events_per_s", nodecode)
-      .print();
+  print_raw_pipelines("raw_project", po, events, pipeline, nodecode);
   line("raw_project")
       .kv("method", "fetch_ack")
       .kv("batch", 1000)

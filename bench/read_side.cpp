@@ -395,4 +395,24 @@ temp_files::~temp_files() {
   std::filesystem::remove_all(dir, ec);
 }
 
+void raw_pipelines(const env& e, const std::string& stream, std::uint64_t events,
+                   const std::filesystem::path& dir, const pipeline_options& o,
+                   std::vector<double>& decoding, std::vector<double>& nodecode) {
+  decoding.push_back(raw_pipeline(e, stream, events, dir / "pipeline.db", o));
+  auto plain = o;
+  plain.decode = false;
+  nodecode.push_back(raw_pipeline(e, stream, events, dir / "pipeline-nodecode.db", plain));
+}
+
+void print_raw_pipelines(const char* name, const pipeline_options& o, std::int64_t events,
+                         const summary& decoding, const summary& nodecode) {
+  for (const auto& [method, s] :
+       {std::pair{"pipeline", &decoding}, {"pipeline_nodecode", &nodecode}}) {
+    line l(name);
+    l.kv("method", method).kv("batch", o.batch).kv("per_tx", o.max_group);
+    if (o.synchronous_off) l.kv("synchronous", "off");
+    l.kv("events", events).stats("events_per_s", *s).print();
+  }
+}
+
 }  // namespace bench

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace bench {
 
@@ -103,6 +104,15 @@ struct pipeline_options {
 };
 double raw_pipeline(const env& e, const std::string& stream, std::uint64_t events,
                     const std::filesystem::path& file, const pipeline_options& o);
+
+/// Both raw pipelines of one run, one after the other into files in `dir`: decoding the bodies
+/// (`o` as given) and not. Appends their events/s to `decoding` and `nodecode`.
+void raw_pipelines(const env& e, const std::string& stream, std::uint64_t events,
+                   const std::filesystem::path& dir, const pipeline_options& o,
+                   std::vector<double>& decoding, std::vector<double>& nodecode);
+/// Their result lines: `<name> method=pipeline ...` and `<name> method=pipeline_nodecode ...`.
+void print_raw_pipelines(const char* name, const pipeline_options& o, std::int64_t events,
+                         const summary& decoding, const summary& nodecode);
 
 /// Plain SQLite with the projection's pragmas (1 KiB pages, WAL, 64 MiB cache, checkpoint every
 /// 40k pages) and the same two tables: the balances and a dedup row per aggregate.

@@ -71,11 +71,7 @@ void run_rebuild(const env& e) {
     alternate(
         run,
         [&] {
-          pipeline_rates.push_back(raw_pipeline(e, stream, last, tmp.dir / "pipeline.db", po));
-          auto nodecode = po;
-          nodecode.decode = false;
-          nodecode_rates.push_back(
-              raw_pipeline(e, stream, last, tmp.dir / "pipeline-nodecode.db", nodecode));
+          raw_pipelines(e, stream, last, tmp.dir, po, pipeline_rates, nodecode_rates);
           note("rebuild run {}: raw pipeline {:.0f}/s (without decoding the bodies {:.0f}/s)",
                run + 1, pipeline_rates.back(), nodecode_rates.back());
           fetch_rates.push_back(raw_fetch_ack(e, stream, last, ro.batch));
@@ -128,22 +124,7 @@ void run_rebuild(const env& e) {
       .kv("target", 0.8)
       .kv("pass", js.median / floor >= 0.8 ? 1 : 0)
       .print();
-  line("raw_rebuild")
-      .kv("method", "pipeline")
-      .kv("batch", ro.batch)
-      .kv("per_tx", ro.max_group)
-      .kv("synchronous", "off")
-      .kv("events", events)
-      .stats("events_per_s", pipeline)
-      .print();
-  line("raw_rebuild")
-      .kv("method", "pipeline_nodecode")
-      .kv("batch", ro.batch)
-      .kv("per_tx", ro.max_group)
-      .kv("synchronous", "off")
-      .kv("events", events)
-      .stats("events_per_s", nodecode)
-      .print();
+  print_raw_pipelines("raw_rebuild", po, events, pipeline, nodecode);
   line("raw_rebuild")
       .kv("method", "fetch_ack")
       .kv("batch", ro.batch)
