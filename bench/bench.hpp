@@ -30,7 +30,7 @@ struct options {
   int payload_bytes = 200;
   int runs = 5;
   int minutes = 10;            ///< soak: how long
-  double rate = 10000;         ///< soak: events/s
+  double rate = 10000;         ///< soak, e2e-latency: events/s
   int pull_expires_ms = 0;     ///< soak: the projector's pull_expires (0: its default)
   int duplicate_window_s = 0;  ///< soak: the stream's duplicate window (0: the store's default)
   bool peer_1m = false;        ///< peer-postgres: also cold loads on a 1M-event table/stream

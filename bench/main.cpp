@@ -182,7 +182,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   app.add_option("--minutes", opt.minutes, "soak: minutes to run (default 10)")
       ->check(CLI::Range(1, 24 * 60));
-  app.add_option("--rate", opt.rate, "soak: events/s (default 10000)")->check(CLI::Range(1.0, 1e6));
+  app.add_option("--rate", opt.rate, "soak, e2e-latency: events/s (default 10000)")
+      ->check(CLI::Range(1.0, 1e6));
   app.add_option("--pull-expires-ms", opt.pull_expires_ms,
                  "soak: the projector's pull_expires in ms (default: the projector's, 500)")
       ->check(CLI::Range(10, 60000));

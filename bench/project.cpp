@@ -264,7 +264,7 @@ std::vector<double> raw_e2e(const env& e, const std::string& stream, std::int64_
 }
 
 void run_e2e_latency(const env& e) {
-  constexpr double rate = 10'000;
+  const double rate = e.opt.rate;                         // --rate, 10,000/s by default
   const std::int64_t n = e.opt.events.value_or(100'000);  // 10 s at 10,000/s
   std::vector<double> js50, js99, js999, raw50, raw99, raw999;
   long js_missing = 0, raw_missing = 0;

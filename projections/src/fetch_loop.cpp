@@ -78,8 +78,12 @@ void fetch_loop::run() {
         s_.buffered.load() + pull_.outstanding() + static_cast<std::uint64_t>(s_.opts.batch) <=
             s_.opts.max_buffered)
       pull_.request(s_.opts.batch, s_.opts.pull_expires);
+    // While workers hold messages they have not committed, look again within a millisecond: the
+    // mark readers wait for (read-your-writes) moves only here, after their commit. Waiting the
+    // full 20 ms for a next message that an idle stream does not send held it back that long.
+    const bool committing = s_.buffered.load() > s_.held();
     pull_fetcher::delivery d;
-    auto got = pull_.next(d);
+    auto got = pull_.next(d, committing ? milliseconds(1) : milliseconds(20));
     if (got == pull_fetcher::outcome::closed) return;
     if (!stop) check_refused();
     if (got == pull_fetcher::outcome::message) take(d);

@@ -92,10 +92,10 @@ void pull_fetcher::expire(clock::time_point now) {
   }
 }
 
-pull_fetcher::outcome pull_fetcher::next(delivery& out) {
+pull_fetcher::outcome pull_fetcher::next(delivery& out, std::chrono::milliseconds longest) {
   expire(clock::now());
   natsMsg* raw = nullptr;
-  const auto wait = std::chrono::milliseconds(requests_.empty() ? 5 : 20);
+  const auto wait = requests_.empty() ? std::min(longest, std::chrono::milliseconds(5)) : longest;
   natsStatus s = natsSubscription_NextMsg(&raw, sub_.get(), wait.count());
   if (s == NATS_CONNECTION_CLOSED || s == NATS_INVALID_SUBSCRIPTION) return outcome::closed;
   if (s != NATS_OK || raw == nullptr) {

@@ -41,9 +41,9 @@ class pull_fetcher {
   };
   enum class outcome { message, nothing, closed };
   /// Waits for the next message of the consumer (a few ms when no request is outstanding, at
-  /// most 20 ms otherwise); status messages are handled here. `closed`: the connection or the
-  /// subscription is gone for good.
-  outcome next(delivery& out);
+  /// most `longest` otherwise); status messages are handled here. `closed`: the connection or
+  /// the subscription is gone for good.
+  outcome next(delivery& out, std::chrono::milliseconds longest = std::chrono::milliseconds(20));
 
   /// The consumer was recreated: forget the outstanding requests and drop every message of the
   /// old consumer already received.
