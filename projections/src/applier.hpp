@@ -76,8 +76,8 @@ bool not_the_message(const error& e) noexcept;
 /// Hash and equality that also take a string_view: the maps below are looked up with a key
 /// built in a reused buffer, without allocating. Deliberately not noexcept: libstdc++ then keeps
 /// each node's hash code, so a lookup compares codes instead of hashing every other key of the
-/// bucket again through its heap-allocated string (the version cache's find was 37% of a
-/// projector worker's samples with 50,000 aggregates: issue 17 §3, docs/performance.md).
+/// bucket again through its heap-allocated string. (The per-message version lookup no longer
+/// uses these maps: version_cache.hpp.)
 struct key_hash {
   using is_transparent = void;
   std::size_t operator()(std::string_view s) const {  // NOLINT(performance-noexcept-*)
