@@ -105,10 +105,7 @@ void fetch_loop::check_refused() {
   const auto acks = fmt::format("\"$JS.ACK.{}.{}.", s_.opts.stream, s_.consumer);
   for (const auto& [needle, what] : {std::pair{&pulls, "pull from"}, std::pair{&acks, "ack to"}})
     if (auto why = s_.conn->refused.about(*needle, started_)) {
-      s_.fail(make_error(errc::server_error,
-                         "{} consumer {}: permissions violation: the server refused it ({}); this "
-                         "user lacks the permission (see docs/security.md)",
-                         what, s_.consumer, *why));
+      s_.fail(detail::permission_refused(fmt::format("{} consumer {}", what, s_.consumer), *why));
       return;
     }
 }

@@ -118,10 +118,7 @@ result<append_result> event_store::append(const commit& c) {
     // The server drops a publish this user may not make and says so only on the side: no ack
     // comes. A timeout is then that refusal (not worth a retry), whatever the ack timeout.
     if (auto why = st.conn->refused.about(fmt::format("\"{}\"", subject), sent))
-      return make_error(errc::server_error,
-                        "append to {}: permissions violation: the server refused it ({}); this "
-                        "user lacks the permission (see docs/security.md)",
-                        subject, *why);
+      return detail::permission_refused(fmt::format("append to {}", subject), *why);
   }
   if (jerr != JSStreamWrongLastSequenceErr)
     return nats_error(s, fmt::format("append to {}", subject), jerr);

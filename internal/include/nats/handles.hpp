@@ -52,6 +52,10 @@ error nats_error(natsStatus s, std::string_view what,
 /// for a timeout or NATS_NOT_PERMITTED within it becomes errc::server_error naming the violation.
 void note_permission_violation(std::string text, std::chrono::milliseconds window);
 
+/// The error for what the server refused for want of permission: `what` says what was refused
+/// ("append to orders.Order.x"), `why` quotes the server.
+error permission_refused(std::string_view what, std::string_view why);
+
 /// A header value of a message ("" when absent).
 std::string header(natsMsg* m, const char* name);
 

@@ -87,15 +87,18 @@ error nats_error(natsStatus s, std::string_view what, jsErrCode js_code) {
   if (s == NATS_TIMEOUT || s == NATS_NOT_PERMITTED) {
     // The server dropped what we sent and said why on the side (an -ERR): name that, not the
     // timeout it caused.
-    if (auto why = recent_permission_violation())
-      return make_error(errc::server_error,
-                        "{}: permissions violation: the server refused it ({}); this user lacks "
-                        "the permission (see docs/security.md)",
-                        what, *why);
+    if (auto why = recent_permission_violation()) return permission_refused(what, *why);
   }
   if (js_code != 0)
     return make_error(code, "{}: {} (jetstream error {})", what, text, static_cast<int>(js_code));
   return make_error(code, "{}: {}", what, text);
+}
+
+error permission_refused(std::string_view what, std::string_view why) {
+  return make_error(errc::server_error,
+                    "{}: permissions violation: the server refused it ({}); this user lacks the "
+                    "permission (see docs/security.md)",
+                    what, why);
 }
 
 std::string header(natsMsg* m, const char* name) {

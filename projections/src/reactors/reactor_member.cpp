@@ -43,10 +43,8 @@ bool reactor_member_state::check_refused() {
       const char* what = why->find("MSG.NEXT") != std::string::npos   ? "pull from"
                          : why->find("$JS.ACK.") != std::string::npos ? "ack to"
                                                                       : "request about";
-      fail(make_error(errc::server_error,
-                      "reactor {}: {} consumer {}: permissions violation: the server refused it "
-                      "({}); this user lacks the permission (see docs/security.md)",
-                      r.name(), what, consumer, *why));
+      fail(detail::permission_refused(
+          fmt::format("reactor {}: {} consumer {}", r.name(), what, consumer), *why));
       return true;
     }
   return false;
