@@ -96,6 +96,20 @@ inline double micros_since(clock_type::time_point t0) {
   return std::chrono::duration<double, std::micro>(clock_type::now() - t0).count();
 }
 
+/// CPU seconds spent so far by this process and by the embedded nats-server (0 with --nats-url).
+/// Per event, their sum moves less with the machine's other load than a rate does, and on a
+/// machine whose cores are all busy the rate follows it.
+struct cpu_seconds {
+  double client = 0, server = 0;
+  double total() const { return client + server; }
+};
+cpu_seconds cpu_used(const env& e);
+/// Microseconds of CPU (client and server) per event since `before`.
+inline double cpu_us_per_event(const env& e, const cpu_seconds& before, std::uint64_t events) {
+  return (cpu_used(e).total() - before.total()) * 1e6 /
+         static_cast<double>(std::max<std::uint64_t>(events, 1));
+}
+
 /// Median, min and max of a sample.
 struct summary {
   double median = 0, min = 0, max = 0;

@@ -13,8 +13,8 @@
 // loaded by repositories with default options (a snapshot at the head), scattered the same way,
 // beside the floor of any load: one DirectGet LastBySubject.
 #include "bench.hpp"
-#include "peer/jetsource_side.hpp"
 #include "load_raw.hpp"
+#include "peer/jetsource_side.hpp"
 
 #include <bank/account.hpp>
 #include <jetsource/repository.hpp>

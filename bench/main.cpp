@@ -19,14 +19,18 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <sys/resource.h>
 #include <unistd.h>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -45,6 +49,28 @@ void line::print() const {
   std::fputs(text_.c_str(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
+}
+
+cpu_seconds cpu_used(const env& e) {
+  cpu_seconds out;
+  rusage self{};
+  if (getrusage(RUSAGE_SELF, &self) == 0)
+    out.client = static_cast<double>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) +
+                 static_cast<double>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e6;
+  if (e.server_pid > 0) {
+    // /proc/<pid>/stat: utime and stime (fields 14 and 15) in clock ticks, after "(comm) ".
+    std::ifstream in(fmt::format("/proc/{}/stat", e.server_pid));
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream rest(text.substr(text.rfind(')') + 2));
+    std::string field;
+    double utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+      if (i == 14) utime = std::stod(field);
+      if (i == 15) stime = std::stod(field);
+    }
+    out.server = (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  }
+  return out;
 }
 
 stream_guard::~stream_guard() {

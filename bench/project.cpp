@@ -46,8 +46,9 @@ void run_project(const env& e) {
     int workers, batch;
   };
   const std::vector<config> configs = {{1, 500}, {2, 500}, {4, 500}, {4, 100}, {4, 1000}};
-  std::map<std::pair<int, int>, std::vector<double>> js_rates;
-  std::vector<double> fetch_rates, fetch_all_rates, sqlite_rates, pipeline_rates, nodecode_rates;
+  std::map<std::pair<int, int>, std::vector<double>> js_rates, js_cpu;
+  std::vector<double> fetch_rates, fetch_all_rates, sqlite_rates, pipeline_rates, nodecode_rates,
+      pipeline_cpu;
   const jetsource::projector_options defaults;
   const pipeline_options po{defaults.batch, defaults.max_group,
                             static_cast<std::int64_t>(defaults.max_buffered), false};
@@ -56,7 +57,7 @@ void run_project(const env& e) {
     alternate(
         run,
         [&] {
-          raw_pipelines(e, stream, last, tmp.dir, po, pipeline_rates, nodecode_rates);
+          raw_pipelines(e, stream, last, tmp.dir, po, pipeline_rates, nodecode_rates, pipeline_cpu);
           note("project run {}: raw pipeline {:.0f}/s (without decoding the bodies {:.0f}/s)",
                run + 1, pipeline_rates.back(), nodecode_rates.back());
           fetch_rates.push_back(raw_fetch_ack(e, stream, last));
@@ -69,21 +70,24 @@ void run_project(const env& e) {
         [&] {
           for (const auto& c : configs) {
             auto consumer = fmt::format("bench-w{}-b{}-{}", c.workers, c.batch, run);
+            const auto cpu = cpu_used(e);
             double rate = jetsource_project(e, stream, last, tmp.dir / (consumer + ".db"),
                                             c.workers, c.batch, consumer);
             delete_consumer(e, stream, consumer);
             js_rates[{c.workers, c.batch}].push_back(rate);
-            note("project run {}: jetsource W={} batch={} {:.0f}/s", run + 1, c.workers, c.batch,
-                 rate);
+            js_cpu[{c.workers, c.batch}].push_back(cpu_us_per_event(e, cpu, last));
+            note("project run {}: jetsource W={} batch={} {:.0f}/s ({:.1f} us CPU per event)",
+                 run + 1, c.workers, c.batch, rate, js_cpu[{c.workers, c.batch}].back());
           }
         });
   }
   auto fetch = summarize(fetch_rates), fetch_all = summarize(fetch_all_rates),
        sqlite = summarize(sqlite_rates), pipeline = summarize(pipeline_rates),
-       nodecode = summarize(nodecode_rates);
+       nodecode = summarize(nodecode_rates), pipe_cpu = summarize(pipeline_cpu);
   const double floor = std::min(fetch.median, sqlite.median);
   for (const auto& c : configs) {
     auto s = summarize(js_rates[{c.workers, c.batch}]);
+    auto cpu = summarize(js_cpu[{c.workers, c.batch}]);
     line("project")
         .kv("workers", c.workers)
         .kv("batch", c.batch)
@@ -94,12 +98,14 @@ void run_project(const env& e) {
         .kv("ratio_pipeline", s.median / pipeline.median)
         .kv("target_pipeline", 0.95)
         .kv("ratio_pipeline_nodecode", s.median / nodecode.median)
+        .stats("cpu_us_per_event", cpu)
+        .kv("cpu_ratio_pipeline", pipe_cpu.median / cpu.median)
         .kv("ratio", s.median / floor)
         .kv("target", 0.7)
         .kv("pass", s.median / floor >= 0.7 ? 1 : 0)
         .print();
   }
-  print_raw_pipelines("raw_project", po, events, pipeline, nodecode);
+  print_raw_pipelines("raw_project", po, events, pipeline, nodecode, pipe_cpu);
   line("raw_project")
       .kv("method", "fetch_ack")
       .kv("batch", 1000)

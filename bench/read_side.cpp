@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -78,12 +79,18 @@ std::uint64_t fill(const env& e, std::string_view scenario, const std::string& s
   return last.load();
 }
 
-double project_until(const env& e, const jetsource::projector_options& o, std::uint64_t last) {
+double project_until(const env& e, jetsource::projector_options o, std::uint64_t last) {
+  // The group commits' count (a note: their mean size explains much of a run's rate).
+  std::atomic<std::uint64_t> commits{0};
+  if (!o.on_committed) o.on_committed = [&](std::span<const std::uint64_t>) { ++commits; };
   auto t0 = clock_type::now();
   auto p = must(jetsource::projector::start(*e.conn, bench_projection(), o), "projector");
   must(p.wait_for(last, std::chrono::minutes(10)), "wait_for");
   double rate = static_cast<double>(last) / seconds_since(t0);
   must(p.stop(), "stop");
+  if (commits > 0)
+    note("{}: {} group commits, {:.0f} messages each on average", o.consumer, commits.load(),
+         static_cast<double>(last) / static_cast<double>(commits.load()));
   return rate;
 }
 
@@ -332,7 +339,7 @@ double raw_pipeline(const env& e, const std::string& stream, std::uint64_t event
     });
     std::vector<natsMsg*> group;
     body_reader reader;
-    std::uint64_t applied = 0;
+    std::uint64_t applied = 0, commits = 0;
     while (applied < events) {
       {
         std::unique_lock lk(mutex);
@@ -365,6 +372,7 @@ double raw_pipeline(const env& e, const std::string& stream, std::uint64_t event
       db.exec("COMMIT");
       puller.ack(group.back());  // AckPolicy All: covers the group and all before it
       applied += group.size();
+      ++commits;
       for (natsMsg* m : group) natsMsg_Destroy(m);
     }
     fetcher.join();
@@ -377,6 +385,8 @@ double raw_pipeline(const env& e, const std::string& stream, std::uint64_t event
       throw failure(fmt::format("raw pipeline: no message for 5 s after {}", applied));
     natsConnection_FlushTimeout(e.raw_nc, 5000);
     rate = static_cast<double>(events) / seconds_since(t0);
+    note("raw pipeline: {} group commits, {:.0f} messages each on average", commits,
+         static_cast<double>(events) / static_cast<double>(std::max<std::uint64_t>(commits, 1)));
   }
   natsConnection_Flush(e.raw_nc);
   delete_consumer(e, stream, "raw-pipeline");
@@ -397,21 +407,27 @@ temp_files::~temp_files() {
 
 void raw_pipelines(const env& e, const std::string& stream, std::uint64_t events,
                    const std::filesystem::path& dir, const pipeline_options& o,
-                   std::vector<double>& decoding, std::vector<double>& nodecode) {
+                   std::vector<double>& decoding, std::vector<double>& nodecode,
+                   std::vector<double>& decoding_cpu) {
+  const auto cpu = cpu_used(e);
   decoding.push_back(raw_pipeline(e, stream, events, dir / "pipeline.db", o));
+  decoding_cpu.push_back(cpu_us_per_event(e, cpu, events));
   auto plain = o;
   plain.decode = false;
   nodecode.push_back(raw_pipeline(e, stream, events, dir / "pipeline-nodecode.db", plain));
 }
 
 void print_raw_pipelines(const char* name, const pipeline_options& o, std::int64_t events,
-                         const summary& decoding, const summary& nodecode) {
+                         const summary& decoding, const summary& nodecode,
+                         const summary& decoding_cpu) {
   for (const auto& [method, s] :
        {std::pair{"pipeline", &decoding}, {"pipeline_nodecode", &nodecode}}) {
     line l(name);
     l.kv("method", method).kv("batch", o.batch).kv("per_tx", o.max_group);
     if (o.synchronous_off) l.kv("synchronous", "off");
-    l.kv("events", events).stats("events_per_s", *s).print();
+    l.kv("events", events).stats("events_per_s", *s);
+    if (s == &decoding) l.stats("cpu_us_per_event", decoding_cpu);
+    l.print();
   }
 }
 

@@ -40,7 +40,7 @@ std::uint64_t fill(const env& e, std::string_view scenario, const std::string& s
 
 /// Starts a projector of bench_projection() with `o`, waits until it applied `last`, stops it.
 /// Returns `last` / the seconds from the start to the wait's end.
-double project_until(const env& e, const jetsource::projector_options& o, std::uint64_t last);
+double project_until(const env& e, jetsource::projector_options o, std::uint64_t last);
 
 /// Deletes a durable consumer of `stream` (a missing one is fine).
 void delete_consumer(const env& e, const std::string& stream, const std::string& consumer);
@@ -106,13 +106,17 @@ double raw_pipeline(const env& e, const std::string& stream, std::uint64_t event
                     const std::filesystem::path& file, const pipeline_options& o);
 
 /// Both raw pipelines of one run, one after the other into files in `dir`: decoding the bodies
-/// (`o` as given) and not. Appends their events/s to `decoding` and `nodecode`.
+/// (`o` as given) and not. Appends their events/s to `decoding` and `nodecode`, and the decoding
+/// one's CPU µs per event (cpu_us_per_event) to `decoding_cpu`.
 void raw_pipelines(const env& e, const std::string& stream, std::uint64_t events,
                    const std::filesystem::path& dir, const pipeline_options& o,
-                   std::vector<double>& decoding, std::vector<double>& nodecode);
-/// Their result lines: `<name> method=pipeline ...` and `<name> method=pipeline_nodecode ...`.
+                   std::vector<double>& decoding, std::vector<double>& nodecode,
+                   std::vector<double>& decoding_cpu);
+/// Their result lines: `<name> method=pipeline ... cpu_us_per_event=…` and
+/// `<name> method=pipeline_nodecode ...`.
 void print_raw_pipelines(const char* name, const pipeline_options& o, std::int64_t events,
-                         const summary& decoding, const summary& nodecode);
+                         const summary& decoding, const summary& nodecode,
+                         const summary& decoding_cpu);
 
 /// Plain SQLite with the projection's pragmas (1 KiB pages, WAL, 64 MiB cache, checkpoint every
 /// 40k pages) and the same two tables: the balances and a dedup row per aggregate.

@@ -63,7 +63,7 @@ void run_rebuild(const env& e) {
   };
 
   std::vector<double> js_rates, js_seconds, fetch_rates, fetch_all_rates, sqlite_rates,
-      pipeline_rates, nodecode_rates;
+      pipeline_rates, nodecode_rates, pipeline_cpu, js_cpu;
   const pipeline_options po{ro.batch, ro.max_group, static_cast<std::int64_t>(ro.max_buffered),
                             true};
   for (int run = 0; run < e.opt.runs; ++run) {
@@ -71,7 +71,7 @@ void run_rebuild(const env& e) {
     alternate(
         run,
         [&] {
-          raw_pipelines(e, stream, last, tmp.dir, po, pipeline_rates, nodecode_rates);
+          raw_pipelines(e, stream, last, tmp.dir, po, pipeline_rates, nodecode_rates, pipeline_cpu);
           note("rebuild run {}: raw pipeline {:.0f}/s (without decoding the bodies {:.0f}/s)",
                run + 1, pipeline_rates.back(), nodecode_rates.back());
           fetch_rates.push_back(raw_fetch_ack(e, stream, last, ro.batch));
@@ -85,8 +85,10 @@ void run_rebuild(const env& e) {
         },
         [&] {
           auto t0 = clock_type::now();
+          const auto cpu = cpu_used(e);
           auto r = must(jetsource::rebuild(*e.conn, bench_projection(), live, ro), "rebuild");
           double secs = seconds_since(t0);
+          js_cpu.push_back(cpu_us_per_event(e, cpu, last));
           note("rebuild: whole call {:.2f} s, of which the replay {:.2f} s", secs,
                r.replay_seconds);
           if (r.sequence != last || r.events != static_cast<std::uint64_t>(events) ||
@@ -104,8 +106,8 @@ void run_rebuild(const env& e) {
   }
   auto fetch = summarize(fetch_rates), fetch_all = summarize(fetch_all_rates),
        sqlite = summarize(sqlite_rates), pipeline = summarize(pipeline_rates),
-       nodecode = summarize(nodecode_rates);
-  auto js = summarize(js_rates);
+       nodecode = summarize(nodecode_rates), pipe_cpu = summarize(pipeline_cpu);
+  auto js = summarize(js_rates), cpu = summarize(js_cpu);
   const double floor = std::min(fetch.median, sqlite.median);
   line("rebuild")
       .kv("events", events)
@@ -120,11 +122,13 @@ void run_rebuild(const env& e) {
       .kv("ratio_pipeline", js.median / pipeline.median)
       .kv("target_pipeline", 0.95)
       .kv("ratio_pipeline_nodecode", js.median / nodecode.median)
+      .stats("cpu_us_per_event", cpu)
+      .kv("cpu_ratio_pipeline", pipe_cpu.median / cpu.median)
       .kv("ratio", js.median / floor)
       .kv("target", 0.8)
       .kv("pass", js.median / floor >= 0.8 ? 1 : 0)
       .print();
-  print_raw_pipelines("raw_rebuild", po, events, pipeline, nodecode);
+  print_raw_pipelines("raw_rebuild", po, events, pipeline, nodecode, pipe_cpu);
   line("raw_rebuild")
       .kv("method", "fetch_ack")
       .kv("batch", ro.batch)
