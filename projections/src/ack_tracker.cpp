@@ -8,6 +8,13 @@
 namespace jetsource::detail {
 
 std::deque<ack_tracker::delivery>::iterator ack_tracker::find(std::uint64_t sequence) {
+  // A consumer of the whole stream is delivered consecutive sequences: the window is then
+  // dense and the place of `sequence` is its distance from the front (checked; else searched).
+  if (!window_.empty() && sequence >= window_.front().sequence) {
+    const auto at = sequence - window_.front().sequence;
+    if (at < window_.size() && window_[at].sequence == sequence)
+      return window_.begin() + static_cast<std::ptrdiff_t>(at);
+  }
   return std::lower_bound(window_.begin(), window_.end(), sequence,
                           [](const delivery& d, std::uint64_t s) { return d.sequence < s; });
 }

@@ -130,21 +130,26 @@ void applier::undo(pass& p) {
 
 result<void> applier::run_handlers(projection_context& cx, const envelope& e,
                                    std::string& failed_type) {
-  // Skip the body entirely when no event of the commit is handled.
+  // Skip the body entirely when no event of the commit is handled. The handler found for the
+  // header's first type serves the body's first event when their names agree (a lookup less).
+  const projection::erased_handler* first = nullptr;
   bool any = false;
   for (std::string_view rest = e.event_types; !any;) {
     auto comma = rest.find(',');
-    any = projection_.handler(rest.substr(0, comma)) != nullptr;
+    const auto* h = projection_.handler(rest.substr(0, comma));
+    if (rest.data() == e.event_types.data()) first = h;
+    any = h != nullptr;
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);
   }
   if (!any) return success();
+  const std::string_view first_type = e.event_types.substr(0, e.event_types.find(','));
   std::string type;
   try {
     return for_each_commit_event(
         e.body, e.version - e.first_version + 1, type,
         [&](std::size_t i, std::string_view t, int schema, json_reader& ar) -> result<void> {
-          const auto* h = projection_.handler(t);
+          const auto* h = i == 0 && t == first_type ? first : projection_.handler(t);
           if (h == nullptr) return success();
           cx.set_version(e.first_version + i);
           auto r = (*h)(cx, schema, ar);

@@ -18,6 +18,9 @@ namespace {
 using clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
+// Deliveries taken before they are handed to the workers at once (fetch_loop::run).
+constexpr std::size_t max_chunk = 128;
+
 // The fetcher's own state; every member belongs to the fetcher thread.
 class fetch_loop {
  public:
@@ -27,6 +30,7 @@ class fetch_loop {
  private:
   void sync_with_consumer();
   void take(pull_fetcher::delivery& d);
+  void hand_over();
   void settle(bool final);
   bool start_over();
   void check_refused();
@@ -37,6 +41,10 @@ class fetch_loop {
   pull_fetcher& pull_ = *s_.pull;
   ack_tracker tracker_;
   std::uint64_t last_consumer_sequence_ = 0;
+  // Deliveries taken but not yet handed to their workers (one vector per worker), and how many.
+  std::vector<std::vector<envelope>> chunks_{s_.workers->size()};
+  std::size_t chunked_ = 0;
+  std::vector<std::uint64_t> committed_;  // settle(): the workers' commits, capacity kept
   // Until the consumer's ack floor passes what it had delivered before we started, messages
   // from an earlier run may still come back: the mark follows the server's ack floor instead,
   // and nothing is acked.
@@ -86,7 +94,15 @@ void fetch_loop::run() {
     auto got = pull_.next(d, committing ? milliseconds(1) : milliseconds(20));
     if (got == pull_fetcher::outcome::closed) return;
     if (!stop) check_refused();
-    if (got == pull_fetcher::outcome::message) take(d);
+    if (got == pull_fetcher::outcome::message) {
+      take(d);
+      // Whatever else has arrived already goes with it: one lock and one wake-up per worker for
+      // the chunk, not for each message, and the workers commit bigger groups.
+      while (chunked_ < max_chunk &&
+             pull_.next(d, milliseconds(0)) == pull_fetcher::outcome::message)
+        take(d);
+    }
+    hand_over();
     settle(false);
     housekeeping(clock::now(), stop);
   }
@@ -122,6 +138,7 @@ void fetch_loop::take(pull_fetcher::delivery& d) {
         "from sequence {}",
         s_.proj.name(), last_consumer_sequence_ + 1, cseq - 1, s_.consumer, s_.mark.load() + 1);
     d.msg.reset();
+    hand_over();  // what came before the gap was delivered: it goes to the workers first
     if (!start_over()) std::this_thread::sleep_for(milliseconds(500));
     return;  // on failure, the next delivery finds the gap again
   }
@@ -130,21 +147,30 @@ void fetch_loop::take(pull_fetcher::delivery& d) {
   tracker_.delivered(sequence, d.meta);  // before the worker may free the message
   if (s_.opts.on_fetched) s_.opts.on_fetched(sequence);
   envelope e = envelope_of(std::move(d.msg), sequence);
-  s_.buffered.fetch_add(1);
   const auto key = e.aggregate_id;  // a view into the message, which the envelope keeps
-  s_.workers->dispatch(key, std::move(e));
+  chunks_[s_.workers->index_of(key)].push_back(std::move(e));
+  ++chunked_;
+}
+
+// The deliveries taken since the last call, to their workers (counted as buffered first: a
+// worker subtracts what it commits).
+void fetch_loop::hand_over() {
+  if (chunked_ == 0) return;
+  s_.buffered.fetch_add(chunked_);
+  chunked_ = 0;
+  for (std::size_t i = 0; i < chunks_.size(); ++i) s_.workers->dispatch_to(i, chunks_[i]);
 }
 
 // Committed sequences advance the mark. With AckPolicy All one ack covers the committed prefix;
 // it goes out at most every few milliseconds (acks are for the server's bookkeeping: readers
 // wait for the mark, not for acks), and at once when the fetcher stops.
 void fetch_loop::settle(bool final) {
-  std::vector<std::uint64_t> committed;
   {
     std::lock_guard lk(s_.done_mutex);
-    committed.swap(s_.done);
+    committed_.swap(s_.done);
   }
-  for (auto seq : committed) tracker_.committed(seq);
+  for (auto seq : committed_) tracker_.committed(seq);
+  committed_.clear();
   const auto mark = tracker_.advance();
   if (synced_from_ != 0) return;
   const auto now = clock::now();

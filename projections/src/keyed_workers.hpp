@@ -56,6 +56,19 @@ class keyed_workers {
     w.wake.notify_one();
   }
 
+  /// Hands worker `index` every item of `items` (in order; all of keys that worker owns: see
+  /// index_of) under one lock and one wake-up, and leaves `items` empty (its capacity kept).
+  void dispatch_to(std::size_t index, std::vector<Item>& items) {
+    if (items.empty()) return;
+    auto& w = *workers_[index];
+    {
+      std::lock_guard lk(w.mutex);
+      for (auto& item : items) w.queue.push_back(std::move(item));
+    }
+    items.clear();
+    w.wake.notify_one();
+  }
+
   /// Runs `task` on the worker of `key` between batches. False, and the task is dropped, once
   /// drain() has begun (a task posted before always runs).
   bool post(std::string_view key, std::function<void()> task) {
@@ -105,7 +118,11 @@ class keyed_workers {
     std::thread thread;
     std::mutex mutex;
     std::condition_variable wake;
-    std::deque<Item> queue;
+    // Items not yet taken: queue[head..]. A vector with a read index, not a deque: a deque of
+    // envelopes allocates a node for every two of them (issue 17 §3).
+    std::vector<Item> queue;
+    std::size_t head = 0;
+    bool empty() const noexcept { return head == queue.size(); }
     std::deque<std::function<void()>> controls;
     struct timer {
       std::chrono::steady_clock::time_point due;
@@ -127,6 +144,27 @@ class keyed_workers {
       }
   }
 
+  // Moves up to max_group items out of the queue into `batch` (under the worker's mutex). All of
+  // them: the vectors trade places (no item moves). Some: the rest is moved to the front once
+  // it is less than half of the vector (each item moves at most once more, on average).
+  void take(worker& w, std::vector<Item>& batch) {
+    batch.clear();
+    const std::size_t n = std::min(w.queue.size() - w.head, max_group_);
+    if (w.head == 0 && n == w.queue.size()) {
+      batch.swap(w.queue);
+      return;
+    }
+    for (std::size_t i = 0; i < n; ++i) batch.push_back(std::move(w.queue[w.head + i]));
+    w.head += n;
+    if (w.head == w.queue.size()) {
+      w.queue.clear();
+      w.head = 0;
+    } else if (w.head * 2 >= w.queue.size()) {
+      w.queue.erase(w.queue.begin(), w.queue.begin() + static_cast<std::ptrdiff_t>(w.head));
+      w.head = 0;
+    }
+  }
+
   void loop(std::size_t index) {
     auto& w = *workers_[index];
     std::vector<Item> batch;
@@ -134,7 +172,7 @@ class keyed_workers {
       std::deque<std::function<void()>> controls;
       {
         std::unique_lock lk(w.mutex);
-        const auto ready = [&] { return !w.queue.empty() || !w.controls.empty() || w.closed; };
+        const auto ready = [&] { return !w.empty() || !w.controls.empty() || w.closed; };
         while (!ready()) {
           if (w.timers.empty()) {
             w.wake.wait(lk);
@@ -151,12 +189,7 @@ class keyed_workers {
         }
         take_due(w);
         controls.swap(w.controls);
-        const std::size_t n = std::min(w.queue.size(), max_group_);
-        batch.clear();
-        for (std::size_t i = 0; i < n; ++i) {
-          batch.push_back(std::move(w.queue.front()));
-          w.queue.pop_front();
-        }
+        take(w, batch);
         if (batch.empty() && controls.empty() && w.closed) return;
       }
       for (auto& c : controls) c();

@@ -121,7 +121,7 @@ pull_fetcher::outcome pull_fetcher::next(delivery& out, std::chrono::millisecond
     return outcome::nothing;
   }
   const char* reply = natsMsg_GetReply(raw);
-  auto meta = reply ? parse_ack_subject(reply) : std::nullopt;
+  auto meta = reply ? ack_reader_(reply) : std::nullopt;
   if (!meta) return outcome::nothing;  // not a JetStream message
   // Data messages arrive on their stream subject: they count against the oldest request that
   // the server can still be serving. One past its expiry is over at the server, whether or not

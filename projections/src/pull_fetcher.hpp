@@ -72,6 +72,7 @@ class pull_fetcher {
   std::string inbox_;
   subscription_ptr sub_;
   std::deque<pull> requests_;
+  ack_subject_reader ack_reader_;  // the consumer's ack subjects share their prefix
   std::uint64_t next_id_ = 1;
   std::uint64_t outstanding_ = 0;
   std::uint64_t renewed_ = 0;

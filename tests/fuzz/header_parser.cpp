@@ -50,11 +50,31 @@ void check_ack_subject(std::string_view reply) {
   require(m->prefix.size() + m->suffix.size() < reply.size());
 }
 
+// Two subjects of one consumer, one per line: the reader's fast path (the second one sharing the
+// first one's prefix) must answer what the full parse answers.
+void check_ack_reader(std::string_view in) {
+  const auto nl = in.find('\n');
+  if (nl == std::string_view::npos) return;
+  jetsource::detail::ack_subject_reader read;
+  (void)read(in.substr(0, nl));
+  const auto next = in.substr(nl + 1);
+  auto fast = read(next);
+  auto full = jetsource::detail::parse_ack_subject(next);
+  require(fast.has_value() == full.has_value());
+  if (!fast) return;
+  require(fast->prefix == full->prefix && fast->suffix == full->suffix);
+  require(fast->n.delivered == full->n.delivered &&
+          fast->n.stream_sequence == full->n.stream_sequence &&
+          fast->n.consumer_sequence == full->n.consumer_sequence &&
+          fast->n.timestamp == full->n.timestamp && fast->n.pending == full->n.pending);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view in(reinterpret_cast<const char*>(data), size);
   check_headers(in);
   check_ack_subject(in);
+  check_ack_reader(in);
   return 0;
 }

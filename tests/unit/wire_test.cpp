@@ -72,6 +72,53 @@ TEST(AckSubjectTest, ReadsALongerSubjectAsItsFirstTwelveTokens) {
   EXPECT_EQ(m->suffix, ".t.extra");
 }
 
+// The fetcher's reader reads only the numbers of a subject with the last prefix: every answer
+// must be the full parser's.
+void expect_same_as_full_parse(jetsource::detail::ack_subject_reader& read, std::string_view s) {
+  SCOPED_TRACE(std::string(s));
+  auto fast = read(s);
+  auto full = parse_ack_subject(s);
+  ASSERT_EQ(fast.has_value(), full.has_value());
+  if (!fast) return;
+  EXPECT_EQ(fast->prefix, full->prefix);
+  EXPECT_EQ(fast->suffix, full->suffix);
+  EXPECT_EQ(fast->n.delivered, full->n.delivered);
+  EXPECT_EQ(fast->n.stream_sequence, full->n.stream_sequence);
+  EXPECT_EQ(fast->n.consumer_sequence, full->n.consumer_sequence);
+  EXPECT_EQ(fast->n.timestamp, full->n.timestamp);
+  EXPECT_EQ(fast->n.pending, full->n.pending);
+}
+
+TEST(AckSubjectReaderTest, AnswersWhatTheFullParseAnswersAfterANinetokenSubject) {
+  jetsource::detail::ack_subject_reader read;
+  for (std::string_view s : {
+           "$JS.ACK.S.C.1.2.3.4.5",  // teaches the prefix
+           "$JS.ACK.S.C.2.300.301.1700000000123456789.0",
+           "$JS.ACK.S.C.1.2.3.4.5.6",                   // 10 tokens: refused
+           "$JS.ACK.S.C.1.2.3.4",                       // 8
+           "$JS.ACK.S.C.1.2.3.4.",                      // empty pending
+           "$JS.ACK.S.C.1.x.3.4.5",                     // not a number
+           "$JS.ACK.S.C.1.99999999999999999999.3.4.5",  // > 2^64
+           "$JS.ACK.S.C.1.18446744073709551615.3.4.5",  // 2^64 - 1
+           "$JS.ACK.S.C.a.b.1.2.3.4.5.t",               // 12 tokens: domain S, hash C
+           "$JS.ACK.S.CD.1.2.3.4.5",                    // another consumer
+       })
+    expect_same_as_full_parse(read, s);
+}
+
+TEST(AckSubjectReaderTest, AnswersWhatTheFullParseAnswersAfterATwelveTokenSubject) {
+  jetsource::detail::ack_subject_reader read;
+  for (std::string_view s : {
+           "$JS.ACK.d.h.S.C.1.2.3.4.5.tok",
+           "$JS.ACK.d.h.S.C.7.8.9.10.11.other",
+           "$JS.ACK.d.h.S.C.1.2.3.4.5",          // 11 tokens: refused
+           "$JS.ACK.d.h.S.C.1.2.3.4.5.",         // an empty 12th token
+           "$JS.ACK.d.h.S.C.1.2.3.4.5.t.extra",  // longer: the rest is the suffix
+           "$JS.ACK.d.h.S.C.1.2.3.4.5..x",
+       })
+    expect_same_as_full_parse(read, s);
+}
+
 TEST(EventCountTest, CountsCommaSeparatedWireNames) {
   EXPECT_EQ(event_count(""), 0u);
   EXPECT_EQ(event_count("order.placed.v1"), 1u);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace jetsource::detail {
@@ -29,5 +30,19 @@ struct ack_meta {
 /// fewer than 9, another root, or a number token that is not a decimal number. Allocates nothing
 /// (natsMsg_GetMetaData allocates three times).
 std::optional<ack_meta> parse_ack_subject(std::string_view reply) noexcept;
+
+/// parse_ack_subject for the subjects of one consumer, which share their prefix: once one was
+/// parsed, a subject that starts with the same prefix has only its numbers and its end read
+/// (what the projector's fetcher does per message). The same answers as parse_ack_subject.
+///
+/// Thread-safety: none (it remembers the last prefix).
+class ack_subject_reader {
+ public:
+  std::optional<ack_meta> operator()(std::string_view reply);
+
+ private:
+  std::string prefix_;   // of the last subject parsed in full ("": none yet)
+  bool twelve_ = false;  // that subject had the 12-token form
+};
 
 }  // namespace jetsource::detail

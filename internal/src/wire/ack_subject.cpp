@@ -2,46 +2,104 @@
 #include "wire/ack_subject.hpp"
 
 #include <array>
-#include <charconv>
 #include <cstddef>
 
 namespace jetsource::detail {
 
 namespace {
 
-// A whole token as a decimal number (no sign, no spaces, not empty).
-std::optional<std::uint64_t> number(std::string_view s) noexcept {
+// The decimal number from `p` up to the next '.' (or `end`): the position after it, or null
+// when that is empty, holds something else than digits, or overflows 64 bits (leading zeros are
+// fine, as with std::from_chars).
+const char* digits(const char* p, const char* end, std::uint64_t& out) noexcept {
+  const char* const start = p;
   std::uint64_t v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (s.empty() || ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
-  return v;
+  for (; p != end && *p != '.'; ++p) {
+    const auto d = static_cast<unsigned>(*p - '0');
+    if (d > 9) return nullptr;
+    if (p - start < 19) {  // 19 digits cannot overflow
+      v = v * 10 + d;
+    } else if (__builtin_mul_overflow(v, 10u, &v) || __builtin_add_overflow(v, d, &v)) {
+      return nullptr;
+    }
+  }
+  if (p == start) return nullptr;
+  out = v;
+  return p;
+}
+
+// A whole token as a decimal number.
+bool number(std::string_view s, std::uint64_t& out) noexcept {
+  const char* end = s.data() + s.size();
+  return digits(s.data(), end, out) == end;
+}
+
+// The five numbers at the start of `rest` (<delivered>.<sseq>.<cseq>.<ts>.<pending>), read in
+// one pass; `rest` is left at what follows the last one.
+bool numbers(std::string_view& rest, ack_numbers& n) noexcept {
+  std::uint64_t* const slots[] = {&n.delivered, &n.stream_sequence, &n.consumer_sequence,
+                                  &n.timestamp, &n.pending};
+  const char* p = rest.data();
+  const char* const end = p + rest.size();
+  for (std::size_t i = 0; i < 5; ++i) {
+    if (i > 0) {
+      if (p == end || *p != '.') return false;
+      ++p;
+    }
+    p = digits(p, end, *slots[i]);
+    if (p == nullptr) return false;
+  }
+  rest = std::string_view(p, static_cast<std::size_t>(end - p));
+  return true;
 }
 
 }  // namespace
 
 std::optional<ack_meta> parse_ack_subject(std::string_view reply) noexcept {
-  std::array<std::string_view, 12> t;
-  std::size_t n = 0;
-  const std::string_view all = reply;
-  while (n < t.size()) {
-    auto dot = reply.find('.');
-    t[n++] = reply.substr(0, dot);
-    if (dot == std::string_view::npos) break;
-    reply.remove_prefix(dot + 1);
-  }
-  if ((n != 9 && n != 12) || t[0] != "$JS" || t[1] != "ACK") return std::nullopt;
-  const std::size_t base = n == 9 ? 2 : 4;  // index of <stream>
-  std::array<std::uint64_t, 5> v{};
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    auto x = number(t[base + 2 + i]);
-    if (!x) return std::nullopt;
-    v[i] = *x;
-  }
+  // One pass over the tokens after "$JS.ACK.", noting where each ends (up to 9 dots: a longer
+  // subject is read as its first 12 tokens, the rest going to the suffix).
+  constexpr std::string_view root = "$JS.ACK.";
+  if (!reply.starts_with(root)) return std::nullopt;
+  std::array<std::size_t, 9> end{};
+  std::size_t dots = 0;
+  for (std::size_t i = root.size(); i < reply.size() && dots < 9; ++i)
+    if (reply[i] == '.') end[dots++] = i;
+  const std::size_t tokens = dots < 9 ? dots + 1 : 10;   // after $JS.ACK
+  if (tokens != 7 && tokens != 10) return std::nullopt;  // 9 or 12 in all
+  if (dots < 9) end[dots] = reply.size();
+  const std::size_t base = tokens == 7 ? 2 : 4;  // the <delivered> token
+  auto token = [&](std::size_t k) {
+    const std::size_t from = k == 0 ? root.size() : end[k - 1] + 1;
+    return reply.substr(from, end[k] - from);
+  };
   ack_meta m;
-  m.n = {v[0], v[1], v[2], v[3], v[4]};
-  m.prefix = all.substr(0, static_cast<std::size_t>(t[base + 2].data() - all.data()));
-  const char* end = t[base + 6].data() + t[base + 6].size();
-  m.suffix = all.substr(static_cast<std::size_t>(end - all.data()));
+  if (!number(token(base), m.n.delivered) || !number(token(base + 1), m.n.stream_sequence) ||
+      !number(token(base + 2), m.n.consumer_sequence) || !number(token(base + 3), m.n.timestamp) ||
+      !number(token(base + 4), m.n.pending))
+    return std::nullopt;
+  m.prefix = reply.substr(0, end[base - 1] + 1);
+  m.suffix = reply.substr(end[base + 4]);
+  return m;
+}
+
+std::optional<ack_meta> ack_subject_reader::operator()(std::string_view reply) {
+  if (!prefix_.empty() && reply.starts_with(prefix_)) {
+    ack_meta m;
+    std::string_view rest = reply.substr(prefix_.size());
+    // The 9-token form ends with <pending>; the 12-token form has one more token (and anything
+    // after it goes to the suffix too).
+    if (numbers(rest, m.n) &&
+        (twelve_ ? rest.size() > 1 && rest.front() == '.' && rest[1] != '.' : rest.empty())) {
+      m.prefix = reply.substr(0, prefix_.size());
+      m.suffix = rest;
+      return m;
+    }
+  }
+  auto m = parse_ack_subject(reply);
+  if (m) {
+    prefix_ = m->prefix;
+    twelve_ = !m->suffix.empty();
+  }
   return m;
 }
 

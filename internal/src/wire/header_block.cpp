@@ -3,24 +3,46 @@
 
 #include "wire/headers.hpp"
 
+#include <cstring>
+
 namespace jetsource::detail {
+
+namespace {
+
+// The first "\r\n" at or after `p` (a lone '\r' belongs to its line), or `end`.
+const char* crlf(const char* p, const char* end) noexcept {
+  while (p < end) {
+    const auto* r =
+        static_cast<const char*>(std::memchr(p, '\r', static_cast<std::size_t>(end - p)));
+    if (r == nullptr || r + 1 >= end) return end;
+    if (r[1] == '\n') return r;
+    p = r + 1;
+  }
+  return end;
+}
+
+bool blank(char c) noexcept {
+  return c == ' ' || c == '\t';
+}
+
+}  // namespace
 
 std::optional<commit_headers> parse_commit_headers(std::string_view block) noexcept {
   if (!block.starts_with("NATS/1.0") || !block.ends_with("\r\n\r\n")) return std::nullopt;
-  block.remove_prefix(block.find("\r\n") + 2);  // the status line
+  const char* const end = block.data() + block.size();
+  const char* p = crlf(block.data(), end) + 2;  // past the status line
   commit_headers h;
-  while (block.size() > 2) {
-    auto eol = block.find("\r\n");
-    std::string_view line = block.substr(0, eol);
-    block.remove_prefix(eol + 2);
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos || line.empty() || line.front() == ' ' ||
-        line.front() == '\t')
-      return std::nullopt;
-    std::string_view key = line.substr(0, colon), value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-      value.remove_prefix(1);
-    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  while (end - p > 2) {
+    const char* const eol = crlf(p, end);  // there is one: the block ends with "\r\n"
+    const auto* colon =
+        static_cast<const char*>(std::memchr(p, ':', static_cast<std::size_t>(eol - p)));
+    if (colon == nullptr || blank(*p)) return std::nullopt;
+    const std::string_view key(p, static_cast<std::size_t>(colon - p));
+    const char* from = colon + 1;
+    const char* to = eol;
+    while (from < to && blank(*from)) ++from;
+    while (to > from && blank(to[-1])) --to;
+    p = eol + 2;
     std::string_view* slot = key == hdr_aggregate_type   ? &h.type
                              : key == hdr_aggregate_id   ? &h.id
                              : key == hdr_version        ? &h.version
@@ -31,7 +53,9 @@ std::optional<commit_headers> parse_commit_headers(std::string_view block) noexc
                              : key == hdr_causation_id   ? &h.causation
                              : key == hdr_commit_id      ? &h.commit_id
                                                          : nullptr;
-    if (slot != nullptr && slot->empty()) *slot = value;  // the first value, as nats.c's Get
+    // the first value, as nats.c's Get
+    if (slot != nullptr && slot->empty())
+      *slot = std::string_view(from, static_cast<std::size_t>(to - from));
   }
   return h;
 }
