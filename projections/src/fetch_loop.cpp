@@ -97,7 +97,7 @@ void fetch_loop::run() {
     if (got == pull_fetcher::outcome::message) {
       take(d);
       // Whatever else has arrived already goes with it: one lock and one wake-up per worker for
-      // the chunk, not for each message, and the workers commit bigger groups.
+      // the chunk, not for each message.
       while (chunked_ < max_chunk &&
              pull_.next(d, milliseconds(0)) == pull_fetcher::outcome::message)
         take(d);
