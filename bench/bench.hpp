@@ -105,10 +105,8 @@ struct cpu_seconds {
 };
 cpu_seconds cpu_used(const env& e);
 /// Microseconds of CPU (client and server) per event since `before`.
-inline double cpu_us_per_event(const env& e, const cpu_seconds& before, std::uint64_t events) {
-  return (cpu_used(e).total() - before.total()) * 1e6 /
-         static_cast<double>(std::max<std::uint64_t>(events, 1));
-}
+/// Notes the split between the client (this process) and the embedded server on stderr.
+double cpu_us_per_event(const env& e, const cpu_seconds& before, std::uint64_t events);
 
 /// Median, min and max of a sample.
 struct summary {

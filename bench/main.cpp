@@ -73,6 +73,14 @@ cpu_seconds cpu_used(const env& e) {
   return out;
 }
 
+double cpu_us_per_event(const env& e, const cpu_seconds& before, std::uint64_t events) {
+  const auto now = cpu_used(e);
+  const double per = 1e6 / static_cast<double>(std::max<std::uint64_t>(events, 1));
+  note("cpu per event: {:.1f} us in this process, {:.1f} us in nats-server",
+       (now.client - before.client) * per, (now.server - before.server) * per);
+  return (now.total() - before.total()) * per;
+}
+
 stream_guard::~stream_guard() {
   for (const auto& name : {name_, name_ + "_SNAPSHOTS"}) {
     jsErrCode err = static_cast<jsErrCode>(0);

@@ -85,6 +85,7 @@ double project_until(const env& e, jetsource::projector_options o, std::uint64_t
   if (!o.on_committed) o.on_committed = [&](std::span<const std::uint64_t>) { ++commits; };
   auto t0 = clock_type::now();
   auto p = must(jetsource::projector::start(*e.conn, bench_projection(), o), "projector");
+  note("{}: started in {:.1f} ms", o.consumer, seconds_since(t0) * 1e3);
   must(p.wait_for(last, std::chrono::minutes(10)), "wait_for");
   double rate = static_cast<double>(last) / seconds_since(t0);
   must(p.stop(), "stop");

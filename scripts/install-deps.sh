@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh          what the build and `make test` need
 #   scripts/install-deps.sh bench    also what the benchmarks alone need: valgrind
 #                                    (bench/callgrind.sh), PostgreSQL 15 and libpq
-#                                    (jetsource-bench peer-postgres); the tests need none of them
+#                                    (jetsource-bench peer-postgres), wrk (bench/http-load);
+#                                    the tests need none of them
 set -euo pipefail
 
 packages=(
@@ -29,6 +30,7 @@ packages=(
 if [[ "${1:-}" == "bench" ]]; then
   packages+=(valgrind)  # bench/callgrind.sh: instruction counts
   packages+=(postgresql libpq-dev)  # jetsource-bench peer-postgres: the PostgreSQL peer
+  packages+=(wrk)  # bench/http-load/run.sh: the HTTP load
 fi
 
 missing=()
