@@ -51,6 +51,12 @@ struct repository_options {
   /// keeps a snapshot at the head of every aggregate: a cold load is one round trip (ADR 0017).
   std::uint64_t snapshot_every = 1;
   int snapshot_schema = 1;  ///< bump when the aggregate's serialised state changes shape
+  /// An aggregate not in the cache is first presumed new (no commit yet), without reading the
+  /// stream: a command that creates it appends at once, expecting no commit on its subject (one
+  /// round trip, not two). A command the empty aggregate rejects or leaves unchanged is decided
+  /// again on the aggregate as loaded; one it accepts on an aggregate that does exist is refused
+  /// by the stream and decided again on the loaded aggregate, like any conflict (ADR 0020).
+  bool presume_new = true;
   /// where jetsource_commands_total and jetsource_append_duration_seconds are recorded
   /// (docs/operations.md, "Metrics"); nullptr: nowhere
   metrics::registry* metrics = &metrics::default_registry();
@@ -199,7 +205,9 @@ class repository {
     std::string key, commit_id;
     command_context ctx;
     std::optional<loaded<A>> current;
-    bool fresh = false;  // current was read from the stream for this command
+    bool fresh = false;          // current was read from the stream for this command
+    bool presumed_new = false;   // current is an empty aggregate presumed, not read (ADR 0020)
+    bool may_presume = true;     // only the first copy of a command may be presumed
     int attempt = 0;
     int conflicts = 0;                             // appends refused by the concurrency check
     std::vector<event> events;                     // of the commit in flight
@@ -250,14 +258,15 @@ class repository {
   round decide_round(command_state& cs, Decide&& decide) {
     // Before deciding: on the state after its own commit, a re-run would be rejected.
     if (auto landed = landed_before(cs)) return result<executed>(std::move(*landed));
-    if (!cs.current) cs.current = cache_.take(cs.key);  // ours while the command runs
-    if (!cs.current) {
-      auto l = load(cs.key);
-      if (!l) return result<executed>(std::move(l).error());
-      cs.current = std::move(l).value();
-      cs.fresh = true;
-    }
+    if (auto taken = take_copy(cs); !taken) return result<executed>(std::move(taken).error());
     decision<event> d = decide(std::as_const(cs.current->state));
+    if ((!d.accepted() || d.events().empty()) && cs.presumed_new) {
+      // Not a command that creates it: the aggregate may well exist. Decide on it as loaded.
+      cs.current.reset();
+      cs.presumed_new = false;
+      if (auto taken = take_copy(cs); !taken) return result<executed>(std::move(taken).error());
+      d = decide(std::as_const(cs.current->state));
+    }
     if (!d.accepted() || d.events().empty()) {
       if (!cs.fresh) {  // decided on a cached copy: make sure it is not stale
         auto caught = catch_up(cs.key, *cs.current);
@@ -292,6 +301,23 @@ class repository {
                   .body = std::move(body).value(),
                   .correlation_id = cs.ctx.correlation_id,
                   .causation_id = cs.ctx.causation_id};
+  }
+
+  // The command's copy of its aggregate: from the cache, else presumed new (the first time, when
+  // allowed: ADR 0020), else loaded from the stream. Ours while the command runs.
+  result<void> take_copy(command_state& cs) {
+    if (!cs.current) cs.current = cache_.take(cs.key);
+    if (cs.current) return success();
+    if (std::exchange(cs.may_presume, false) && options_.presume_new) {
+      cs.current.emplace();
+      cs.presumed_new = true;
+      return success();
+    }
+    auto l = load(cs.key);
+    if (!l) return std::move(l).error();
+    cs.current = std::move(l).value();
+    cs.fresh = true;
+    return success();
   }
 
   // A command re-run with its command id after its commit landed (its caller saw no answer):
@@ -351,9 +377,14 @@ class repository {
   }
 
   // Someone else appended first: back off a little (writers that keep colliding spread out) and
-  // read what they appended; the next round decides again.
+  // read what they appended; the next round decides again. A copy presumed new is dropped
+  // instead (the aggregate existed: the next round loads it, no pause).
   void after_conflict(command_state& cs) {
     ++cs.conflicts;
+    if (std::exchange(cs.presumed_new, false)) {  // it existed: load it (snapshot first)
+      cs.current.reset();
+      return;
+    }
     backoff(cs.attempt);
     if (!catch_up(cs.key, *cs.current)) cs.current.reset();
     cs.fresh = true;
