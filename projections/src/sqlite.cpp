@@ -125,9 +125,11 @@ void checkpointer::run() {
   }
 }
 
+// Reset, not unbound: whoever takes it next binds every parameter (execute, query_one, query:
+// bind_all unbinds first when given fewer values) or gets it unbound (prepare_unbound). Text
+// bound without a copy is thus never read after its owner is gone.
 void database_state::give_back(sqlite3_stmt* stmt, std::vector<sqlite3_stmt*>* slot) noexcept {
   sqlite3_reset(stmt);
-  sqlite3_clear_bindings(stmt);
   if (idle >= max_idle) {
     sqlite3_finalize(stmt);
     return;
@@ -184,6 +186,12 @@ result<statement> prepare(database_state* db, std::string_view sql) {
   if (slot == nullptr && std::string_view(sqlite3_sql(stmt)) == sql)
     slot = &db->cache.emplace(std::string(sql), std::vector<sqlite3_stmt*>{}).first->second;
   return statement(db, stmt, slot);
+}
+
+result<statement> prepare_unbound(database_state* db, std::string_view sql) {
+  auto st = prepare(db, sql);
+  if (st) st->clear_bindings();
+  return st;
 }
 
 result<void> execute_script(database_state* db, std::string_view sql) {

@@ -133,6 +133,10 @@ result<void> statement::bind(int index, std::nullptr_t) {
   return bind_result(raw(stmt_), sqlite3_bind_null(raw(stmt_), index), index);
 }
 
+int statement::parameter_count() const noexcept {
+  return sqlite3_bind_parameter_count(raw(stmt_));
+}
+
 result<void> statement::out_of_range(int index) const {
   return make_error(errc::invalid_argument,
                     "sqlite: bind ?{}: unsigned value above the int64 range; sql: {}", index,

@@ -138,6 +138,28 @@ TEST_F(SqliteTest, UnsignedAboveInt64IsRefused) {
   EXPECT_NE(r.error().message.find("SELECT ?1"), std::string::npos) << r.error();
 }
 
+TEST_F(SqliteTest, ACachedStatementNeverCarriesAnEarlierUsesValues) {
+  auto db = open(":memory:");
+  ASSERT_TRUE(db.execute("CREATE TABLE t (a TEXT, b TEXT)"));
+  const std::string sql = "INSERT INTO t VALUES (?1, ?2)";
+  {
+    std::string a = "first-a", b = "first-b";  // bound without a copy, gone after the call
+    ASSERT_TRUE(db.execute(sql, a, b));
+  }
+  ASSERT_TRUE(db.execute(sql, std::string("second-a")));  // fewer values: ?2 is NULL
+  auto st = db.prepare(sql);                              // prepare: nothing bound
+  ASSERT_TRUE(st);
+  ASSERT_TRUE(st->run());
+  auto rows = db.query("SELECT a, b FROM t ORDER BY rowid");
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ((*rows)[0].get<std::string>(1), "first-b");
+  EXPECT_EQ((*rows)[1].get<std::string>(0), "second-a");
+  EXPECT_TRUE((*rows)[1].is_null(1));
+  EXPECT_TRUE((*rows)[2].is_null(0));
+  EXPECT_TRUE((*rows)[2].is_null(1));
+}
+
 TEST_F(SqliteTest, StatementsAreCachedBySqlText) {
   auto db = open(":memory:");
   ASSERT_TRUE(db.execute("CREATE TABLE t (k INTEGER)"));

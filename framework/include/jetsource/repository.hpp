@@ -205,9 +205,9 @@ class repository {
     std::string key, commit_id;
     command_context ctx;
     std::optional<loaded<A>> current;
-    bool fresh = false;          // current was read from the stream for this command
-    bool presumed_new = false;   // current is an empty aggregate presumed, not read (ADR 0020)
-    bool may_presume = true;     // only the first copy of a command may be presumed
+    bool fresh = false;         // current was read from the stream for this command
+    bool presumed_new = false;  // current is an empty aggregate presumed, not read (ADR 0020)
+    bool may_presume = true;    // only the first copy of a command may be presumed
     int attempt = 0;
     int conflicts = 0;                             // appends refused by the concurrency check
     std::vector<event> events;                     // of the commit in flight

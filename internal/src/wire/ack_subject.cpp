@@ -13,15 +13,16 @@ namespace {
 // fine, as with std::from_chars).
 const char* digits(const char* p, const char* end, std::uint64_t& out) noexcept {
   const char* const start = p;
+  // Up to 19 digits cannot overflow: the loop the projector's fetcher runs per number.
+  const char* const fast_end = end - start > 19 ? start + 19 : end;
   std::uint64_t v = 0;
-  for (; p != end && *p != '.'; ++p) {
-    const auto d = static_cast<unsigned>(*p - '0');
-    if (d > 9) return nullptr;
-    if (p - start < 19) {  // 19 digits cannot overflow
-      v = v * 10 + d;
-    } else if (__builtin_mul_overflow(v, 10u, &v) || __builtin_add_overflow(v, d, &v)) {
+  for (unsigned d = 0; p != fast_end && (d = static_cast<unsigned char>(*p) - unsigned{'0'}) <= 9;
+       ++p)
+    v = v * 10 + d;
+  for (; p != end && *p != '.'; ++p) {  // a 20th digit and beyond, or not a digit
+    const auto d = static_cast<unsigned>(static_cast<unsigned char>(*p)) - unsigned{'0'};
+    if (d > 9 || __builtin_mul_overflow(v, 10u, &v) || __builtin_add_overflow(v, d, &v))
       return nullptr;
-    }
   }
   if (p == start) return nullptr;
   out = v;

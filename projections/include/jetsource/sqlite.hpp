@@ -73,7 +73,10 @@ class statement;
 
 namespace detail {
 struct database_state;
+// A cached statement comes back reset but still bound (execute, query_one and query bind every
+// parameter anyway); prepare_unbound is what `prepare` hands out: reset and unbound.
 result<statement> prepare(database_state* db, std::string_view sql);
+result<statement> prepare_unbound(database_state* db, std::string_view sql);
 template <class T>
 struct is_optional : std::false_type {};
 template <class T>
@@ -138,7 +141,8 @@ class row {
 };
 
 /// A prepared statement, borrowed from the database's cache (keyed by SQL text) and handed
-/// back, reset and unbound, when destroyed. It must not outlive its database.
+/// back, reset, when destroyed (`prepare` hands it out unbound). It must not outlive its
+/// database.
 class statement {
  public:
   statement(statement&&) noexcept;
@@ -176,6 +180,8 @@ class statement {
   /// Binds args to ?1..?N in order.
   template <class... Args>
   result<void> bind_all(const Args&... args) {
+    // Fewer values than parameters: the rest are NULL, never a value of an earlier use.
+    if (static_cast<int>(sizeof...(Args)) < parameter_count()) clear_bindings();
     int index = 0;
     result<void> r = success();
     (void)((r = bind(++index, args), r.has_value()) && ...);
@@ -183,7 +189,7 @@ class statement {
   }
 
   /// The same without copying text and blobs: SQLite reads them where they are, so they must
-  /// outlive the statement's next reset or its destruction (which resets and unbinds it).
+  /// outlive the statement's next use (nothing reads them once it is reset or destroyed).
   /// execute(), query_one() and query() bind so: their arguments outlive the call.
   template <class... Args>
   result<void> bind_all_borrowed(const Args&... args) {
@@ -225,6 +231,7 @@ class statement {
   statement(detail::database_state* db, void* stmt, void* slot) noexcept
       : db_(db), stmt_(stmt), slot_(slot) {}
   result<void> out_of_range(int index) const;
+  int parameter_count() const noexcept;
 
   detail::database_state* db_ = nullptr;
   void* stmt_ = nullptr;  // sqlite3_stmt
@@ -280,7 +287,9 @@ class database {
   result<transaction> begin();
 
   /// A prepared statement for `sql` (one statement), from the cache when it was used before.
-  result<statement> prepare(std::string_view sql) { return detail::prepare(state_.get(), sql); }
+  result<statement> prepare(std::string_view sql) {
+    return detail::prepare_unbound(state_.get(), sql);
+  }
 
   /// Runs one statement with args bound to ?1..?N (autocommit, or inside the open transaction).
   template <class... Args>
@@ -346,7 +355,7 @@ class transaction {
   result<std::vector<row>> query(std::string_view sql, const Args&... args) {
     return detail::query(db_, sql, args...);
   }
-  result<statement> prepare(std::string_view sql) { return detail::prepare(db_, sql); }
+  result<statement> prepare(std::string_view sql) { return detail::prepare_unbound(db_, sql); }
   result<void> execute_script(std::string_view sql) { return detail::execute_script(db_, sql); }
   /// Rows changed by the last INSERT/UPDATE/DELETE.
   std::int64_t changes() const noexcept { return detail::changes(db_); }
