@@ -398,6 +398,7 @@ class repository {
     if (r->status == append_status::already_appended)
       return executed{r->version, r->sequence, n, r->status, cs.attempt};
     auto& cur = *cs.current;
+    cs.presumed_new = false;  // the stream stored it expecting no commit: it was new
     std::uint64_t old_version = cur.version;
     for (const auto& e : cs.events) apply_event(cur.state, e);
     cur.version = r->version;
@@ -412,9 +413,10 @@ class repository {
                       cs.key, options_.max_attempts);
   }
 
-  // Puts a command's (valid) copy of its aggregate back into the cache.
+  // Puts a command's (valid) copy of its aggregate back into the cache; a copy only presumed
+  // new (never confirmed by the stream) is dropped.
   void keep(command_state& cs) {
-    if (cs.current) cache_.put(cs.key, std::move(*cs.current));
+    if (cs.current && !cs.presumed_new) cache_.put(cs.key, std::move(*cs.current));
     cs.current.reset();
   }
 
