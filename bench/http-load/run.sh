@@ -8,7 +8,11 @@
 # not pipeline; the target's reference) and each client submitting without bound (unbounded).
 #
 #   bench/http-load/run.sh BIN_DIR [SECONDS=5]
-#     env: CONNS="1 2 4 8 16 32"  RUNS=3  MIXES="realistic commands"
+#     env: CONNS="1 2 4 8 16 32"  RUNS=3  MIXES="realistic commands"  FRESH=0
+#
+# FRESH=1: a new nats-server and serve (empty store, seeded again) for each connection count and
+# for each half-peak stage, so that no figure runs over the orders of the ones before it (by
+# default one pair serves the whole run, and the last counts meet the most accumulated state).
 #
 # Starts its own nats-server -js and serve (free loopback ports, a temp dir; both stopped by PID
 # on exit). Mixes (mix.lua): `realistic` = create with items, place, pay, GET the order with
@@ -33,6 +37,7 @@ seconds=${2:-5}
 conns_list=${CONNS:-1 2 4 8 16 32}
 runs=${RUNS:-3}
 mixes=${MIXES:-realistic commands}
+fresh=${FRESH:-0}
 here=$(cd "$(dirname "$0")" && pwd)
 
 for tool in wrk nats-server curl python3; do
@@ -66,28 +71,42 @@ wait_for() {
   echo "run.sh: no '$2' in $1:" >&2; cat "$1" >&2; exit 1
 }
 
-nats-server -a 127.0.0.1 -p -1 -js -sd "$dir/nats" > "$dir/nats.log" 2>&1 &
-pids+=($!)
-nats_url="nats://127.0.0.1:$(wait_for "$dir/nats.log" 'client connections on 127\.0\.0\.1:([0-9]+)')"
-"$bin/order-system" --data-dir "$dir/cli" --nats-url "$nats_url" serve --http 127.0.0.1:0 \
-  > "$dir/serve.out" 2> "$dir/serve.log" &
-pids+=($!)
-api="http://127.0.0.1:$(wait_for "$dir/serve.log" 'HTTP API on http://127\.0\.0\.1:([0-9]+)')"
+# start_servers: nats-server -js and serve on a store of their own (stopping the previous pair),
+# then the seed: customers c-0..c-49 and the products exist before the queries without
+# min_sequence run. Sets nats_url and api.
+server_pids=()
+generation=0
+start_servers() {
+  for p in "${server_pids[@]}"; do kill "$p" 2> /dev/null || true; done
+  for p in "${server_pids[@]}"; do wait "$p" 2> /dev/null || true; done
+  server_pids=()
+  generation=$((generation + 1))
+  local d="$dir/g$generation"
+  mkdir -p "$d"
+  nats-server -a 127.0.0.1 -p -1 -js -sd "$d/nats" > "$d/nats.log" 2>&1 &
+  server_pids+=($!); pids+=($!)
+  nats_url="nats://127.0.0.1:$(wait_for "$d/nats.log" 'client connections on 127\.0\.0\.1:([0-9]+)')"
+  "$bin/order-system" --data-dir "$d/cli" --nats-url "$nats_url" serve --http 127.0.0.1:0 \
+    > "$d/serve.out" 2> "$d/serve.log" &
+  server_pids+=($!); pids+=($!)
+  api="http://127.0.0.1:$(wait_for "$d/serve.log" 'HTTP API on http://127\.0\.0\.1:([0-9]+)')"
+  local seq=0
+  for i in $(seq 0 49); do
+    curl -fs -X POST "$api/orders" -H 'Content-Type: application/json' -d "{\"customer_id\":\"c-$i\",\"order_id\":\"seed-$i\",
+      \"items\":[{\"sku\":\"widget\",\"qty\":2,\"unit_price_cents\":250},{\"sku\":\"gadget\",\"qty\":1,\"unit_price_cents\":1000}]}" > /dev/null
+    curl -fs -X POST "$api/orders/seed-$i/place" > /dev/null
+    seq=$(curl -fs -X POST "$api/orders/seed-$i/pay" -H 'Content-Type: application/json' \
+          -d '{"amount_cents":1500}' | sed -E 's/.*"sequence":([0-9]+).*/\1/')
+  done
+  curl -fs "$api/customers/c-49?min_sequence=$seq&wait_ms=10000" > /dev/null
+  curl -fs "$api/products/widget?min_sequence=$seq&wait_ms=10000" > /dev/null
+}
+start_servers
+
 trivial_port=$(free_port)
 "$bin/jetsource-http-baseline-httplib" --port "$trivial_port" --threads 128 > /dev/null 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do curl -fs "http://127.0.0.1:$trivial_port/ping" > /dev/null && break; sleep 0.1; done
-
-# Customers c-0..c-49 and the products exist before the queries without min_sequence run.
-for i in $(seq 0 49); do
-  curl -fs -X POST "$api/orders" -H 'Content-Type: application/json' -d "{\"customer_id\":\"c-$i\",\"order_id\":\"seed-$i\",
-    \"items\":[{\"sku\":\"widget\",\"qty\":2,\"unit_price_cents\":250},{\"sku\":\"gadget\",\"qty\":1,\"unit_price_cents\":1000}]}" > /dev/null
-  curl -fs -X POST "$api/orders/seed-$i/place" > /dev/null
-  seq=$(curl -fs -X POST "$api/orders/seed-$i/pay" -H 'Content-Type: application/json' \
-        -d '{"amount_cents":1500}' | sed -E 's/.*"sequence":([0-9]+).*/\1/')
-done
-curl -fs "$api/customers/c-49?min_sequence=$seq&wait_ms=10000" > /dev/null
-curl -fs "$api/products/widget?min_sequence=$seq&wait_ms=10000" > /dev/null
 
 # Each run's order ids get a prefix of their own (the functions run in subshells: no counter).
 # wrk_mix MIX CONNS DELAY_MS: one wrk run of mix.lua; prints its wrk_result line.
@@ -125,6 +144,7 @@ summarize() {
 
 declare -A peak_rps peak_conns trivial_at async1_at async_at sync_at unloaded_ms
 for c in $conns_list; do
+  [ "$fresh" = 1 ] && [ "$c" != "${conns_list%% *}" ] && start_servers
   t=(); a1=(); a=(); s=()
   for _ in $(seq "$runs"); do t+=("$(wrk_trivial "$c")"); done
   for _ in $(seq "$runs"); do a1+=("$(execute_orders async "$c" $((1000 * seconds)) 1)"); done
@@ -156,6 +176,7 @@ done
 # cycle is DELAY + latency; DELAY starts from 2*C/peak - the unloaded mean latency, then two
 # calibration runs each correct it by the cycle they measured.
 for mix in $mixes; do
+  [ "$fresh" = 1 ] && start_servers
   c=${peak_conns[$mix]}; r=${peak_rps[$mix]}
   echo "http_load_peak mix=$mix conns=$c rps=$r"
   d=$(awk -v c="$c" -v r="$r" -v l="${unloaded_ms[$mix]}" 'BEGIN {d = 2000 * c / r - l; printf "%.3f", (d > 0 ? d : 0)}')
