@@ -434,6 +434,76 @@ TEST_F(EventStoreTest, ConflictOnRetryOfALandedCommitIsAlreadyAppended) {
   EXPECT_EQ(*last, 1u);
 }
 
+// Commit messages delivered to any inbox of this server (replies to direct gets, a read's
+// consumer deliveries) while it is alive: what the store read, counted by a second connection.
+class delivered_commits {
+ public:
+  explicit delivered_commits(const std::string& url) {
+    EXPECT_EQ(natsConnection_ConnectTo(&nc_, url.c_str()), NATS_OK);
+    EXPECT_EQ(natsConnection_SubscribeSync(&sub_, nc_, "_INBOX.>"), NATS_OK);
+    EXPECT_EQ(natsConnection_Flush(nc_), NATS_OK);
+  }
+  ~delivered_commits() {
+    natsSubscription_Destroy(sub_);
+    natsConnection_Destroy(nc_);
+  }
+  delivered_commits(const delivered_commits&) = delete;
+  delivered_commits& operator=(const delivered_commits&) = delete;
+  // Those delivered since the last call.
+  int take() {
+    int n = 0;
+    natsMsg* m = nullptr;
+    while (natsSubscription_NextMsg(&m, sub_, 200) == NATS_OK) {
+      n += raw_header(m, "Es-Aggregate-Id").has_value();
+      natsMsg_Destroy(m);
+    }
+    return n;
+  }
+
+ private:
+  natsConnection* nc_ = nullptr;
+  natsSubscription* sub_ = nullptr;
+};
+
+// A refused append looks for its own commit only where it can be: the aggregate's first commit
+// after the expected sequence. Under the commit-slot scheme after the duplicate window (as on any
+// replicated stream), a re-send of a landed commit is still found, and a commit that expected
+// an aggregate to be new (0) reads one commit, not the aggregate's 40.
+TEST_F(EventStoreTest, ARefusedAppendReadsOnlyTheFirstCommitAfterItsExpectation) {
+  auto store = open_store({.stream = "SLOTS",
+                           .subject_prefix = "slots",
+                           .duplicate_window = 1s,
+                           .concurrency = concurrency_scheme::commit_slot});
+  commit first = make_commit("ord-9", 1, "a", 0);
+  first.commit_id = "first-of-ord-9";
+  auto landed = store.append(first);
+  ASSERT_TRUE(landed) << landed.error();
+  std::uint64_t last = landed->sequence;
+  for (std::uint64_t v = 2; v <= 40; ++v) {
+    auto r = store.append(make_commit("ord-9", v, "b", last));
+    ASSERT_TRUE(r) << r.error();
+    last = r->sequence;
+  }
+  std::this_thread::sleep_for(1500ms);  // the server forgets the slots: the expectation decides
+  delivered_commits reads(server_->url());
+
+  auto again = store.append(first);  // its ack was lost, say
+  ASSERT_TRUE(again) << again.error();
+  EXPECT_EQ(again->status, append_status::already_appended);
+  EXPECT_EQ(again->sequence, landed->sequence);
+  EXPECT_EQ(again->version, 1u);
+  EXPECT_LE(reads.take(), 2);  // the subject's last commit and its first after 0
+
+  commit presumed_new = make_commit("ord-9", 1, "c", 0);
+  auto refused = store.append(presumed_new);
+  ASSERT_FALSE(refused);
+  EXPECT_TRUE(refused.error().is(errc::conflict)) << refused.error();
+  EXPECT_LE(reads.take(), 2);
+  auto end = store.last_sequence();
+  ASSERT_TRUE(end);
+  EXPECT_EQ(*end, last);
+}
+
 TEST_F(EventStoreTest, MultiEventCommitIsOneMessage) {
   auto store = open_store();
   commit c = make_commit("ord-1", 3, R"([{"a":1},{"b":2},{"c":3}])", 0);

@@ -74,24 +74,30 @@ result<append_result> resolve_duplicate(const store_state& st, const built_commi
 }
 
 // After a wrong-last-sequence answer: did this very commit land earlier (a re-send whose first
-// send was stored, the aggregate having moved on since)? Only the commits after the expected
-// sequence can be it. On a 1-replica stream with the subject-sequence scheme the duplicate check
-// comes first on the server, so only the subject's last message needs a look.
-result<std::optional<append_result>> landed_earlier(event_store& store, const store_state& st,
-                                                    const built_commit& b, const commit& c,
-                                                    natsMsg* last) {
-  if (last && commit_id_of(last) == b.commit_id) {
-    auto v = version_of(last);
-    return append_result{natsMsg_GetSequence(last), v ? *v : c.version,
+// send was stored, the aggregate having moved on since)? The server stored it only while the
+// expected sequence was its subject's last, so only the subject's first message after that
+// sequence can be it: one direct get, however many commits came after (a presumed-new command,
+// ADR 0020, expects 0 and would otherwise read the aggregate's whole history). On a 1-replica
+// stream with the subject-sequence scheme the duplicate check comes first on the server, so only
+// the subject's last message needs a look.
+result<std::optional<append_result>> landed_earlier(const store_state& st, const built_commit& b,
+                                                    const commit& c, natsMsg* last) {
+  const auto ours = [&](natsMsg* m) -> result<std::optional<append_result>> {
+    if (m == nullptr || commit_id_of(m) != b.commit_id) return std::optional<append_result>{};
+    auto v = version_of(m);
+    return append_result{natsMsg_GetSequence(m), v ? *v : c.version,
                          append_status::already_appended, b.commit_id};
-  }
+  };
+  if (last && commit_id_of(last) == b.commit_id) return ours(last);
   if (st.options.replicas == 1 && !b.slot) return std::optional<append_result>{};
-  auto log = store.read(c.aggregate_type, c.aggregate_id, c.expected_sequence.value_or(0));
-  if (!log) return std::move(log).error();
-  for (const auto& sc : log->commits)
-    if (sc.commit_id == b.commit_id)
-      return append_result{sc.sequence, sc.version, append_status::already_appended, b.commit_id};
-  return std::optional<append_result>{};
+  jsDirectGetMsgOptions o;
+  jsDirectGetMsgOptions_Init(&o);
+  o.Sequence = c.expected_sequence.value_or(0) + 1;
+  o.NextBySubject = b.subject.c_str();
+  auto first = direct_get(st.js.get(), st.options.stream, o,
+                          fmt::format("read {} from sequence {}", b.subject, o.Sequence));
+  if (!first) return std::move(first).error();
+  return ours(first->get());
 }
 
 }  // namespace
@@ -128,7 +134,7 @@ result<append_result> event_store::append(const commit& c) {
   const char* text_raw = nats_GetLastError(nullptr);
   std::string text = text_raw ? text_raw : "wrong last sequence";
   auto last = last_on_subject(st, st.options.stream, subject);
-  auto earlier = landed_earlier(*this, st, *built, c, last && *last ? last->get() : nullptr);
+  auto earlier = landed_earlier(st, *built, c, last && *last ? last->get() : nullptr);
   if (earlier && *earlier) return std::move(**earlier);
   std::uint64_t actual = last && *last ? natsMsg_GetSequence(last->get()) : 0;
   if (auto pos = text.rfind(": "); pos != std::string::npos)
