@@ -25,6 +25,38 @@ bool blank(char c) noexcept {
   return c == ' ' || c == '\t';
 }
 
+constexpr std::size_t length(const char* name) noexcept {
+  return std::string_view(name).size();
+}
+
+// Where the value of header `key` goes, or null for a header a commit does not need. Chosen by
+// the name's length first (most lengths have one candidate): the fetcher reads every header of
+// every delivery, and comparing each with all nine names in turn cost more than the scan.
+std::string_view* slot_of(commit_headers& h, std::string_view key) noexcept {
+  static_assert(length(hdr_events) == 9 && length(hdr_version) == 10 && length(hdr_msg_id) == 11 &&
+                length(hdr_timestamp) == 12 && length(hdr_commit_id) == 12 &&
+                length(hdr_aggregate_id) == 15 && length(hdr_causation_id) == 15 &&
+                length(hdr_aggregate_type) == 17 && length(hdr_correlation_id) == 17);
+  switch (key.size()) {
+    case 9:
+      return key == hdr_events ? &h.events : nullptr;
+    case 10:
+      return key == hdr_version ? &h.version : nullptr;
+    case 11:
+      return key == hdr_msg_id ? &h.msg_id : nullptr;
+    case 12:
+      return key == hdr_timestamp ? &h.timestamp : key == hdr_commit_id ? &h.commit_id : nullptr;
+    case 15:
+      return key == hdr_aggregate_id ? &h.id : key == hdr_causation_id ? &h.causation : nullptr;
+    case 17:
+      return key == hdr_aggregate_type   ? &h.type
+             : key == hdr_correlation_id ? &h.correlation
+                                         : nullptr;
+    default:
+      return nullptr;
+  }
+}
+
 }  // namespace
 
 std::optional<commit_headers> parse_commit_headers(std::string_view block) noexcept {
@@ -43,16 +75,7 @@ std::optional<commit_headers> parse_commit_headers(std::string_view block) noexc
     while (from < to && blank(*from)) ++from;
     while (to > from && blank(to[-1])) --to;
     p = eol + 2;
-    std::string_view* slot = key == hdr_aggregate_type   ? &h.type
-                             : key == hdr_aggregate_id   ? &h.id
-                             : key == hdr_version        ? &h.version
-                             : key == hdr_events         ? &h.events
-                             : key == hdr_msg_id         ? &h.msg_id
-                             : key == hdr_timestamp      ? &h.timestamp
-                             : key == hdr_correlation_id ? &h.correlation
-                             : key == hdr_causation_id   ? &h.causation
-                             : key == hdr_commit_id      ? &h.commit_id
-                                                         : nullptr;
+    std::string_view* slot = slot_of(h, key);
     // the first value, as nats.c's Get
     if (slot != nullptr && slot->empty())
       *slot = std::string_view(from, static_cast<std::size_t>(to - from));
