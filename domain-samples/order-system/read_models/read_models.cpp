@@ -37,12 +37,40 @@ result<void> secure(projection_context& cx) {
   return cx.execute("PRAGMA secure_delete = ON");
 }
 
-result<void> count(projection_context& cx, const std::string& customer, const char* column) {
+// The upsert that counts one more of something for a customer, its text written once per
+// column (a handler that formats its SQL per event makes and hashes a new string each time, where
+// a fixed text is found by its address in the statement cache).
+struct counter {
+  std::string upsert;
+  explicit counter(std::string_view column)
+      : upsert(fmt::format("INSERT INTO customers (customer_id, {0}) VALUES (?1, 1) "
+                           "ON CONFLICT (customer_id) DO UPDATE SET {0} = {0} + 1",
+                           column)) {}
+};
+const counter orders_created{"orders_created"}, orders_placed{"orders_placed"},
+    orders_paid{"orders_paid"}, orders_shipped{"orders_shipped"},
+    orders_cancelled{"orders_cancelled"};
+
+result<void> count(projection_context& cx, const std::string& customer, const counter& c) {
   JETSOURCE_TRY(secure(cx));
-  return cx.execute(fmt::format("INSERT INTO customers (customer_id, {0}) VALUES (?1, 1) "
-                                "ON CONFLICT (customer_id) DO UPDATE SET {0} = {0} + 1",
-                                column),
-                    customer);
+  return cx.execute(c.upsert, customer);
+}
+
+// The latest name or e-mail given, unless the customer was forgotten (an OrderCreated appended
+// before the forget may be applied after it: it never brings the data back).
+struct personal_column {
+  std::string update;
+  explicit personal_column(std::string_view column)
+      : update(fmt::format("UPDATE customers SET {} = ?2 WHERE customer_id = ?1 AND forgotten = 0",
+                           column)) {}
+};
+const personal_column name_column{"name"}, email_column{"email"};
+
+result<void> set_personal(projection_context& cx, const std::string& customer,
+                          const personal_column& column,
+                          const jetsource::personal<std::string>& value) {
+  if (!value.has_value()) return jetsource::success();  // not given, or forgotten
+  return cx.execute(column.update, customer, value.value());
 }
 }  // namespace
 
@@ -90,25 +118,14 @@ projection order_summary() {
       });
 }
 
-// The latest name or e-mail given, unless the customer was forgotten (an OrderCreated appended
-// before the forget may be applied after it: it never brings the data back).
-result<void> set_personal(projection_context& cx, const std::string& customer, const char* column,
-                          const jetsource::personal<std::string>& value) {
-  if (!value.has_value()) return jetsource::success();  // not given, or forgotten
-  return cx.execute(fmt::format("UPDATE customers SET {} = ?2 WHERE customer_id = ?1 AND "
-                                "forgotten = 0",
-                                column),
-                    customer, value.value());
-}
-
 projection customer_stats() {
   // Version 2: name, e-mail, forgotten; follows the whole stream (Order and Customer subjects).
   return projection("customer_stats", 2)
       .follow(projection::subject_filter_of(orders_stream(), "*"))
       .on<order_created>([](projection_context& cx, const order_created& e) -> result<void> {
-        JETSOURCE_TRY(count(cx, e.customer_id, "orders_created"));
-        JETSOURCE_TRY(set_personal(cx, e.customer_id, "name", e.customer_name));
-        return set_personal(cx, e.customer_id, "email", e.customer_email);
+        JETSOURCE_TRY(count(cx, e.customer_id, orders_created));
+        JETSOURCE_TRY(set_personal(cx, e.customer_id, name_column, e.customer_name));
+        return set_personal(cx, e.customer_id, email_column, e.customer_email);
       })
       .on<customer_forgotten>(
           [](projection_context& cx, const customer_forgotten& e) -> result<void> {
@@ -119,20 +136,20 @@ projection customer_stats() {
                 e.customer_id);
           })
       .on<order_placed>([](projection_context& cx, const order_placed& e) {
-        return count(cx, e.customer_id, "orders_placed");
+        return count(cx, e.customer_id, orders_placed);
       })
       .on<order_paid>([](projection_context& cx, const order_paid& e) -> result<void> {
-        JETSOURCE_TRY(count(cx, e.customer_id, "orders_paid"));
+        JETSOURCE_TRY(count(cx, e.customer_id, orders_paid));
         return cx.execute(
             "UPDATE customers SET lifetime_value_cents = lifetime_value_cents + ?2 "
             "WHERE customer_id = ?1",
             e.customer_id, e.amount_cents);
       })
       .on<order_shipped>([](projection_context& cx, const order_shipped& e) {
-        return count(cx, e.customer_id, "orders_shipped");
+        return count(cx, e.customer_id, orders_shipped);
       })
       .on<order_cancelled>([](projection_context& cx, const order_cancelled& e) {
-        return count(cx, e.customer_id, "orders_cancelled");
+        return count(cx, e.customer_id, orders_cancelled);
       });
 }
 
