@@ -31,6 +31,7 @@
 #include <jetsource/result.hpp>
 
 #include <concepts>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -158,6 +159,14 @@ concept command_for = requires(const A& a, const C& c) {
 template <class A>
 concept snapshottable = aggregate<A> && requires(A& a, cereal::JSONOutputArchive& ar) {
   {a.serialize(ar)};
+};
+
+/// An aggregate as loaded: its state, version (events so far) and last commit's sequence.
+template <class A>
+struct loaded {
+  A state{};
+  std::uint64_t version = 0;
+  std::uint64_t sequence = 0;  ///< 0 = no commit yet (a new aggregate)
 };
 
 /// Applies one event to an aggregate.

@@ -16,6 +16,7 @@
 
 #include <jetsource/aggregate.hpp>
 #include <jetsource/detail/aggregate_cache.hpp>
+#include <jetsource/detail/aggregate_loader.hpp>
 #include <jetsource/detail/command_meters.hpp>
 #include <jetsource/detail/in_doubt_commits.hpp>
 #include <jetsource/detail/keyed_executor.hpp>
@@ -69,14 +70,6 @@ struct command_context {
   std::string causation_id;    ///< copied to the commit
 };
 
-/// An aggregate as loaded: its state, version (events so far) and last commit's sequence.
-template <class A>
-struct loaded {
-  A state{};
-  std::uint64_t version = 0;
-  std::uint64_t sequence = 0;  ///< 0 = no commit yet (a new aggregate)
-};
-
 /// The outcome of an accepted command.
 struct executed {
   std::uint64_t version = 0;   ///< aggregate version after the command
@@ -101,6 +94,7 @@ class repository {
   explicit repository(event_store& store, repository_options options = {})
       : store_(store),
         options_(options),
+        loader_(store, options.snapshot_every, options.snapshot_schema),
         cache_(options.cache_capacity),
         meters_(options.metrics, A::type_name),
         executor_([this](std::shared_ptr<detail::queued_job> j) {
@@ -110,37 +104,7 @@ class repository {
   /// Loads an aggregate (a new, empty one when it has no commit).
   /// With snapshots (the default for an aggregate with `serialize`), the head and the snapshot
   /// are asked for at once: a snapshot at the head is the whole load (ADR 0017).
-  result<loaded<A>> load(std::string_view id) {
-    std::optional<loaded<A>> base;
-    if constexpr (snapshottable<A>) {
-      if (options_.snapshot_every > 0) {
-        auto hs = store_.load_head_and_snapshot(A::type_name, id);
-        if (!hs) return std::move(hs).error();
-        if (!hs->head) return loaded<A>{};  // no commit: a new aggregate
-        const auto& s = hs->snap;
-        if (s && s->schema == options_.snapshot_schema && s->sequence <= hs->head->sequence) {
-          auto state = detail::from_json<A>("state", s->body);
-          if (state) base = loaded<A>{std::move(state).value(), s->version, s->sequence};
-          // At the head: nothing to read, as long as the head agrees on the version.
-          if (base && s->sequence == hs->head->sequence && s->version == hs->head->version)
-            return std::move(*base);
-          if (s->sequence == hs->head->sequence) base.reset();  // disagrees: replay it all
-        }
-      }
-    }
-    if (base) {
-      bool mismatch = false;
-      auto r = replay_into(id, *base, mismatch);
-      if (r) return std::move(*base);
-      if (!mismatch) return std::move(r).error();
-      // A snapshot that does not fit the stream is ignored: correctness never depends on it.
-    }
-    loaded<A> fresh;
-    bool mismatch = false;
-    auto r = replay_into(id, fresh, mismatch);
-    if (!r) return std::move(r).error();
-    return fresh;
-  }
+  result<loaded<A>> load(std::string_view id) { return loader_.load(id); }
 
   /// Decides the command on the current state and appends its events in one commit. Conflicts
   /// reload and decide again (up to max_attempts). A rejection is errc::rejected with the
@@ -269,7 +233,7 @@ class repository {
     }
     if (!d.accepted() || d.events().empty()) {
       if (!cs.fresh) {  // decided on a cached copy: make sure it is not stale
-        auto caught = catch_up(cs.key, *cs.current);
+        auto caught = loader_.catch_up(cs.key, *cs.current);
         if (!caught) return result<executed>(std::move(caught).error());
         cs.fresh = true;
         if (*caught) return std::monostate{};
@@ -386,7 +350,7 @@ class repository {
       return;
     }
     backoff(cs.attempt);
-    if (!catch_up(cs.key, *cs.current)) cs.current.reset();
+    if (!loader_.catch_up(cs.key, *cs.current)) cs.current.reset();
     cs.fresh = true;
   }
 
@@ -403,7 +367,7 @@ class repository {
     for (const auto& e : cs.events) apply_event(cur.state, e);
     cur.version = r->version;
     cur.sequence = r->sequence;
-    maybe_snapshot(cs.key, cur, old_version);
+    loader_.maybe_snapshot(cs.key, cur, old_version);
     keep(cs);
     return executed{r->version, r->sequence, n, r->status, cs.attempt};
   }
@@ -424,58 +388,6 @@ class repository {
     return stripes_[fnv1a32(key) % stripes_.size()];
   }
 
-  // Applies the aggregate's commits after `base` (from its sequence up to the stream's head) to
-  // it, each as it arrives. Returns how many there were. `mismatch` is set when the commits do
-  // not continue `base` (undecodable, versions that do not add up, a head before it): `base` is
-  // then partly updated and must be dropped.
-  result<std::size_t> replay_into(std::string_view id, loaded<A>& base, bool& mismatch) {
-    std::size_t commits = 0;
-    auto head =
-        store_.replay(A::type_name, id, base.sequence, [&](const commit_view& c) -> result<void> {
-          auto events = registry::decode(c.body);
-          if (!events) {
-            mismatch = true;
-            auto e = std::move(events).error();
-            e.message = fmt::format("{} {} commit at sequence {}: {}", A::type_name, id, c.sequence,
-                                    e.message);
-            return e;
-          }
-          // Only the head's version is read: the sum is checked against it below.
-          if (c.version != 0 && c.version != base.version + events->size()) {
-            mismatch = true;
-            return make_error(
-                errc::decode_failed, "{} {}: commit at sequence {} says version {}, expected {}",
-                A::type_name, id, c.sequence, c.version, base.version + events->size());
-          }
-          for (const auto& e : *events) apply_event(base.state, e);
-          base.version += events->size();
-          base.sequence = c.sequence;
-          ++commits;
-          return success();
-        });
-    if (!head) return std::move(head).error();
-    if (base.sequence != head->sequence) {
-      mismatch = true;
-      return make_error(errc::internal, "{} {}: read stopped at sequence {} before head {}",
-                        A::type_name, id, base.sequence, head->sequence);
-    }
-    if (head->sequence != 0 && base.version != head->version) {
-      mismatch = true;
-      return make_error(errc::decode_failed, "{} {}: replay reached version {}, the head says {}",
-                        A::type_name, id, base.version, head->version);
-    }
-    return commits;
-  }
-
-  // Brings a copy up to the stream's head by reading only what follows it. Returns whether
-  // anything was new; on an error the copy is partly updated and must be dropped.
-  result<bool> catch_up(std::string_view id, loaded<A>& copy) {
-    bool mismatch = false;
-    auto n = replay_into(id, copy, mismatch);
-    if (!n) return std::move(n).error();
-    return *n > 0;
-  }
-
   // Full-jitter exponential backoff: uniform in [0, min(max_backoff, 100us * 2^attempt)].
   void backoff(int attempt) {
     thread_local std::minstd_rand rng{std::random_device{}()};
@@ -493,20 +405,6 @@ class repository {
       auto r = store_.append(c);
       if (meters_.on()) meters_.append_took(std::chrono::steady_clock::now() - sent);
       if (r || !r.error().is(errc::timeout) || i >= options_.timeout_retries) return r;
-    }
-  }
-
-  void maybe_snapshot(std::string_view id, const loaded<A>& l, std::uint64_t old_version) {
-    if constexpr (snapshottable<A>) {
-      auto n = options_.snapshot_every;
-      if (n == 0 || l.version / n == old_version / n) return;
-      auto body = detail::to_json("state", l.state);
-      if (body)
-        (void)store_.save_snapshot(
-            A::type_name, id,
-            {l.version, l.sequence, options_.snapshot_schema, std::move(body).value()});
-    } else {
-      (void)id, (void)l, (void)old_version;
     }
   }
 
@@ -561,6 +459,7 @@ class repository {
 
   event_store& store_;
   repository_options options_;
+  detail::aggregate_loader<A> loader_;
   detail::aggregate_cache<loaded<A>> cache_;
   detail::command_meters meters_;
   detail::in_doubt_commits in_doubt_;    // commits of commands with an id, outcome unknown
