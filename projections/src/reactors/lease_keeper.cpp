@@ -54,6 +54,7 @@ class lease_keeper {
   void apply(kvEntry* e);
   void refresh(std::uint32_t p);
   void warn_acquire_failed(std::uint32_t p, const error& e);
+  void renew_member_if_due();
   void renew();
   bool own_renewal_landed(std::uint32_t p, held& h);
   void balance(clock::time_point now);
@@ -86,6 +87,7 @@ class lease_keeper {
   // makes every other member look gone, and a partition handed over to this member would never
   // be taken).
   std::optional<std::pair<std::uint64_t, clock::time_point>> unseen_put_;
+  clock::time_point next_member_renewal_{};  // when the member key is written next
 };
 
 // Opens the bucket's watch and applies the bucket as it is first (the watch ends its initial
@@ -122,6 +124,7 @@ void lease_keeper::run() {
   auto next_renewal = clock::now();
   while (!s_.keeper_stop.load()) {
     watch(milliseconds(10));
+    renew_member_if_due();
     auto now = clock::now();
     if (now >= next_renewal) {
       renew();
@@ -188,12 +191,23 @@ void lease_keeper::apply(kvEntry* e) {
   view_.apply(kvEntry_Key(e), value, kvEntry_Revision(e), clock::now());
 }
 
-void lease_keeper::renew() {
+// The member key tells the other members and status readers that this member is alive: written
+// every lease/3, checked each round and also between the partition operations of a round (a
+// rebalance or a round of renewals makes one round trip per partition: dozens, which on a slow or
+// loaded machine took longer than a lease, so that a live member looked gone for a while).
+void lease_keeper::renew_member_if_due() {
+  const auto now = clock::now();
+  if (now < next_member_renewal_) return;
+  next_member_renewal_ = now + s_.lease() / 3;
   if (auto r = s_.bucket->put(member_key(s_.instance), encode(member_of(s_))); !r)
     log()->warn("reactor {}: renewing member {}: {}", s_.r.name(), s_.instance, r.error());
   else if (!unseen_put_)
     unseen_put_.emplace(*r, clock::now());
+}
+
+void lease_keeper::renew() {
   for (auto it = held_.begin(); it != held_.end();) {
+    renew_member_if_due();
     const auto p = it->first;
     auto& h = it->second;
     const auto sent = clock::now();
@@ -251,6 +265,7 @@ bool lease_keeper::own_renewal_landed(std::uint32_t p, held& h) {
 
 void lease_keeper::balance(clock::time_point now) {
   for (std::uint32_t p = 0; p < s_.partitions(); ++p) {
+    renew_member_if_due();
     const auto target = view_.target(p, now);
     if (held_.count(p) != 0) {
       if (target != s_.instance && !release_asked_[p]) {
@@ -307,6 +322,7 @@ void lease_keeper::warn_acquire_failed(std::uint32_t p, const error& e) {
 
 void lease_keeper::hand_back() {
   for (const auto& r : s_.owned->take_released()) {
+    renew_member_if_due();
     auto it = held_.find(r.partition);
     if (it == held_.end() || it->second.epoch != r.epoch) continue;
     auto w = s_.bucket->update(lease_key(r.partition), encode(value(r.epoch, r.checkpoint, false)),
