@@ -82,13 +82,13 @@ result<append_result> resolve_duplicate(const store_state& st, const built_commi
 // the subject's last message needs a look.
 result<std::optional<append_result>> landed_earlier(const store_state& st, const built_commit& b,
                                                     const commit& c, natsMsg* last) {
-  const auto ours = [&](natsMsg* m) -> result<std::optional<append_result>> {
-    if (m == nullptr || commit_id_of(m) != b.commit_id) return std::optional<append_result>{};
+  const auto ours = [&](natsMsg* m) -> std::optional<append_result> {
+    if (m == nullptr || commit_id_of(m) != b.commit_id) return std::nullopt;
     auto v = version_of(m);
     return append_result{natsMsg_GetSequence(m), v ? *v : c.version,
                          append_status::already_appended, b.commit_id};
   };
-  if (last && commit_id_of(last) == b.commit_id) return ours(last);
+  if (auto mine = ours(last)) return mine;
   if (st.options.replicas == 1 && !b.slot) return std::optional<append_result>{};
   jsDirectGetMsgOptions o;
   jsDirectGetMsgOptions_Init(&o);

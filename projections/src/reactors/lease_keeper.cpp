@@ -265,7 +265,6 @@ bool lease_keeper::own_renewal_landed(std::uint32_t p, held& h) {
 
 void lease_keeper::balance(clock::time_point now) {
   for (std::uint32_t p = 0; p < s_.partitions(); ++p) {
-    renew_member_if_due();
     const auto target = view_.target(p, now);
     if (held_.count(p) != 0) {
       if (target != s_.instance && !release_asked_[p]) {
@@ -281,6 +280,7 @@ void lease_keeper::balance(clock::time_point now) {
 }
 
 void lease_keeper::acquire(std::uint32_t p) {
+  renew_member_if_due();  // each acquisition is a round trip
   const auto* seen = view_.lease(p);
   const std::uint64_t epoch = seen ? seen->value.epoch + 1 : 1;
   const std::uint64_t checkpoint = seen ? seen->value.checkpoint : s_.meta.first_sequence - 1;
