@@ -58,12 +58,21 @@ struct owned_commit {
 void describe(envelope& e, std::string_view type_header, std::string_view id_header,
               std::string_view version_header);
 
+/// A message one group commit settled: its stream sequence and where to ack it (in the message,
+/// which its envelope keeps: the batch's until the worker takes its next batch, a held one's in
+/// batch_outcome::released).
+struct settled {
+  std::uint64_t sequence = 0;
+  const char* reply = nullptr;
+};
+
 /// What one group commit did.
 struct batch_outcome {
-  std::vector<envelope> done;    ///< committed (applied, duplicate or dead-lettered): ack these
-  std::uint64_t events = 0;      ///< events applied (skipped types included)
-  std::uint64_t duplicates = 0;  ///< skipped: applied before
-  std::uint64_t dropped = 0;     ///< held copies replaced by a redelivery of the same message
+  std::vector<settled> done;       ///< committed (applied, duplicate or dead-lettered): ack these
+  std::vector<envelope> released;  ///< held messages it settled, kept alive for their acks
+  std::uint64_t events = 0;        ///< events applied (skipped types included)
+  std::uint64_t duplicates = 0;    ///< skipped: applied before
+  std::uint64_t dropped = 0;       ///< held copies replaced by a redelivery of the same message
 };
 
 /// Transient: worth retrying the whole batch after a backoff (SQLite busy, I/O, a full disk).

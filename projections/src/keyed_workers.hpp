@@ -63,7 +63,15 @@ class keyed_workers {
     auto& w = *workers_[index];
     {
       std::lock_guard lk(w.mutex);
-      for (auto& item : items) w.queue.push_back(std::move(item));
+      if (w.empty()) {
+        // The worker took all it had: the vectors trade places (no item moves); `items` leaves
+        // with the queue's old capacity.
+        w.queue.clear();
+        w.head = 0;
+        w.queue.swap(items);
+      } else {
+        for (auto& item : items) w.queue.push_back(std::move(item));
+      }
     }
     items.clear();
     w.wake.notify_one();
@@ -194,6 +202,7 @@ class keyed_workers {
       }
       for (auto& c : controls) c();
       if (!batch.empty()) run_(index, batch);
+      batch.clear();  // what run_ left in it goes now, not under the mutex
     }
   }
 

@@ -103,7 +103,8 @@ pull_fetcher::outcome pull_fetcher::next(delivery& out, std::chrono::millisecond
     return outcome::nothing;
   }
   msg_ptr m(raw);
-  last_heard_ = clock::now();
+  const auto now = clock::now();
+  last_heard_ = now;
   // Statuses (heartbeats, the end of a request) have no payload; commits always have one.
   const std::string status = natsMsg_GetDataLength(raw) == 0 ? header(raw, "Status") : "";
   if (!status.empty()) {
@@ -129,7 +130,6 @@ pull_fetcher::outcome pull_fetcher::next(delivery& out, std::chrono::millisecond
   // against it left the client sure two requests were out while the server had none, a stall
   // until the client deadline (350-750 ms in the soak, docs/performance.md). Counting a late
   // message of an expired request against the next one only asks for a little more, sooner.
-  const auto now = clock::now();
   while (requests_.size() > 1 && requests_.front().expiry < now) drop(requests_.front().id);
   if (!requests_.empty()) {
     --outstanding_;

@@ -101,46 +101,37 @@ statement::~statement() {
     sqlite3_finalize(raw(stmt_));
 }
 
-namespace {
-result<void> bind_result(sqlite3_stmt* stmt, int rc, int index) {
-  if (rc == SQLITE_OK) return success();
-  return detail::sqlite_error(sqlite3_db_handle(stmt), rc, fmt::format("bind ?{}", index),
-                              sqlite3_sql(stmt));
+int statement::bind_code(int index, std::int64_t v) noexcept {
+  return sqlite3_bind_int64(raw(stmt_), index, v);
 }
-}  // namespace
+int statement::bind_code(int index, double v) noexcept {
+  return sqlite3_bind_double(raw(stmt_), index, v);
+}
+int statement::bind_code(int index, std::string_view v) noexcept {
+  return sqlite3_bind_text64(raw(stmt_), index, v.data(), v.size(),
+                             borrow_ ? SQLITE_STATIC : SQLITE_TRANSIENT, SQLITE_UTF8);
+}
+int statement::bind_code(int index, blob v) noexcept {
+  if (v.data == nullptr) return sqlite3_bind_zeroblob(raw(stmt_), index, 0);
+  return sqlite3_bind_blob64(raw(stmt_), index, v.data, v.size,
+                             borrow_ ? SQLITE_STATIC : SQLITE_TRANSIENT);
+}
+int statement::bind_code(int index, std::nullptr_t) noexcept {
+  return sqlite3_bind_null(raw(stmt_), index);
+}
 
-result<void> statement::bind(int index, std::int64_t v) {
-  return bind_result(raw(stmt_), sqlite3_bind_int64(raw(stmt_), index, v), index);
-}
-result<void> statement::bind(int index, double v) {
-  return bind_result(raw(stmt_), sqlite3_bind_double(raw(stmt_), index, v), index);
-}
-result<void> statement::bind(int index, std::string_view v) {
-  return bind_result(raw(stmt_),
-                     sqlite3_bind_text64(raw(stmt_), index, v.data(), v.size(),
-                                         borrow_ ? SQLITE_STATIC : SQLITE_TRANSIENT, SQLITE_UTF8),
-                     index);
-}
-result<void> statement::bind(int index, blob v) {
-  if (v.data == nullptr)
-    return bind_result(raw(stmt_), sqlite3_bind_zeroblob(raw(stmt_), index, 0), index);
-  return bind_result(raw(stmt_),
-                     sqlite3_bind_blob64(raw(stmt_), index, v.data, v.size,
-                                         borrow_ ? SQLITE_STATIC : SQLITE_TRANSIENT),
-                     index);
-}
-result<void> statement::bind(int index, std::nullptr_t) {
-  return bind_result(raw(stmt_), sqlite3_bind_null(raw(stmt_), index), index);
+result<void> statement::checked(int code, int index) const {
+  if (code == SQLITE_OK) return success();
+  if (code == above_int64)
+    return make_error(errc::invalid_argument,
+                      "sqlite: bind ?{}: unsigned value above the int64 range; sql: {}", index,
+                      sql());
+  return detail::sqlite_error(sqlite3_db_handle(raw(stmt_)), code, fmt::format("bind ?{}", index),
+                              sqlite3_sql(raw(stmt_)));
 }
 
 int statement::parameter_count() const noexcept {
   return sqlite3_bind_parameter_count(raw(stmt_));
-}
-
-result<void> statement::out_of_range(int index) const {
-  return make_error(errc::invalid_argument,
-                    "sqlite: bind ?{}: unsigned value above the int64 range; sql: {}", index,
-                    sql());
 }
 
 result<bool> statement::step() {

@@ -138,6 +138,27 @@ TEST_F(SqliteTest, UnsignedAboveInt64IsRefused) {
   EXPECT_NE(r.error().message.find("SELECT ?1"), std::string::npos) << r.error();
 }
 
+// bind_all stops at the first value SQLite refuses (or cannot hold) and names its parameter.
+TEST_F(SqliteTest, ABindErrorNamesItsParameterAndTheSql) {
+  auto db = open(":memory:");
+  auto extra = db.execute("SELECT ?1", 1, 2);  // no ?2: SQLite's "column index out of range"
+  ASSERT_FALSE(extra);
+  EXPECT_TRUE(extra.error().is(errc::invalid_argument)) << extra.error();
+  EXPECT_NE(extra.error().message.find("bind ?2"), std::string::npos) << extra.error();
+  EXPECT_NE(extra.error().message.find("SELECT ?1"), std::string::npos) << extra.error();
+
+  auto big = db.execute("SELECT ?1, ?2, ?3", 1, std::numeric_limits<std::uint64_t>::max(), 3);
+  ASSERT_FALSE(big);
+  EXPECT_TRUE(big.error().is(errc::invalid_argument)) << big.error();
+  EXPECT_NE(big.error().message.find("bind ?2"), std::string::npos) << big.error();
+
+  // The statement is fine for its next use, with every value bound anew.
+  auto row = db.query_one("SELECT ?1, ?2, ?3", 1, 2, 3);
+  ASSERT_TRUE(row) << row.error();
+  ASSERT_TRUE(*row);
+  EXPECT_EQ((*row)->get<int>(2), 3);
+}
+
 TEST_F(SqliteTest, ACachedStatementNeverCarriesAnEarlierUsesValues) {
   auto db = open(":memory:");
   ASSERT_TRUE(db.execute("CREATE TABLE t (a TEXT, b TEXT)"));

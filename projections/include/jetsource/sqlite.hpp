@@ -153,28 +153,9 @@ class statement {
 
   /// Binds parameter `index` (1-based, ?1..?N). Text and blobs are copied (but see
   /// bind_all_borrowed).
-  result<void> bind(int index, std::int64_t v);
-  result<void> bind(int index, double v);
-  result<void> bind(int index, std::string_view v);
-  result<void> bind(int index, blob v);
-  result<void> bind(int index, std::nullptr_t);
-  result<void> bind(int index, const char* v) { return bind(index, std::string_view(v)); }
-  result<void> bind(int index, const std::string& v) { return bind(index, std::string_view(v)); }
   template <class T>
-  requires std::integral<T> result<void> bind(int index, T v) {
-    if constexpr (std::is_unsigned_v<T> && sizeof(T) >= sizeof(std::int64_t)) {
-      if (v > static_cast<T>(std::numeric_limits<std::int64_t>::max())) return out_of_range(index);
-    }
-    return bind(index, static_cast<std::int64_t>(v));
-  }
-  template <class T>
-  requires std::floating_point<T> result<void> bind(int index, T v) {
-    return bind(index, static_cast<double>(v));
-  }
-  template <class T>
-  result<void> bind(int index, const std::optional<T>& v) {
-    if (!v) return bind(index, nullptr);
-    return bind(index, *v);
+  result<void> bind(int index, const T& v) {
+    return checked(bind_code(index, v), index);
   }
 
   /// Binds args to ?1..?N in order.
@@ -182,10 +163,12 @@ class statement {
   result<void> bind_all(const Args&... args) {
     // Fewer values than parameters: the rest are NULL, never a value of an earlier use.
     if (static_cast<int>(sizeof...(Args)) < parameter_count()) clear_bindings();
+    // SQLite's codes until one fails, and only then an error (a result per bind cost more than
+    // the binds themselves: issue 17 §3).
     int index = 0;
-    result<void> r = success();
-    (void)((r = bind(++index, args), r.has_value()) && ...);
-    return r;
+    int rc = 0;
+    (void)(((rc = bind_code(++index, args)) == 0) && ...);
+    return rc == 0 ? success() : checked(rc, index);
   }
 
   /// The same without copying text and blobs: SQLite reads them where they are, so they must
@@ -230,7 +213,35 @@ class statement {
   friend result<statement> detail::prepare(detail::database_state*, std::string_view);
   statement(detail::database_state* db, void* stmt, void* slot) noexcept
       : db_(db), stmt_(stmt), slot_(slot) {}
-  result<void> out_of_range(int index) const;
+  // The binds as SQLite's result code (0: bound), or above_int64 for an unsigned value SQLite
+  // cannot hold; checked() makes the error of a code.
+  static constexpr int above_int64 = -1;
+  int bind_code(int index, std::int64_t v) noexcept;
+  int bind_code(int index, double v) noexcept;
+  int bind_code(int index, std::string_view v) noexcept;
+  int bind_code(int index, blob v) noexcept;
+  int bind_code(int index, std::nullptr_t) noexcept;
+  int bind_code(int index, const char* v) noexcept { return bind_code(index, std::string_view(v)); }
+  int bind_code(int index, const std::string& v) noexcept {
+    return bind_code(index, std::string_view(v));
+  }
+  template <class T>
+  requires std::integral<T>
+  int bind_code(int index, T v) noexcept {
+    if constexpr (std::is_unsigned_v<T> && sizeof(T) >= sizeof(std::int64_t)) {
+      if (v > static_cast<T>(std::numeric_limits<std::int64_t>::max())) return above_int64;
+    }
+    return bind_code(index, static_cast<std::int64_t>(v));
+  }
+  template <class T>
+  requires std::floating_point<T>
+  int bind_code(int index, T v) noexcept { return bind_code(index, static_cast<double>(v)); }
+  template <class T>
+  int bind_code(int index, const std::optional<T>& v) noexcept {
+    if (!v) return bind_code(index, nullptr);
+    return bind_code(index, *v);
+  }
+  result<void> checked(int code, int index) const;
   int parameter_count() const noexcept;
 
   detail::database_state* db_ = nullptr;
