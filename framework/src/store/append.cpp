@@ -26,7 +26,7 @@ using detail::store::built_commit;
 using detail::store::commit_id_of;
 using detail::store::direct_get;
 using detail::store::get_from_leader;
-using detail::store::last_on_subject;
+using detail::store::head_message;
 using detail::store::parse_u64;
 using detail::store::version_of;
 
@@ -133,7 +133,7 @@ result<append_result> event_store::append(const commit& c) {
   // duplicate: a re-send of a commit that landed comes back as a conflict.
   const char* text_raw = nats_GetLastError(nullptr);
   std::string text = text_raw ? text_raw : "wrong last sequence";
-  auto last = last_on_subject(st, st.options.stream, subject);
+  auto last = head_message(st, subject);
   auto earlier = landed_earlier(st, *built, c, last && *last ? last->get() : nullptr);
   if (earlier && *earlier) return std::move(**earlier);
   std::uint64_t actual = last && *last ? natsMsg_GetSequence(last->get()) : 0;

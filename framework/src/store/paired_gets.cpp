@@ -40,7 +40,7 @@ result<msg_ptr> answer_of(msg_ptr m, const last_get& g) {
 
 std::uint64_t reply_sequence(natsMsg* m) {
   auto seq = parse_u64(header(m, detail::hdr_sequence));
-  return seq ? *seq : 0;
+  return seq ? *seq : natsMsg_GetSequence(m);  // the leader's answer: decoded by nats.c
 }
 
 std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
@@ -68,6 +68,7 @@ std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
   std::vector<std::optional<result<msg_ptr>>> got(gets.size());
   std::size_t open = gets.size();
   for (std::size_t i = 0; i < gets.size(); ++i) {
+    if (gets[i].from_leader) continue;  // below, while these are in flight
     const std::string api = "$JS.API.DIRECT.GET." + gets[i].stream;
     const std::string body = nlohmann::json{{"last_by_subj", gets[i].subject}}.dump();
     natsStatus s =
@@ -79,6 +80,11 @@ std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
       --open;
     }
   }
+  for (std::size_t i = 0; i < gets.size(); ++i)
+    if (gets[i].from_leader) {
+      got[i] = last_from_leader(st, gets[i].stream, gets[i].subject, gets[i].wait);
+      --open;
+    }
   while (open > 0) {
     // Wait until the earliest deadline among the gets still open.
     auto deadline = clock_type::time_point::max();

@@ -80,6 +80,26 @@ result<msg_ptr> last_on_subject(const store_state& st, const std::string& stream
   return direct_get(st.js.get(), stream, o, fmt::format("read last message of {}", subject), wait);
 }
 
+result<msg_ptr> last_from_leader(const store_state& st, const std::string& stream,
+                                 const std::string& subject, std::chrono::milliseconds wait) {
+  natsMsg* raw = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = wait.count();  // 0: the context's
+  natsStatus s = js_GetLastMsg(&raw, st.js.get(), stream.c_str(), subject.c_str(),
+                               wait.count() > 0 ? &jo : nullptr, &jerr);
+  if (s == NATS_OK) return msg_ptr(raw);
+  if (s == NATS_NOT_FOUND) return msg_ptr{};
+  return nats_error(s, fmt::format("read last message of {} from the stream leader", subject),
+                    jerr);
+}
+
+result<msg_ptr> head_message(const store_state& st, const std::string& subject) {
+  if (heads_from_leader(st)) return last_from_leader(st, st.options.stream, subject);
+  return last_on_subject(st, st.options.stream, subject);
+}
+
 result<std::uint64_t> version_of(natsMsg* m, std::uint64_t seq) {
   auto v = parse_u64(header(m, detail::hdr_version));
   if (!v)
@@ -150,9 +170,13 @@ using message_sink = std::function<result<void>(natsMsg*, std::uint64_t)>;
 
 // Direct get next-by-subject from `from`, then from each returned sequence + 1, up to (not
 // including) `last_seq`; never "until not found" (that would scan the rest of the stream).
-// One round trip per commit, no set-up: the fastest way to read one or two messages.
+// One round trip per commit, no set-up: the fastest way to read one or two messages. On a
+// replicated stream the head came from the leader and the replica answering may not have applied
+// the commits before it yet: "none" is asked again for a while (it catches up within ms).
 result<void> read_direct(const store_state& st, const std::string& subject, std::uint64_t from,
                          std::uint64_t last_seq, const message_sink& sink) {
+  constexpr auto catch_up_patience = std::chrono::seconds{2};
+  const auto give_up = std::chrono::steady_clock::now() + catch_up_patience;
   for (std::uint64_t next = from; next < last_seq;) {
     jsDirectGetMsgOptions o;
     jsDirectGetMsgOptions_Init(&o);
@@ -161,6 +185,10 @@ result<void> read_direct(const store_state& st, const std::string& subject, std:
     auto m = direct_get(st.js.get(), st.options.stream, o,
                         fmt::format("read {} from sequence {}", subject, next));
     if (!m) return std::move(m).error();
+    if (!*m && heads_from_leader(st) && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{1});
+      continue;
+    }
     if (!*m)
       return make_error(errc::internal, "read {}: no message from sequence {}, expected one at {}",
                         subject, next, last_seq);
@@ -260,8 +288,8 @@ result<void> read_range(const store_state& st, const std::string& subject, std::
 using detail::header;
 using detail::nats_error;
 using detail::store::decode_commit;
+using detail::store::head_message;
 using detail::store::head_of;
-using detail::store::last_on_subject;
 using detail::store::make_subject;
 using detail::store::read_range;
 
@@ -269,7 +297,7 @@ result<std::optional<commit_head>> event_store::head(std::string_view aggregate_
                                                      std::string_view aggregate_id) {
   auto subject = make_subject(state_->options, aggregate_type, aggregate_id);
   if (!subject) return std::move(subject).error();
-  auto last = last_on_subject(*state_, state_->options.stream, *subject);
+  auto last = head_message(*state_, *subject);
   if (!last) return std::move(last).error();
   if (!*last) return std::optional<commit_head>{};
   auto h = head_of(last->get());
@@ -281,7 +309,7 @@ result<commit_log> event_store::read(std::string_view aggregate_type, std::strin
                                      std::uint64_t after_sequence) {
   auto subject = make_subject(state_->options, aggregate_type, aggregate_id);
   if (!subject) return std::move(subject).error();
-  auto last = last_on_subject(*state_, state_->options.stream, *subject);
+  auto last = head_message(*state_, *subject);
   if (!last) return std::move(last).error();
   commit_log log;
   if (!*last) return log;
@@ -312,7 +340,7 @@ result<commit_head> event_store::replay(std::string_view aggregate_type,
                                         const commit_visitor& visit) {
   auto subject = make_subject(state_->options, aggregate_type, aggregate_id);
   if (!subject) return std::move(subject).error();
-  auto last = last_on_subject(*state_, state_->options.stream, *subject);
+  auto last = head_message(*state_, *subject);
   if (!last) return std::move(last).error();
   if (!*last) return commit_head{};
   natsMsg* lm = last->get();

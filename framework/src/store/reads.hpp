@@ -25,6 +25,23 @@ result<msg_ptr> direct_get(jsCtx* js, const std::string& stream, jsDirectGetMsgO
 result<msg_ptr> last_on_subject(const store_state& st, const std::string& stream,
                                 const std::string& subject, std::chrono::milliseconds wait = {});
 
+/// True when the event stream is replicated: its commit heads are then read from the stream
+/// leader (ADR 0021).
+inline bool heads_from_leader(const store_state& st) {
+  return st.options.replicas > 1;
+}
+
+/// The last message on `subject` of `stream`, read from the stream's leader
+/// ($JS.API.STREAM.MSG.GET; nullptr: none). `wait` 0: the context's timeout.
+result<msg_ptr> last_from_leader(const store_state& st, const std::string& stream,
+                                 const std::string& subject, std::chrono::milliseconds wait = {});
+
+/// The last commit on an aggregate's `subject` (nullptr: none). On a replicated stream it comes
+/// from the stream leader: a direct get is answered by any replica, and a follower applies a
+/// commit only after the leader acknowledged it, so a load right after an append (from another
+/// process, or through another node) could miss it. Else by direct get.
+result<msg_ptr> head_message(const store_state& st, const std::string& subject);
+
 /// A commit's Es-Version (`seq`: its stream sequence, for the message); errc::decode_failed when
 /// missing or not a number.
 result<std::uint64_t> version_of(natsMsg* m, std::uint64_t seq);
@@ -49,16 +66,19 @@ struct last_get {
   const std::string& stream;
   const std::string& subject;
   std::chrono::milliseconds wait;
+  bool from_leader = false;  ///< ask the stream leader (last_from_leader), not any replica
 };
 
 /// The last message on each subject of `gets`, asked for at once: every request is sent, then the
-/// replies are awaited together (one round trip for all, not one each). Each answer, in order: the
+/// replies are awaited together (one round trip for all, not one each; a `from_leader` get is
+/// made while the others are in flight). Each answer, in order: the
 /// message (nullptr: none; its stream sequence is `reply_sequence`, not natsMsg_GetSequence) or
 /// that get's error (errc::timeout when not answered within its `wait`).
 std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
                                               const std::vector<last_get>& gets);
 
-/// The stream sequence of a message from last_on_subjects (its Nats-Sequence header); 0 if none.
+/// The stream sequence of a message from last_on_subjects (a direct get's Nats-Sequence header,
+/// or the leader's answer's sequence); 0 if none.
 std::uint64_t reply_sequence(natsMsg* m);
 
 }  // namespace jetsource::detail::store

@@ -112,7 +112,8 @@ result<event_store::head_and_snapshot> event_store::load_head_and_snapshot(
   auto snap_subject = make_snapshot_subject(st, aggregate_type, aggregate_id);
   if (!snap_subject) return std::move(snap_subject).error();
   auto got = detail::store::last_on_subjects(
-      st, {{st.options.stream, *subject, st.conn->options.request_timeout},
+      st, {{st.options.stream, *subject, st.conn->options.request_timeout,
+            detail::store::heads_from_leader(st)},
            {st.snapshot_stream, *snap_subject, snapshot_wait}});
   if (!got[0]) return std::move(got[0]).error();
   if (msg_ptr& m = got[0].value()) {
