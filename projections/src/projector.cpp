@@ -15,7 +15,9 @@
 #include <nats/nats.h>
 
 #include <algorithm>
+#include <chrono>
 #include <future>
+#include <thread>
 
 namespace jetsource {
 
@@ -116,6 +118,23 @@ result<sqlite::database> open_database(projector_state& s, const projector_optio
   return db;
 }
 
+// Runs `attempt` until it succeeds, fails otherwise than by a timeout or an unreachable server,
+// or `o.start_patience` has passed: a cluster electing a stream or meta leader answers no
+// JetStream request for a few seconds, and a start then should wait, not fail.
+template <class Attempt>
+auto patiently(const projection& p, const projector_options& o, Attempt attempt) {
+  const auto give_up = std::chrono::steady_clock::now() + o.start_patience;
+  for (;;) {
+    auto r = attempt();
+    if (r || !(r.error().is(errc::timeout) || r.error().is(errc::unreachable)) ||
+        std::chrono::steady_clock::now() >= give_up)
+      return r;
+    log()->warn("projection {}: {}; asking again (a cluster may be electing a leader)", p.name(),
+                r.error());
+    std::this_thread::sleep_for(std::chrono::milliseconds{500});
+  }
+}
+
 // Reads where the file stands, checks that it continues the stream it was built from (recording
 // the stream the first time) and binds the consumer to the file's mark.
 result<void> resume(projector_state& s, sqlite::database& db, const projector_options& o) {
@@ -126,7 +145,7 @@ result<void> resume(projector_state& s, sqlite::database& db, const projector_op
   const auto applied = row->get<std::uint64_t>(0), max_sequence = row->get<std::uint64_t>(1);
   s.events_applied = row->get<std::uint64_t>(2);
   s.stream_created = row->get<std::int64_t>(3);
-  auto here = identify_stream(*s.conn, o.stream);
+  auto here = patiently(p, o, [&] { return identify_stream(*s.conn, o.stream); });
   if (!here)
     return make_error(here.error().code, "projection {}: {}", p.name(), here.error().message);
   JETSOURCE_TRY(check_stream(p, o.stream, s.stream_created, max_sequence, *here));
@@ -136,7 +155,8 @@ result<void> resume(projector_state& s, sqlite::database& db, const projector_op
         "UPDATE projection_state SET stream_created = ?1, consumer = ?2 WHERE projection = ?3",
         here->created, s.consumer, p.name()));
   }
-  JETSOURCE_TRY(cumulative, bind_consumer(*s.conn, s.consumer, p, o, applied));
+  JETSOURCE_TRY(cumulative,
+                patiently(p, o, [&] { return bind_consumer(*s.conn, s.consumer, p, o, applied); }));
   s.cumulative = cumulative;
   s.mark = applied;
   std::error_code no_marker;

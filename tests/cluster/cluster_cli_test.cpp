@@ -39,15 +39,18 @@ class cluster_cli : public ::testing::Test {
     }
   }
 
-  // Starts order-system with `data_dir` and the arguments; stdout/stderr to <data_dir>.out/.err.
-  pid_t spawn(const std::string& data_dir, std::vector<std::string> args) {
+  // Starts order-system with `data_dir` and the arguments; stdout/stderr to <log>.out/.err
+  // (`log` "": <data_dir>.out/.err).
+  pid_t spawn(const std::string& data_dir, std::vector<std::string> args,
+              const std::string& log = "") {
     std::vector<std::string> all{ORDER_SYSTEM_BIN, "--data-dir", (dir_.path() / data_dir).string()};
     all.insert(all.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : all) argv.push_back(a.data());
     argv.push_back(nullptr);
-    auto out = (dir_.path() / (data_dir + ".out")).string();
-    auto err = (dir_.path() / (data_dir + ".err")).string();
+    const std::string name = log.empty() ? data_dir : log;
+    auto out = (dir_.path() / (name + ".out")).string();
+    auto err = (dir_.path() / (name + ".err")).string();
     posix_spawn_file_actions_t files;
     posix_spawn_file_actions_init(&files);
     posix_spawn_file_actions_addopen(&files, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -172,7 +175,7 @@ TEST_F(cluster_cli, TwoServeCopiesOnDifferentDataDirsAnswerTheSameQueries) {
   for (const char* copy : {"copy-a", "copy-b"}) {
     std::vector<std::string> args = global;
     args.push_back("serve");
-    serving_.push_back(spawn(copy, args));
+    serving_.push_back(spawn(copy, args, std::string(copy) + "-serve"));
     ASSERT_GT(serving_.back(), 0);
   }
   auto query = [&](const std::string& copy, std::vector<std::string> q) {
@@ -181,7 +184,7 @@ TEST_F(cluster_cli, TwoServeCopiesOnDifferentDataDirsAnswerTheSameQueries) {
     return run(q, copy);
   };
   auto serve_log = [&](const std::string& copy) {
-    std::ifstream in(dir_.path() / (copy + ".err"));
+    std::ifstream in(dir_.path() / (copy + "-serve.err"));
     std::stringstream s;
     s << in.rdbuf();
     return s.str();

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <future>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -135,6 +136,46 @@ TEST(cluster_read_side, TheProjectorKeepsApplyingWhileItsConsumersLeaderIsKilled
   }
   EXPECT_EQ(hooks().order_violations.load(), 0);
   EXPECT_GT(checked, 0);
+}
+
+// A projector started while the cluster answers no JetStream request (two of three nodes stopped:
+// no quorum, no leaders) keeps asking (projector_options::start_patience) and starts once they
+// are back. It used to fail at the first timeout: `serve` exited with "create consumer ...:
+// Timeout" when a node died while it was starting its read models.
+TEST(cluster_read_side, AProjectorStartedWhileTheClusterHasNoQuorumStartsWhenItIsBack) {
+  hooks().poison = false;
+  hooks().slow_once = 0;
+  temp_dir dir;
+  nats_cluster cluster{dir.path()};
+  ASSERT_TRUE(cluster.start());
+  auto o = cluster.client_options();
+  o.urls = {cluster.url(0)};
+  o.request_timeout = 2s;
+  auto conn = connection::connect(o);
+  ASSERT_TRUE(conn) << conn.error();
+  auto store =
+      event_store::open(*conn, {.stream = "TEST", .subject_prefix = "test", .replicas = 3});
+  ASSERT_TRUE(store) << store.error();
+  repository<bank::account> repo{*store};
+  auto opened = repo.execute("acct-1", bank::open_account{"o", 7});
+  ASSERT_TRUE(opened) << opened.error();
+
+  cluster.pause(1);
+  cluster.pause(2);
+  const auto db = dir.path() / "balances.db";
+  auto starting = std::async(std::launch::async, [&] {
+    return projector::start(*conn, balances_projection(), options(db));
+  });
+  // Several request timeouts without an answer, well inside the start's patience (30 s).
+  std::this_thread::sleep_for(6s);
+  cluster.resume(1);
+  cluster.resume(2);
+  auto p = starting.get();
+  ASSERT_TRUE(p) << p.error();
+  auto seen = p->wait_for(opened->sequence, 30s);
+  ASSERT_TRUE(seen) << seen.error();
+  EXPECT_EQ(balance_of(db, "acct-1"), 7);
+  ASSERT_TRUE(p->stop());
 }
 
 }  // namespace

@@ -56,6 +56,10 @@ struct projector_options {
   /// (errc::corrupt) before anything is applied. Reads every page: ~0.4 s for a 160 MB file
   /// (1M rows) here, docs/operations.md.
   bool check_at_start = true;
+  /// start(): how long it keeps asking when JetStream does not answer (errc::timeout or
+  /// errc::unreachable: a cluster electing a leader after a node died takes seconds) before it
+  /// fails with that error. 0: fail on the first.
+  std::chrono::milliseconds start_patience{30000};
   /// A new consumer gets AckPolicy All: the fetcher sends one ack per advance of the applied
   /// mark instead of one per message (measured: docs/performance.md). false: AckPolicy Explicit,
   /// an ack per message after its commit. An existing consumer keeps the policy it was created
