@@ -36,7 +36,7 @@ enum class errc {
   decode_failed,           ///< a payload that cannot be decoded into its registered type
   encode_failed,           ///< an event that cannot be serialised
   payload_too_large,       ///< a commit larger than the server's max payload
-  unreachable,             ///< no server to talk to (down, refused, no responders)
+  unreachable,             ///< no server to talk to (down, refused, no responders, no leader)
   timeout,                 ///< the server did not answer in time; the outcome is unknown
   conflict,                ///< optimistic concurrency: someone else appended first
   stream_config_mismatch,  ///< the stream exists with a configuration we must not change

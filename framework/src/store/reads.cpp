@@ -80,19 +80,30 @@ result<msg_ptr> last_on_subject(const store_state& st, const std::string& stream
   return direct_get(st.js.get(), stream, o, fmt::format("read last message of {}", subject), wait);
 }
 
+// While a replicated stream elects a leader (seconds after its leader died), the server answers
+// "JetStream system temporarily unavailable" at once: asked again until the request's own
+// timeout has passed, and then a timeout, as when no answer comes at all.
 result<msg_ptr> last_from_leader(const store_state& st, const std::string& stream,
                                  const std::string& subject, std::chrono::milliseconds wait) {
-  natsMsg* raw = nullptr;
-  jsErrCode jerr = static_cast<jsErrCode>(0);
+  const auto patience = wait.count() > 0 ? wait : st.conn->options.request_timeout;
+  const auto give_up = std::chrono::steady_clock::now() + patience;
+  const auto what = fmt::format("read last message of {} from the stream leader", subject);
   jsOptions jo;
   jsOptions_Init(&jo);
-  jo.Wait = wait.count();  // 0: the context's
-  natsStatus s = js_GetLastMsg(&raw, st.js.get(), stream.c_str(), subject.c_str(),
-                               wait.count() > 0 ? &jo : nullptr, &jerr);
-  if (s == NATS_OK) return msg_ptr(raw);
-  if (s == NATS_NOT_FOUND) return msg_ptr{};
-  return nats_error(s, fmt::format("read last message of {} from the stream leader", subject),
-                    jerr);
+  jo.Wait = patience.count();
+  for (;;) {
+    natsMsg* raw = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetLastMsg(&raw, st.js.get(), stream.c_str(), subject.c_str(), &jo, &jerr);
+    if (s == NATS_OK) return msg_ptr(raw);
+    if (s == NATS_NOT_FOUND) return msg_ptr{};
+    if (jerr != JSClusterNotAvailErr && jerr != JSClusterNotLeaderErr)
+      return nats_error(s, what, jerr);
+    if (std::chrono::steady_clock::now() >= give_up)
+      return make_error(errc::timeout, "{}: no leader answered within {} ms ({})", what,
+                        patience.count(), nats_error(s, what, jerr).message);
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  }
 }
 
 result<msg_ptr> head_message(const store_state& st, const std::string& subject) {

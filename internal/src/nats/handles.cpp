@@ -84,6 +84,9 @@ error nats_error(natsStatus s, std::string_view what, jsErrCode js_code) {
       break;
   }
   if (js_code == JSStreamWrongLastSequenceErr) code = errc::conflict;
+  // "JetStream system temporarily unavailable" / "cluster can not handle request": a cluster
+  // electing a leader; transient, as an unreachable server is.
+  if (js_code == JSClusterNotAvailErr || js_code == JSClusterNotLeaderErr) code = errc::unreachable;
   if (s == NATS_TIMEOUT || s == NATS_NOT_PERMITTED) {
     // The server dropped what we sent and said why on the side (an -ERR): name that, not the
     // timeout it caused.
