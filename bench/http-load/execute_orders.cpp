@@ -10,7 +10,11 @@
 //                 pipeline), has one command at a time outstanding. 0 (default): no bound.
 //   --mode sync   repository::execute: each client waits for each command, as a keep-alive
 //                 HTTP connection does.
+// --delay-ms D: each client waits D ms (on average; may be fractional) before each command after
+// its first, as mix.lua's HTTP_LOAD_DELAY_MS does: the command path alone at a chosen rate.
 // Prints one line: execute_orders mode=.. clients=.. commands=.. seconds=.. commands_per_s=..
+// errors=.. p50_ms=.. p99_ms=.. p999_ms=.. (each command's latency: from its call to its
+// outcome, the client's wait for room in its window not included)
 //
 // Threads: each client thread owns its orders; the repository is shared (it is thread-safe).
 #include <jetsource/connection.hpp>
@@ -23,6 +27,7 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -43,7 +48,33 @@ struct options {
   int clients = 8;
   int commands = 30'000;  ///< in all, over the clients; rounded down to whole orders
   int window = 0;         ///< async: commands in flight per client at most; 0 = no bound
+  double delay_ms = 0;    ///< before each command after a client's first
 };
+
+using clock_type = std::chrono::steady_clock;
+
+// Command latencies of all clients (recorded from client threads and outcome callbacks).
+class latencies {
+ public:
+  void add(clock_type::duration d) {
+    std::lock_guard lock(m_);
+    ms_.push_back(std::chrono::duration<double, std::milli>(d).count());
+  }
+  // The p-th percentile (0..100) in ms; 0 when nothing was recorded. Call after the run.
+  double percentile(double p) {
+    std::lock_guard lock(m_);
+    if (ms_.empty()) return 0;
+    std::sort(ms_.begin(), ms_.end());
+    auto i = static_cast<std::size_t>(p / 100.0 * static_cast<double>(ms_.size() - 1) + 0.5);
+    return ms_[std::min(i, ms_.size() - 1)];
+  }
+
+ private:
+  std::mutex m_;
+  std::vector<double> ms_;
+};
+
+latencies measured;
 
 // A client's count of commands in flight (async --window): submit() waits for room, the
 // outcome's callback (a library thread) frees it.
@@ -91,22 +122,36 @@ void run_client(int c, int orders, const std::string& prefix, Exec exec) {
   }
 }
 
+// --delay-ms: the pause before a client's next command (none before its first).
+void pause_between(const options& o, bool& first) {
+  if (!first && o.delay_ms > 0)
+    std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(o.delay_ms));
+  first = false;
+}
+
 double run(jetsource::repository<order>& repo, const options& o, int orders_per_client) {
   std::vector<std::thread> pool;
   const auto t0 = std::chrono::steady_clock::now();
   for (int c = 0; c < o.clients; ++c)
     pool.emplace_back([&, c] {
+      bool first = true;
       if (o.mode == "sync")
         run_client(c, orders_per_client, o.prefix, [&](const std::string& id, auto command) {
+          pause_between(o, first);
+          const auto t = clock_type::now();
           auto r = repo.execute(id, std::move(command));
+          measured.add(clock_type::now() - t);
           if (!r) count_error(r.error());
         });
       else {
         auto flight = std::make_shared<in_flight>(o.window > 0 ? o.window : INT_MAX);
         run_client(c, orders_per_client, o.prefix, [&](const std::string& id, auto command) {
           flight->submit();
+          pause_between(o, first);
+          const auto t = clock_type::now();
           auto r = repo.execute_async(id, std::move(command),
-                                      [flight](jetsource::result<jetsource::executed> done) {
+                                      [flight, t](jetsource::result<jetsource::executed> done) {
+                                        measured.add(clock_type::now() - t);
                                         if (!done) count_error(done.error());
                                         flight->done();
                                       });
@@ -138,6 +183,9 @@ int main(int argc, char** argv) {
                  "no bound)")
       ->check(CLI::Range(0, 1'000'000));
   app.add_option("--prefix", o.prefix, "order id prefix (unique per run)");
+  app.add_option("--delay-ms", o.delay_ms,
+                 "each client's pause before each command after its first")
+      ->check(CLI::Range(0.0, 60'000.0));
   CLI11_PARSE(app, argc, argv);
 
   jetsource::connection_options co;
@@ -158,8 +206,8 @@ int main(int argc, char** argv) {
   const long commands = 3L * orders_per_client * o.clients;
   fmt::print(
       "execute_orders mode={} clients={} window={} commands={} seconds={:.3f} "
-      "commands_per_s={:.0f} errors={}\n",
+      "commands_per_s={:.0f} errors={} p50_ms={:.3f} p99_ms={:.3f} p999_ms={:.3f}\n",
       o.mode, o.clients, o.window, commands, seconds, static_cast<double>(commands) / seconds,
-      errors.load());
+      errors.load(), measured.percentile(50), measured.percentile(99), measured.percentile(99.9));
   return errors.load() == 0 ? 0 : 1;
 }
