@@ -20,6 +20,8 @@ using std::chrono::milliseconds;
 
 // Deliveries taken before they are handed to the workers at once (fetch_loop::run).
 constexpr std::size_t max_chunk = 128;
+// At most this many deliveries at once are applied on the fetcher's thread (hand_over).
+constexpr std::size_t apply_here_at_most = 16;
 
 // The fetcher's own state; every member belongs to the fetcher thread.
 class fetch_loop {
@@ -153,11 +155,17 @@ void fetch_loop::take(pull_fetcher::delivery& d) {
 }
 
 // The deliveries taken since the last call, to their workers (counted as buffered first: a
-// worker subtracts what it commits).
+// worker subtracts what it commits). With one worker, a few deliveries while it is idle (events
+// trickling in) are applied here instead: each would cost the worker's wake-up and the
+// fetcher's next look at what it committed, two thread switches, more than the apply itself on
+// a machine where switching is dear (docs/performance.md, "Where the tail at half the peak
+// comes from"). A full chunk (a backlog) goes to the worker, so fetching overlaps applying.
 void fetch_loop::hand_over() {
   if (chunked_ == 0) return;
   s_.buffered.fetch_add(chunked_);
+  const std::size_t n = chunked_;
   chunked_ = 0;
+  if (chunks_.size() == 1 && n <= apply_here_at_most && s_.workers->run_here(0, chunks_[0])) return;
   for (std::size_t i = 0; i < chunks_.size(); ++i) s_.workers->dispatch_to(i, chunks_[i]);
 }
 

@@ -5,8 +5,10 @@
 // yet due are dropped), then joins.
 //
 // Thread-safety: dispatch(), post() and drain() may be called from any thread. Each worker's
-// queue, controls, timers and `closed` flag are guarded by that worker's mutex (no other lock is
-// taken while holding it); run_batch runs on the worker's own thread with no lock held.
+// queue, controls, timers, `closed` and `running` flags are guarded by that worker's mutex (no
+// other lock is taken while holding it); run_batch runs with no lock held, on the worker's own
+// thread or, through run_here(), on the caller's while the worker is idle and held back (one
+// batch of a worker at a time either way).
 #pragma once
 
 #include <jetsource/event_store.hpp>  // fnv1a32
@@ -77,6 +79,31 @@ class keyed_workers {
     w.wake.notify_one();
   }
 
+  /// Runs `items` (all of keys worker `index` owns, at most max_group) on the calling thread, as
+  /// that worker would, when the worker is idle: nothing queued, no task, no batch running. The
+  /// worker does not start another batch meanwhile. Leaves `items` empty and returns true when it
+  /// ran them; false (and `items` untouched) otherwise: dispatch_to them then. Saves the worker's
+  /// wake-up when a few items at a time trickle in.
+  bool run_here(std::size_t index, std::vector<Item>& items) {
+    auto& w = *workers_[index];
+    {
+      std::lock_guard lk(w.mutex);
+      if (w.running || !w.empty() || !w.controls.empty() || w.closed || items.size() > max_group_)
+        return false;
+      w.running = true;
+    }
+    run_(index, items);
+    items.clear();
+    bool pending = false;
+    {
+      std::lock_guard lk(w.mutex);
+      w.running = false;
+      pending = !w.empty() || !w.controls.empty() || !w.timers.empty() || w.closed;
+    }
+    if (pending) w.wake.notify_one();  // what came meanwhile: the worker waited for us
+    return true;
+  }
+
   /// Runs `task` on the worker of `key` between batches. False, and the task is dropped, once
   /// drain() has begun (a task posted before always runs).
   bool post(std::string_view key, std::function<void()> task) {
@@ -138,6 +165,7 @@ class keyed_workers {
     };
     std::vector<timer> timers;  // post_after(): moved to controls when due
     bool closed = false;        // drain(): no new tasks; finish the queue, then exit
+    bool running = false;       // a batch or tasks are running (on its thread, or run_here's)
   };
 
   // Moves the delayed tasks that are due to the controls (under the worker's mutex).
@@ -180,7 +208,11 @@ class keyed_workers {
       std::deque<std::function<void()>> controls;
       {
         std::unique_lock lk(w.mutex);
-        const auto ready = [&] { return !w.empty() || !w.controls.empty() || w.closed; };
+        w.running = false;
+        // Not while run_here runs a batch for this worker on another thread.
+        const auto ready = [&] {
+          return !w.running && (!w.empty() || !w.controls.empty() || w.closed);
+        };
         while (!ready()) {
           if (w.timers.empty()) {
             w.wake.wait(lk);
@@ -199,6 +231,7 @@ class keyed_workers {
         controls.swap(w.controls);
         take(w, batch);
         if (batch.empty() && controls.empty() && w.closed) return;
+        w.running = true;
       }
       for (auto& c : controls) c();
       if (!batch.empty()) run_(index, batch);

@@ -8,8 +8,9 @@
 //   opts, file, consumer, cumulative, stream_created; live_lock is released by stop() only.
 // - The fetcher thread (while it runs; stop() joins it before touching them): pull, and the
 //   loop state inside fetch_loop. The watcher thread: only its own loop state (check_position).
-// - Worker i's thread: slots[i]->apply (retry/skip run there too, as posted tasks); after the
-//   workers are drained, stop()'s thread.
+// - Worker i's thread: slots[i]->apply (retry/skip run there too, as posted tasks), or the
+//   fetcher thread while it applies a few deliveries itself with worker 0 held idle
+//   (keyed_workers::run_here, W = 1 only); after the workers are drained, stop()'s thread.
 // - db: one SQLite writer connection, guarded by db_mutex (worker transactions, status reads,
 //   retries; the fetcher only try_locks it to record the mark).
 // - done: committed sequences, workers -> fetcher, guarded by done_mutex.

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <future>
 #include <map>
 #include <mutex>
@@ -130,6 +131,81 @@ TEST(KeyedWorkersTest, DelayedTasksRunOnTheKeysWorkerWhenDueAndDrainDropsTheRest
   }
   EXPECT_EQ(items.load(), 101);
   EXPECT_FALSE(late_ran.load()) << "not due at drain: dropped";
+}
+
+}  // namespace
+
+namespace {
+
+// run_here (the projector's fetcher applying a trickle itself, W = 1): a batch runs on the
+// caller's thread only while the worker is idle, never beside one of the worker's own batches,
+// and items keep their order whichever path they took.
+TEST(KeyedWorkersTest, RunHereRunsOnTheCallerOnlyWhileTheWorkerIsIdleAndKeepsTheOrder) {
+  std::atomic<int> running{0}, overlaps{0};
+  std::mutex m;
+  std::vector<int> seen;
+  int here = 0, there = 0;
+  const auto caller = std::this_thread::get_id();
+  {
+    keyed_workers<item> w(1, 64, [&](std::size_t, std::vector<item>& batch) {
+      if (running.fetch_add(1) != 0) ++overlaps;
+      std::this_thread::yield();  // a batch takes a moment: give an overlap its chance
+      {
+        std::lock_guard lk(m);
+        for (auto& i : batch) seen.push_back(i.n);
+        ++(std::this_thread::get_id() == caller ? here : there);
+      }
+      running.fetch_sub(1);
+    });
+    std::vector<item> chunk;
+    for (int n = 0; n < 20'000;) {
+      const int size = 1 + n % 5;
+      for (int k = 0; k < size; ++k, ++n) chunk.push_back(item{"k", n});
+      if (n % 3 == 0 || !w.run_here(0, chunk)) w.dispatch_to(0, chunk);
+      EXPECT_TRUE(chunk.empty());
+    }
+    w.drain();
+  }
+  EXPECT_EQ(overlaps.load(), 0);
+  ASSERT_EQ(seen.size(), 20'000u);
+  for (std::size_t i = 0; i < seen.size(); ++i) ASSERT_EQ(seen[i], static_cast<int>(i));
+  EXPECT_GT(here, 0) << "some batches ran on the caller";
+  EXPECT_GT(there, 0) << "some on the worker";
+}
+
+// While the worker runs a batch, or has items or a task waiting, run_here declines and leaves
+// the items alone.
+TEST(KeyedWorkersTest, RunHereDeclinesWhileTheWorkerIsBusyOrHasWork) {
+  std::promise<void> entered, release;
+  auto release_f = release.get_future().share();
+  std::atomic<int> batches{0};
+  keyed_workers<item> w(1, 64, [&](std::size_t, std::vector<item>& batch) {
+    if (batches++ == 0) {
+      entered.set_value();
+      release_f.wait();
+    }
+    (void)batch;
+  });
+  std::vector<item> first{item{"k", 0}};
+  w.dispatch_to(0, first);
+  entered.get_future().wait();  // the worker is inside its batch
+  std::vector<item> chunk{item{"k", 1}};
+  EXPECT_FALSE(w.run_here(0, chunk)) << "the worker is running a batch";
+  EXPECT_EQ(chunk.size(), 1u);
+  w.dispatch_to(0, chunk);  // queued behind it
+  release.set_value();
+  std::vector<item> more{item{"k", 2}};
+  // Until the worker took the queued item, run_here declines; then it runs here.
+  bool ran_here = false;
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+       !ran_here && std::chrono::steady_clock::now() < until;) {
+    ran_here = w.run_here(0, more);
+    if (!ran_here) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(ran_here);
+  EXPECT_TRUE(more.empty());
+  w.drain();
+  EXPECT_EQ(batches.load(), 3);
 }
 
 }  // namespace
