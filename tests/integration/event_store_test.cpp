@@ -443,7 +443,12 @@ class delivered_commits {
     EXPECT_EQ(natsConnection_SubscribeSync(&sub_, nc_, "_INBOX.>"), NATS_OK);
     EXPECT_EQ(natsConnection_Flush(nc_), NATS_OK);
   }
+  // The connection closes first: that joins its reader thread. nats.c 3.4.1 looks a message's
+  // subscription up and then locks it without holding a reference; destroying a wildcard
+  // subscription that still receives (every reply of the test's store) could free it in between
+  // (a SEGV in natsConn_processMsg, 1 run in 15 under ASan).
   ~delivered_commits() {
+    natsConnection_Close(nc_);
     natsSubscription_Destroy(sub_);
     natsConnection_Destroy(nc_);
   }
