@@ -29,6 +29,11 @@ class pull_fetcher {
   /// Subscribes to a new inbox for the replies of pulls from `stream`'s durable `consumer`.
   static result<pull_fetcher> open(natsConnection* nc, const std::string& stream,
                                    const std::string& consumer, std::string name);
+  pull_fetcher(pull_fetcher&&) noexcept = default;
+  pull_fetcher& operator=(pull_fetcher&&) = delete;
+  /// Retires the inbox subscription (detail::retire): replies and heartbeats of outstanding
+  /// pulls may still be arriving.
+  ~pull_fetcher() { retire(nc_, std::move(sub_)); }
 
   /// Sends a pull request for `batch` messages waiting at most `expires`, unless two are
   /// outstanding already. The caller decides whether there is room for them.

@@ -9,6 +9,9 @@
 
 #include <nats/nats.h>
 
+#include <atomic>
+#include <thread>
+
 namespace jetsource::test {
 namespace {
 
@@ -128,6 +131,38 @@ TEST_F(engine_parts_test, AFileBelongsToTheStreamItWasBuiltFrom) {
   auto missing = detail::identify_stream(state(), "NOPE");
   ASSERT_FALSE(missing);
   EXPECT_TRUE(missing.error().is(errc::not_found));
+}
+
+// nats.c 3.4.1's reader thread uses a subscription it looked up without a reference: one
+// unsubscribed and destroyed at once while messages still arrive can be freed under it. With
+// retire's flush removed, this test crashed the reader (SEGV in natsConn_processMsg under ASan)
+// in 3 runs of 3. Every subscription the libraries end while it may still receive (the pull
+// fetcher's inbox, ordered consumers through the reaper, a timed-out paired get, a backup's
+// ordered consumer) goes through retire.
+TEST_F(engine_parts_test, ASubscriptionRetiredWhileMessagesPourInIsNeverUsedAfterItIsFreed) {
+  natsConnection* raw = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&raw, server_->url().c_str()), NATS_OK);
+  detail::connection_ptr publisher(raw);
+  std::atomic<bool> stop{false};
+  std::thread flood([&] {
+    while (!stop.load())
+      for (int i = 0; i < 64; ++i) natsConnection_PublishString(publisher.get(), "flood", "x");
+  });
+  natsConnection* nc = state().nc.get();
+  int rounds_delivered = 0;
+  for (int round = 0; round < 400; ++round) {
+    natsSubscription* sub = nullptr;
+    ASSERT_EQ(natsConnection_SubscribeSync(&sub, nc, "flood"), NATS_OK);
+    natsSubscription_SetPendingLimits(sub, -1, -1);
+    natsMsg* m = nullptr;
+    if (natsSubscription_NextMsg(&m, sub, 2000) == NATS_OK) ++rounds_delivered;
+    natsMsg_Destroy(m);
+    detail::retire(nc, detail::subscription_ptr(sub));
+  }
+  stop = true;
+  flood.join();
+  EXPECT_EQ(rounds_delivered, 400) << "each subscription was receiving when it was retired";
+  EXPECT_EQ(natsConnection_Status(nc), NATS_CONN_STATUS_CONNECTED);
 }
 
 }  // namespace

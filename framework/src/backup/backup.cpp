@@ -43,13 +43,6 @@ class progress_reporter {
   clock::time_point shown_{};
 };
 
-// Unsubscribing deletes the ordered consumer; the flush (a round trip) lets nats.c's reader be
-// done with the subscription before it is destroyed.
-void close_consumer(natsConnection* nc, subscription_ptr sub) {
-  natsSubscription_Unsubscribe(sub.get());
-  natsConnection_FlushTimeout(nc, 2000);
-}
-
 // The commits from..last of the stream, in order, each handed to `write`.
 result<void> read_stream(const connection_state& cs, const stream_state& st, std::uint64_t from,
                          std::uint64_t last, const std::function<result<void>(record&&)>& write) {
@@ -76,7 +69,7 @@ result<void> read_stream(const connection_state& cs, const stream_state& st, std
     s = natsSubscription_NextMsg(&next, sub.get(), wait);
     msg_ptr m(next);
     if (s != NATS_OK) {
-      close_consumer(cs.nc.get(), std::move(sub));
+      retire(cs.nc.get(), std::move(sub));  // deletes the ordered consumer
       return nats_error(s, fmt::format("back up {}: read from sequence {}", st.config.name, from));
     }
     const char* reply = natsMsg_GetReply(m.get());
@@ -90,7 +83,7 @@ result<void> read_stream(const connection_state& cs, const stream_state& st, std
     r.headers = headers_of(m.get());
     if (const char* d = natsMsg_GetData(m.get())) r.body.assign(d, natsMsg_GetDataLength(m.get()));
     if (auto w = write(std::move(r)); !w) {
-      close_consumer(cs.nc.get(), std::move(sub));
+      retire(cs.nc.get(), std::move(sub));  // deletes the ordered consumer
       return w;
     }
     if (meta->n.stream_sequence == last) break;
@@ -101,7 +94,7 @@ result<void> read_stream(const connection_state& cs, const stream_state& st, std
       if (at_last && !*at_last) break;
     }
   }
-  close_consumer(cs.nc.get(), std::move(sub));
+  retire(cs.nc.get(), std::move(sub));  // deletes the ordered consumer
   return success();
 }
 

@@ -118,7 +118,7 @@ std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
     --open;
   }
   if (natsSubscription_IsValid(sub.get()))  // a get failed or timed out: unsubscribe, off path
-    st.reaper->add(std::move(sub));
+    st.reaper->add(nc, std::move(sub));
   for (auto& g : got) out.push_back(std::move(*g));
   return out;
 }

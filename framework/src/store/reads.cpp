@@ -33,25 +33,32 @@ subscription_reaper::~subscription_reaper() {
   if (thread_.joinable()) thread_.join();
 }
 
-void subscription_reaper::add(subscription_ptr sub) {
+void subscription_reaper::add(natsConnection* nc, subscription_ptr sub) {
   {
     std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(sub));
+    queue_.push_back({nc, std::move(sub)});
     if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
   }
   wake_.notify_one();
 }
 
+// Takes whatever is queued at once: each is unsubscribed (deleting its consumer), and a single
+// flush per batch covers them all before they are destroyed (see detail::retire).
 void subscription_reaper::run() {
   std::unique_lock lock(mutex_);
   for (;;) {
     wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (queue_.empty()) return;  // stopping, nothing left
-    subscription_ptr sub = std::move(queue_.front());
-    queue_.pop_front();
+    std::deque<entry> batch;
+    batch.swap(queue_);
     lock.unlock();
-    natsSubscription_Unsubscribe(sub.get());  // deletes the consumer (nats.c created it)
-    sub.reset();
+    for (auto& e : batch) natsSubscription_Unsubscribe(e.sub.get());
+    natsConnection* flushed = nullptr;
+    for (auto& e : batch) {
+      if (e.nc != flushed) retire(e.nc, std::move(e.sub));  // one round trip per connection
+      flushed = e.nc;
+    }
+    batch.clear();
     lock.lock();
   }
 }
@@ -250,7 +257,7 @@ result<void> read_ordered(const store_state& st, const std::string& subject, std
     s = natsSubscription_NextMsg(&next, sub.get(), wait);
     msg_ptr m(next);
     if (s != NATS_OK) {
-      natsSubscription_Unsubscribe(sub.get());
+      st.reaper->add(st.conn->nc.get(), std::move(sub));
       return nats_error(s, fmt::format("read {} from sequence {}", subject, from));
     }
     std::uint64_t seq = 0;
@@ -262,12 +269,12 @@ result<void> read_ordered(const store_state& st, const std::string& subject, std
       seq = md->Sequence.Stream;
       jsMsgMetaData_Destroy(md);
     }
-    if (seq >= last_seq) {             // the last message is already in hand
-      st.reaper->add(std::move(sub));  // deleted off the caller's path
+    if (seq >= last_seq) {                                // the last message is already in hand
+      st.reaper->add(st.conn->nc.get(), std::move(sub));  // deleted off the caller's path
       return success();
     }
     if (auto r = sink(m.get(), seq); !r) {
-      natsSubscription_Unsubscribe(sub.get());
+      st.reaper->add(st.conn->nc.get(), std::move(sub));
       return r;
     }
   }

@@ -54,25 +54,29 @@ struct async_core {
 };
 
 /// Deletes the ordered consumers of finished reads (natsSubscription_Unsubscribe: a round trip)
-/// on a thread of its own, so a read returns as soon as its last message is in. Unsubscribing,
-/// not just destroying, also keeps nats.c 3.4.1 safe: destroying a subscription right after its
-/// UNSUB races with the reader thread still delivering to it (use after free, seen in
-/// valgrind).
+/// on a thread of its own, so a read returns as soon as its last message is in. Each is
+/// retired (detail::retire: unsubscribed, flushed, destroyed), since an ordered consumer may
+/// still be receiving: destroying it right after its UNSUB races with nats.c's reader thread.
 class subscription_reaper {
  public:
   subscription_reaper() = default;
   subscription_reaper(const subscription_reaper&) = delete;
   subscription_reaper& operator=(const subscription_reaper&) = delete;
-  ~subscription_reaper();  // unsubscribes whatever is still queued, then joins
+  ~subscription_reaper();  // retires whatever is still queued, then joins
 
-  void add(subscription_ptr sub);
+  /// `sub` is a subscription of `nc`, which outlives the reaper.
+  void add(natsConnection* nc, subscription_ptr sub);
 
  private:
+  struct entry {
+    natsConnection* nc;
+    subscription_ptr sub;
+  };
   void run();
 
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<subscription_ptr> queue_;
+  std::deque<entry> queue_;
   bool stopping_ = false;
   std::thread thread_;  // started by the first add
 };
@@ -81,8 +85,8 @@ class subscription_reaper {
 struct store_state {
   store_options options;
   concurrency_scheme scheme = concurrency_scheme::subject_sequence;  // chosen by open
-  std::string snapshot_stream;  // <stream>_SNAPSHOTS
-  std::string snapshot_prefix;  // jetsource-snapshots.<stream>
+  std::string snapshot_stream;                                       // <stream>_SNAPSHOTS
+  std::string snapshot_prefix;                                       // jetsource-snapshots.<stream>
   std::shared_ptr<connection_state> conn;
   std::shared_ptr<async_core> async;  // kept alive past the contexts (see ~store_state)
   js_ptr js;                          // API requests, direct gets, sync publishes

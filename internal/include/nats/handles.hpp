@@ -41,6 +41,15 @@ using pub_ack_ptr = std::unique_ptr<jsPubAck, nats_deleter>;
 using consumer_info_ptr = std::unique_ptr<jsConsumerInfo, nats_deleter>;
 using inbox_ptr = std::unique_ptr<natsInbox, nats_deleter>;
 
+/// Ends a subscription that may still be receiving (an ordered consumer's heartbeats, a pull's
+/// late replies): unsubscribes, waits for one round trip (a flush, at most `patience`), then
+/// destroys it. nats.c 3.4.1's reader thread uses a subscription it looked up without taking a
+/// reference (natsConn_processMsg): destroyed at once, one can be freed under it (a SEGV, seen in
+/// 1 test run in 15). Once the flush's PONG is in, the reader has finished every message it had
+/// read before, and the UNSUB keeps later ones away. No round trip unless connected.
+void retire(natsConnection* nc, subscription_ptr sub,
+            std::chrono::milliseconds patience = std::chrono::seconds{2}) noexcept;
+
 /// Maps a nats.c status (and JetStream error code, when known) to a jetsource error, with
 /// nats.c's last error text. `what` says what was being done ("append to orders.Order.3.x").
 error nats_error(natsStatus s, std::string_view what,

@@ -51,6 +51,14 @@ std::optional<std::string> permission_notes::about(std::string_view needle,
   return std::nullopt;
 }
 
+void retire(natsConnection* nc, subscription_ptr sub, std::chrono::milliseconds patience) noexcept {
+  if (!sub) return;
+  natsSubscription_Unsubscribe(sub.get());
+  // While disconnected no reader thread delivers; the flush would only wait out `patience`.
+  if (nc != nullptr && natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED)
+    natsConnection_FlushTimeout(nc, static_cast<std::int64_t>(patience.count()));
+}
+
 error nats_error(natsStatus s, std::string_view what, jsErrCode js_code) {
   const char* last = nats_GetLastError(nullptr);
   std::string text = (last && *last) ? last : natsStatus_GetText(s);
