@@ -3,6 +3,7 @@
 
 #include "files.hpp"
 #include "log.hpp"
+#include "patience.hpp"
 #include "switching.hpp"
 
 #include <nats/nats.h>
@@ -48,6 +49,13 @@ struct rebuild_job {
   clock::time_point t0;  // when the replay started
 };
 
+// The rebuild's own consumer goes before a new generation starts (asked again while a cluster
+// elects a leader, for the live options' start_patience).
+result<void> delete_rebuild_consumer(const rebuild_job& j) {
+  return detail::patiently("rebuild of projection " + j.p.name(), j.live.start_patience,
+                           [&] { return detail::delete_consumer(j.c, j.live.stream, j.consumer); });
+}
+
 // One rebuild per database at a time, and none while a finished one waits to be adopted.
 result<detail::file_lock> take_rebuild_lock(const projection& p, const std::filesystem::path& db) {
   if (!db.parent_path().empty()) std::filesystem::create_directories(db.parent_path());
@@ -79,11 +87,11 @@ result<std::filesystem::path> choose_generation(const rebuild_job& j, bool& resu
       detail::log()->info("projection {}: discarding an unfinished rebuild ({})", j.p.name(),
                           building->string());
       detail::remove_database_files(*building);
-      JETSOURCE_TRY(detail::delete_consumer(j.c, j.live.stream, j.consumer));
+      JETSOURCE_TRY(delete_rebuild_consumer(j));
     }
   }
   if (file.empty()) {
-    JETSOURCE_TRY(detail::delete_consumer(j.c, j.live.stream, j.consumer));
+    JETSOURCE_TRY(delete_rebuild_consumer(j));
     int generation = detail::generation_of(db, detail::current_file(db)) + 1;
     file = detail::with_suffix(db, fmt::format(".g{}", generation));
     detail::remove_database_files(file);
@@ -170,7 +178,9 @@ result<std::uint64_t> replay(const rebuild_job& j, const std::filesystem::path& 
   JETSOURCE_TRY(set_status(file, j.p.name(), "rebuilding"));
   std::uint64_t caught_up = 0;
   for (;;) {
-    JETSOURCE_TRY(head, stream_last_sequence(j.c, j.live.stream));
+    JETSOURCE_TRY(head,
+                  detail::patiently("rebuild of projection " + j.p.name(), j.live.start_patience,
+                                    [&] { return stream_last_sequence(j.c, j.live.stream); }));
     if (rp.wait_for(head, std::chrono::milliseconds(200))) {
       caught_up = head;
       break;

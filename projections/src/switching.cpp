@@ -3,6 +3,7 @@
 
 #include "files.hpp"
 #include "log.hpp"
+#include "patience.hpp"
 
 namespace jetsource::detail {
 
@@ -15,12 +16,15 @@ result<void> adopt_file(connection_state& c, const projection& p, const projecto
   if (auto building = read_marker(with_suffix(o.database, ".rebuilding"));
       building && *building == file)
     std::filesystem::remove(with_suffix(o.database, ".rebuilding"), ec);
+  const auto who = "projection " + p.name();
   JETSOURCE_TRY(rebuilder, rebuild_consumer(p, o));
-  JETSOURCE_TRY(delete_consumer(c, o.stream, rebuilder));
+  JETSOURCE_TRY(
+      patiently(who, o.start_patience, [&] { return delete_consumer(c, o.stream, rebuilder); }));
   // The live consumer's position belongs to the old file: the next start creates it again from
   // the rebuilt file's applied mark (dedup skips what the file already has).
   JETSOURCE_TRY(live, live_consumer(p, o));
-  JETSOURCE_TRY(delete_consumer(c, o.stream, live));
+  JETSOURCE_TRY(
+      patiently(who, o.start_patience, [&] { return delete_consumer(c, o.stream, live); }));
   if (old != file) remove_database_files(old);
   log()->info("projection {}: now serving {}", p.name(), file.string());
   return success();

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <iostream>
 
 namespace jetsource::test {
@@ -421,6 +422,47 @@ TEST_F(cluster_reactor_group,
   std::cout << events.size() << " handlings of " << distinct.size() << " events ("
             << events.size() - distinct.size() << " repeats)\n";
   print_figures(events);
+}
+
+// A member started while the cluster has no quorum (two of three nodes SIGSTOPped for 6 s, a few
+// request timeouts) starts once they are back and handles what the stream holds:
+// reactor_options::start_patience. With start_patience = 0 its start failed with the first
+// timeout (reading the stream's facts).
+TEST(cluster_reactor_start, AMemberStartedWhileTheClusterHasNoQuorumStartsWhenItIsBack) {
+  temp_dir dir;
+  nats_cluster cluster{dir.path()};
+  ASSERT_TRUE(cluster.start());
+  auto o = cluster.client_options();
+  o.urls = {cluster.url(0)};
+  o.request_timeout = 2s;
+  auto conn = connection::connect(o);
+  ASSERT_TRUE(conn) << conn.error();
+  auto store =
+      event_store::open(*conn, {.stream = "TEST", .subject_prefix = "test", .replicas = 3});
+  ASSERT_TRUE(store) << store.error();
+  repository<bank::account> repo{*store};
+  ASSERT_TRUE(repo.execute("acct-1", bank::open_account{"o", 7}));
+
+  cluster.pause(1);
+  cluster.pause(2);
+  recorder rec;
+  reactor_options ro;
+  ro.stream = "TEST";
+  ro.lease = milliseconds(lease_ms);
+  ro.metrics = nullptr;
+  auto starting = std::async(std::launch::async, [&] {
+    return reactor_member::start(*conn, audit_reactor(rec, "m-1"), ro);
+  });
+  std::this_thread::sleep_for(6s);  // well inside the start's patience (30 s)
+  cluster.resume(1);
+  cluster.resume(2);
+  auto member = starting.get();
+  ASSERT_TRUE(member) << member.error();
+  EXPECT_TRUE(wait_until([&] { return rec.size() >= 1; }, 30s)) << "the opening was not handled";
+  ASSERT_TRUE(member->stop());
+  auto events = rec.events();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.front().id, "acct-1");
 }
 
 }  // namespace

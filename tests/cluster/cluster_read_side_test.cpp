@@ -9,6 +9,7 @@
 
 #include <bank/account.hpp>
 #include <jetsource/projector.hpp>
+#include <jetsource/rebuild.hpp>
 #include <jetsource/repository.hpp>
 #include <jetsource/sqlite.hpp>
 
@@ -176,6 +177,43 @@ TEST(cluster_read_side, AProjectorStartedWhileTheClusterHasNoQuorumStartsWhenItI
   ASSERT_TRUE(seen) << seen.error();
   EXPECT_EQ(balance_of(db, "acct-1"), 7);
   ASSERT_TRUE(p->stop());
+}
+
+// A rebuild called while the cluster has no quorum (two of three nodes SIGSTOPped for 6 s) waits
+// for them and finishes: its consumer deletion, its projector's start and its reads of the
+// stream's head ask again while JetStream does not answer (the live options' start_patience).
+// Before, it failed with the first timeout (deleting its consumer).
+TEST(cluster_read_side, ARebuildCalledWhileTheClusterHasNoQuorumFinishesWhenItIsBack) {
+  hooks().poison = false;
+  hooks().slow_once = 0;
+  temp_dir dir;
+  nats_cluster cluster{dir.path()};
+  ASSERT_TRUE(cluster.start());
+  auto o = cluster.client_options();
+  o.urls = {cluster.url(0)};
+  o.request_timeout = 2s;
+  auto conn = connection::connect(o);
+  ASSERT_TRUE(conn) << conn.error();
+  auto store =
+      event_store::open(*conn, {.stream = "TEST", .subject_prefix = "test", .replicas = 3});
+  ASSERT_TRUE(store) << store.error();
+  repository<bank::account> repo{*store};
+  ASSERT_TRUE(repo.execute("acct-1", bank::open_account{"o", 7}));
+  auto deposited = repo.execute("acct-1", bank::deposit{5});
+  ASSERT_TRUE(deposited) << deposited.error();
+
+  const auto db = dir.path() / "balances.db";
+  cluster.pause(1);
+  cluster.pause(2);
+  auto rebuilding = std::async(std::launch::async,
+                               [&] { return rebuild(*conn, balances_projection(), options(db)); });
+  std::this_thread::sleep_for(6s);  // well inside the patience (30 s)
+  cluster.resume(1);
+  cluster.resume(2);
+  auto r = rebuilding.get();
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(r->sequence, deposited->sequence);
+  EXPECT_EQ(balance_of(r->file, "acct-1"), 12);
 }
 
 }  // namespace

@@ -168,6 +168,10 @@ struct reactor_options {
   std::chrono::milliseconds queue_ack_wait{30000};  ///< queue mode: the server redelivers after
   /// stop(): how long in-flight handlers may take before their partitions are given up anyway
   std::chrono::milliseconds drain_timeout{10000};
+  /// start(): how long it keeps asking when JetStream does not answer (errc::timeout or
+  /// errc::unreachable: a cluster electing a leader after a node died takes seconds) before it
+  /// fails with that error. 0: fail on the first.
+  std::chrono::milliseconds start_patience{30000};
   /// where the jetsource_reactor_* series are reported; nullptr: nowhere
   metrics::registry* metrics = &metrics::default_registry();
 };

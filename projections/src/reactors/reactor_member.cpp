@@ -7,6 +7,7 @@
 
 #include "consumer_admin.hpp"
 #include "log.hpp"
+#include "patience.hpp"
 #include "reactors/member_state.hpp"
 #include "reactors/reactor_metrics.hpp"
 #include "reactors/reactor_worker.hpp"
@@ -165,17 +166,30 @@ result<void> prepare(reactor_member_state& s, const connection& conn) {
   return success();
 }
 
+// Undoes what a failed prepare did (its member key above all: the group would count a member
+// that never runs until its lease ran out), so that it can be tried again from the start.
+void unprepare(reactor_member_state& s) {
+  if (s.bucket && s.member_revision != 0) (void)s.bucket->remove(member_key(s.instance));
+  s.member_revision = 0;
+  s.pull.reset();
+  s.store.reset();
+  s.owned.reset();
+  s.bucket.reset();
+  s.control.reset();
+}
+
 }  // namespace detail
 
 result<reactor_member> reactor_member::start(const connection& conn, reactor r, reactor_options o) {
   JETSOURCE_TRY(detail::validate(r, o));
   auto s = std::make_unique<detail::reactor_member_state>(conn, std::move(r), std::move(o));
   s->instance = s->opts.instance;
-  if (auto ok = detail::prepare(*s, conn); !ok) {
-    if (s->bucket && s->member_revision != 0)
-      (void)s->bucket->remove(detail::member_key(s->instance));
-    return std::move(ok).error();
-  }
+  auto prepared = detail::patiently("reactor " + s->r.name(), s->opts.start_patience, [&] {
+    auto ok = detail::prepare(*s, conn);
+    if (!ok) detail::unprepare(*s);
+    return ok;
+  });
+  if (!prepared) return std::move(prepared).error();
   auto* st = s.get();
   for (int i = 0; i < st->opts.workers; ++i)
     st->lines.push_back(std::make_unique<detail::aggregate_lines>(*st));
