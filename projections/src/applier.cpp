@@ -160,6 +160,46 @@ result<void> record_version(sqlite::transaction& tx, const envelope& e, std::uin
   return tx.execute(upsert_version, e.aggregate_type, e.aggregate_id, e.version, e.sequence);
 }
 
+namespace {
+
+constexpr std::size_t versions_per_statement = 64;
+
+std::string upsert_versions() {
+  std::string sql =
+      "INSERT INTO applied_versions (aggregate_type, aggregate_id, version, sequence) VALUES ";
+  for (std::size_t i = 0; i < versions_per_statement; ++i)
+    sql += fmt::format("{}(?{},?{},?{},?{})", i == 0 ? "" : ",", 4 * i + 1, 4 * i + 2, 4 * i + 3,
+                       4 * i + 4);
+  return sql +
+         " ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET version = excluded.version, "
+         "sequence = excluded.sequence";
+}
+
+}  // namespace
+
+result<void> write_versions(sqlite::transaction& tx,
+                            const std::vector<std::pair<const envelope*, std::uint64_t>>& rows) {
+  static const std::string many = upsert_versions();
+  std::size_t i = 0;
+  for (; rows.size() - i >= versions_per_statement; i += versions_per_statement) {
+    JETSOURCE_TRY(st, tx.prepare(many));
+    int k = 0;
+    for (std::size_t j = i; j < i + versions_per_statement; ++j) {
+      const envelope& e = *rows[j].first;
+      // the envelopes outlive the statement's run
+      JETSOURCE_TRY(st.bind_borrowed(++k, e.aggregate_type));
+      JETSOURCE_TRY(st.bind_borrowed(++k, e.aggregate_id));
+      JETSOURCE_TRY(st.bind(++k, e.version));
+      JETSOURCE_TRY(st.bind(++k, e.sequence));
+    }
+    JETSOURCE_TRY(st.run());
+  }
+  for (; i < rows.size(); ++i) {
+    JETSOURCE_TRY(record_version(tx, *rows[i].first, rows[i].second));
+  }
+  return success();
+}
+
 result<void> applier::run_and_record(pass& p, const envelope& e, std::string& failed_type,
                                      std::uint64_t v0) {
   projection_context cx(p.tx, e.aggregate_type, e.aggregate_id, e.sequence);
@@ -172,7 +212,7 @@ result<void> applier::run_and_record(pass& p, const envelope& e, std::string& fa
       return make_error(errc::internal, "handler threw a non-standard exception");
     }
   }();
-  if (applied) applied = record_version(p.tx, e, v0);
+  if (applied) p.recorded.emplace_back(&e, v0);  // written before the commit
   return applied;
 }
 
@@ -279,6 +319,7 @@ result<batch_outcome> applier::apply(sqlite::database& db, std::vector<envelope>
 
 result<batch_outcome> applier::finish(pass& p, sqlite::transaction& tx,
                                       std::uint64_t applied_sequence) {
+  JETSOURCE_TRY(write_versions(tx, p.recorded));
   // The time of the newest message this commit settles (not of one it holds back for a gap).
   std::string_view event_time;
   std::uint64_t event_time_sequence = 0;

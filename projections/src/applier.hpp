@@ -196,6 +196,10 @@ struct applier::pass {
   key_map<std::map<std::uint64_t, envelope*>> hold;
   std::vector<std::pair<std::string, std::uint64_t>> taken;  // held_ entries now done
   std::vector<std::string> new_dead;  // what to log of each new dead letter, once committed
+  // Applied messages whose aggregate's new version is still to be written to applied_versions
+  // (with the version its row held before), in the order they were applied: written together
+  // before the commit (write_versions), not one statement per message.
+  std::vector<std::pair<const envelope*, std::uint64_t>> recorded;
   std::uint64_t events = 0, duplicates = 0, max_sequence = 0;
 };
 
@@ -212,6 +216,12 @@ inline constexpr std::string_view upsert_version =
 /// row held `v0` (0: no row yet). A known row is updated in place, which costs SQLite less than
 /// the upsert; should it be missing after all, the upsert writes it.
 result<void> record_version(sqlite::transaction& tx, const envelope& e, std::uint64_t v0);
+
+/// Records the versions of `rows` (message, version its row held before), in order: 64 at a
+/// time in one multi-row upsert (a later row of the same aggregate updates the earlier one),
+/// the rest one by one (record_version).
+result<void> write_versions(sqlite::transaction& tx,
+                            const std::vector<std::pair<const envelope*, std::uint64_t>>& rows);
 
 /// Applies jetsource's and the projection's migrations to `db` and makes sure the projection's
 /// projection_state row exists; returns the version the database was built with.

@@ -147,4 +147,63 @@ TEST(VersionCache, ABatchThatGrowsTheCacheThenRollsBackUndoesThroughValidPointer
   EXPECT_EQ(dup->events, 0u);
 }
 
+// A group commit writes its dedup rows together (write_versions: 64 per statement, the rest one
+// by one), after the handlers. 150 commits over 40 accounts in one batch: two full statements,
+// in which accounts appear twice (a later row updates the earlier one), and a tail of 22; the
+// last commit of 18 accounts is in the second statement, of the other 22 in the tail. Every row
+// ends at its account's last version and sequence, and an applier that knows nothing but the
+// file (a restart) finds every redelivered commit a duplicate.
+TEST(VersionCache, AGroupCommitWritesEveryAggregatesLastVersionOnce) {
+  using namespace jetsource;
+  test::hooks().poison = false;
+  test::hooks().order_violations = 0;
+  auto proj = test::balances_projection();
+  auto db = sqlite::database::open(":memory:");
+  ASSERT_TRUE(db) << db.error();
+  ASSERT_TRUE(detail::prepare_database(*db, proj, "TEST", "test"));
+
+  constexpr int accounts = 40, commits_count = 150;
+  std::vector<detail::owned_commit> commits;
+  for (int i = 0; i < commits_count; ++i) {
+    const auto id = "a" + std::to_string(i % accounts);
+    const auto version = static_cast<std::uint64_t>(i / accounts + 1);
+    if (version == 1)
+      commits.push_back(commit_of(id, version, bank::account_opened{"ann"}));
+    else
+      commits.push_back(commit_of(id, version, bank::deposited{10, ""}));
+  }
+  std::vector<detail::envelope> batch;
+  for (std::size_t i = 0; i < commits.size(); ++i) batch.push_back(commits[i].view(i + 1));
+  {
+    detail::applier apply(proj);
+    auto out = apply.apply(*db, batch, commits_count);
+    ASSERT_TRUE(out) << out.error();
+    EXPECT_EQ(out->events, static_cast<std::uint64_t>(commits_count));
+  }
+  auto rows = db->query(
+      "SELECT aggregate_id, version, sequence FROM applied_versions ORDER BY aggregate_id");
+  ASSERT_TRUE(rows) << rows.error();
+  ASSERT_EQ(rows->size(), static_cast<std::size_t>(accounts));
+  for (const auto& r : *rows) {
+    const int k = std::stoi(r.get<std::string>(0).substr(1));
+    const int last = (commits_count - 1 - k) / accounts * accounts + k;  // its last commit
+    EXPECT_EQ(r.get<std::uint64_t>(1), static_cast<std::uint64_t>(last / accounts + 1))
+        << r.get<std::string>(0);
+    EXPECT_EQ(r.get<std::uint64_t>(2), static_cast<std::uint64_t>(last + 1))
+        << r.get<std::string>(0);
+  }
+  auto b = db->query_one("SELECT sum(balance_cents) FROM balances");
+  ASSERT_TRUE(b && *b);
+  EXPECT_EQ((*b)->get<int>(0), (commits_count - accounts) * 10);
+
+  detail::applier restarted(proj);
+  std::vector<detail::envelope> again;
+  for (std::size_t i = 0; i < commits.size(); ++i) again.push_back(commits[i].view(i + 1));
+  auto dup = restarted.apply(*db, again, commits_count);
+  ASSERT_TRUE(dup) << dup.error();
+  EXPECT_EQ(dup->events, 0u);
+  EXPECT_EQ(dup->duplicates, static_cast<std::uint64_t>(commits_count));
+  EXPECT_EQ(test::hooks().order_violations.load(), 0);
+}
+
 }  // namespace

@@ -125,6 +125,16 @@ class statement {
     return checked(bind_code(index, v), index);
   }
 
+  /// bind() without copying text and blobs: SQLite reads them where they are, so they must
+  /// outlive the statement's next use (as with bind_all_borrowed).
+  template <class T>
+  result<void> bind_borrowed(int index, const T& v) {
+    borrow_ = true;
+    const int rc = bind_code(index, v);
+    borrow_ = false;
+    return rc == 0 ? success() : checked(rc, index);
+  }
+
   /// Binds args to ?1..?N in order.
   template <class... Args>
   result<void> bind_all(const Args&... args) {
