@@ -8,6 +8,7 @@
 // increasing order. The handling stall after each kill is printed (docs/performance.md).
 #include "cluster_fixture.hpp"
 #include "cluster_retry.hpp"
+#include "quorum_loss.hpp"
 #include "reactor_fixture.hpp"
 
 #include <nats/nats.h>
@@ -429,33 +430,23 @@ TEST_F(cluster_reactor_group,
 // reactor_options::start_patience. With start_patience = 0 its start failed with the first
 // timeout (reading the stream's facts).
 TEST(cluster_reactor_start, AMemberStartedWhileTheClusterHasNoQuorumStartsWhenItIsBack) {
-  temp_dir dir;
-  nats_cluster cluster{dir.path()};
-  ASSERT_TRUE(cluster.start());
-  auto o = cluster.client_options();
-  o.urls = {cluster.url(0)};
-  o.request_timeout = 2s;
-  auto conn = connection::connect(o);
-  ASSERT_TRUE(conn) << conn.error();
-  auto store =
-      event_store::open(*conn, {.stream = "TEST", .subject_prefix = "test", .replicas = 3});
-  ASSERT_TRUE(store) << store.error();
-  repository<bank::account> repo{*store};
+  r3_on_first_node r3;
+  auto started = r3.start();
+  ASSERT_TRUE(started) << started.error();
+  repository<bank::account> repo{*r3.store};
   ASSERT_TRUE(repo.execute("acct-1", bank::open_account{"o", 7}));
 
-  cluster.pause(1);
-  cluster.pause(2);
+  r3.lose_quorum();
   recorder rec;
   reactor_options ro;
   ro.stream = "TEST";
   ro.lease = milliseconds(lease_ms);
   ro.metrics = nullptr;
   auto starting = std::async(std::launch::async, [&] {
-    return reactor_member::start(*conn, audit_reactor(rec, "m-1"), ro);
+    return reactor_member::start(*r3.conn, audit_reactor(rec, "m-1"), ro);
   });
   std::this_thread::sleep_for(6s);  // well inside the start's patience (30 s)
-  cluster.resume(1);
-  cluster.resume(2);
+  r3.regain_quorum();
   auto member = starting.get();
   ASSERT_TRUE(member) << member.error();
   EXPECT_TRUE(wait_until([&] { return rec.size() >= 1; }, 30s)) << "the opening was not handled";

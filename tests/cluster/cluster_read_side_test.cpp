@@ -6,6 +6,7 @@
 #include "balances_projection.hpp"
 #include "cluster_fixture.hpp"
 #include "nats_fixture.hpp"
+#include "quorum_loss.hpp"
 
 #include <bank/account.hpp>
 #include <jetsource/projector.hpp>
@@ -146,31 +147,21 @@ TEST(cluster_read_side, TheProjectorKeepsApplyingWhileItsConsumersLeaderIsKilled
 TEST(cluster_read_side, AProjectorStartedWhileTheClusterHasNoQuorumStartsWhenItIsBack) {
   hooks().poison = false;
   hooks().slow_once = 0;
-  temp_dir dir;
-  nats_cluster cluster{dir.path()};
-  ASSERT_TRUE(cluster.start());
-  auto o = cluster.client_options();
-  o.urls = {cluster.url(0)};
-  o.request_timeout = 2s;
-  auto conn = connection::connect(o);
-  ASSERT_TRUE(conn) << conn.error();
-  auto store =
-      event_store::open(*conn, {.stream = "TEST", .subject_prefix = "test", .replicas = 3});
-  ASSERT_TRUE(store) << store.error();
-  repository<bank::account> repo{*store};
+  r3_on_first_node r3;
+  auto started = r3.start();
+  ASSERT_TRUE(started) << started.error();
+  repository<bank::account> repo{*r3.store};
   auto opened = repo.execute("acct-1", bank::open_account{"o", 7});
   ASSERT_TRUE(opened) << opened.error();
 
-  cluster.pause(1);
-  cluster.pause(2);
-  const auto db = dir.path() / "balances.db";
+  r3.lose_quorum();
+  const auto db = r3.dir.path() / "balances.db";
   auto starting = std::async(std::launch::async, [&] {
-    return projector::start(*conn, balances_projection(), options(db));
+    return projector::start(*r3.conn, balances_projection(), options(db));
   });
   // Several request timeouts without an answer, well inside the start's patience (30 s).
   std::this_thread::sleep_for(6s);
-  cluster.resume(1);
-  cluster.resume(2);
+  r3.regain_quorum();
   auto p = starting.get();
   ASSERT_TRUE(p) << p.error();
   auto seen = p->wait_for(opened->sequence, 30s);
@@ -186,30 +177,20 @@ TEST(cluster_read_side, AProjectorStartedWhileTheClusterHasNoQuorumStartsWhenItI
 TEST(cluster_read_side, ARebuildCalledWhileTheClusterHasNoQuorumFinishesWhenItIsBack) {
   hooks().poison = false;
   hooks().slow_once = 0;
-  temp_dir dir;
-  nats_cluster cluster{dir.path()};
-  ASSERT_TRUE(cluster.start());
-  auto o = cluster.client_options();
-  o.urls = {cluster.url(0)};
-  o.request_timeout = 2s;
-  auto conn = connection::connect(o);
-  ASSERT_TRUE(conn) << conn.error();
-  auto store =
-      event_store::open(*conn, {.stream = "TEST", .subject_prefix = "test", .replicas = 3});
-  ASSERT_TRUE(store) << store.error();
-  repository<bank::account> repo{*store};
+  r3_on_first_node r3;
+  auto started = r3.start();
+  ASSERT_TRUE(started) << started.error();
+  repository<bank::account> repo{*r3.store};
   ASSERT_TRUE(repo.execute("acct-1", bank::open_account{"o", 7}));
   auto deposited = repo.execute("acct-1", bank::deposit{5});
   ASSERT_TRUE(deposited) << deposited.error();
 
-  const auto db = dir.path() / "balances.db";
-  cluster.pause(1);
-  cluster.pause(2);
-  auto rebuilding = std::async(std::launch::async,
-                               [&] { return rebuild(*conn, balances_projection(), options(db)); });
+  const auto db = r3.dir.path() / "balances.db";
+  r3.lose_quorum();
+  auto rebuilding = std::async(
+      std::launch::async, [&] { return rebuild(*r3.conn, balances_projection(), options(db)); });
   std::this_thread::sleep_for(6s);  // well inside the patience (30 s)
-  cluster.resume(1);
-  cluster.resume(2);
+  r3.regain_quorum();
   auto r = rebuilding.get();
   ASSERT_TRUE(r) << r.error();
   EXPECT_EQ(r->sequence, deposited->sequence);
