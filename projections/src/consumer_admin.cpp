@@ -168,6 +168,13 @@ result<bool> bind_consumer(connection_state& c, const std::string& consumer, con
   return cumulative;
 }
 
+bool consumer_drained(const jsStreamInfo& si, const jsConsumerInfo& ci) {
+  if (ci.NumPending != 0 || ci.NumAckPending != 0) return false;
+  const bool clustered = si.Cluster != nullptr && si.Cluster->Name != nullptr && *si.Cluster->Name;
+  if (!clustered) return true;
+  return ci.Cluster != nullptr && ci.Cluster->Leader != nullptr && *ci.Cluster->Leader;
+}
+
 result<jsConsumerInfo*> consumer_info(connection_state& c, const std::string& stream,
                                       const std::string& consumer, consumer_info_ptr& holder) {
   jsConsumerInfo* ci = nullptr;

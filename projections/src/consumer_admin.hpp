@@ -64,6 +64,13 @@ result<void> delete_consumer(connection_state& c, const std::string& stream,
 result<jsConsumerInfo*> consumer_info(connection_state& c, const std::string& stream,
                                       const std::string& consumer, consumer_info_ptr& holder);
 
+/// True when the consumer's info says it has nothing left to deliver or to be acknowledged
+/// (NumPending and NumAckPending both 0) and the answer knows: on a stream of a clustered server
+/// (`si` has a cluster name) only its leader's answer counts, one that names a leader.
+/// nats-server 2.9.10 answers for a consumer still without a leader (just created during an
+/// election) with its config and zeroed state: "nothing pending" there means nothing.
+bool consumer_drained(const jsStreamInfo& si, const jsConsumerInfo& ci);
+
 /// True when the consumer delivers exactly what follows a file whose every message up to
 /// `applied` is committed: it has acknowledged nothing beyond `applied`, and a consumer that has
 /// acknowledged nothing yet starts at `applied` + 1.

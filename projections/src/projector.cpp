@@ -178,7 +178,9 @@ result<void> projector::wait_for(std::uint64_t sequence, std::chrono::millisecon
                         "(applied up to {})",
                         s.proj.name(), sequence, timeout.count(), s.mark.load());
     // A sequence the consumer's filter does not match is never delivered: it counts as applied
-    // once the consumer has nothing pending or unacknowledged beyond the stream's last sequence.
+    // once the consumer has nothing pending or unacknowledged beyond the stream's last sequence,
+    // by its leader's word (consumer_drained: a rebuild once switched to a file without the
+    // events, on a zeroed answer for a consumer created during an election).
     // Asked only once the mark stood still for a while: while it moves, the answer is "not yet",
     // and each question is two JetStream API requests the server answers beside the deliveries.
     if (mark != seen) {
@@ -194,7 +196,7 @@ result<void> projector::wait_for(std::uint64_t sequence, std::chrono::millisecon
         std::uint64_t last = si->State.LastSeq;
         detail::consumer_info_ptr ch;
         if (auto ci = s.consumer_info(ch);
-            ci && last >= sequence && (*ci)->NumPending == 0 && (*ci)->NumAckPending == 0)
+            ci && last >= sequence && detail::consumer_drained(*si, **ci))
           return success();
       }
     }
