@@ -95,6 +95,11 @@ error nats_error(natsStatus s, std::string_view what, jsErrCode js_code) {
   // "JetStream system temporarily unavailable" / "cluster can not handle request": a cluster
   // electing a leader; transient, as an unreachable server is.
   if (js_code == JSClusterNotAvailErr || js_code == JSClusterNotLeaderErr) code = errc::unreachable;
+  // Calls that return no JetStream error code (js_CreateKeyValue in nats.c 3.4.1) leave only
+  // the server's text: the same 10008.
+  if (js_code == 0 && s == NATS_ERR &&
+      text.find("JetStream system temporarily unavailable") != std::string::npos)
+    code = errc::unreachable;
   if (s == NATS_TIMEOUT || s == NATS_NOT_PERMITTED) {
     // The server dropped what we sent and said why on the side (an -ERR): name that, not the
     // timeout it caused.
