@@ -3,7 +3,9 @@
 // lost on the way (here: taken by another puller) make the projector start its consumer over
 // instead of acknowledging events it never applied.
 #include "projector_fixture.hpp"
+#include "subject_watcher.hpp"
 
+#include <memory>
 #include <thread>
 
 namespace jetsource::test {
@@ -92,10 +94,8 @@ TEST_F(cumulative_acks_test, LostDeliveriesStartTheConsumerOverInsteadOfBeingAck
 
   // Another puller on the same consumer takes deliveries and never acks them: to the
   // projector they are deliveries lost on the way.
-  natsConnection* nc = nullptr;
-  ASSERT_EQ(natsConnection_ConnectTo(&nc, server_->url().c_str()), NATS_OK);
-  natsSubscription* sub = nullptr;
-  ASSERT_EQ(natsConnection_SubscribeSync(&sub, nc, "rogue.inbox"), NATS_OK);
+  auto rogue = std::make_unique<subject_watcher>(server_->url(), "rogue.inbox");
+  natsConnection* nc = rogue->connection();
   const std::string pull = R"({"batch":3,"expires":10000000000})";
   const std::string next = "$JS.API.CONSUMER.MSG.NEXT.TEST." + live_consumer();
   ASSERT_EQ(natsConnection_PublishRequestString(nc, next.c_str(), "rogue.inbox", pull.c_str()),
@@ -108,13 +108,12 @@ TEST_F(cumulative_acks_test, LostDeliveriesStartTheConsumerOverInsteadOfBeingAck
   // The projector notices the first gap and recreates the consumer: the other puller's request
   // dies with the old one, so it gets one delivery or more, not necessarily three.
   int stolen = 0;
-  for (natsMsg* m = nullptr; natsSubscription_NextMsg(&m, sub, 2000) == NATS_OK; m = nullptr) {
+  while (natsMsg* m = rogue->next(2s)) {
     if (natsMsg_GetDataLength(m) > 0) ++stolen;
     natsMsg_Destroy(m);
   }
   EXPECT_GE(stolen, 1) << "the other puller should have taken deliveries";
-  natsSubscription_Destroy(sub);
-  natsConnection_Destroy(nc);
+  rogue.reset();
 
   ASSERT_TRUE(p.wait_for(last, 30s));
   expect_balances(6, 6);  // the three taken deposits were applied all the same

@@ -5,6 +5,7 @@
 #include <nats/nats.h>
 
 #include "nats_fixture.hpp"
+#include "subject_watcher.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -438,27 +439,11 @@ TEST_F(EventStoreTest, ConflictOnRetryOfALandedCommitIsAlreadyAppended) {
 // consumer deliveries) while it is alive: what the store read, counted by a second connection.
 class delivered_commits {
  public:
-  explicit delivered_commits(const std::string& url) {
-    EXPECT_EQ(natsConnection_ConnectTo(&nc_, url.c_str()), NATS_OK);
-    EXPECT_EQ(natsConnection_SubscribeSync(&sub_, nc_, "_INBOX.>"), NATS_OK);
-    EXPECT_EQ(natsConnection_Flush(nc_), NATS_OK);
-  }
-  // The connection closes first: that joins its reader thread. nats.c 3.4.1 looks a message's
-  // subscription up and then locks it without holding a reference; destroying a wildcard
-  // subscription that still receives (every reply of the test's store) could free it in between
-  // (a SEGV in natsConn_processMsg, 1 run in 15 under ASan).
-  ~delivered_commits() {
-    natsConnection_Close(nc_);
-    natsSubscription_Destroy(sub_);
-    natsConnection_Destroy(nc_);
-  }
-  delivered_commits(const delivered_commits&) = delete;
-  delivered_commits& operator=(const delivered_commits&) = delete;
+  explicit delivered_commits(const std::string& url) : inboxes_(url, "_INBOX.>") {}
   // Those delivered since the last call.
   int take() {
     int n = 0;
-    natsMsg* m = nullptr;
-    while (natsSubscription_NextMsg(&m, sub_, 200) == NATS_OK) {
+    while (natsMsg* m = inboxes_.next(std::chrono::milliseconds{200})) {
       n += raw_header(m, "Es-Aggregate-Id").has_value();
       natsMsg_Destroy(m);
     }
@@ -466,8 +451,7 @@ class delivered_commits {
   }
 
  private:
-  natsConnection* nc_ = nullptr;
-  natsSubscription* sub_ = nullptr;
+  jetsource::test::subject_watcher inboxes_;
 };
 
 // A refused append looks for its own commit only where it can be: the aggregate's first commit

@@ -4,11 +4,14 @@
 #include <jetsource/repository.hpp>
 
 #include "nats_fixture.hpp"
+#include "subject_watcher.hpp"
 #include "test_domain.hpp"
 
 #include <nats/nats.h>
 
+#include <chrono>
 #include <future>
+#include <optional>
 #include <string_view>
 
 using namespace bank;
@@ -23,13 +26,10 @@ class PresumeNewTest : public jetsource::test::nats_test {
     store_.emplace(open_store());
     // A second connection sees every JetStream API request the store makes ($JS.API.>): the
     // reads of a load are direct gets or message gets there; an append is not.
-    ASSERT_EQ(natsConnection_ConnectTo(&watcher_, server_->url().c_str()), NATS_OK);
-    ASSERT_EQ(natsConnection_SubscribeSync(&api_, watcher_, "$JS.API.>"), NATS_OK);
-    ASSERT_EQ(natsConnection_Flush(watcher_), NATS_OK);
+    api_.emplace(server_->url(), "$JS.API.>");
   }
   void TearDown() override {
-    natsSubscription_Destroy(api_);
-    natsConnection_Destroy(watcher_);
+    api_.reset();
     store_.reset();
     nats_test::TearDown();
   }
@@ -40,10 +40,9 @@ class PresumeNewTest : public jetsource::test::nats_test {
   // The reads the store asked the server for since the last call (not a consumer's deletion,
   // which the store's reaper may send at any time).
   int reads() {
-    EXPECT_EQ(natsConnection_Flush(watcher_), NATS_OK);
+    api_->flush();
     int n = 0;
-    natsMsg* m = nullptr;
-    while (natsSubscription_NextMsg(&m, api_, 100) == NATS_OK) {
+    while (natsMsg* m = api_->next(std::chrono::milliseconds{100})) {
       std::string_view subject = natsMsg_GetSubject(m);
       n += subject.starts_with("$JS.API.DIRECT.GET.") ||
            subject.starts_with("$JS.API.STREAM.MSG.GET.") ||
@@ -58,8 +57,7 @@ class PresumeNewTest : public jetsource::test::nats_test {
     return s ? *s : 0;
   }
   std::optional<jetsource::event_store> store_;
-  natsConnection* watcher_ = nullptr;
-  natsSubscription* api_ = nullptr;
+  std::optional<jetsource::test::subject_watcher> api_;
 };
 
 TEST_F(PresumeNewTest, ACreateAppendsWithoutReadingTheStream) {
