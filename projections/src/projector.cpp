@@ -143,6 +143,7 @@ result<void> projector::stop() {
     std::lock_guard wl(s.watch_mutex);  // the watcher sees `stopping` as it waits, or next time
   }
   s.watch_wake.notify_all();
+  if (s.pull) s.pull->wake();  // the fetcher sees `stopping` now, not after its wait (20 ms)
   if (s.watcher.joinable()) s.watcher.join();
   if (s.fetcher.joinable()) s.fetcher.join();  // ends when its requests are answered or expired
   if (s.workers) s.workers->drain();           // what they were given, within the deadline

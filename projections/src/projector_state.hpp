@@ -6,8 +6,9 @@
 // Who owns what:
 // - Set by start() before any thread runs, read-only afterwards: conn_handle, conn, nc, proj,
 //   opts, file, consumer, cumulative, stream_created; live_lock is released by stop() only.
-// - The fetcher thread (while it runs; stop() joins it before touching them): pull, and the
-//   loop state inside fetch_loop. The watcher thread: only its own loop state (check_position).
+// - The fetcher thread (while it runs; stop() joins it before touching them): pull (but for
+//   pull->wake(), which stop() calls first), and the loop state inside fetch_loop. The watcher
+//   thread: only its own loop state (check_position).
 // - Worker i's thread: slots[i]->apply (retry/skip run there too, as posted tasks), or the
 //   fetcher thread while it applies a few deliveries itself with worker 0 held idle
 //   (keyed_workers::run_here, W = 1 only); after the workers are drained, stop()'s thread.

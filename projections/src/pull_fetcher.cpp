@@ -41,6 +41,7 @@ result<pull_fetcher> pull_fetcher::open(natsConnection* nc, const std::string& s
     return nats_error(st, "create inbox");
   f.inbox_ = inbox;
   natsInbox_Destroy(inbox);
+  f.wake_subject_ = f.inbox_ + ".wake";
   natsSubscription* sub = nullptr;
   if (natsStatus st = natsConnection_SubscribeSync(&sub, nc, (f.inbox_ + ".*").c_str());
       st != NATS_OK)
@@ -138,6 +139,11 @@ pull_fetcher::outcome pull_fetcher::next(delivery& out, std::chrono::millisecond
   out.msg = std::move(m);
   out.meta = *meta;
   return outcome::message;
+}
+
+void pull_fetcher::wake() const noexcept {
+  // No reply subject and no Status header: next() takes it for nothing of the consumer's.
+  (void)natsConnection_Publish(nc_, wake_subject_.c_str(), nullptr, 0);
 }
 
 void pull_fetcher::reset() {

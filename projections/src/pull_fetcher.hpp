@@ -8,8 +8,9 @@
 // outstanding requests are given up at once instead of at their deadline (a stall of
 // pull_expires + 250 ms otherwise: docs/performance.md, "Soak").
 //
-// Thread-safety: none; one owner (the projector's fetcher thread). Messages it returns are the
-// caller's (natsMsg has one owner).
+// Thread-safety: one owner (the projector's fetcher thread), except wake(), which any thread may
+// call (it reads only what open() set). Messages it returns are the caller's (natsMsg has one
+// owner).
 #pragma once
 
 #include <jetsource/result.hpp>
@@ -50,6 +51,10 @@ class pull_fetcher {
   /// the subscription is gone for good.
   outcome next(delivery& out, std::chrono::milliseconds longest = std::chrono::milliseconds(20));
 
+  /// Ends the owner's wait in next() (which returns `nothing`) by sending an empty message to the
+  /// fetcher's own inbox: stop() then takes one round trip, not up to `longest`. Any thread.
+  void wake() const noexcept;
+
   /// The consumer was recreated: forget the outstanding requests and drop every message of the
   /// old consumer already received.
   void reset();
@@ -75,6 +80,7 @@ class pull_fetcher {
   std::string name_;          // for log lines: the projection's name
   std::string next_subject_;  // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
   std::string inbox_;
+  std::string wake_subject_;  // <inbox>.wake (wake())
   subscription_ptr sub_;
   std::deque<pull> requests_;
   ack_subject_reader ack_reader_;  // the consumer's ack subjects share their prefix

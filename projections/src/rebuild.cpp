@@ -46,8 +46,13 @@ struct rebuild_job {
   const projector_options& live;
   const rebuild_options& o;
   std::string consumer;
-  clock::time_point t0;  // when the replay started
+  clock::time_point t0;       // when the replay started
+  clock::time_point stopped;  // when the replay's projector had stopped (for the log)
 };
+
+double ms_between(clock::time_point a, clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
 
 // The rebuild's own consumer goes before a new generation starts (asked again while a cluster
 // elects a leader, for the live options' start_patience).
@@ -171,7 +176,7 @@ void report_progress(const rebuild_job& j, const projection_status& st, std::uin
 
 // Runs a projector on `file` until it has applied the stream's head; returns that sequence and
 // sets out.events. Dead letters discard the file.
-result<std::uint64_t> replay(const rebuild_job& j, const std::filesystem::path& file,
+result<std::uint64_t> replay(rebuild_job& j, const std::filesystem::path& file,
                              std::uint64_t events_before, std::uint64_t mark_before,
                              rebuild_result& out) {
   JETSOURCE_TRY(rp, projector::start(j.conn, j.p, replay_options(j, file)));
@@ -207,6 +212,7 @@ result<std::uint64_t> replay(const rebuild_job& j, const std::filesystem::path& 
                   secs > 0 ? static_cast<double>(out.commits) / secs : 0});
   }
   JETSOURCE_TRY(rp.stop());
+  j.stopped = clock::now();
   return caught_up;
 }
 
@@ -265,9 +271,19 @@ result<rebuild_result> rebuild(const connection& conn, const projection& p,
   JETSOURCE_TRY(caught_up, replay(job, file, events_before, mark_before, out));
   JETSOURCE_TRY(set_status(file, p.name(), "live"));
   out.sequence = caught_up;
+  const auto durable = clock::now();
 
   JETSOURCE_TRY(switch_or_hand_over(job, file, out));
-  out.seconds = std::chrono::duration<double>(clock::now() - job.t0).count();
+  const auto end = clock::now();
+  out.seconds = std::chrono::duration<double>(end - job.t0).count();
+  const auto caught = job.t0 + std::chrono::duration_cast<clock::duration>(
+                                   std::chrono::duration<double>(out.replay_seconds));
+  detail::log()->info(
+      "projection {}: rebuilt into {} in {:.3f} s: {} events replayed in {:.3f} s, then stop "
+      "{:.1f} ms, durable {:.1f} ms, {} {:.1f} ms",
+      p.name(), file.filename().string(), out.seconds, out.events, out.replay_seconds,
+      ms_between(caught, job.stopped), ms_between(job.stopped, durable),
+      out.adopted_by_live ? "adopted by the live projector" : "switch", ms_between(durable, end));
   return out;
 }
 

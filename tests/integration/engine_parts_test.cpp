@@ -76,6 +76,26 @@ TEST_F(engine_parts_test, PullFetcherResetDropsWhatTheOldConsumerSent) {
   for (int i = 0; i < 10; ++i) EXPECT_NE(f->next(d), pull_fetcher::outcome::message);
 }
 
+// stop() wakes the fetcher with an empty message to its own inbox: it ends the wait as nothing of
+// the consumer's, and leaves the requests and what they still owe as they were.
+TEST_F(engine_parts_test, PullFetcherWokenFromAnotherThreadReturnsNothingAndOwesTheSame) {
+  ASSERT_TRUE(detail::create_consumer(state(), "TEST", "parts", proj(), opts("parts"), true, 1));
+  auto f = pull_fetcher::open(detail::state_of(*conn_)->nc.get(), "TEST", "parts", "balances");
+  ASSERT_TRUE(f) << f.error();
+  f->request(10, 30s);
+  std::thread([&] { f->wake(); }).join();
+  pull_fetcher::delivery d;
+  EXPECT_EQ(f->next(d, 10s), pull_fetcher::outcome::nothing);
+  EXPECT_FALSE(d.msg);
+  EXPECT_EQ(f->requests(), 1u);
+  EXPECT_EQ(f->outstanding(), 10u);
+  // The request still delivers what comes next.
+  const auto last = run("acc-1", bank::open_account{"o", 1});
+  auto seqs = pull_all(*f, 1);
+  ASSERT_EQ(seqs.size(), 1u);
+  EXPECT_EQ(seqs.front(), last);
+}
+
 TEST_F(engine_parts_test, BindRecreatesAConsumerThatDoesNotContinueFromTheMark) {
   std::uint64_t last = 0;
   for (int i = 0; i < 4; ++i) last = run("acc-" + std::to_string(i), bank::open_account{"o", 1});

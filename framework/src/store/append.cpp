@@ -85,7 +85,7 @@ result<std::optional<append_result>> landed_earlier(const store_state& st, const
   const auto ours = [&](natsMsg* m) -> std::optional<append_result> {
     if (m == nullptr || commit_id_of(m) != b.commit_id) return std::nullopt;
     auto v = version_of(m);
-    return append_result{natsMsg_GetSequence(m), v ? *v : c.version,
+    return append_result{detail::store::reply_sequence(m), v ? *v : c.version,
                          append_status::already_appended, b.commit_id};
   };
   if (auto mine = ours(last)) return mine;
@@ -136,7 +136,7 @@ result<append_result> event_store::append(const commit& c) {
   auto last = head_message(st, subject);
   auto earlier = landed_earlier(st, *built, c, last && *last ? last->get() : nullptr);
   if (earlier && *earlier) return std::move(**earlier);
-  std::uint64_t actual = last && *last ? natsMsg_GetSequence(last->get()) : 0;
+  std::uint64_t actual = last && *last ? detail::store::reply_sequence(last->get()) : 0;
   if (auto pos = text.rfind(": "); pos != std::string::npos)
     if (auto n = parse_u64(text.substr(pos + 2)); n) actual = *n;  // the server's view
 

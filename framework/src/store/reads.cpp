@@ -87,30 +87,13 @@ result<msg_ptr> last_on_subject(const store_state& st, const std::string& stream
   return direct_get(st.js.get(), stream, o, fmt::format("read last message of {}", subject), wait);
 }
 
-// While a replicated stream elects a leader (seconds after its leader died), the server answers
-// "JetStream system temporarily unavailable" at once: asked again until the request's own
-// timeout has passed, and then a timeout, as when no answer comes at all.
 result<msg_ptr> last_from_leader(const store_state& st, const std::string& stream,
                                  const std::string& subject, std::chrono::milliseconds wait) {
-  const auto patience = wait.count() > 0 ? wait : st.conn->options.request_timeout;
-  const auto give_up = std::chrono::steady_clock::now() + patience;
-  const auto what = fmt::format("read last message of {} from the stream leader", subject);
-  jsOptions jo;
-  jsOptions_Init(&jo);
-  jo.Wait = patience.count();
-  for (;;) {
-    natsMsg* raw = nullptr;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    natsStatus s = js_GetLastMsg(&raw, st.js.get(), stream.c_str(), subject.c_str(), &jo, &jerr);
-    if (s == NATS_OK) return msg_ptr(raw);
-    if (s == NATS_NOT_FOUND) return msg_ptr{};
-    if (jerr != JSClusterNotAvailErr && jerr != JSClusterNotLeaderErr)
-      return nats_error(s, what, jerr);
-    if (std::chrono::steady_clock::now() >= give_up)
-      return make_error(errc::timeout, "{}: no leader answered within {} ms ({})", what,
-                        patience.count(), nats_error(s, what, jerr).message);
-    std::this_thread::sleep_for(std::chrono::milliseconds{50});
-  }
+  return from_leader(
+      st, {.stream = stream,
+           .last_by_subject = subject,
+           .what = fmt::format("read last message of {} from the stream leader", subject),
+           .patience = wait.count() > 0 ? wait : st.conn->options.request_timeout});
 }
 
 result<msg_ptr> head_message(const store_state& st, const std::string& subject) {
@@ -129,13 +112,13 @@ result<std::uint64_t> version_of(natsMsg* m, std::uint64_t seq) {
 }
 
 result<std::uint64_t> version_of(natsMsg* m) {
-  return version_of(m, natsMsg_GetSequence(m));
+  return version_of(m, reply_sequence(m));
 }
 
 result<commit_head> head_of(natsMsg* m) {
   auto v = version_of(m);
   if (!v) return std::move(v).error();
-  return commit_head{natsMsg_GetSequence(m), *v, commit_id_of(m),
+  return commit_head{reply_sequence(m), *v, commit_id_of(m),
                      detail::event_count(header(m, detail::hdr_events))};
 }
 
@@ -146,19 +129,12 @@ std::string commit_id_of(natsMsg* m) {
 
 result<msg_ptr> get_from_leader(const store_state& st, std::uint64_t sequence,
                                 std::chrono::milliseconds patience) {
-  const auto deadline = std::chrono::steady_clock::now() + patience;
-  for (;;) {
-    natsMsg* raw = nullptr;
-    jsErrCode jerr = static_cast<jsErrCode>(0);
-    natsStatus s =
-        js_GetMsg(&raw, st.js.get(), st.options.stream.c_str(), sequence, nullptr, &jerr);
-    if (s == NATS_OK) return msg_ptr(raw);
-    if (s != NATS_NOT_FOUND)
-      return nats_error(s, fmt::format("read sequence {} of {}", sequence, st.options.stream),
-                        jerr);
-    if (std::chrono::steady_clock::now() >= deadline) return msg_ptr{};
-    std::this_thread::sleep_for(std::chrono::milliseconds{20});
-  }
+  return from_leader(st,
+                     {.stream = st.options.stream,
+                      .sequence = sequence,
+                      .what = fmt::format("read sequence {} of {}", sequence, st.options.stream),
+                      .patience = patience,
+                      .retry_not_found = true});
 }
 
 namespace {

@@ -31,6 +31,21 @@ inline bool heads_from_leader(const store_state& st) {
   return st.options.replicas > 1;
 }
 
+/// One message get answered by a replicated stream's leader ($JS.API.STREAM.MSG.GET): the
+/// message at `sequence`, or the last on `last_by_subject` when that is set.
+struct leader_get {
+  const std::string& stream;
+  std::uint64_t sequence = 0;
+  std::string last_by_subject;
+  std::string what;  ///< for errors: "read sequence 7 of ORDERS"
+  std::chrono::milliseconds patience{5000};
+  bool retry_not_found = false;  ///< "none" is asked again until `patience` (a new leader)
+};
+/// The message (nullptr: none). While the stream elects a leader, asked again until `patience`,
+/// then errc::timeout. Members that answer "no leader" at once (nats-server 2.9.10 lets them)
+/// do not hide the leader's answer: leader_gets.cpp. Its stream sequence: reply_sequence.
+result<msg_ptr> from_leader(const store_state& st, const leader_get& g);
+
 /// The last message on `subject` of `stream`, read from the stream's leader
 /// ($JS.API.STREAM.MSG.GET; nullptr: none). `wait` 0: the context's timeout.
 result<msg_ptr> last_from_leader(const store_state& st, const std::string& stream,
@@ -45,7 +60,7 @@ result<msg_ptr> head_message(const store_state& st, const std::string& subject);
 /// A commit's Es-Version (`seq`: its stream sequence, for the message); errc::decode_failed when
 /// missing or not a number.
 result<std::uint64_t> version_of(natsMsg* m, std::uint64_t seq);
-/// The same for a message from a direct get (which carries its sequence).
+/// The same for a message from a direct get or a leader get (which carry their sequence).
 result<std::uint64_t> version_of(natsMsg* m);
 
 /// A commit's id: Es-Commit-Id when Nats-Msg-Id holds a commit slot, else Nats-Msg-Id.
@@ -58,7 +73,7 @@ std::string commit_id_of(natsMsg* m);
 result<msg_ptr> get_from_leader(const store_state& st, std::uint64_t sequence,
                                 std::chrono::milliseconds patience = std::chrono::seconds{2});
 
-/// Sequence, version and commit id of a commit from a direct get.
+/// Sequence, version and commit id of a commit from a direct get or a leader get.
 result<commit_head> head_of(natsMsg* m);
 
 /// One get of last_on_subjects: the last message on `subject` of `stream`, awaited at most `wait`.
@@ -77,8 +92,8 @@ struct last_get {
 std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
                                               const std::vector<last_get>& gets);
 
-/// The stream sequence of a message from last_on_subjects (a direct get's Nats-Sequence header,
-/// or the leader's answer's sequence); 0 if none.
+/// The stream sequence of a message from a get: last_on_subjects, direct_get, from_leader (their
+/// Nats-Sequence header, else what nats.c decoded); 0 if none.
 std::uint64_t reply_sequence(natsMsg* m);
 
 }  // namespace jetsource::detail::store
