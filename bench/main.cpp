@@ -16,6 +16,7 @@
 
 #include <jetsource/server.hpp>
 
+#include <spdlog/cfg/env.h>
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
@@ -241,6 +242,7 @@ int main(int argc, char** argv) {
     bench::stream_scheme = jetsource::concurrency_scheme::subject_sequence;
   if (scheme == "commit_slot") bench::stream_scheme = jetsource::concurrency_scheme::commit_slot;
   spdlog::set_level(spdlog::level::warn);
+  spdlog::cfg::load_env_levels();  // SPDLOG_LEVEL=info shows the library's log lines
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 

@@ -6,6 +6,9 @@
 // commit behind, or not at all.
 #include "cluster_fixture.hpp"
 #include "nats_fixture.hpp"
+#include "store/commit_message.hpp"
+#include "store/reads.hpp"
+#include "store/store_state.hpp"
 
 #include <jetsource/connection.hpp>
 #include <jetsource/event_store.hpp>
@@ -174,6 +177,58 @@ TEST_F(r3_reads, AMemberThatAnswersNoLeaderFirstDoesNotHideTheLeadersAnswer) {
   EXPECT_EQ(again->status, append_status::already_appended);
   EXPECT_EQ(again->sequence, a->sequence);
   EXPECT_GE(member.answered(), rounds * 2);
+}
+
+// A read whose ordered consumer goes silent (the server may place it on a follower that lags)
+// reads the rest from the stream leader, one message get per commit (next_by_subj): the commits
+// of one aggregate, in order, skipping the others', through a node where a member answers "no
+// leader" first.
+TEST_F(r3_reads, TheLeaderHandsOutAnAggregatesCommitsOneByOne) {
+  const int lead = cluster_.index_of(cluster_.stream_leader("RAW"));
+  ASSERT_GE(lead, 0);
+  const int follower = (lead + 1) % cluster_.size();
+  event_store& writer = stores_[static_cast<std::size_t>(lead)];
+  std::vector<std::uint64_t> ys;
+  std::uint64_t expected_y = 0, expected_z = 0;
+  for (std::uint64_t v = 1; v <= 3; ++v) {
+    for (const char* id : {"y", "z"}) {
+      auto& expected = id[0] == 'y' ? expected_y : expected_z;
+      auto a = writer.append({.aggregate_type = "T",
+                              .aggregate_id = id,
+                              .expected_sequence = expected,
+                              .version = v,
+                              .event_types = "Made",
+                              .body = "{}"});
+      ASSERT_TRUE(a) << a.error();
+      expected = a->sequence;
+      if (id[0] == 'y') ys.push_back(a->sequence);
+    }
+  }
+  detail::store_state st;
+  st.options = {.stream = "RAW", .subject_prefix = "raw", .replicas = 3};
+  st.conn = detail::state_of(conns_[static_cast<std::size_t>(follower)]);
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_JetStream(&js, st.conn->nc.get(), nullptr), NATS_OK);
+  st.js.reset(js);
+  auto subject = detail::store::make_subject(st.options, "T", "y");
+  ASSERT_TRUE(subject) << subject.error();
+
+  no_leader_member member(cluster_.url(follower), "RAW");
+  std::vector<std::uint64_t> got;
+  for (std::uint64_t next = 1;;) {
+    auto m = detail::store::from_leader(
+        st, {.stream = "RAW", .sequence = next, .next_by_subject = *subject, .what = "test"});
+    ASSERT_TRUE(m) << m.error();
+    if (!*m) break;
+    EXPECT_EQ(std::string(natsMsg_GetSubject(m->get())), *subject);
+    auto v = detail::store::version_of(m->get());
+    ASSERT_TRUE(v) << v.error();
+    EXPECT_EQ(*v, got.size() + 1);
+    got.push_back(detail::store::reply_sequence(m->get()));
+    next = got.back() + 1;
+  }
+  EXPECT_EQ(got, ys);
+  EXPECT_GE(member.answered(), 4);
 }
 
 }  // namespace

@@ -78,20 +78,21 @@ result<msg_ptr> stored_message(const nlohmann::json& j, std::string_view what) {
   return m;
 }
 
-// One answer on the inbox: the message, none (nullptr), "no leader here" (nullopt), or an error.
-std::optional<result<msg_ptr>> read_answer(natsMsg* reply, std::string_view what) {
+// One answer on the inbox: the message, none (nullptr), or an error; `no_leader` is set when it
+// said "no leader here".
+result<msg_ptr> read_answer(natsMsg* reply, std::string_view what, bool& no_leader) {
   auto j =
       nlohmann::json::parse(natsMsg_GetData(reply),
                             natsMsg_GetData(reply) + natsMsg_GetDataLength(reply), nullptr, false);
   if (j.is_discarded() || !j.is_object())
-    return result<msg_ptr>(make_error(errc::server_error, "{}: an answer that is not JSON", what));
+    return make_error(errc::server_error, "{}: an answer that is not JSON", what);
   if (auto m = j.find("message"); m != j.end() && m->is_object()) return stored_message(*m, what);
   const auto& e = j.value("error", nlohmann::json::object());
   const int code = e.value("err_code", 0);
-  if (leaderless(code)) return std::nullopt;
-  if (code == JSNoMessageFoundErr || e.value("code", 0) == 404) return result<msg_ptr>(msg_ptr{});
-  return result<msg_ptr>(make_error(errc::server_error, "{}: {} (jetstream error {})", what,
-                                    e.value("description", std::string("no description")), code));
+  no_leader = leaderless(code);
+  if (code == JSNoMessageFoundErr || e.value("code", 0) == 404) return msg_ptr{};
+  return make_error(errc::server_error, "{}: {} (jetstream error {})", what,
+                    e.value("description", std::string("no description")), code);
 }
 
 // Sends `body` to the message get API on an inbox of our own and waits for an answer other than
@@ -127,7 +128,9 @@ result<msg_ptr> ask_every_server(const store_state& st, const std::string& strea
       msg_ptr reply(raw);
       if (s == NATS_TIMEOUT) break;
       if (s != NATS_OK) return done(nats_error(s, what));
-      if (auto answer = read_answer(reply.get(), what)) return done(std::move(*answer));
+      bool no_leader = false;
+      auto answer = read_answer(reply.get(), what, no_leader);
+      if (!no_leader) return done(std::move(answer));
     }
     if (clock_type::now() >= give_up)
       return done(make_error(errc::timeout,
@@ -141,6 +144,11 @@ result<msg_ptr> ask_every_server(const store_state& st, const std::string& strea
 
 result<msg_ptr> from_leader(const store_state& st, const leader_get& g) {
   const auto give_up = clock_type::now() + g.patience;
+  if (!g.next_by_subject.empty())  // nats.c 3.4.1 has no call for it
+    return ask_every_server(
+        st, g.stream,
+        nlohmann::json{{"seq", g.sequence}, {"next_by_subj", g.next_by_subject}}.dump(), g.what,
+        give_up);
   jsOptions jo;
   jsOptions_Init(&jo);
   jo.Wait = g.patience.count();

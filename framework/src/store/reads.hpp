@@ -37,7 +37,8 @@ struct leader_get {
   const std::string& stream;
   std::uint64_t sequence = 0;
   std::string last_by_subject;
-  std::string what;  ///< for errors: "read sequence 7 of ORDERS"
+  std::string next_by_subject;  ///< the first message on it at or after `sequence`
+  std::string what;             ///< for errors: "read sequence 7 of ORDERS"
   std::chrono::milliseconds patience{5000};
   bool retry_not_found = false;  ///< "none" is asked again until `patience` (a new leader)
 };
