@@ -230,6 +230,8 @@ result<void> read_from_leader(const store_state& st, const std::string& subject,
     if (!*m)
       return make_error(errc::internal, "{}: no message, expected one at {}", what, last_seq);
     const std::uint64_t seq = reply_sequence(m->get());
+    if (seq < next)  // not what was asked for: never hand over a commit twice
+      return make_error(errc::internal, "{}: the answer is sequence {}", what, seq);
     if (seq >= last_seq) break;
     if (auto r = sink(m->get(), seq); !r) return r;
     next = seq + 1;
@@ -252,7 +254,10 @@ result<void> read_ordered(const store_state& st, const std::string& subject, std
   natsStatus s = js_SubscribeSync(&raw, st.js.get(), subject.c_str(), nullptr, &so, &jerr);
   detail::subscription_ptr sub(raw);
   if (s != NATS_OK) return nats_error(s, fmt::format("read {} (ordered consumer)", subject), jerr);
-  const auto wait = st.conn->options.request_timeout.count();
+  // On a replicated stream a silent consumer is not waited out: the leader has the rest.
+  const auto wait = heads_from_leader(st)
+                        ? std::min<std::int64_t>(st.conn->options.request_timeout.count(), 1000)
+                        : st.conn->options.request_timeout.count();
   for (std::uint64_t expected = from;;) {  // the next sequence the read needs
     natsMsg* next = nullptr;
     s = natsSubscription_NextMsg(&next, sub.get(), wait);
@@ -272,6 +277,9 @@ result<void> read_ordered(const store_state& st, const std::string& subject, std
       seq = md->Sequence.Stream;
       jsMsgMetaData_Destroy(md);
     }
+    // Each sequence goes to the sink once, in order: one delivered again (nats.c recreates an
+    // ordered consumer it finds out of step) was handed over already.
+    if (seq < expected) continue;
     if (seq >= last_seq) {                                // the last message is already in hand
       st.reaper->add(st.conn->nc.get(), std::move(sub));  // deleted off the caller's path
       return success();
