@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -92,6 +93,17 @@ struct last_get {
 /// that get's error (errc::timeout when not answered within its `wait`).
 std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
                                               const std::vector<last_get>& gets);
+
+/// What a read does with each message before the subject's last one (in order): the message and
+/// its stream sequence. The message is only lent.
+using message_sink = std::function<result<void>(natsMsg*, std::uint64_t)>;
+
+/// Hands the messages of `subject` with sequence in (after, last_seq) to `sink` in order, once
+/// each; the last one (with `last_version` and `last_events` from its headers) is the caller's
+/// (range_reads.cpp).
+result<void> read_range(const store_state& st, const std::string& subject, std::uint64_t after,
+                        std::uint64_t last_seq, std::uint64_t last_version, std::size_t last_events,
+                        const message_sink& sink);
 
 /// The stream sequence of a message from a get: last_on_subjects, direct_get, from_leader (their
 /// Nats-Sequence header, else what nats.c decoded); 0 if none.
