@@ -44,10 +44,7 @@ TEST(VersionChain, ACommitHandedOverTwiceBreaksIt) {
   EXPECT_FALSE(chain.follows(v2.m, 12));  // the same version again, at another sequence
   EXPECT_TRUE(chain.broken());
   EXPECT_FALSE(chain.complete());
-  EXPECT_EQ(chain.last_sequence(), 11u);  // where the leader takes over
-  chain.resume();
-  commit_msg again_v2(2);
-  EXPECT_FALSE(chain.follows(again_v2.m, 12));
+  EXPECT_EQ(chain.last_sequence(), 11u);  // the leader's commits are read after it
 }
 
 TEST(VersionChain, AMissingCommitOrAnEarlierSequenceBreaksIt) {
@@ -76,7 +73,7 @@ TEST(VersionChain, ARangeThatStopsShortOfTheHeadIsNotComplete) {
   EXPECT_TRUE(chain.follows(v1.m, 10));
   EXPECT_TRUE(chain.follows(v2.m, 11));
   EXPECT_FALSE(chain.complete());
-  chain.resume();  // the leader hands over the rest
+  EXPECT_FALSE(chain.broken());
   EXPECT_TRUE(chain.follows(v3.m, 15));
   EXPECT_TRUE(chain.complete());
 }

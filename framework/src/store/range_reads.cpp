@@ -187,19 +187,15 @@ result<void> read_range(const store_state& st, const std::string& subject, std::
   auto r = read_range_from(st, subject, after, last_seq, last_version, last_events, checked);
   if (r && chain.complete()) return r;
   if (!r && !chain.broken()) return r;  // the sink's own error, or the read's
+  // The leader's commits are handed over as it has them: it is the authority (a stream written
+  // with the plain subject expectation on R3 can hold a version twice: ADR 0015).
   const std::uint64_t from = std::max(chain.last_sequence(), after) + 1;
   log()->warn(
-      "read {}: a replica's commits do not follow from sequence {} to the head at {}: "
-      "reading them from the stream leader",
-      subject, from, last_seq);
-  chain.resume();
-  JETSOURCE_TRY(read_from_leader(st, subject, from, last_seq, checked));
-  if (!chain.complete())
-    return make_error(errc::decode_failed,
-                      "read {}: the stream leader's commits before sequence {} do not reach the "
-                      "head's version {}",
-                      subject, last_seq, last_version);
-  return success();
+      "read {}: the commits a replica handed over do not lead to the head's version {} (a "
+      "replica behind or drifted, or a version stored twice): reading from sequence {} from "
+      "the stream leader",
+      subject, last_version, from);
+  return read_from_leader(st, subject, from, last_seq, sink);
 }
 
 }  // namespace jetsource::detail::store

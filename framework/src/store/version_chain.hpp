@@ -38,8 +38,6 @@ class version_chain {
   bool complete() const { return !broken_ && (!check_end_ || !known_ || version_ == end_); }
   std::uint64_t last_sequence() const { return seq_; }
   bool broken() const { return broken_; }
-  /// Reading goes on elsewhere, after the last commit that followed.
-  void resume() { broken_ = false; }
 
  private:
   bool known_;  // version_ is the version before the next commit (0 before the first)
