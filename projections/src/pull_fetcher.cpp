@@ -142,8 +142,12 @@ pull_fetcher::outcome pull_fetcher::next(delivery& out, std::chrono::millisecond
 }
 
 void pull_fetcher::wake() const noexcept {
-  // No reply subject and no Status header: next() takes it for nothing of the consumer's.
-  (void)natsConnection_Publish(nc_, wake_subject_.c_str(), nullptr, 0);
+  // A pull request that the server answers at once (a 404 status when nothing waits): any role
+  // that may pull may send it (an empty message to our own inbox would need the right to
+  // publish to _INBOX.>, which docs/security.md's PROJECTOR role does not have).
+  static constexpr char body[] = R"({"batch":1,"no_wait":true})";
+  (void)natsConnection_PublishRequest(nc_, next_subject_.c_str(), wake_subject_.c_str(), body,
+                                      static_cast<int>(sizeof body - 1));
 }
 
 void pull_fetcher::reset() {

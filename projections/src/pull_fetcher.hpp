@@ -51,8 +51,9 @@ class pull_fetcher {
   /// the subscription is gone for good.
   outcome next(delivery& out, std::chrono::milliseconds longest = std::chrono::milliseconds(20));
 
-  /// Ends the owner's wait in next() (which returns `nothing`) by sending an empty message to the
-  /// fetcher's own inbox: stop() then takes one round trip, not up to `longest`. Any thread.
+  /// Ends the owner's wait in next() by a pull request without waiting (no_wait, one message),
+  /// answered at once: next() returns `nothing` for its status, or the one message it brings.
+  /// stop() then takes one round trip, not up to `longest`. Any thread.
   void wake() const noexcept;
 
   /// The consumer was recreated: forget the outstanding requests and drop every message of the
@@ -80,7 +81,7 @@ class pull_fetcher {
   std::string name_;          // for log lines: the projection's name
   std::string next_subject_;  // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
   std::string inbox_;
-  std::string wake_subject_;  // <inbox>.wake (wake())
+  std::string wake_subject_;  // <inbox>.wake: the reply subject of wake()'s request
   subscription_ptr sub_;
   std::deque<pull> requests_;
   ack_subject_reader ack_reader_;  // the consumer's ack subjects share their prefix

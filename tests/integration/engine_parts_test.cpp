@@ -76,8 +76,9 @@ TEST_F(engine_parts_test, PullFetcherResetDropsWhatTheOldConsumerSent) {
   for (int i = 0; i < 10; ++i) EXPECT_NE(f->next(d), pull_fetcher::outcome::message);
 }
 
-// stop() wakes the fetcher with an empty message to its own inbox: it ends the wait as nothing of
-// the consumer's, and leaves the requests and what they still owe as they were.
+// stop() wakes the fetcher with a pull request the server answers at once (no_wait): with nothing
+// to deliver, its 404 ends the wait as nothing, and leaves the requests and what they still owe
+// as they were.
 TEST_F(engine_parts_test, PullFetcherWokenFromAnotherThreadReturnsNothingAndOwesTheSame) {
   ASSERT_TRUE(detail::create_consumer(state(), "TEST", "parts", proj(), opts("parts"), true, 1));
   auto f = pull_fetcher::open(detail::state_of(*conn_)->nc.get(), "TEST", "parts", "balances");
