@@ -10,7 +10,6 @@
 //
 // Thread-safety: none needed; everything here is the calling thread's (the inbox subscription
 // goes to the store's reaper, which retires it: late answers may still arrive).
-#include "log.hpp"
 #include "store/reads.hpp"
 #include "wire/headers.hpp"
 
