@@ -442,10 +442,14 @@ TEST(cluster_reactor_start, AMemberStartedWhileTheClusterHasNoQuorumStartsWhenIt
   ro.stream = "TEST";
   ro.lease = milliseconds(lease_ms);
   ro.metrics = nullptr;
+  // Once the quorum was back, nats-server 2.9.10 once took ~15 s more to give the bucket's new
+  // stream a leader (its first put: "no responders"), and the default 30 s ran out (ASan build,
+  // 2026-12-03). What this test shows is that the start waits: a patience well above that.
+  ro.start_patience = 90s;
   auto starting = std::async(std::launch::async, [&] {
     return reactor_member::start(*r3.conn, audit_reactor(rec, "m-1"), ro);
   });
-  std::this_thread::sleep_for(6s);  // well inside the start's patience (30 s)
+  std::this_thread::sleep_for(6s);  // well inside the start's patience
   r3.regain_quorum();
   auto member = starting.get();
   ASSERT_TRUE(member) << member.error();
