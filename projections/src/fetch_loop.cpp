@@ -33,7 +33,7 @@ class fetch_loop {
   void sync_with_consumer();
   void take(pull_fetcher::delivery& d);
   void hand_over();
-  void settle(bool final);
+  void settle(bool final, clock::time_point now);
   bool start_over();
   void check_refused();
   void housekeeping(clock::time_point now, bool stop);
@@ -81,7 +81,7 @@ void fetch_loop::run() {
     if (stop && drain_deadline == clock::time_point::max())
       drain_deadline = std::min(now + s_.opts.drain_timeout, s_.stop_deadline.load());
     if (stop && (drained() || now > drain_deadline)) {
-      settle(true);
+      settle(true, now);
       return;
     }
     if (!stop &&
@@ -105,8 +105,9 @@ void fetch_loop::run() {
         take(d);
     }
     hand_over();
-    settle(false);
-    housekeeping(clock::now(), stop);
+    const auto after = clock::now();
+    settle(false, after);
+    housekeeping(after, stop);
   }
 }
 
@@ -172,7 +173,7 @@ void fetch_loop::hand_over() {
 // Committed sequences advance the mark. With AckPolicy All one ack covers the committed prefix;
 // it goes out at most every few milliseconds (acks are for the server's bookkeeping: readers
 // wait for the mark, not for acks), and at once when the fetcher stops.
-void fetch_loop::settle(bool final) {
+void fetch_loop::settle(bool final, clock::time_point now) {
   {
     std::lock_guard lk(s_.done_mutex);
     committed_.swap(s_.done);
@@ -181,7 +182,6 @@ void fetch_loop::settle(bool final) {
   committed_.clear();
   const auto mark = tracker_.advance();
   if (synced_from_ != 0) return;
-  const auto now = clock::now();
   if (s_.cumulative && (final || now - last_ack_ >= milliseconds(5)))
     if (auto subject = tracker_.take_ack()) {
       ack(s_.nc, subject->c_str(), "+ACK");

@@ -46,7 +46,8 @@ class keyed_workers {
 
   std::size_t size() const noexcept { return workers_.size(); }
   std::size_t index_of(std::string_view key) const noexcept {
-    return fnv1a32(key) % workers_.size();
+    // One worker (the default): no hash and no division per message on the fetcher's thread.
+    return workers_.size() == 1 ? 0 : fnv1a32(key) % workers_.size();
   }
 
   void dispatch(std::string_view key, Item item) {

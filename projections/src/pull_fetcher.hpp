@@ -48,7 +48,8 @@ class pull_fetcher {
   enum class outcome { message, nothing, closed };
   /// Waits for the next message of the consumer (a few ms when no request is outstanding, at
   /// most `longest` otherwise); status messages are handled here. `closed`: the connection or
-  /// the subscription is gone for good.
+  /// the subscription is gone for good. With `longest` 0 (taking what has arrived) it reads no
+  /// clock: request expiries are checked by the next call that may wait.
   outcome next(delivery& out, std::chrono::milliseconds longest = std::chrono::milliseconds(20));
 
   /// Ends the owner's wait in next() by a pull request without waiting (no_wait, one message),
@@ -90,6 +91,10 @@ class pull_fetcher {
   std::uint64_t renewed_ = 0;
   std::chrono::milliseconds heartbeat_{50};
   std::chrono::steady_clock::time_point last_heard_ = std::chrono::steady_clock::now();
+  // The last clock reading (next() reads it only when it may wait), and whether something was
+  // heard since: last_heard_ moves to the next reading.
+  std::chrono::steady_clock::time_point now_ = last_heard_;
+  bool heard_ = false;
 };
 
 }  // namespace jetsource::detail
