@@ -136,4 +136,11 @@ result<jsConsumerInfo*> projector_state::consumer_info(consumer_info_ptr& holder
   return detail::consumer_info(*conn, opts.stream, consumer, holder);
 }
 
+std::optional<std::uint64_t> projector_state::consumer_backlog() const {
+  consumer_info_ptr holder;
+  auto ci = consumer_info(holder);
+  if (!ci) return std::nullopt;
+  return trusted_backlog(stream_clustered.load(), **ci);
+}
+
 }  // namespace jetsource::detail

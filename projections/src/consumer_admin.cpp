@@ -168,11 +168,22 @@ result<bool> bind_consumer(connection_state& c, const std::string& consumer, con
   return cumulative;
 }
 
+namespace {
+
+bool names_a_cluster(const jsStreamInfo& si) {
+  return si.Cluster != nullptr && si.Cluster->Name != nullptr && *si.Cluster->Name;
+}
+
+}  // namespace
+
+std::optional<std::uint64_t> trusted_backlog(bool clustered, const jsConsumerInfo& ci) {
+  if (clustered && (ci.Cluster == nullptr || ci.Cluster->Leader == nullptr || !*ci.Cluster->Leader))
+    return std::nullopt;
+  return ci.NumPending + static_cast<std::uint64_t>(ci.NumAckPending);
+}
+
 bool consumer_drained(const jsStreamInfo& si, const jsConsumerInfo& ci) {
-  if (ci.NumPending != 0 || ci.NumAckPending != 0) return false;
-  const bool clustered = si.Cluster != nullptr && si.Cluster->Name != nullptr && *si.Cluster->Name;
-  if (!clustered) return true;
-  return ci.Cluster != nullptr && ci.Cluster->Leader != nullptr && *ci.Cluster->Leader;
+  return trusted_backlog(names_a_cluster(si), ci) == std::uint64_t{0};
 }
 
 result<jsConsumerInfo*> consumer_info(connection_state& c, const std::string& stream,
@@ -207,7 +218,7 @@ result<stream_identity> identify_stream(connection_state& c, const std::string& 
     return nats_error(s, "stream info of " + stream, code);
   }
   stream_info_ptr holder(si);
-  stream_identity out{si->Created, si->State.LastSeq, {}};
+  stream_identity out{si->Created, si->State.LastSeq, {}, names_a_cluster(*si)};
   if (si->Config != nullptr && si->Config->SubjectsLen == 1)
     out.filter_all = si->Config->Subjects[0];
   return out;

@@ -71,6 +71,12 @@ result<jsConsumerInfo*> consumer_info(connection_state& c, const std::string& st
 /// election) with its config and zeroed state: "nothing pending" there means nothing.
 bool consumer_drained(const jsStreamInfo& si, const jsConsumerInfo& ci);
 
+/// What the consumer still has to deliver or to have acknowledged (NumPending + NumAckPending),
+/// when its answer can tell: on a clustered server only an answer that names the consumer's
+/// leader; nullopt for the zeroed answer of a consumer without a leader (an election), which
+/// would read as "caught up".
+std::optional<std::uint64_t> trusted_backlog(bool clustered, const jsConsumerInfo& ci);
+
 /// True when the consumer delivers exactly what follows a file whose every message up to
 /// `applied` is committed: it has acknowledged nothing beyond `applied`, and a consumer that has
 /// acknowledged nothing yet starts at `applied` + 1.
@@ -88,6 +94,7 @@ struct stream_identity {
   std::int64_t created = 0;  ///< ns since the epoch (jsStreamInfo.Created)
   std::uint64_t last_sequence = 0;
   std::string filter_all;  ///< its single subject when it has exactly one ("orders.>")
+  bool clustered = false;  ///< its server is in a cluster (the info names one)
 };
 /// errc::not_found when the stream does not exist; errc::unreachable without JetStream.
 result<stream_identity> identify_stream(connection_state& c, const std::string& stream);

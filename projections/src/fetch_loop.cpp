@@ -266,6 +266,8 @@ projector_state::position projector_state::check_position(bool& stream_missing) 
     return position::fine;
   }
   stream_missing = false;
+  stream_head = now->last_sequence;
+  stream_clustered = now->clustered;
   if (auto ok = check_stream(proj, opts.stream, stream_created, applied, *now); !ok) {
     fail(std::move(ok).error());
     return position::failed;

@@ -225,9 +225,24 @@ result<projection_status> projector::status() const {
   out.held = s.held();
   detail::describe_rebuild(out, s.opts.database, s.proj.name());
   out.duplicates = s.duplicates.load();
-  detail::consumer_info_ptr holder;
-  if (auto ci = s.consumer_info(holder))
-    out.pending = (*ci)->NumPending + static_cast<std::uint64_t>((*ci)->NumAckPending);
+  if (auto backlog = s.consumer_backlog()) {
+    out.pending = *backlog;
+  } else {
+    // The consumer's leader did not answer (an election, a reconnect): its zeroed answer would
+    // read as "caught up". Counted from the stream instead, as `projections status` counts a
+    // stopped projection's lag; when the stream does not answer either, its last sequence the
+    // watcher saw bounds it (that counts subjects a filter skips: it may say more).
+    const auto mark = s.mark.load();
+    std::optional<std::uint64_t> counted;
+    if (auto now = detail::identify_stream(*s.conn, s.opts.stream)) {
+      s.stream_head = now->last_sequence;
+      if (auto lag =
+              detail::messages_after(*s.conn, s.opts.stream, *now, s.proj.subject_filter(), mark))
+        counted = *lag;
+    }
+    const auto head = s.stream_head.load();
+    out.pending = counted.value_or(head > mark ? head - mark : 0);
+  }
   if (out.pending == 0) out.lag_seconds = 0;  // caught up
   return out;
 }

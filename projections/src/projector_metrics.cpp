@@ -72,12 +72,10 @@ void collect(projector_state& s, const projection_families& f, metrics::sink& ou
   const std::string_view name = s.proj.name();
   out.add(*f.applied, {name}, static_cast<double>(s.events_applied.load()));
   out.add(*f.failed, {name}, s.failed.load() ? 1 : 0);
-  std::optional<std::uint64_t> pending;
-  consumer_info_ptr holder;
-  if (auto ci = s.consumer_info(holder))
-    pending = (*ci)->NumPending + static_cast<std::uint64_t>((*ci)->NumAckPending);
+  // Without the backlog by the consumer leader's word (server unreachable, or an election) the
+  // lag series are left out, not guessed.
+  const std::optional<std::uint64_t> pending = s.consumer_backlog();
   if (pending) out.add(*f.lag_events, {name}, static_cast<double>(*pending));
-  // Without the backlog (server unreachable) the lag series are left out, not guessed.
   if (auto counts = read_counts(s)) {
     out.add(*f.dead_letters, {name}, static_cast<double>(counts->dead_letters));
     out.add(*f.parked, {name}, static_cast<double>(counts->parked));

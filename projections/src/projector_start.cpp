@@ -122,6 +122,8 @@ result<void> resume(projector_state& s, sqlite::database& db, const projector_op
   if (!here)
     return make_error(here.error().code, "projection {}: {}", p.name(), here.error().message);
   JETSOURCE_TRY(check_stream(p, o.stream, s.stream_created, max_sequence, *here));
+  s.stream_head = here->last_sequence;
+  s.stream_clustered = here->clustered;
   if (s.stream_created == 0) {
     s.stream_created = here->created;
     JETSOURCE_TRY(db.execute(

@@ -17,7 +17,8 @@
 // - done: committed sequences, workers -> fetcher, guarded by done_mutex.
 // - failure: guarded by failure_mutex; `failed` mirrors it for cheap checks.
 // - Atomics, any thread: buffered, mark, events_applied, duplicates, events_per_s,
-//   slots[i]->held, stopping, failed, stop_deadline, consumer_gone.
+//   slots[i]->held, stopping, failed, stop_deadline, consumer_gone, stream_head,
+//   stream_clustered.
 // - metrics_watch: set by start(); its collector runs on a scraping thread and reads atomics,
 //   db (under db_mutex) and the consumer's info.
 // Lock order: stop_mutex (stop() only) -> db_mutex -> done_mutex; failure_mutex and mark_mutex
@@ -78,6 +79,14 @@ struct projector_state {
   std::mutex watch_mutex;  // with watch_wake: stop() wakes the watcher
   std::condition_variable watch_wake;
   std::atomic<bool> consumer_gone{false};  // watcher -> fetcher: recreate the consumer
+  // The stream as start() and then the watcher last saw it (each second): its last sequence and
+  // whether its server is in a cluster. Read by status() and the metrics when the consumer's own
+  // answer cannot tell its backlog (trusted_backlog).
+  std::atomic<std::uint64_t> stream_head{0};
+  std::atomic<bool> stream_clustered{false};
+  /// The consumer's backlog by its leader's word; else (no answer, or one from a consumer
+  /// without a leader) nullopt.
+  std::optional<std::uint64_t> consumer_backlog() const;
 
   // -- shared ----------------------------------------------------------------------------------
   std::mutex db_mutex;

@@ -247,5 +247,33 @@ TEST_F(projector_test, TwoProjectionsInOneProcessEachSeeEveryEvent) {
   EXPECT_EQ(balances(dir_.path() / "a.db"), balances(dir_.path() / "b.db"));
 }
 
+// When its consumer's answer cannot tell the backlog (here the consumer is gone until the
+// watcher recreates it, within a second; on a cluster, a consumer without a leader answers with
+// zeroed counts), status() counts it from the stream: a projector behind never reads as caught
+// up (pending 0), which /readyz would have taken for ready.
+TEST_F(projector_test, WithoutItsConsumersAnswerTheStatusCountsTheBacklogFromTheStream) {
+  run("acc-1", bank::open_account{"ann", 0});
+  auto p = start(options("balances.db"));
+  bool checked = false;
+  std::uint64_t head = 0;
+  std::int64_t deposited = 0;
+  for (int attempt = 0; attempt < 3 && !checked; ++attempt) {
+    head = run("acc-1", bank::deposit{1, ""});
+    ASSERT_TRUE(p.wait_for(head, 10s));
+    delete_consumer(live_consumer());
+    for (int i = 0; i < 3; ++i) head = run("acc-1", bank::deposit{1, ""});
+    deposited += 4;
+    auto st = p.status();
+    ASSERT_TRUE(st) << st.error();
+    if (st->last_applied_seq >= head) continue;  // the watcher was quicker: try again
+    checked = true;
+    EXPECT_GT(st->pending, 0u) << "applied up to " << st->last_applied_seq << " of " << head;
+    EXPECT_EQ(st->pending, head - st->last_applied_seq);
+  }
+  EXPECT_TRUE(checked) << "the consumer came back before every status call";
+  ASSERT_TRUE(p.wait_for(head, 10s)) << "the recreated consumer delivers the rest";
+  EXPECT_EQ(std::get<2>(balances(dir_.path() / "balances.db").at(0)), deposited);
+}
+
 }  // namespace
 }  // namespace jetsource::test
