@@ -105,15 +105,15 @@ struct pipeline_options {
   bool decode = true;
   /// After the last commit, make the file durable as jetsource::rebuild does before it switches
   /// to its new file (PRAGMA synchronous=FULL, then a TRUNCATE checkpoint: the WAL copied into
-  /// the file and both synced), inside the timed span: what a hand-written rebuild that writes
-  /// with synchronous=OFF must do before anyone reads its output.
+  /// the file and both synced): what a hand-written rebuild that writes with synchronous=OFF
+  /// must do before anyone reads its output. Timed apart (raw_pipeline's `with_durable`).
   bool durable_at_end = false;
 };
-/// With `o.durable_at_end`, `before_durable` (when given) gets the rate without that last step,
-/// from the same run.
+/// The rate returned is up to the last commit and its ack, with or without `o.durable_at_end`;
+/// with it, `with_durable` (when given) gets the rate that includes the durability step.
 double raw_pipeline(const env& e, const std::string& stream, std::uint64_t events,
                     const std::filesystem::path& file, const pipeline_options& o,
-                    double* before_durable = nullptr);
+                    double* with_durable = nullptr);
 
 /// Both raw pipelines of one run, one after the other into files in `dir`: decoding the bodies
 /// (`o` as given) and not. Appends their events/s to `decoding` and `nodecode`, and the decoding
@@ -122,7 +122,7 @@ void raw_pipelines(const env& e, const std::string& stream, std::uint64_t events
                    const std::filesystem::path& dir, const pipeline_options& o,
                    std::vector<double>& decoding, std::vector<double>& nodecode,
                    std::vector<double>& decoding_cpu,
-                   std::vector<double>* decoding_before_durable = nullptr);
+                   std::vector<double>* decoding_durable = nullptr);
 /// Their result lines: `<name> method=pipeline ... cpu_us_per_event=…` and
 /// `<name> method=pipeline_nodecode ...`.
 void print_raw_pipelines(const char* name, const pipeline_options& o, std::int64_t events,

@@ -11,10 +11,10 @@
 // aggregate with the rebuild's settings (max_group per transaction, synchronous=OFF, the
 // projection's other pragmas). Target: >= 0.8 x the smaller raw rate (issue 4). And the
 // like-for-like raw pipeline (raw_pipeline) with the rebuild's batch, group, buffer and
-// synchronous=OFF, ending as the rebuild's replay does before its switch, with the file made
-// durable (synchronous=FULL, a TRUNCATE checkpoint): `ratio_pipeline`, target >= 0.95 (issue 17
-// §3). `ratio_pipeline_unsynced` compares with the same pipeline runs timed without that last
-// step (what `ratio_pipeline` meant before 2026-12-03, evening).
+// synchronous=OFF, timed to its last commit and ack: `ratio_pipeline`, target >= 0.95 (issue 17
+// §3). The pipeline then makes its file durable as the rebuild does before its switch
+// (synchronous=FULL, a TRUNCATE checkpoint); timed with that step, it is `raw_rebuild
+// method=pipeline_durable` and `ratio_pipeline_durable`.
 #include "read_side.hpp"
 
 #include <jetsource/projector.hpp>
@@ -66,7 +66,7 @@ void run_rebuild(const env& e) {
   };
 
   std::vector<double> js_rates, js_seconds, fetch_rates, fetch_all_rates, sqlite_rates,
-      pipeline_rates, nodecode_rates, pipeline_cpu, js_cpu, unsynced_rates;
+      pipeline_rates, nodecode_rates, pipeline_cpu, js_cpu, durable_rates;
   pipeline_options po{ro.batch, ro.max_group, static_cast<std::int64_t>(ro.max_buffered), true};
   po.durable_at_end = true;
   for (int run = 0; run < e.opt.runs; ++run) {
@@ -75,7 +75,7 @@ void run_rebuild(const env& e) {
         run,
         [&] {
           raw_pipelines(e, stream, last, tmp.dir, po, pipeline_rates, nodecode_rates, pipeline_cpu,
-                        &unsynced_rates);
+                        &durable_rates);
           note("rebuild run {}: raw pipeline {:.0f}/s (without decoding the bodies {:.0f}/s)",
                run + 1, pipeline_rates.back(), nodecode_rates.back());
           fetch_rates.push_back(raw_fetch_ack(e, stream, last, ro.batch));
@@ -126,7 +126,7 @@ void run_rebuild(const env& e) {
       .kv("ratio_pipeline", js.median / pipeline.median)
       .kv("target_pipeline", 0.95)
       .kv("ratio_pipeline_nodecode", js.median / nodecode.median)
-      .kv("ratio_pipeline_unsynced", js.median / summarize(unsynced_rates).median)
+      .kv("ratio_pipeline_durable", js.median / summarize(durable_rates).median)
       .stats("cpu_us_per_event", cpu)
       .kv("cpu_ratio_pipeline", pipe_cpu.median / cpu.median)
       .kv("ratio", js.median / floor)
@@ -134,6 +134,14 @@ void run_rebuild(const env& e) {
       .kv("pass", js.median / floor >= 0.8 ? 1 : 0)
       .print();
   print_raw_pipelines("raw_rebuild", po, events, pipeline, nodecode, pipe_cpu);
+  line("raw_rebuild")
+      .kv("method", "pipeline_durable")
+      .kv("batch", ro.batch)
+      .kv("per_tx", ro.max_group)
+      .kv("synchronous", "off")
+      .kv("events", events)
+      .stats("events_per_s", summarize(durable_rates))
+      .print();
   line("raw_rebuild")
       .kv("method", "fetch_ack")
       .kv("batch", ro.batch)
