@@ -303,6 +303,10 @@ result<std::vector<std::string>> group_bucket::keys() const {
   if (s != NATS_OK) return nats_error(s, "list the keys of " + name_);
   for (int i = 0; i < list.Count; ++i) out.emplace_back(list.Keys[i]);
   kvKeysList_Destroy(&list);
+  // nats.c 3.4.1 gathers a watcher's entries until it says the initial values are done: a key
+  // rewritten before then (a member renewing its lease) comes twice. Each key once.
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 
