@@ -225,6 +225,8 @@ void run_metrics(const env& e);  ///< no server used: recording cost only
 void run_instr_fill(const env& e);
 void run_instr_append(const env& e);
 void run_instr_load(const env& e);
+void run_instr_cold_load(const env& e);
+void run_instr_cold_load_raw(const env& e);
 void run_instr_project(const env& e);
 void run_instr_pipeline(const env& e);
 void run_instr_pipeline_nodecode(const env& e);

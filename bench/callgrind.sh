@@ -3,6 +3,8 @@
 # `valgrind --tool=callgrind`: a yardstick that does not move with whatever else the machine
 # does (docs/performance.md, "Instruction counts"). Prints one line:
 #   instructions_per_commit_appended=… instructions_per_event_loaded=… instructions_per_event_applied=…
+#   instructions_per_cold_load=… instructions_per_cold_load_raw=…  (one default load() of a
+#   20-event aggregate whose snapshot is at its head; raw: the same two gets, undecoded)
 #   instructions_per_event_pipeline=… instr_ratio_pipeline=…   (the raw pipeline, and it / applied)
 #   instructions_per_event_pipeline_nodecode=… instr_ratio_pipeline_nodecode=…  (one that reads
 #   no body)
@@ -11,7 +13,8 @@
 #
 # Each figure is (Ir(2N) - Ir(N)) / N, Ir being the instructions callgrind counts in the whole
 # jetsource-bench process (all its threads) for a run of `instr-append`, `instr-load`,
-# `instr-project` or `instr-pipeline` (bench/instructions.cpp) with --events N and with 2N:
+# `instr-cold-load[-raw]`, `instr-project` or `instr-pipeline` (bench/instructions.cpp) with
+# --events N and with 2N (for the cold loads: N and 2N loads):
 # start-up, connecting and set-up are the same in both runs and cancel out. nats-server is a separate process, started
 # here (not under valgrind): only the client's instructions are counted, never the server's.
 # With R > 1 each figure is the median of R pairs of runs.
@@ -94,6 +97,8 @@ per_unit() {
 
 append="$(per_unit instr-append)"
 load="$(per_unit instr-load)"
+cold="$(per_unit instr-cold-load)"
+cold_raw="$(per_unit instr-cold-load-raw)"
 apply="$(per_unit instr-project)"
 pipeline="$(per_unit instr-pipeline)"
 nodecode="$(per_unit instr-pipeline-nodecode)"
@@ -102,6 +107,7 @@ nodecode="$(per_unit instr-pipeline-nodecode)"
 ratio="$(awk -v p="$pipeline" -v a="$apply" 'BEGIN { printf "%.2f", (a > 0 ? p / a : 0) }')"
 ratio_nodecode="$(awk -v p="$nodecode" -v a="$apply" 'BEGIN { printf "%.2f", (a > 0 ? p / a : 0) }')"
 echo "instructions_per_commit_appended=$append instructions_per_event_loaded=$load" \
+  "instructions_per_cold_load=$cold instructions_per_cold_load_raw=$cold_raw" \
   "instructions_per_event_applied=$apply instructions_per_event_pipeline=$pipeline" \
   "instr_ratio_pipeline=$ratio instructions_per_event_pipeline_nodecode=$nodecode" \
   "instr_ratio_pipeline_nodecode=$ratio_nodecode events=$events runs=$runs"

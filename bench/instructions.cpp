@@ -10,6 +10,10 @@
 //                              over 10 aggregates, on a stream of its own (deleted after)
 //   instr-load    --events N   one cold load of acct-00000 from BENCH_INSTR_<N> (a fresh
 //                              repository<bank::account>, no cache, no snapshots)
+//   instr-cold-load --events N  N cold loads (load() of a running default repository: the head
+//                              and the snapshot in one round trip) of a 20-event account written
+//                              on a stream of its own (deleted after); instr-cold-load-raw: the
+//                              same two gets in flight, undecoded (load_raw.hpp)
 //   instr-project --events N   the bench projection over BENCH_INSTR_<N> by a projector with its
 //                              default options, into a fresh SQLite file, until all is applied
 //   instr-pipeline --events N  the raw pipeline of `project` (read_side.hpp: plain nats.c pull +
@@ -20,6 +24,7 @@
 //
 // They need the streams of instr-fill, so a server that outlives the process: --nats-url.
 #include "bench.hpp"
+#include "load_raw.hpp"
 #include "read_side.hpp"
 
 #include <bank/account.hpp>
@@ -83,6 +88,41 @@ void run_instr_load(const env& e) {
     throw failure(
         fmt::format("load: version {}, expected {} (run instr-fill first)", r.version, n));
   line("instr_load").kv("events", n).kv("version", r.version).print();
+}
+
+// N cold loads of one 20-event account written by a default repository (a snapshot at its
+// head) through a running default repository: load() reads the head and the snapshot each time.
+// `raw`: the same two gets in flight on an inbox of their own, undecoded (load_raw.hpp).
+void instr_cold_load(const env& e, bool raw) {
+  const auto n = events_of(e);
+  stream_guard g(e, fmt::format("BENCH_INSTR_C_{}_{}", n, ::getpid()));
+  auto store = must(jetsource::event_store::open(*e.conn, store_options_for(g.name())), "open");
+  jetsource::repository<bank::account> repo{store};
+  const std::string id = account_id(0);
+  must(repo.execute(id, bank::open_account{"bench", 0}), "open account");
+  for (int v = 1; v < 20; ++v) must(repo.execute(id, bank::deposit{100, "d"}), "deposit");
+  const auto subject = must(store.subject_of(bank::account::type_name, id), "subject");
+  const auto snap_stream = g.name() + "_SNAPSHOTS";
+  const auto snap_subject =
+      fmt::format("jetsource-snapshots.{}.{}.{}", g.name(), bank::account::type_name, id);
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (raw) {
+      if (load_raw::read_head_and_snapshot(e, g.name(), subject, snap_stream, snap_subject, true) <
+          0)
+        throw failure("raw cold load failed");
+      continue;
+    }
+    auto r = must(repo.load(id), "load");
+    if (r.version != 20) throw failure(fmt::format("load: version {}, expected 20", r.version));
+  }
+  line(raw ? "instr_cold_load_raw" : "instr_cold_load").kv("loads", n).print();
+}
+
+void run_instr_cold_load(const env& e) {
+  instr_cold_load(e, false);
+}
+void run_instr_cold_load_raw(const env& e) {
+  instr_cold_load(e, true);
 }
 
 void run_instr_project(const env& e) {

@@ -177,6 +177,8 @@ int main(int argc, char** argv) {
       {"instr-fill", bench::run_instr_fill},
       {"instr-append", bench::run_instr_append},
       {"instr-load", bench::run_instr_load},
+      {"instr-cold-load", bench::run_instr_cold_load},
+      {"instr-cold-load-raw", bench::run_instr_cold_load_raw},
       {"instr-project", bench::run_instr_project},
       {"instr-pipeline", bench::run_instr_pipeline},
       {"instr-pipeline-nodecode", bench::run_instr_pipeline_nodecode},
@@ -188,21 +190,37 @@ int main(int argc, char** argv) {
   std::string scenario, nats_url;
   bench::options opt;
   std::int64_t events = 0;
-  app.add_option(
-         "scenario", scenario,
-         "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
-         "metrics | personal | react | react-takeover | all | soak (not part of all) | "
-         "instr-fill | instr-append | instr-load | instr-project | instr-pipeline[-nodecode] "
-         "(bench/callgrind.sh's "
-         "runs, not part of all) | peer-postgres (PostgreSQL beside jetsource)")
+  app.add_option("scenario", scenario,
+                 "append-sync | append-async | load | execute | project | e2e-latency | rebuild | "
+                 "metrics | personal | react | react-takeover | all | soak (not part of all) | "
+                 "instr-fill | instr-append | instr-load | instr-cold-load[-raw] | instr-project | "
+                 "instr-pipeline[-nodecode] "
+                 "(bench/callgrind.sh's "
+                 "runs, not part of all) | peer-postgres (PostgreSQL beside jetsource)")
       ->required()
-      ->check(CLI::IsMember(
-          {"append-sync",  "append-async",  "load",           "execute",
-           "project",      "e2e-latency",   "rebuild",        "metrics",
-           "personal",     "react",         "react-takeover", "react-member",
-           "all",          "soak",          "instr-fill",     "instr-append",
-           "instr-load",   "instr-project", "instr-pipeline", "instr-pipeline-nodecode",
-           "peer-postgres"}));
+      ->check(CLI::IsMember({"append-sync",
+                             "append-async",
+                             "load",
+                             "execute",
+                             "project",
+                             "e2e-latency",
+                             "rebuild",
+                             "metrics",
+                             "personal",
+                             "react",
+                             "react-takeover",
+                             "react-member",
+                             "all",
+                             "soak",
+                             "instr-fill",
+                             "instr-append",
+                             "instr-load",
+                             "instr-project",
+                             "instr-pipeline",
+                             "instr-pipeline-nodecode",
+                             "instr-cold-load",
+                             "instr-cold-load-raw",
+                             "peer-postgres"}));
   app.add_option("--nats-url", nats_url,
                  "NATS server URL, or several comma-separated (default: an embedded nats-server)");
   app.add_option("--events", events,
