@@ -39,7 +39,10 @@ TEST_F(group_bucket_test, ListsEachKeyOnceWhileAKeyIsRewritten) {
   std::string example;
   for (; listings < 30; ++listings) {
     auto keys = bucket->keys();
-    ASSERT_TRUE(keys) << keys.error();
+    if (!keys) {  // not ASSERT: the writer must be joined first
+      ADD_FAILURE() << keys.error();
+      break;
+    }
     EXPECT_EQ(keys->size(), 401u) << "listing " << listings;
     auto sorted = *keys;
     std::sort(sorted.begin(), sorted.end());
