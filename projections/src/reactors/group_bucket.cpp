@@ -296,17 +296,30 @@ result<void> group_bucket::remove(const std::string& key) const {
 }
 
 result<std::vector<std::string>> group_bucket::keys() const {
-  kvKeysList list{};
-  natsStatus s = kvStore_Keys(&list, kv_.get(), nullptr);
+  // Not kvStore_Keys: nats.c 3.4.1 gathers a watcher's entries until it has received more than
+  // the first entry's pending count, or one says nothing is pending (src/kv.c). A key rewritten
+  // during the listing comes twice, and the extra entry can end the listing before the last
+  // keys: a member counted twice, a lease left out. The stream's own list of subjects is one
+  // answer of the server. It also names keys whose last entry is a delete marker (the callers'
+  // get() finds nothing there).
+  const std::string prefix = "$KV." + name_ + ".";
+  jsOptions o;
+  jsOptions_Init(&o);
+  const std::string filter = prefix + ">";
+  o.Stream.Info.SubjectsFilter = filter.c_str();
+  jsStreamInfo* raw = nullptr;
+  jsErrCode code = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&raw, conn_->js.get(), ("KV_" + name_).c_str(), &o, &code);
+  stream_info_ptr si(raw);
   std::vector<std::string> out;
   if (s == NATS_NOT_FOUND) return out;
-  if (s != NATS_OK) return nats_error(s, "list the keys of " + name_);
-  for (int i = 0; i < list.Count; ++i) out.emplace_back(list.Keys[i]);
-  kvKeysList_Destroy(&list);
-  // nats.c 3.4.1 gathers a watcher's entries until it says the initial values are done: a key
-  // rewritten before then (a member renewing its lease) comes twice. Each key once.
+  if (s != NATS_OK) return nats_error(s, "list the keys of " + name_, code);
+  if (const jsStreamStateSubjects* subjects = si->State.Subjects)
+    for (int i = 0; i < subjects->Count; ++i) {
+      std::string_view subject = subjects->List[i].Subject;
+      if (subject.starts_with(prefix)) out.emplace_back(subject.substr(prefix.size()));
+    }
   std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 

@@ -120,7 +120,7 @@ class group_bucket {
   /// Deletes the key if its last revision is still `revision` (errc::conflict otherwise).
   result<void> remove_if(const std::string& key, std::uint64_t revision) const;
   result<void> remove(const std::string& key) const;
-  /// Every key now, each once, in sorted order (deleted ones left out).
+  /// Every key now, each once, in sorted order; may name deleted keys (get() finds nothing).
   result<std::vector<std::string>> keys() const;
   /// A watcher over every key (initial values, then a null entry, then updates).
   result<kv_watcher_ptr> watch_all() const;
