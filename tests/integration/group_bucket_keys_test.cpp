@@ -1,9 +1,9 @@
-// A reactor group's bucket lists each key once, even while a key is rewritten during the listing
-// (a member renews its key every lease/3). nats.c 3.4.1's kvStore_Keys gathers a watcher's
-// entries until the watcher says the initial values are done, and a key rewritten before then
-// comes a second time: `reactors status` counted such a member twice (3 members from 2
-// processes, seen once in make test's reactor_status_liveness_test), and a park record rewritten
-// while listed would count as two dead letters.
+// A reactor group's bucket lists each key exactly once, even while a key is rewritten during the
+// listing (a member renews its key every lease/3). nats.c 3.4.1's kvStore_Keys, used before,
+// returned such a key twice and could then end before the last keys: `reactors status` counted
+// a member twice (3 members from 2 processes in make test's reactor_status_liveness_test) or left
+// a lease out (the group's position dipped: StatusPageTest). keys() now reads the bucket stream's
+// subject list.
 #include "reactors/group_bucket.hpp"
 
 #include "projector_fixture.hpp"
