@@ -4,7 +4,7 @@
 # does (docs/performance.md, "Instruction counts"). Prints one line:
 #   instructions_per_commit_appended=… instructions_per_event_loaded=… instructions_per_event_applied=…
 #   instructions_per_cold_load=… instructions_per_cold_load_raw=…  (one default load() of a
-#   20-event aggregate whose snapshot is at its head; raw: the same two gets, undecoded)
+#   20-event aggregate whose head carries its state; raw: the same get, js_DirectGetMsg, undecoded)
 #   instructions_per_event_pipeline=… instr_ratio_pipeline=…   (the raw pipeline, and it / applied)
 #   instructions_per_event_pipeline_nodecode=… instr_ratio_pipeline_nodecode=…  (one that reads
 #   no body)

@@ -10,10 +10,10 @@
 //                              over 10 aggregates, on a stream of its own (deleted after)
 //   instr-load    --events N   one cold load of acct-00000 from BENCH_INSTR_<N> (a fresh
 //                              repository<bank::account>, no cache, no snapshots)
-//   instr-cold-load --events N  N cold loads (load() of a running default repository: the head
-//                              and the snapshot in one round trip) of a 20-event account written
-//                              on a stream of its own (deleted after); instr-cold-load-raw: the
-//                              same two gets in flight, undecoded (load_raw.hpp)
+//   instr-cold-load --events N  N cold loads (load() of a running default repository: one get
+//                              of the head, which carries the state) of a 20-event account
+//                              written on a stream of its own (deleted after);
+//                              instr-cold-load-raw: the same get by js_DirectGetMsg, undecoded
 //   instr-project --events N   the bench projection over BENCH_INSTR_<N> by a projector with its
 //                              default options, into a fresh SQLite file, until all is applied
 //   instr-pipeline --events N  the raw pipeline of `project` (read_side.hpp: plain nats.c pull +
@@ -90,9 +90,9 @@ void run_instr_load(const env& e) {
   line("instr_load").kv("events", n).kv("version", r.version).print();
 }
 
-// N cold loads of one 20-event account written by a default repository (a snapshot at its
-// head) through a running default repository: load() reads the head and the snapshot each time.
-// `raw`: the same two gets in flight on an inbox of their own, undecoded (load_raw.hpp).
+// N cold loads of one 20-event account written by a default repository (its state carried by
+// its head commit, ADR 0022) through a running default repository: load() reads the head each
+// time. `raw`: the same get with plain nats.c (js_DirectGetMsg), undecoded (load_raw.hpp).
 void instr_cold_load(const env& e, bool raw) {
   const auto n = events_of(e);
   stream_guard g(e, fmt::format("BENCH_INSTR_C_{}_{}", n, ::getpid()));
@@ -102,14 +102,9 @@ void instr_cold_load(const env& e, bool raw) {
   must(repo.execute(id, bank::open_account{"bench", 0}), "open account");
   for (int v = 1; v < 20; ++v) must(repo.execute(id, bank::deposit{100, "d"}), "deposit");
   const auto subject = must(store.subject_of(bank::account::type_name, id), "subject");
-  const auto snap_stream = g.name() + "_SNAPSHOTS";
-  const auto snap_subject =
-      fmt::format("jetsource-snapshots.{}.{}.{}", g.name(), bank::account::type_name, id);
   for (std::int64_t i = 0; i < n; ++i) {
     if (raw) {
-      if (load_raw::read_head_and_snapshot(e, g.name(), subject, snap_stream, snap_subject, true) <
-          0)
-        throw failure("raw cold load failed");
+      if (load_raw::read_last(e, g.name(), subject) < 0) throw failure("raw cold load failed");
       continue;
     }
     auto r = must(repo.load(id), "load");

@@ -8,7 +8,6 @@
 
 #include <nats/nats.h>
 
-#include <cstring>
 #include <optional>
 #include <string_view>
 
@@ -22,17 +21,13 @@ std::string_view header_view(natsMsg* m, const char* name) {
   return v;
 }
 
-// Reads them straight from the message's header block. nats.c 3.4.1 keeps a received message in
-// one allocation, subject\0 reply\0 headers\0 data\0, and its natsMsgHeader_Get first copies
-// every header into a hash table (a malloc per header: the fetcher's largest cost). Anything
+// Reads them straight from the message's header block (nats.c's natsMsgHeader_Get first copies
+// every header into a hash table, a malloc per header: the fetcher's largest cost). Anything
 // unexpected (another layout, folded lines) returns nullopt and natsMsgHeader_Get is used.
 std::optional<commit_headers> read_commit_headers(natsMsg* m) {
-  const char* reply = natsMsg_GetReply(m);
-  const char* data = natsMsg_GetData(m);
-  if (reply == nullptr || data == nullptr) return std::nullopt;
-  const char* start = reply + std::strlen(reply) + 1;
-  if (data < start + 14 || data - start > 65536 || data[-1] != '\0') return std::nullopt;
-  return parse_commit_headers(std::string_view(start, static_cast<std::size_t>(data - start - 1)));
+  auto block = header_block(m);
+  if (!block) return std::nullopt;
+  return parse_commit_headers(*block);
 }
 
 }  // namespace
@@ -48,7 +43,8 @@ envelope envelope_of(msg_ptr m, std::uint64_t sequence) {
                        header_view(raw, hdr_version),        header_view(raw, hdr_events),
                        header_view(raw, hdr_msg_id),         header_view(raw, hdr_timestamp),
                        header_view(raw, hdr_correlation_id), header_view(raw, hdr_causation_id),
-                       header_view(raw, hdr_commit_id)};
+                       header_view(raw, hdr_commit_id),      header_view(raw, hdr_sequence),
+                       header_view(raw, hdr_state_schema)};
   e.event_types = h->events;
   // the commit id: Es-Commit-Id when the commit slot took Nats-Msg-Id (ADR 0015)
   e.msg_id = h->commit_id.empty() ? h->msg_id : h->commit_id;

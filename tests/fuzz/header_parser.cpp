@@ -28,7 +28,9 @@ void check_headers(std::string_view block) {
   auto h = jetsource::detail::parse_commit_headers(block);
   if (!h) return;
   require(block.starts_with("NATS/1.0") && block.ends_with("\r\n\r\n"));
-  for (std::string_view v : {h->type, h->id, h->version, h->events, h->msg_id, h->timestamp}) {
+  for (std::string_view v :
+       {h->type, h->id, h->version, h->events, h->msg_id, h->timestamp, h->correlation,
+        h->causation, h->commit_id, h->sequence, h->state_schema}) {
     require(inside(v, block));
     require(v.find("\r\n") == std::string_view::npos);
     require(v.empty() ||

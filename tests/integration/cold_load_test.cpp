@@ -1,11 +1,14 @@
-// Cold loads with the defaults (ADR 0017): a repository keeps a snapshot at the head of every
-// aggregate with `serialize`, and a load asks for the head and the snapshot at once. A snapshot is
-// used as the whole state only when it is at the head and agrees on the version; anything else
-// (behind the head, another version, a deleted snapshot stream) falls back to the stream, and a
-// copy loaded from a snapshot is still checked by optimistic concurrency.
+// Cold loads with the defaults. Each commit carries the state it leads to (ADR 0022): a load is one
+// get of the head, whose state is the whole load when it is in the repository's schema and
+// decodes; anything else (no state, another schema, an undecodable one) falls back to the
+// snapshot stream and the commits (ADR 0017). A state too large for its commit goes to the
+// snapshot stream, read together with the head. A snapshot there is used as the whole state only
+// when it is at the head and agrees on the version; a copy loaded from either is still checked by
+// optimistic concurrency.
 #include <jetsource/repository.hpp>
 
 #include <nats/nats.h>
+#include <nlohmann/json.hpp>
 
 #include "nats_fixture.hpp"
 #include "test_domain.hpp"
@@ -50,11 +53,124 @@ class ColdLoadTest : public jetsource::test::nats_test {
     EXPECT_EQ((*s)->version, version);
     return **s;
   }
+  // Appends one Deposited commit by hand at the head of `id`, carrying `state` (as a writer in
+  // another language could); `state` empty: none.
+  jetsource::append_result deposit_by_hand(const std::string& id, std::string state,
+                                           int schema = 1) {
+    auto h = head(id);
+    if (state.empty()) schema = 0;
+    auto r = store_->append(
+        {.aggregate_type = "Account",
+         .aggregate_id = id,
+         .expected_sequence = h.sequence,
+         .version = h.version + 1,
+         .event_types = "Deposited",
+         .body = R"({"events":[{"type":"Deposited","v":2,"data":{"amount_cents":1,"note":"h"}}]})",
+         .state = std::move(state),
+         .state_schema = schema});
+    EXPECT_TRUE(r) << r.error();
+    return r ? *r : jetsource::append_result{};
+  }
+  // The state a head carries: the value of its body's member "state".
+  static std::string state_in(const jetsource::commit_head& h) {
+    auto body = nlohmann::json::parse(h.body);
+    return body.contains("state") ? body["state"].dump() : std::string{};
+  }
   std::optional<jetsource::event_store> store_;
 };
 
-TEST_F(ColdLoadTest, DefaultsKeepASnapshotAtTheHeadAndALoadTakesIt) {
+// The snapshot-stream path of ADR 0017: states too large to ride in their commit.
+jetsource::repository_options snapshots_apart() {
+  return {.head_state_max_bytes = 0};
+}
+
+TEST_F(ColdLoadTest, DefaultsCarryTheStateInEachCommitAndALoadTakesItFromTheHead) {
   auto writer = repo();
+  ASSERT_TRUE(writer.execute("acc-1", open_account{"ada", 500}));  // 2 events
+  ASSERT_TRUE(writer.execute("acc-1", deposit{250, "pay"}));
+  ASSERT_TRUE(writer.execute("acc-2", open_account{"bob", 777}));
+  auto h1 = head("acc-1");
+  EXPECT_EQ(h1.state_schema, 1);
+  const auto ada = state_in(h1);
+  EXPECT_NE(ada.find(R"("balance_cents_":750)"), std::string::npos) << ada;
+  // The commit is the snapshot: nothing goes to the snapshot stream.
+  ASSERT_TRUE(store_->flush());
+  auto none = store_->load_snapshot("Account", "acc-1");
+  ASSERT_TRUE(none) << none.error();
+  EXPECT_FALSE(none->has_value());
+
+  auto loaded = repo().load("acc-1");
+  ASSERT_TRUE(loaded) << loaded.error();
+  EXPECT_EQ(loaded->version, 3u);
+  EXPECT_EQ(loaded->sequence, h1.sequence);
+  EXPECT_EQ(loaded->state.balance_cents(), 750);
+
+  // Proof that the head's state is the whole load: a commit whose state is bob's makes a default
+  // load return bob; a load without snapshots replays the events and still gives ada's.
+  deposit_by_hand("acc-1", state_in(head("acc-2")));
+  auto planted = repo().load("acc-1");
+  ASSERT_TRUE(planted) << planted.error();
+  EXPECT_EQ(planted->state.owner(), "bob");
+  EXPECT_EQ(planted->version, 4u);
+  auto from_events = repo({.snapshot_every = 0}).load("acc-1");
+  ASSERT_TRUE(from_events) << from_events.error();
+  EXPECT_EQ(from_events->state.owner(), "ada");
+  EXPECT_EQ(from_events->state.balance_cents(), 751);
+
+  auto absent = repo().load("acc-none");
+  ASSERT_TRUE(absent) << absent.error();
+  EXPECT_EQ(absent->version, 0u);
+  EXPECT_EQ(absent->sequence, 0u);
+}
+
+TEST_F(ColdLoadTest, AHeadStateThatDoesNotFitIsIgnored) {
+  ASSERT_TRUE(repo().execute("acc-1", open_account{"ada", 100}));
+  ASSERT_TRUE(repo().execute("acc-2", open_account{"bob", 5}));
+  const auto bob = state_in(head("acc-2"));
+  // Another schema than the repository's: not read, the events are.
+  deposit_by_hand("acc-1", bob, 7);
+  auto l = repo().load("acc-1");
+  ASSERT_TRUE(l) << l.error();
+  EXPECT_EQ(l->state.owner(), "ada");
+  EXPECT_EQ(l->state.balance_cents(), 101);
+  auto other_schema = repo({.snapshot_schema = 7}).load("acc-1");  // ... but by one of that schema
+  ASSERT_TRUE(other_schema) << other_schema.error();
+  EXPECT_EQ(other_schema->state.owner(), "bob");
+  // Valid JSON that is not an account's state: replayed.
+  deposit_by_hand("acc-1", R"({"open_":"not a bool"})");
+  auto undecodable = repo().load("acc-1");
+  ASSERT_TRUE(undecodable) << undecodable.error();
+  EXPECT_EQ(undecodable->state.owner(), "ada");
+  EXPECT_EQ(undecodable->state.balance_cents(), 102);
+  EXPECT_EQ(undecodable->version, 4u);
+  // A head without a state (a writer that keeps none): the commits are read.
+  deposit_by_hand("acc-1", "");
+  EXPECT_EQ(head("acc-1").state_schema, 0);
+  auto plain = repo().load("acc-1");
+  ASSERT_TRUE(plain) << plain.error();
+  EXPECT_EQ(plain->state.balance_cents(), 103);
+  EXPECT_EQ(plain->version, 5u);
+}
+
+TEST_F(ColdLoadTest, AStateLargerThanTheLimitGoesToTheSnapshotStream) {
+  auto writer = repo({.head_state_max_bytes = 200});
+  ASSERT_TRUE(writer.execute("acc-1", open_account{"ada", 100}));
+  EXPECT_EQ(head("acc-1").state_schema, 1);  // small enough
+  ASSERT_TRUE(writer.execute("acc-1", deposit{5, std::string(300, 'n')}));
+  auto h = head("acc-1");
+  EXPECT_EQ(h.state_schema, 0);                             // too large: not in the commit ...
+  EXPECT_EQ(snapshot_at("acc-1", 3).sequence, h.sequence);  // ... but in the snapshot stream
+  for (int i = 0; i < 2; ++i) {  // the head alone first, then the head and the snapshot at once
+    auto l = repo().load("acc-1");
+    ASSERT_TRUE(l) << l.error();
+    EXPECT_EQ(l->version, 3u);
+    EXPECT_EQ(l->state.balance_cents(), 105);
+    EXPECT_EQ(l->state.notes().back().size(), 300u);
+  }
+}
+
+TEST_F(ColdLoadTest, ASnapshotAtTheHeadIsTheWholeLoad) {
+  auto writer = repo(snapshots_apart());
   ASSERT_TRUE(writer.execute("acc-1", open_account{"ada", 500}));  // 2 events
   ASSERT_TRUE(writer.execute("acc-1", deposit{250, "pay"}));
   ASSERT_TRUE(writer.execute("acc-2", open_account{"bob", 777}));
@@ -89,7 +205,7 @@ TEST_F(ColdLoadTest, DefaultsKeepASnapshotAtTheHeadAndALoadTakesIt) {
 }
 
 TEST_F(ColdLoadTest, ASnapshotBehindTheHeadIsCaughtUpFromTheStream) {
-  ASSERT_TRUE(repo().execute("acc-1", open_account{"ada", 100}));
+  ASSERT_TRUE(repo(snapshots_apart()).execute("acc-1", open_account{"ada", 100}));
   auto s = snapshot_at("acc-1", 2);
   // Another writer that keeps no snapshots (snapshot_every = 0) moves the head past it.
   auto other = repo({.snapshot_every = 0});
@@ -105,7 +221,7 @@ TEST_F(ColdLoadTest, ASnapshotBehindTheHeadIsCaughtUpFromTheStream) {
 }
 
 TEST_F(ColdLoadTest, ASnapshotAtTheHeadWithAnotherVersionIsNotTrusted) {
-  auto writer = repo();
+  auto writer = repo(snapshots_apart());
   ASSERT_TRUE(writer.execute("acc-1", open_account{"ada", 100}));
   ASSERT_TRUE(writer.execute("acc-1", deposit{5, "a"}));
   auto good = snapshot_at("acc-1", 3);
@@ -126,11 +242,11 @@ TEST_F(ColdLoadTest, ASnapshotAtTheHeadWithAnotherVersionIsNotTrusted) {
   EXPECT_EQ(past->state.balance_cents(), 105);
 }
 
-TEST_F(ColdLoadTest, OptimisticConcurrencyCatchesACopyLoadedFromASnapshot) {
+TEST_F(ColdLoadTest, OptimisticConcurrencyCatchesACopyLoadedFromTheHeadsState) {
   auto a = repo();
   ASSERT_TRUE(a.execute("acc-1", open_account{"ada", 100}));
-  snapshot_at("acc-1", 2);
-  auto copy = repo().load("acc-1");  // from the snapshot at the head
+  ASSERT_EQ(head("acc-1").state_schema, 1);
+  auto copy = repo().load("acc-1");  // from the state the head carries
   ASSERT_TRUE(copy) << copy.error();
   ASSERT_EQ(copy->version, 2u);
 
@@ -160,7 +276,7 @@ TEST_F(ColdLoadTest, OptimisticConcurrencyCatchesACopyLoadedFromASnapshot) {
 }
 
 TEST_F(ColdLoadTest, LoadsWorkWhenTheSnapshotStreamIsDeleted) {
-  auto writer = repo();
+  auto writer = repo(snapshots_apart());
   ASSERT_TRUE(writer.execute("acc-1", open_account{"ada", 100}));
   snapshot_at("acc-1", 2);
   natsConnection* nc = nullptr;

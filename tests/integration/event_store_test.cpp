@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -730,6 +731,106 @@ TEST_F(EventStoreTest, SnapshotsRoundTripAndAreOptional) {
   EXPECT_TRUE(store.save_snapshot("Order", "ord-1", {.version = 1, .sequence = 1, .body = "{}"}));
   ASSERT_TRUE(store.flush(5s));  // its failure is only logged
   EXPECT_TRUE(store.append(make_commit("ord-1", 1, "x")));
+}
+
+// ADR 0022: a commit may carry the aggregate's state after it, as the body's last member "state"
+// with the header Es-State-Schema; readers of the events are not affected.
+TEST_F(EventStoreTest, ACommitCarriesAStateAsTheBodysLastMember) {
+  auto store = open_store();
+  commit c = make_commit("ord-1", 1,
+                         R"({"events":[{"type":"A","v":1,"data":{}}]})"
+                         "\n",
+                         0);
+  c.state = R"({"total":5,"note":"é \"q\""})";
+  c.state_schema = 3;
+  auto r = store.append(c);
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_TRUE(r->state_stored);
+  const std::string expected =
+      R"({"events":[{"type":"A","v":1,"data":{}}],"state":{"total":5,"note":"é \"q\""}})";
+  auto h = store.head("Order", "ord-1");
+  ASSERT_TRUE(h && *h);
+  EXPECT_EQ((*h)->state_schema, 3);
+  EXPECT_EQ((*h)->body, expected);
+  EXPECT_EQ((*h)->version, 1u);
+  EXPECT_EQ((*h)->sequence, r->sequence);
+  // As another language's client reads it: the header and the body as stored.
+  raw_client raw(server_->url());
+  jsDirectGetMsgOptions o;
+  jsDirectGetMsgOptions_Init(&o);
+  o.Sequence = r->sequence;
+  natsMsg* m = nullptr;
+  ASSERT_EQ(js_DirectGetMsg(&m, raw.js, "TEST", nullptr, &o), NATS_OK);
+  raw_msg owned(m);
+  const char* schema = nullptr;
+  ASSERT_EQ(natsMsgHeader_Get(m, "Es-State-Schema", &schema), NATS_OK);
+  EXPECT_STREQ(schema, "3");
+  EXPECT_EQ(std::string(natsMsg_GetData(m), natsMsg_GetDataLength(m)), expected);
+
+  // Without a state: no header, the body as given; async appends report it the same way.
+  std::optional<result<append_result>> async;
+  commit later = make_commit("ord-1", 2, R"({"events":[]})", r->sequence);
+  later.state = "[1,2]";
+  later.state_schema = 1;
+  ASSERT_TRUE(store.append_async(later, [&](result<append_result> a) { async = std::move(a); }));
+  ASSERT_TRUE(store.flush(5s));
+  ASSERT_TRUE(async && *async) << (async ? async->error().message : "no outcome");
+  EXPECT_TRUE((*async)->state_stored);
+  auto plain = store.append(make_commit("ord-1", 3, "x", (*async)->sequence));
+  ASSERT_TRUE(plain) << plain.error();
+  EXPECT_FALSE(plain->state_stored);
+  auto log = store.read("Order", "ord-1");
+  ASSERT_TRUE(log) << log.error();
+  ASSERT_EQ(log->commits.size(), 3u);
+  EXPECT_EQ(log->commits[1].body, R"({"events":[],"state":[1,2]})");
+  EXPECT_EQ(log->commits[2].body, "x");
+  EXPECT_EQ(log->head.state_schema, 0);
+}
+
+TEST_F(EventStoreTest, AStateThatWouldBreakTheBodyIsRefusedAndNothingIsStored) {
+  auto store = open_store();
+  auto with = [](std::string body, std::string state, int schema) {
+    commit c = make_commit("ord-1", 1, std::move(body), 0);
+    c.state = std::move(state);
+    c.state_schema = schema;
+    return c;
+  };
+  const std::string body = R"({"events":[]})";
+  for (const auto& c : {with(body, "{", 1),                             // not JSON
+                        with(body, "{} {}", 1),                         // two values
+                        with(body, "{\"a\":\"\xff\"}", 1),              // not UTF-8
+                        with(body, "{}", 0),                            // no schema
+                        with(body, "", 2),                              // no state
+                        with(body, "{}", -1), with("[1]", "{}", 1)}) {  // the body is not an object
+    auto r = store.append(c);
+    ASSERT_FALSE(r) << c.state;
+    EXPECT_TRUE(r.error().is(errc::invalid_argument)) << r.error();
+  }
+  commit other = with(body, "{}", 1);
+  other.content_type = "application/octet-stream";
+  EXPECT_TRUE(store.append(other).error().is(errc::invalid_argument));
+  auto last = store.last_sequence();
+  ASSERT_TRUE(last);
+  EXPECT_EQ(*last, 0u);
+}
+
+TEST_F(EventStoreTest, ACommitTooLargeWithItsStateIsStoredWithout) {
+  auto store = open_store();
+  const auto max = static_cast<std::size_t>(conn_->max_payload());
+  const std::string body = R"({"events":[{"note":")" + std::string(max - 1024, 'n') + R"("}]})";
+  commit c = make_commit("ord-1", 1, body, 0);
+  c.state = R"({"big":")" + std::string(2048, 's') + R"("})";
+  c.state_schema = 1;
+  auto r = store.append(c);
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_FALSE(r->state_stored);
+  auto h = store.head("Order", "ord-1");
+  ASSERT_TRUE(h && *h);
+  EXPECT_EQ((*h)->state_schema, 0);
+  auto log = store.read("Order", "ord-1");
+  ASSERT_TRUE(log) << log.error();
+  ASSERT_EQ(log->commits.size(), 1u);
+  EXPECT_EQ(log->commits[0].body, body);
 }
 
 TEST_F(EventStoreTest, AsyncAppendReportsAppendedConflictAndDuplicate) {

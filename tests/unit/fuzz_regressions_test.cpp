@@ -124,6 +124,15 @@ TEST(FuzzRegressions, HeaderBlockReaderKeepsItsContract) {
   EXPECT_EQ(h->type, "Account");
   EXPECT_EQ(h->id, "a");
   EXPECT_EQ(h->msg_id, "");
+  // What a cold load reads from a direct get's reply (ADR 0022).
+  auto reply = parse_commit_headers(
+      "NATS/1.0\r\nEs-Version: 3\r\nEs-State-Schema: 2\r\nNats-Stream: S\r\n"
+      "Nats-Sequence: 41\r\nEs-Causation-Id: c\r\n\r\n");
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->sequence, "41");
+  EXPECT_EQ(reply->state_schema, "2");
+  EXPECT_EQ(reply->causation, "c");
+  EXPECT_EQ(reply->id, "");
   EXPECT_FALSE(parse_commit_headers(""));
   EXPECT_FALSE(parse_commit_headers("NATS/1.0\r\n"));
   EXPECT_FALSE(parse_commit_headers("NATS/1.0\r\nEs-Version 1\r\n\r\n"));     // no ':'

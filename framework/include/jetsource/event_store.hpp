@@ -78,6 +78,13 @@ struct commit {
   std::string content_type = "application/json";
   std::string correlation_id;  ///< optional
   std::string causation_id;    ///< optional
+  /// Optional (ADR 0022): the aggregate's state after this commit, as a JSON value, and the
+  /// schema it is written in (>= 1; 0 = no state). The body then also carries it, as its member
+  /// "state", and the header Es-State-Schema names the schema: a reader loads the aggregate from
+  /// its head alone. Left out (the commit is stored without it) when it would take the message
+  /// past the server's limits; append_result::state_stored says which.
+  std::string state;
+  int state_schema = 0;
 };
 
 enum class append_status {
@@ -91,6 +98,7 @@ struct append_result {
   std::uint64_t version = 0;   ///< aggregate version after it
   append_status status = append_status::appended;
   std::string commit_id;
+  bool state_stored = false;  ///< the commit carries commit::state (appended only)
 };
 
 /// A commit read back from the stream.
@@ -116,6 +124,10 @@ struct commit_head {
   std::uint64_t version = 0;
   std::string commit_id;
   std::size_t events = 0;  ///< events in that commit (from Es-Events)
+  /// The schema of the state the commit carries (its Es-State-Schema; 0: it carries none), and
+  /// then its body, whose member "state" is the aggregate's state after it (ADR 0022).
+  int state_schema = 0;
+  std::string body;
 };
 
 /// An aggregate's commits after some sequence, and the head they lead to.

@@ -49,9 +49,14 @@ struct repository_options {
   std::chrono::microseconds max_backoff{50'000};  ///< longest random pause between attempts
   int timeout_retries = 2;  ///< re-sends of the same commit after an ack timeout
   /// Snapshot after every N events (aggregates with `serialize` only); 0 = never. The default, 1,
-  /// keeps a snapshot at the head of every aggregate: a cold load is one round trip (ADR 0017).
+  /// keeps the state at the head of every aggregate: each commit carries the state it leads to
+  /// (up to head_state_max_bytes), so a cold load is one get of the head (ADR 0022); a larger
+  /// state goes to the snapshot stream (the head and it are then read together, ADR 0017).
   std::uint64_t snapshot_every = 1;
   int snapshot_schema = 1;  ///< bump when the aggregate's serialised state changes shape
+  /// With snapshot_every = 1: the largest state (bytes of its JSON) a commit carries; 0 = none,
+  /// every snapshot goes to the snapshot stream. Every commit stores it: keep states small.
+  std::size_t head_state_max_bytes = 4096;
   /// An aggregate not in the cache is first presumed new (no commit yet), without reading the
   /// stream: a command that creates it appends at once, expecting no commit on its subject (one
   /// round trip, not two). A command the empty aggregate rejects or leaves unchanged is decided
@@ -94,7 +99,8 @@ class repository {
   explicit repository(event_store& store, repository_options options = {})
       : store_(store),
         options_(options),
-        loader_(store, options.snapshot_every, options.snapshot_schema),
+        loader_(store, options.snapshot_every, options.snapshot_schema,
+                options.head_state_max_bytes),
         cache_(options.cache_capacity),
         meters_(options.metrics, A::type_name),
         executor_([this](std::shared_ptr<detail::queued_job> j) {
@@ -175,6 +181,7 @@ class repository {
     int attempt = 0;
     int conflicts = 0;                             // appends refused by the concurrency check
     std::vector<event> events;                     // of the commit in flight
+    std::optional<A> after;                        // the state it leads to, when it carries it
     std::chrono::steady_clock::time_point sent{};  // when its async append was sent
   };
 
@@ -256,15 +263,31 @@ class repository {
       keep(cs);
       return result<executed>(std::move(body).error());
     }
-    return commit{.aggregate_type = std::string(A::type_name),
-                  .aggregate_id = cs.key,
-                  .expected_sequence = cs.current->sequence,
-                  .version = cs.current->version + cs.events.size(),
-                  .commit_id = cs.commit_id,
-                  .event_types = registry::names(cs.events),
-                  .body = std::move(body).value(),
-                  .correlation_id = cs.ctx.correlation_id,
-                  .causation_id = cs.ctx.causation_id};
+    commit c{.aggregate_type = std::string(A::type_name),
+             .aggregate_id = cs.key,
+             .expected_sequence = cs.current->sequence,
+             .version = cs.current->version + cs.events.size(),
+             .commit_id = cs.commit_id,
+             .event_types = registry::names(cs.events),
+             .body = std::move(body).value(),
+             .correlation_id = cs.ctx.correlation_id,
+             .causation_id = cs.ctx.causation_id};
+    carry_state(cs, c);
+    return c;
+  }
+
+  // With a snapshot at every commit (the default), the commit carries the state it leads to
+  // (ADR 0022): a cold load is then the head alone. That state is kept for settle.
+  void carry_state(command_state& cs, commit& c) {
+    cs.after.reset();
+    if (!loader_.commits_carry_state()) return;
+    A after = cs.current->state;
+    for (const auto& e : cs.events) apply_event(after, e);
+    auto json = loader_.state_for_head(after);
+    if (!json) return;
+    c.state = std::move(*json);
+    c.state_schema = loader_.snapshot_schema();
+    cs.after = std::move(after);
   }
 
   // The command's copy of its aggregate: from the cache, else presumed new (the first time, when
@@ -364,10 +387,15 @@ class repository {
     auto& cur = *cs.current;
     cs.presumed_new = false;  // the stream stored it expecting no commit: it was new
     std::uint64_t old_version = cur.version;
-    for (const auto& e : cs.events) apply_event(cur.state, e);
+    if (cs.after)
+      cur.state = std::move(*cs.after);  // the events applied already
+    else
+      for (const auto& e : cs.events) apply_event(cur.state, e);
+    cs.after.reset();
     cur.version = r->version;
     cur.sequence = r->sequence;
-    loader_.maybe_snapshot(cs.key, cur, old_version);
+    // A commit that carries its state is the snapshot; else one goes to the snapshot stream.
+    if (!r->state_stored) loader_.maybe_snapshot(cs.key, cur, old_version);
     keep(cs);
     return executed{r->version, r->sequence, n, r->status, cs.attempt};
   }

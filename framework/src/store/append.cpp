@@ -116,7 +116,8 @@ result<append_result> event_store::append(const commit& c) {
   natsStatus s = js_PublishMsg(&raw, st.js.get(), built->msg.get(), &po, &jerr);
   detail::pub_ack_ptr pa(raw);
   if (s == NATS_OK && pa && !pa->Duplicate)
-    return append_result{pa->Sequence, c.version, append_status::appended, built->commit_id};
+    return append_result{pa->Sequence, c.version, append_status::appended, built->commit_id,
+                         built->state};
   if (s == NATS_OK && pa) return resolve_duplicate(st, *built, c, pa->Sequence);
   if (s == NATS_OK)
     return make_error(errc::internal, "append to {}: no ack from the server", subject);

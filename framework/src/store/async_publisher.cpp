@@ -142,7 +142,7 @@ void on_async_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* cl
     } else if (pa) {
       r = append_result{pa->Sequence, p->version,
                         pa->Duplicate ? append_status::already_appended : append_status::appended,
-                        std::move(p->commit_id)};
+                        std::move(p->commit_id), p->state && !pa->Duplicate};
     } else {
       natsStatus s = pae ? pae->Err : NATS_ERR;
       jsErrCode code = pae ? pae->ErrCode : static_cast<jsErrCode>(0);
@@ -181,7 +181,7 @@ result<void> event_store::append_async(commit c, append_callback done) {
   if (!built) return std::move(built).error();
   return detail::store::publish_async(
       st, std::move(built->msg), std::move(built->commit_id),
-      {std::move(done), c.version, std::move(built->subject), {}, built->slot});
+      {std::move(done), c.version, std::move(built->subject), {}, built->slot, built->state});
 }
 
 result<void> event_store::flush(std::chrono::milliseconds timeout) {

@@ -7,6 +7,9 @@
 #include "store/ids.hpp"
 #include "wire/headers.hpp"
 
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
@@ -50,6 +53,42 @@ result<void> check_body(std::string_view subject, const commit& c) {
                       subject, c.content_type, bad, c.body.size(),
                       static_cast<unsigned char>(c.body[bad]));
   return success();
+}
+
+// The body with the aggregate's state as its last member (ADR 0022):
+// {"events":[...],"state":<state>}. Only for a JSON object body; the state must be UTF-8.
+result<std::string> body_with_state(std::string_view subject, const commit& c) {
+  if (c.state_schema < 1 || c.state.empty())
+    return make_error(errc::invalid_argument,
+                      "commit to {}: a state needs a schema >= 1 and a JSON value (schema {}, {} "
+                      "bytes)",
+                      subject, c.state_schema, c.state.size());
+  std::string_view body = c.body;
+  while (!body.empty() &&
+         (body.back() == ' ' || body.back() == '\n' || body.back() == '\r' || body.back() == '\t'))
+    body.remove_suffix(1);
+  if (!c.content_type.starts_with("application/json") || !body.starts_with('{') ||
+      !body.ends_with('}'))
+    return make_error(errc::invalid_argument,
+                      "commit to {}: a state can only ride in a JSON object body", subject);
+  if (auto bad = detail::first_invalid_utf8(c.state); bad != std::string_view::npos)
+    return make_error(errc::invalid_argument,
+                      "commit to {}: its state is not valid UTF-8 (byte {} is \\x{:02x})", subject,
+                      bad, static_cast<unsigned char>(c.state[bad]));
+  // The stream keeps it forever: a state that is not one JSON value would break every reader.
+  rapidjson::Reader reader;
+  rapidjson::BaseReaderHandler<> ignore;
+  rapidjson::MemoryStream in(c.state.data(), c.state.size());
+  if (reader.Parse(in, ignore).IsError())
+    return make_error(errc::invalid_argument,
+                      "commit to {}: its state is not one JSON value (at byte {})", subject,
+                      reader.GetErrorOffset());
+  body.remove_suffix(1);
+  const bool members = body.find_first_not_of(" \n\r\t", 1) != std::string_view::npos;
+  std::string out;
+  out.reserve(body.size() + c.state.size() + 11);
+  out.append(body).append(members ? ",\"state\":" : "\"state\":").append(c.state).push_back('}');
+  return out;
 }
 
 }  // namespace
@@ -119,7 +158,13 @@ result<built_commit> build_commit(const store_state& st, const commit& c) {
                       "commit to {}: version {} but {} events (the version after a commit counts "
                       "every event so far)",
                       *subject, c.version, events);
-  message_builder b(*subject, c.body);
+  std::string with_state;  // the body with the state, when the commit carries one
+  if (c.state_schema != 0 || !c.state.empty()) {
+    auto body = body_with_state(*subject, c);
+    if (!body) return std::move(body).error();
+    with_state = std::move(body).value();
+  }
+  message_builder b(*subject, with_state.empty() ? std::string_view(c.body) : with_state);
   if (slot) {
     b.set(detail::hdr_msg_id, commit_slot(c.aggregate_type, c.aggregate_id, c.version - events));
     b.set_ref(detail::hdr_commit_id, id);
@@ -142,6 +187,15 @@ result<built_commit> build_commit(const store_state& st, const commit& c) {
   // nats.c treats ExpectLastSubjectSeq == 0 as "unset": "must be new" is set by hand.
   if (c.expected_sequence)
     b.set(detail::hdr_expected_subject_seq, std::to_string(*c.expected_sequence));
+  bool state = !with_state.empty();
+  if (state) {
+    b.set(detail::hdr_state_schema, std::to_string(c.state_schema));
+    // The state is an optimisation: a commit too large with it is stored without it.
+    if (!b.fits(st.conn->nc.get())) {
+      b.drop_last(c.body);
+      state = false;
+    }
+  }
   std::string hint;
   if (b.header_size() > max_header_bytes)
     hint = fmt::format(
@@ -150,7 +204,7 @@ result<built_commit> build_commit(const store_state& st, const commit& c) {
         detail::event_count(c.event_types));
   auto m = b.build(st.conn->nc.get(), hint);
   if (!m) return std::move(m).error();
-  return built_commit{std::move(m).value(), std::move(subject).value(), std::move(id), slot};
+  return built_commit{std::move(m).value(), std::move(subject).value(), std::move(id), slot, state};
 }
 
 std::string commit_slot(std::string_view type, std::string_view id, std::uint64_t base_version) {

@@ -50,6 +50,16 @@ class message_builder {
     return n;
   }
   std::size_t size() const { return body_.size() + header_size(); }
+  /// Whether the message is within the server's max payload (headers and body).
+  bool fits(natsConnection* nc) const {
+    auto max = natsConnection_GetMaxPayload(nc);
+    return max <= 0 || size() <= static_cast<std::size_t>(max);
+  }
+  /// Takes back the last header set and sends `body` instead (also outliving build()).
+  void drop_last(std::string_view body) {
+    headers_.pop_back();
+    body_ = body;
+  }
 
   // Fails with payload_too_large (nothing sent) when the message exceeds the server's limits:
   // its max payload (headers and body) and 65535 bytes of headers. `hint` ends the message.
@@ -59,12 +69,11 @@ class message_builder {
                         "message to {}: its headers are {} bytes, the server accepts at most {} "
                         "bytes of headers{}",
                         subject_, header_size(), max_header_bytes, hint);
-    auto max = natsConnection_GetMaxPayload(nc);
-    if (max > 0 && size() > static_cast<std::size_t>(max))
+    if (!fits(nc))
       return make_error(errc::payload_too_large,
                         "message to {} is {} bytes (body {} + headers), the server accepts at "
                         "most {} bytes",
-                        subject_, size(), body_.size(), max);
+                        subject_, size(), body_.size(), natsConnection_GetMaxPayload(nc));
     natsMsg* raw = nullptr;
     natsStatus s = natsMsg_Create(&raw, subject_.c_str(), nullptr, body_.data(),
                                   static_cast<int>(body_.size()));
@@ -94,13 +103,15 @@ struct built_commit {
   msg_ptr msg;
   std::string subject;
   std::string commit_id;
-  bool slot = false;  // Nats-Msg-Id is the commit slot <Type>.<id>@<base version> (ADR 0015)
+  bool slot = false;   // Nats-Msg-Id is the commit slot <Type>.<id>@<base version> (ADR 0015)
+  bool state = false;  // the body carries commit::state (ADR 0022)
 };
 
 /// The commit slot of a commit decided on `base_version`: <Type>.<id>@<base version>.
 std::string commit_slot(std::string_view type, std::string_view id, std::uint64_t base_version);
 
-/// Validates a commit (ids, headers, body, version) and builds its message; nothing is sent.
+/// Validates a commit (ids, headers, body, version, state) and builds its message; nothing is
+/// sent. The state is left out when the message would exceed the server's limits with it.
 result<built_commit> build_commit(const store_state& st, const commit& c);
 
 }  // namespace jetsource::detail::store

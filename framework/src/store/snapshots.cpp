@@ -117,10 +117,9 @@ result<event_store::head_and_snapshot> event_store::load_head_and_snapshot(
            {st.snapshot_stream, *snap_subject, snapshot_wait}});
   if (!got[0]) return std::move(got[0]).error();
   if (msg_ptr& m = got[0].value()) {
-    auto seq = detail::store::reply_sequence(m.get());
-    auto version = detail::store::version_of(m.get(), seq);
-    if (!version) return std::move(version).error();
-    out.head = commit_head{seq, *version, detail::store::commit_id_of(m.get())};
+    auto h = detail::store::head_of(m.get());
+    if (!h) return std::move(h).error();
+    out.head = std::move(h).value();
   }
   if (!got[1]) {
     // As in load_snapshot: a gone snapshot stream turns snapshots off; other errors fail.

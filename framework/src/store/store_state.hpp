@@ -32,7 +32,8 @@ struct async_core {
     std::uint64_t version = 0;
     std::string subject;
     std::string commit_id;
-    bool slot = false;  // Nats-Msg-Id was a commit slot: a duplicate may be a conflict
+    bool slot = false;   // Nats-Msg-Id was a commit slot: a duplicate may be a conflict
+    bool state = false;  // the commit carries the aggregate's state (ADR 0022)
   };
 
   std::mutex mutex;

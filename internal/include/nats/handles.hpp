@@ -68,6 +68,12 @@ error permission_refused(std::string_view what, std::string_view why);
 /// A header value of a message ("" when absent).
 std::string header(natsMsg* m, const char* name);
 
+/// A received message's header block as it arrived ("NATS/1.0...\r\n\r\n"), read in place: nats.c
+/// 3.4.1 keeps a received message in one allocation, subject\0 [reply\0] headers\0 data\0, and
+/// its natsMsgHeader_Get first copies every header into a hash table (a malloc each). nullopt
+/// when the message has no headers or is laid out otherwise (then ask natsMsgHeader_Get).
+std::optional<std::string_view> header_block(natsMsg* m) noexcept;
+
 /// The permission violations the server reported on one connection, for the code whose
 /// messages it drops without a reply (a pull request: nothing answers it, so nothing times out).
 /// Written by nats.c's error-handler thread, read by any thread: guarded by its mutex; `count`

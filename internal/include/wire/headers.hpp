@@ -22,6 +22,8 @@ inline constexpr const char* hdr_content_type = "Content-Type";
 inline constexpr const char* hdr_timestamp = "Es-Timestamp";
 inline constexpr const char* hdr_correlation_id = "Es-Correlation-Id";
 inline constexpr const char* hdr_causation_id = "Es-Causation-Id";
+/// Set when the body carries the aggregate's state after the commit (member "state"; ADR 0022).
+inline constexpr const char* hdr_state_schema = "Es-State-Schema";
 // Snapshot messages.
 inline constexpr const char* hdr_snapshot_sequence = "Es-Sequence";
 inline constexpr const char* hdr_snapshot_schema = "Es-Snapshot-Schema";

@@ -1,8 +1,11 @@
 // detail: nats.c status mapping and small message helpers.
 #include "nats/handles.hpp"
 
+#include <cstring>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <string_view>
 
 namespace jetsource::detail {
 namespace {
@@ -121,6 +124,20 @@ std::string header(natsMsg* m, const char* name) {
   const char* v = nullptr;
   if (natsMsgHeader_Get(m, name, &v) != NATS_OK || v == nullptr) return {};
   return v;
+}
+
+std::optional<std::string_view> header_block(natsMsg* m) noexcept {
+  const char* subject = natsMsg_GetSubject(m);
+  const char* data = natsMsg_GetData(m);
+  if (subject == nullptr || data == nullptr) return std::nullopt;
+  const char* reply = natsMsg_GetReply(m);
+  const char* after = reply != nullptr ? reply : subject;
+  const char* start = after + std::strlen(after) + 1;
+  constexpr std::string_view status_line = "NATS/1.0";
+  if (data < start + status_line.size() + 5 || data - start > 65536 || data[-1] != '\0' ||
+      std::string_view(start, status_line.size()) != status_line)
+    return std::nullopt;
+  return std::string_view(start, static_cast<std::size_t>(data - start - 1));
 }
 
 connection_state::~connection_state() {

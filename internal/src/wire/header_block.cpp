@@ -31,12 +31,13 @@ constexpr std::size_t length(const char* name) noexcept {
 
 // Where the value of header `key` goes, or null for a header a commit does not need. Chosen by
 // the name's length first (most lengths have one candidate): the fetcher reads every header of
-// every delivery, and comparing each with all nine names in turn cost more than the scan.
+// every delivery, and comparing each with all eleven names in turn cost more than the scan.
 std::string_view* slot_of(commit_headers& h, std::string_view key) noexcept {
   static_assert(length(hdr_events) == 9 && length(hdr_version) == 10 && length(hdr_msg_id) == 11 &&
                 length(hdr_timestamp) == 12 && length(hdr_commit_id) == 12 &&
                 length(hdr_aggregate_id) == 15 && length(hdr_causation_id) == 15 &&
-                length(hdr_aggregate_type) == 17 && length(hdr_correlation_id) == 17);
+                length(hdr_aggregate_type) == 17 && length(hdr_correlation_id) == 17 &&
+                length(hdr_sequence) == 13 && length(hdr_state_schema) == 15);
   switch (key.size()) {
     case 9:
       return key == hdr_events ? &h.events : nullptr;
@@ -46,8 +47,13 @@ std::string_view* slot_of(commit_headers& h, std::string_view key) noexcept {
       return key == hdr_msg_id ? &h.msg_id : nullptr;
     case 12:
       return key == hdr_timestamp ? &h.timestamp : key == hdr_commit_id ? &h.commit_id : nullptr;
+    case 13:
+      return key == hdr_sequence ? &h.sequence : nullptr;
     case 15:
-      return key == hdr_aggregate_id ? &h.id : key == hdr_causation_id ? &h.causation : nullptr;
+      return key == hdr_aggregate_id   ? &h.id
+             : key == hdr_causation_id ? &h.causation
+             : key == hdr_state_schema ? &h.state_schema
+                                       : nullptr;
     case 17:
       return key == hdr_aggregate_type   ? &h.type
              : key == hdr_correlation_id ? &h.correlation

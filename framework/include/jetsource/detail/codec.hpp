@@ -169,6 +169,18 @@ result<std::string> to_json(const char* name, const T& value) {
   }
 }
 
+/// The JSON of `value` alone, as it goes into a commit's "state" member (ADR 0022).
+template <class T>
+result<std::string> to_json_value(const T& value) {
+  auto doc = to_json("state", value);
+  if (!doc) return doc;
+  constexpr std::string_view wrapper = "{\"state\":";
+  std::string& json = doc.value();
+  if (!json.starts_with(wrapper) || !json.ends_with('}'))  // cereal wrote something else
+    return make_error(errc::encode_failed, "cannot encode state: unexpected JSON");
+  return json.substr(wrapper.size(), json.size() - wrapper.size() - 1);
+}
+
 /// Parses {"<name>": value} written by to_json.
 template <class T>
 result<T> from_json(const char* name, std::string_view json) {
