@@ -36,6 +36,8 @@ struct options {
   bool peer_1m = false;        ///< peer-postgres: also cold loads on a 1M-event table/stream
   /// execute: repository_options::snapshot_every (unset: the default; ADR 0017's write cost)
   std::optional<std::uint64_t> snapshot_every;
+  /// execute: repository_options::head_state_max_bytes (unset: the default; ADR 0022)
+  std::optional<std::size_t> head_state_max_bytes;
 };
 
 /// What every scenario gets: the jetsource connection, a plain nats.c connection for the raw

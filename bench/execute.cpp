@@ -23,7 +23,23 @@ struct exec_result {
   long errors = 0;
   double async_commands_per_s = 0;  // the same commands through execute_async, same repository
   long async_errors = 0;
+  double stored_bytes_per_command = 0;  // what the server keeps: events and snapshot streams
 };
+
+// Bytes the server stores for a run on `stream` (and its snapshot stream), per message of the
+// event stream.
+double stored_bytes_per_commit(const env& e, const std::string& stream) {
+  std::uint64_t bytes = 0, commits = 0;
+  for (const auto& name : {stream, stream + "_SNAPSHOTS"}) {
+    jsStreamInfo* si = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    if (js_GetStreamInfo(&si, e.raw_js, name.c_str(), nullptr, &err) != NATS_OK) continue;
+    bytes += si->State.Bytes;
+    if (name == stream) commits = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+  }
+  return commits == 0 ? 0 : static_cast<double>(bytes) / static_cast<double>(commits);
+}
 
 // Runs fn(thread, account index) for `per_thread` commands per thread over that thread's
 // accounts (k % threads == thread), round-robin.
@@ -47,6 +63,7 @@ exec_result jetsource_execute(const env& e, const std::string& stream, std::int6
   auto store = must(jetsource::event_store::open(*e.conn, store_options_for(stream)), "open");
   jetsource::repository_options ro{.cache_capacity = accounts};
   if (e.opt.snapshot_every) ro.snapshot_every = *e.opt.snapshot_every;
+  if (e.opt.head_state_max_bytes) ro.head_state_max_bytes = *e.opt.head_state_max_bytes;
   jetsource::repository<bank::account> repo{store, ro};
   std::vector<std::string> ids;
   for (int k = 0; k < accounts; ++k) ids.push_back(fmt::format("acct-{:05}", k));
@@ -146,7 +163,7 @@ void run_execute(const env& e) {
   const std::int64_t commands = e.opt.events.value_or(100'000);
   // The sync baseline is a rate; a fifth of the commands measures it well enough.
   const std::int64_t sync_events = std::max<std::int64_t>(commands / 5, threads);
-  std::vector<double> js_rates, raw_rates, sync_rates, paired, async_rates;
+  std::vector<double> js_rates, raw_rates, sync_rates, paired, async_rates, stored;
   long js_errors = 0, raw_errors = 0, sync_errors = 0, async_errors = 0;
   for (int run = 0; run < e.opt.runs; ++run) {
     const std::string base = fmt::format("BENCH_EX_{}_{}", e.tag, run);
@@ -156,6 +173,7 @@ void run_execute(const env& e) {
     auto do_js = [&] {
       stream_guard g(e, base + "_J");
       j = jetsource_execute(e, g.name(), commands);
+      j.stored_bytes_per_command = stored_bytes_per_commit(e, g.name());
     };
     auto do_raw = [&] {
       {
@@ -174,6 +192,7 @@ void run_execute(const env& e) {
         run + 1, j.commands_per_s, j.async_commands_per_s, raw);
     js_rates.push_back(j.commands_per_s);
     async_rates.push_back(j.async_commands_per_s);
+    stored.push_back(j.stored_bytes_per_command);
     async_errors += j.async_errors;
     raw_rates.push_back(raw);
     paired.push_back(j.commands_per_s / raw);
@@ -224,6 +243,7 @@ void run_execute(const env& e) {
       .kv("runs", e.opt.runs)
       .kv("errors", async_errors)
       .kv("ratio", as.median / raw.median)
+      .kv("stored_bytes_per_commit", summarize(stored).median)
       .kv("target", "ratio>=0.5")
       .kv("pass", as.median / raw.median >= 0.5 && async_errors == 0 ? 1 : 0)
       .print();

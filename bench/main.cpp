@@ -248,6 +248,9 @@ int main(int argc, char** argv) {
   std::string scheme = "automatic";
   app.add_option("--snapshot-every", opt.snapshot_every,
                  "execute: the repository's snapshot_every (default: the library's default)");
+  app.add_option("--head-state-max-bytes", opt.head_state_max_bytes,
+                 "execute: the repository's head_state_max_bytes (default: the library's; 0: "
+                 "snapshots on the snapshot stream, ADR 0017)");
   app.add_option("--replicas", bench::stream_replicas,
                  "replicas of the streams the scenarios create (default 1; 3 on a cluster)")
       ->check(CLI::Range(1, 5));
