@@ -138,6 +138,15 @@ result<std::uint64_t> version_of(natsMsg* m) {
 
 namespace {
 
+// The state a head carries (ADR 0022): its Es-State-Schema value and the message's body. A
+// malformed schema is as good as none.
+void take_state(commit_head& h, natsMsg* m, std::string_view schema_header) {
+  auto schema = parse_u64(schema_header);
+  if (!schema || *schema < 1 || *schema > std::numeric_limits<int>::max()) return;
+  h.state_schema = static_cast<int>(*schema);
+  if (const char* d = natsMsg_GetData(m)) h.body.assign(d, natsMsg_GetDataLength(m));
+}
+
 // head_of from the header block as it arrived (nullopt: ask nats.c, which also words the errors).
 std::optional<commit_head> head_from_block(natsMsg* m) {
   auto block = header_block(m);
@@ -149,11 +158,7 @@ std::optional<commit_head> head_from_block(natsMsg* m) {
   if (!version || !sequence) return std::nullopt;
   commit_head out{*sequence, *version, std::string(h->commit_id.empty() ? h->msg_id : h->commit_id),
                   detail::event_count(h->events)};
-  if (auto schema = parse_u64(h->state_schema);
-      schema && *schema >= 1 && *schema <= std::numeric_limits<int>::max()) {
-    out.state_schema = static_cast<int>(*schema);
-    if (const char* d = natsMsg_GetData(m)) out.body.assign(d, natsMsg_GetDataLength(m));
-  }
+  take_state(out, m, h->state_schema);
   return out;
 }
 
@@ -165,12 +170,7 @@ result<commit_head> head_of(natsMsg* m) {
   if (!v) return std::move(v).error();
   commit_head h{reply_sequence(m), *v, commit_id_of(m),
                 detail::event_count(header(m, detail::hdr_events))};
-  // The state it carries (ADR 0022); a malformed Es-State-Schema is as good as none.
-  if (auto schema = parse_u64(header(m, detail::hdr_state_schema));
-      schema && *schema >= 1 && *schema <= std::numeric_limits<int>::max()) {
-    h.state_schema = static_cast<int>(*schema);
-    if (const char* d = natsMsg_GetData(m)) h.body.assign(d, natsMsg_GetDataLength(m));
-  }
+  take_state(h, m, header(m, detail::hdr_state_schema));
   return h;
 }
 
