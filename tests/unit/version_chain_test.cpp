@@ -7,18 +7,24 @@
 #include <nats/nats.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace jetsource::detail::store {
 namespace {
 
 struct commit_msg {
-  explicit commit_msg(std::uint64_t version, const char* events = "Deposited") {
+  explicit commit_msg(std::uint64_t version, const char* events = "Deposited",
+                      std::optional<std::uint64_t> expects = std::nullopt) {
     static const bool opened = nats_Open(-1) == NATS_OK;  // natsMsg_Destroy needs the library
     EXPECT_TRUE(opened);
     EXPECT_EQ(natsMsg_Create(&m, "bank.Account.1.a", nullptr, "[]", 2), NATS_OK);
     EXPECT_EQ(natsMsgHeader_Set(m, hdr_version, std::to_string(version).c_str()), NATS_OK);
     EXPECT_EQ(natsMsgHeader_Set(m, hdr_events, events), NATS_OK);
+    if (expects) {
+      EXPECT_EQ(natsMsgHeader_Set(m, hdr_expected_subject_seq, std::to_string(*expects).c_str()),
+                NATS_OK);
+    }
   }
   ~commit_msg() { natsMsg_Destroy(m); }
   commit_msg(const commit_msg&) = delete;
@@ -90,6 +96,43 @@ TEST(VersionChain, AfterASnapshotTheFirstCommitStartsTheChain) {
   EXPECT_TRUE(empty.complete());
   version_chain first(0, 1, 1);  // the head is the aggregate's first commit
   EXPECT_TRUE(first.complete());
+}
+
+// A drifted replica holds the commits in order but at other sequences: each commit's
+// expectation (the sequence of the commit before it, as the leader checked it) shows it.
+TEST(VersionChain, EachCommitsExpectationNamesTheSequenceOfTheOneBefore) {
+  commit_msg v1(1, "Deposited", 0), v2(2, "Deposited", 10), v3(3, "Deposited", 12);
+  {
+    version_chain chain(0, 4, 1, 20);  // the head expects the third commit at 20
+    EXPECT_TRUE(chain.follows(v1.m, 10));
+    EXPECT_TRUE(chain.follows(v2.m, 12));
+    EXPECT_TRUE(chain.follows(v3.m, 20));
+    EXPECT_TRUE(chain.complete());
+  }
+  {
+    version_chain chain(0, 4, 1, 20);
+    EXPECT_TRUE(chain.follows(v1.m, 11));   // one off: only the commit after it can tell
+    EXPECT_FALSE(chain.follows(v2.m, 13));  // expects the first at 10, handed over at 11
+    EXPECT_TRUE(chain.broken());
+  }
+  {
+    version_chain chain(0, 4, 1, 19);  // the last commit before the head is one off
+    EXPECT_TRUE(chain.follows(v1.m, 10));
+    EXPECT_TRUE(chain.follows(v2.m, 12));
+    EXPECT_TRUE(chain.follows(v3.m, 20));
+    EXPECT_FALSE(chain.complete());  // the head expects it at 19
+  }
+  {
+    version_chain chain(0, 2, 1);  // no expectation stored: nothing to hold it against
+    commit_msg plain(1);
+    EXPECT_TRUE(chain.follows(plain.m, 7));
+    EXPECT_TRUE(chain.complete());
+  }
+  {
+    version_chain chain(5, 3, 1, 12);  // after a snapshot: the first commit's is not checked
+    EXPECT_TRUE(chain.follows(v2.m, 12));
+    EXPECT_TRUE(chain.complete());
+  }
 }
 
 }  // namespace

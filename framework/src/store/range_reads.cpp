@@ -17,13 +17,17 @@ namespace jetsource::detail::store {
 
 namespace {
 
+// What the readers below hand each message to, in order, with its stream sequence: the sink may
+// keep the message (move it out) or leave it to the reader.
+using owned_sink = std::function<result<void>(msg_ptr&, std::uint64_t)>;
+
 // Direct get next-by-subject from `from`, then from each returned sequence + 1, up to (not
 // including) `last_seq`; never "until not found" (that would scan the rest of the stream).
 // One round trip per commit, no set-up: the fastest way to read one or two messages. On a
 // replicated stream the head came from the leader and the replica answering may not have applied
 // the commits before it yet: "none" is asked again for a while (it catches up within ms).
 result<void> read_direct(const store_state& st, const std::string& subject, std::uint64_t from,
-                         std::uint64_t last_seq, const message_sink& sink) {
+                         std::uint64_t last_seq, const owned_sink& sink) {
   constexpr auto catch_up_patience = std::chrono::seconds{2};
   const auto give_up = std::chrono::steady_clock::now() + catch_up_patience;
   for (std::uint64_t next = from; next < last_seq;) {
@@ -43,7 +47,7 @@ result<void> read_direct(const store_state& st, const std::string& subject, std:
                         subject, next, last_seq);
     std::uint64_t seq = natsMsg_GetSequence(m->get());
     if (seq >= last_seq) break;
-    if (auto r = sink(m->get(), seq); !r) return r;
+    if (auto r = sink(*m, seq); !r) return r;
     next = seq + 1;
   }
   return success();
@@ -68,7 +72,7 @@ constexpr auto ordered_inactive = std::chrono::seconds{10};
 // follower can lag: after leader kills, one replica stayed a message behind for a minute and a
 // read from sequence 1 timed out there (make test, 2026-12-03).
 result<void> read_from_leader(const store_state& st, const std::string& subject, std::uint64_t from,
-                              std::uint64_t last_seq, const message_sink& sink) {
+                              std::uint64_t last_seq, const owned_sink& sink) {
   for (std::uint64_t next = from; next < last_seq;) {
     const auto what =
         fmt::format("read {} from sequence {} (from the stream leader)", subject, next);
@@ -84,7 +88,7 @@ result<void> read_from_leader(const store_state& st, const std::string& subject,
     if (seq < next)  // not what was asked for: never hand over a commit twice
       return make_error(errc::internal, "{}: the answer is sequence {}", what, seq);
     if (seq >= last_seq) break;
-    if (auto r = sink(m->get(), seq); !r) return r;
+    if (auto r = sink(*m, seq); !r) return r;
     next = seq + 1;
   }
   return success();
@@ -95,7 +99,7 @@ result<void> read_from_leader(const store_state& st, const std::string& subject,
 // so a busy process does not leave thousands of idle consumers behind, by the store's reaper
 // thread: the deletion's round trip (0.2 to 0.7 ms) is then not the reader's.
 result<void> read_ordered(const store_state& st, const std::string& subject, std::uint64_t from,
-                          std::uint64_t last_seq, const message_sink& sink) {
+                          std::uint64_t last_seq, const owned_sink& sink) {
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = st.options.stream.c_str();
@@ -139,7 +143,7 @@ result<void> read_ordered(const store_state& st, const std::string& subject, std
       st.reaper->add(st.conn->nc.get(), std::move(sub));  // deleted off the caller's path
       return success();
     }
-    if (auto r = sink(m.get(), seq); !r) {
+    if (auto r = sink(m, seq); !r) {
       st.reaper->add(st.conn->nc.get(), std::move(sub));
       return r;
     }
@@ -153,7 +157,7 @@ result<void> read_ordered(const store_state& st, const std::string& subject, std
 // /tmp/probe: direct gets win for 1-2 messages, an ordered consumer from 3).
 result<void> read_range_from(const store_state& st, const std::string& subject, std::uint64_t after,
                              std::uint64_t last_seq, std::uint64_t last_version,
-                             std::size_t last_events, const message_sink& sink) {
+                             std::size_t last_events, const owned_sink& sink) {
   // At most this many commits precede the last one in range: each holds at least one event,
   // and each takes a stream sequence.
   const std::uint64_t events_before =
@@ -168,34 +172,49 @@ result<void> read_range_from(const store_state& st, const std::string& subject, 
 
 }  // namespace
 
-// Hands the messages of `subject` with sequence in (after, last) to `sink` in order; `last` (the
-// subject's last message, already in hand, with `last_version` and `last_events` from its
-// headers) is the caller's. On a replicated stream the commits come from replicas (direct gets,
-// an ordered consumer): checked by a version_chain, and what does not follow is read from the
-// leader instead, from the last commit that did.
+// Hands the messages of `subject` with sequence in (after, last_seq) to `sink` in order; `last`
+// (the subject's last message, at `last_seq`, already in hand) is the caller's. On a replicated
+// stream the commits come from replicas (direct gets, an ordered consumer): checked by a
+// version_chain, each held back until the commit after it (or the head) confirms its sequence,
+// and what does not follow is read from the leader instead, from the last commit handed over.
 result<void> read_range(const store_state& st, const std::string& subject, std::uint64_t after,
-                        std::uint64_t last_seq, std::uint64_t last_version, std::size_t last_events,
-                        const message_sink& sink) {
+                        natsMsg* last, std::uint64_t last_seq, const message_sink& sink) {
+  auto last_version = version_of(last, last_seq);
+  if (!last_version) return std::move(last_version).error();
+  const std::size_t last_events = detail::event_count(header(last, detail::hdr_events));
   if (!heads_from_leader(st))
-    return read_range_from(st, subject, after, last_seq, last_version, last_events, sink);
-  version_chain chain(after, last_version, last_events);
-  auto checked = [&](natsMsg* m, std::uint64_t seq) -> result<void> {
-    if (!chain.follows(m, seq))
-      return make_error(errc::internal, "read {}: sequence {} does not follow", subject, seq);
-    return sink(m, seq);
+    return read_range_from(st, subject, after, last_seq, *last_version, last_events,
+                           [&](msg_ptr& m, std::uint64_t seq) { return sink(m.get(), seq); });
+  version_chain chain(after, *last_version, last_events, expected_previous(last));
+  msg_ptr held;  // followed, its sequence not yet confirmed
+  std::uint64_t held_seq = 0, handed = after;
+  auto hand_over_held = [&]() -> result<void> {
+    if (!held) return success();
+    auto r = sink(held.get(), held_seq);
+    handed = held_seq;
+    held.reset();
+    return r;
   };
-  auto r = read_range_from(st, subject, after, last_seq, last_version, last_events, checked);
-  if (r && chain.complete()) return r;
+  auto checked = [&](msg_ptr& m, std::uint64_t seq) -> result<void> {
+    if (!chain.follows(m.get(), seq))
+      return make_error(errc::internal, "read {}: sequence {} does not follow", subject, seq);
+    if (auto r = hand_over_held(); !r) return r;
+    held = std::move(m);
+    held_seq = seq;
+    return success();
+  };
+  auto r = read_range_from(st, subject, after, last_seq, *last_version, last_events, checked);
+  if (r && chain.complete()) return hand_over_held();
   if (!r && !chain.broken()) return r;  // the sink's own error, or the read's
   // The leader's commits are handed over as it has them: it is the authority (a stream written
   // with the plain subject expectation on R3 can hold a version twice: ADR 0015).
-  const std::uint64_t from = std::max(chain.last_sequence(), after) + 1;
   log()->warn(
-      "read {}: the commits a replica handed over do not lead to the head's version {} (a "
-      "replica behind or drifted, or a version stored twice): reading from sequence {} from "
-      "the stream leader",
-      subject, last_version, from);
-  return read_from_leader(st, subject, from, last_seq, sink);
+      "read {}: the commits a replica handed over do not lead to the head's version {} at "
+      "sequence {} (a replica behind or drifted, or a version stored twice): reading from "
+      "sequence {} from the stream leader",
+      subject, *last_version, last_seq, handed + 1);
+  return read_from_leader(st, subject, handed + 1, last_seq,
+                          [&](msg_ptr& m, std::uint64_t seq) { return sink(m.get(), seq); });
 }
 
 }  // namespace jetsource::detail::store

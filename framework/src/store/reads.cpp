@@ -251,14 +251,13 @@ result<commit_log> event_store::read(std::string_view aggregate_type, std::strin
   if (!decoded_last) return std::move(decoded_last).error();
   log.commits.reserve(
       static_cast<std::size_t>(std::min<std::uint64_t>(last_seq - after_sequence, 4096)));
-  auto r =
-      read_range(*state_, *subject, after_sequence, last_seq, decoded_last->version,
-                 decoded_last->event_count(), [&](natsMsg* m, std::uint64_t seq) -> result<void> {
-                   auto c = decode_commit(m, seq);
-                   if (!c) return std::move(c).error();
-                   log.commits.push_back(std::move(c).value());
-                   return success();
-                 });
+  auto r = read_range(*state_, *subject, after_sequence, last->get(), last_seq,
+                      [&](natsMsg* m, std::uint64_t seq) -> result<void> {
+                        auto c = decode_commit(m, seq);
+                        if (!c) return std::move(c).error();
+                        log.commits.push_back(std::move(c).value());
+                        return success();
+                      });
   if (!r) return std::move(r).error();
   log.commits.push_back(std::move(decoded_last).value());
   return log;
@@ -276,9 +275,8 @@ result<commit_head> event_store::replay(std::string_view aggregate_type,
   auto head = head_of(lm);
   if (!head) return std::move(head).error();
   if (head->sequence <= after_sequence) return head;
-  const std::size_t last_events = detail::event_count(header(lm, detail::hdr_events));
   auto r = read_range(
-      *state_, *subject, after_sequence, head->sequence, head->version, last_events,
+      *state_, *subject, after_sequence, lm, head->sequence,
       [&](natsMsg* m, std::uint64_t seq) -> result<void> {
         const char* d = natsMsg_GetData(m);
         return visit(commit_view{

@@ -99,11 +99,10 @@ std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
 using message_sink = std::function<result<void>(natsMsg*, std::uint64_t)>;
 
 /// Hands the messages of `subject` with sequence in (after, last_seq) to `sink` in order, once
-/// each; the last one (with `last_version` and `last_events` from its headers) is the caller's
-/// (range_reads.cpp).
+/// each; the last one (`last`, at `last_seq`: the head, whose headers say what leads to it) is
+/// the caller's (range_reads.cpp).
 result<void> read_range(const store_state& st, const std::string& subject, std::uint64_t after,
-                        std::uint64_t last_seq, std::uint64_t last_version, std::size_t last_events,
-                        const message_sink& sink);
+                        natsMsg* last, std::uint64_t last_seq, const message_sink& sink);
 
 /// The stream sequence of a message from a get: last_on_subjects, direct_get, from_leader (their
 /// Nats-Sequence header, else what nats.c decoded); 0 if none.
