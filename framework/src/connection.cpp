@@ -4,6 +4,7 @@
 #include "log.hpp"
 #include "nats/handles.hpp"
 #include "nats/probe.hpp"
+#include "nats/reply_inboxes.hpp"
 
 #include <fmt/ranges.h>
 
@@ -222,6 +223,7 @@ result<connection> connection::connect(const connection_options& options) {
                       "no server URL given (use runtime::open to embed one)");
   auto state = std::make_shared<detail::connection_state>();
   state->options = options;
+  state->replies = std::make_unique<detail::reply_inboxes>();
   JETSOURCE_TRY(opts, make_options(*state));  // the error handler keeps a pointer
   state->opts = std::move(opts);
   natsConnection* nc = nullptr;

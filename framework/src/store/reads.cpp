@@ -4,6 +4,7 @@
 #include <jetsource/event_store.hpp>
 
 #include "log.hpp"
+#include "nats/reply_inboxes.hpp"
 #include "store/commit_message.hpp"
 #include "store/ids.hpp"
 #include "store/reads.hpp"
@@ -88,24 +89,20 @@ result<msg_ptr> last_on_subject(const store_state& st, const std::string& stream
   // js_DirectGetMsg would turn the reply into a JetStream message first (every header copied into
   // a hash table, the time stamp parsed with sscanf: 17,000 instructions a get, more than the rest
   // of a cold load; docs/performance.md).
+  // On an inbox of the store's own, read by this thread (nats/reply_inboxes.hpp: one thread
+  // hand-off less than natsConnection_Request).
   const std::string api = "$JS.API.DIRECT.GET." + stream + "." + subject;
   const auto timeout = wait.count() > 0 ? wait : st.conn->options.request_timeout;
-  natsMsg* raw = nullptr;
-  natsStatus s =
-      natsConnection_Request(&raw, st.conn->nc.get(), api.c_str(), nullptr, 0, timeout.count());
-  msg_ptr m(raw);
-  if (s == NATS_OK) {
-    // A message's status line is "NATS/1.0" alone; a status reply says "NATS/1.0 404 ...".
-    if (auto block = header_block(m.get()); block && block->starts_with("NATS/1.0\r\n")) return m;
-    const std::string status = header(m.get(), "Status");
-    if (status.empty()) return m;
-    if (status == "404") return msg_ptr{};
-    if (status != "503")
-      return make_error(errc::server_error, "read last message of {} from {}: status {} {}",
-                        subject, stream, status, header(m.get(), "Description"));
-    s = NATS_NO_RESPONDERS;
-  }
-  return nats_error(s, fmt::format("read last message of {}", subject));
+  const auto what = fmt::format("read last message of {}", subject);
+  auto m = st.conn->replies->request(st.conn->nc.get(), api, {}, timeout, what);
+  if (!m) return std::move(m).error();
+  // A message's status line is "NATS/1.0" alone; a status reply says "NATS/1.0 404 ...".
+  if (auto block = header_block(m->get()); block && block->starts_with("NATS/1.0\r\n")) return m;
+  const std::string status = header(m->get(), "Status");
+  if (status.empty()) return m;
+  if (status == "404") return msg_ptr{};
+  return make_error(errc::server_error, "{} from {}: status {} {}", what, stream, status,
+                    header(m->get(), "Description"));
 }
 
 result<msg_ptr> last_from_leader(const store_state& st, const std::string& stream,

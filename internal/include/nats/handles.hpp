@@ -98,6 +98,8 @@ class permission_notes {
   std::atomic<std::uint64_t> count_{0};
 };
 
+class reply_inboxes;  // nats/reply_inboxes.hpp
+
 /// The process's connection: options, the natsConnection, a plain JetStream context.
 struct connection_state {
   connection_options options;
@@ -105,6 +107,7 @@ struct connection_state {
   options_ptr opts;
   connection_ptr nc;
   js_ptr js;  // for API requests and sync publishes (no async handlers)
+  std::unique_ptr<reply_inboxes> replies;  // requests whose replies the caller reads itself
 
   ~connection_state();
 };

@@ -1,6 +1,8 @@
 // detail: nats.c status mapping and small message helpers.
 #include "nats/handles.hpp"
 
+#include "nats/reply_inboxes.hpp"
+
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -143,6 +145,7 @@ std::optional<std::string_view> header_block(natsMsg* m) noexcept {
 connection_state::~connection_state() {
   js.reset();
   if (nc) natsConnection_Close(nc.get());
+  if (replies) replies->clear();  // after the close: the reader thread no longer queues on them
   nc.reset();
   opts.reset();
 }

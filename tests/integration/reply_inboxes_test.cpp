@@ -1,0 +1,103 @@
+// Requests on the connection's pooled inbox subscriptions
+// (internal/include/nats/reply_inboxes.hpp), against a real nats-server and a responder on a second
+// connection: each request gets its own reply, also after an earlier one timed out and its reply
+// came late, from several threads at once; a request nothing listens to gets the server's "no
+// responders" status.
+#include "nats/reply_inboxes.hpp"
+#include "nats/handles.hpp"
+#include "nats_fixture.hpp"
+
+#include <gtest/gtest.h>
+#include <nats/nats.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace jetsource::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Echoes each request's body back; a body starting with "slow" after 300 ms.
+class echo_service {
+ public:
+  explicit echo_service(const std::string& url) {
+    EXPECT_EQ(natsConnection_ConnectTo(&nc_, url.c_str()), NATS_OK);
+    EXPECT_EQ(natsConnection_Subscribe(&sub_, nc_, "svc.echo", &echo_service::answer, nullptr),
+              NATS_OK);
+    EXPECT_EQ(natsConnection_Flush(nc_), NATS_OK);
+  }
+  ~echo_service() {
+    natsConnection_Close(nc_);
+    natsSubscription_Destroy(sub_);
+    natsConnection_Destroy(nc_);
+  }
+  echo_service(const echo_service&) = delete;
+  echo_service& operator=(const echo_service&) = delete;
+
+ private:
+  static void answer(natsConnection* nc, natsSubscription*, natsMsg* m, void*) {
+    const std::string body(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+    if (body.starts_with("slow")) std::this_thread::sleep_for(300ms);
+    if (const char* reply = natsMsg_GetReply(m))
+      natsConnection_Publish(nc, reply, body.data(), static_cast<int>(body.size()));
+    natsMsg_Destroy(m);
+  }
+  natsConnection* nc_ = nullptr;
+  natsSubscription* sub_ = nullptr;
+};
+
+class ReplyInboxesTest : public nats_test {
+ protected:
+  result<std::string> ask(const std::string& body, std::chrono::milliseconds timeout = 2s) {
+    auto& st = *detail::state_of(*conn_);
+    auto m = st.replies->request(st.nc.get(), "svc.echo", body, timeout, "ask svc.echo");
+    if (!m) return std::move(m).error();
+    return std::string(natsMsg_GetData(m->get()),
+                       static_cast<std::size_t>(natsMsg_GetDataLength(m->get())));
+  }
+};
+
+TEST_F(ReplyInboxesTest, ALateReplyToATimedOutRequestIsNotTheNextRequestsReply) {
+  echo_service svc(server_->url());
+  auto slow = ask("slow one", 100ms);
+  ASSERT_FALSE(slow);
+  EXPECT_EQ(slow.error().code, errc::timeout);
+  std::this_thread::sleep_for(400ms);  // its reply is now queued on the inbox
+  auto next = ask("second");
+  ASSERT_TRUE(next) << next.error();
+  EXPECT_EQ(*next, "second");
+}
+
+TEST_F(ReplyInboxesTest, EachOfManyConcurrentRequestsGetsItsOwnReply) {
+  echo_service svc(server_->url());
+  constexpr int threads = 4, each = 200;
+  std::vector<int> wrong(threads, 0);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      for (int i = 0; i < each; ++i) {
+        const auto body = std::to_string(t) + "/" + std::to_string(i);
+        auto got = ask(body);
+        wrong[static_cast<std::size_t>(t)] += !got || *got != body;
+      }
+    });
+  for (auto& th : pool) th.join();
+  for (int t = 0; t < threads; ++t) EXPECT_EQ(wrong[static_cast<std::size_t>(t)], 0) << t;
+}
+
+TEST_F(ReplyInboxesTest, ARequestNothingListensToIsUnreachableAndTheNextOneIsAnswered) {
+  auto& st = *detail::state_of(*conn_);
+  auto m = st.replies->request(st.nc.get(), "svc.nobody", {}, 2s, "ask svc.nobody");
+  ASSERT_FALSE(m);
+  EXPECT_EQ(m.error().code, errc::unreachable) << m.error();
+  echo_service svc(server_->url());
+  auto next = ask("after");
+  ASSERT_TRUE(next) << next.error();
+  EXPECT_EQ(*next, "after");
+}
+
+}  // namespace
+}  // namespace jetsource::test
