@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -97,6 +98,35 @@ TEST_F(ReplyInboxesTest, ARequestNothingListensToIsUnreachableAndTheNextOneIsAns
   auto next = ask("after");
   ASSERT_TRUE(next) << next.error();
   EXPECT_EQ(*next, "after");
+}
+
+// A batch: several requests in flight on one inbox, each reply handed back with its index; a
+// late reply to an earlier request on the same inbox is not one of them.
+TEST_F(ReplyInboxesTest, ABatchHandsEachReplyBackWithItsIndex) {
+  echo_service svc(server_->url());
+  auto& st = *detail::state_of(*conn_);
+  auto late = ask("slow, times out", 50ms);  // its reply comes while the batch waits
+  ASSERT_FALSE(late);
+  const std::vector<std::string> bodies{"first", "second", "third"};
+  auto b = st.replies->start(st.nc.get(), bodies.size(), "batch");
+  ASSERT_TRUE(b) << b.error();
+  for (std::size_t i = 0; i < bodies.size(); ++i)
+    ASSERT_EQ(natsConnection_PublishRequest(st.nc.get(), "svc.echo", b->reply_subject(i).c_str(),
+                                            bodies[i].data(), static_cast<int>(bodies[i].size())),
+              NATS_OK);
+  std::vector<std::size_t> order;
+  for (std::size_t n = 0; n < bodies.size(); ++n) {
+    detail::msg_ptr m;
+    std::size_t index = 99;
+    ASSERT_EQ(b->next(m, index, 2s), NATS_OK);
+    ASSERT_LT(index, bodies.size());
+    EXPECT_EQ(std::string(natsMsg_GetData(m.get()),
+                          static_cast<std::size_t>(natsMsg_GetDataLength(m.get()))),
+              bodies[index]);
+    order.push_back(index);
+  }
+  std::sort(order.begin(), order.end());
+  EXPECT_EQ(order, (std::vector<std::size_t>{0, 1, 2}));
 }
 
 }  // namespace

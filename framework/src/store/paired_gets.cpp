@@ -1,8 +1,9 @@
 // Several direct gets in flight at once: a cold load asks for an aggregate's head and its
 // snapshot together (one round trip instead of two; ADR 0017). Plain core-NATS requests to
-// $JS.API.DIRECT.GET.<stream> on an inbox subscription of the caller's own, auto-unsubscribed
-// after the last reply: the caller's thread owns everything here.
+// $JS.API.DIRECT.GET.<stream>, answered on one of the connection's pooled inboxes
+// (nats/reply_inboxes.hpp) that the caller's thread reads.
 #include "log.hpp"
+#include "nats/reply_inboxes.hpp"
 #include "store/ids.hpp"
 #include "store/reads.hpp"
 #include "wire/headers.hpp"
@@ -51,18 +52,9 @@ std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
     for (std::size_t i = 0; i < gets.size(); ++i) out.emplace_back(e);
     return std::move(out);
   };
-  natsInbox* raw_inbox = nullptr;
-  if (natsStatus s = natsInbox_Create(&raw_inbox); s != NATS_OK)
-    return fail_all(nats_error(s, "create an inbox"));
-  inbox_ptr inbox(raw_inbox);
-  const std::string prefix = std::string(inbox.get()) + ".";
-  natsSubscription* raw_sub = nullptr;
-  if (natsStatus s = natsConnection_SubscribeSync(&raw_sub, nc, (prefix + "*").c_str());
-      s != NATS_OK)
-    return fail_all(nats_error(s, "subscribe to an inbox"));
-  subscription_ptr sub(raw_sub);
-  // Both sides drop the subscription after the last reply: nothing to unsubscribe on success.
-  natsSubscription_AutoUnsubscribe(sub.get(), static_cast<int>(gets.size()));
+  auto started = st.conn->replies->start(nc, gets.size(), "read last messages");
+  if (!started) return fail_all(started.error());
+  auto& replies = started.value();
 
   const auto start = clock_type::now();
   std::vector<std::optional<result<msg_ptr>>> got(gets.size());
@@ -71,9 +63,8 @@ std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
     if (gets[i].from_leader) continue;  // below, while these are in flight
     const std::string api = "$JS.API.DIRECT.GET." + gets[i].stream;
     const std::string body = nlohmann::json{{"last_by_subj", gets[i].subject}}.dump();
-    natsStatus s =
-        natsConnection_PublishRequest(nc, api.c_str(), (prefix + std::to_string(i)).c_str(),
-                                      body.data(), static_cast<int>(body.size()));
+    natsStatus s = natsConnection_PublishRequest(nc, api.c_str(), replies.reply_subject(i).c_str(),
+                                                 body.data(), static_cast<int>(body.size()));
     if (s != NATS_OK) {
       got[i] =
           result<msg_ptr>(nats_error(s, fmt::format("read last message of {}", gets[i].subject)));
@@ -91,10 +82,9 @@ std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
     for (std::size_t i = 0; i < gets.size(); ++i)
       if (!got[i]) deadline = std::min(deadline, start + gets[i].wait);
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
-    natsMsg* raw = nullptr;
-    natsStatus s =
-        natsSubscription_NextMsg(&raw, sub.get(), std::max<std::int64_t>(left.count(), 1));
-    msg_ptr m(raw);
+    msg_ptr m;
+    std::size_t idx = 0;
+    natsStatus s = replies.next(m, idx, std::max(left, std::chrono::milliseconds{1}));
     if (s == NATS_TIMEOUT) {
       for (std::size_t i = 0; i < gets.size(); ++i)
         if (!got[i] && clock_type::now() >= start + gets[i].wait) {
@@ -111,14 +101,10 @@ std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
       open = 0;
       break;
     }
-    const std::string subject = natsMsg_GetSubject(m.get());
-    auto idx = parse_u64(std::string_view(subject).substr(prefix.size()));
-    if (!idx || *idx >= gets.size() || got[*idx]) continue;  // not ours (cannot happen)
-    got[*idx] = answer_of(std::move(m), gets[*idx]);
+    if (got[idx]) continue;  // answered twice (cannot happen)
+    got[idx] = answer_of(std::move(m), gets[idx]);
     --open;
   }
-  if (natsSubscription_IsValid(sub.get()))  // a get failed or timed out: unsubscribe, off path
-    st.reaper->add(nc, std::move(sub));
   for (auto& g : got) out.push_back(std::move(*g));
   return out;
 }

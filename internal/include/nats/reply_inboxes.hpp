@@ -28,7 +28,42 @@ namespace jetsource::detail {
 /// thread until it is given back. nats.c's reader thread only queues replies on the
 /// subscriptions. clear() runs after the connection is closed (its reader thread joined).
 class reply_inboxes {
+  struct inbox {
+    subscription_ptr sub;  // <prefix>*
+    std::string prefix;    // "_INBOX.<nuid>."
+    std::uint64_t next = 0;
+  };
+
  public:
+  /// Several requests in flight on one pooled inbox, their replies read by the owning thread;
+  /// the inbox goes back to the pool when the batch ends.
+  class batch {
+   public:
+    batch(batch&&) noexcept = default;
+    batch& operator=(batch&&) = delete;
+    batch(const batch&) = delete;
+    batch& operator=(const batch&) = delete;
+    ~batch();
+    /// Where request `i` (< the batch's size) asks to be answered.
+    std::string reply_subject(std::size_t i) const;
+    /// The next reply to one of this batch's requests, and which (`index`); a late reply to an
+    /// earlier batch is dropped. NATS_TIMEOUT after `wait`; NATS_NO_RESPONDERS when the server
+    /// said that nothing listens to one request's subject (nats.c does not say which).
+    natsStatus next(msg_ptr& m, std::size_t& index, std::chrono::milliseconds wait);
+
+   private:
+    friend class reply_inboxes;
+    batch(reply_inboxes& pool, natsConnection* nc, std::unique_ptr<inbox> in, std::size_t size);
+    reply_inboxes* pool_;
+    natsConnection* nc_;
+    std::unique_ptr<inbox> in_;  // null once moved from
+    std::uint64_t first_;        // the first request's token
+    std::size_t size_;
+    bool broken_ = false;  // the subscription failed: not pooled again
+  };
+
+  /// An inbox for `size` requests.
+  result<batch> start(natsConnection* nc, std::size_t size, std::string_view what);
   /// Sends `data` to `subject`, replies to a pooled inbox, and returns the first reply (a status
   /// reply too, such as a direct get's "404"), errc::timeout after `timeout`, or
   /// errc::unreachable when nothing listens to `subject` (the server's "503"). A late reply to an
@@ -39,11 +74,6 @@ class reply_inboxes {
   void clear() noexcept;
 
  private:
-  struct inbox {
-    subscription_ptr sub;  // <prefix>*
-    std::string prefix;    // "_INBOX.<nuid>."
-    std::uint64_t next = 0;
-  };
   result<std::unique_ptr<inbox>> take(natsConnection* nc, std::string_view what);
   void give_back(std::unique_ptr<inbox> in);
 

@@ -2,6 +2,7 @@
 #include "nats/reply_inboxes.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <utility>
 
@@ -36,42 +37,74 @@ void reply_inboxes::give_back(std::unique_ptr<inbox> in) {
   free_.push_back(std::move(in));
 }
 
-result<msg_ptr> reply_inboxes::request(natsConnection* nc, const std::string& subject,
-                                       std::string_view data, std::chrono::milliseconds timeout,
-                                       std::string_view what) {
-  auto taken = take(nc, what);
-  if (!taken) return std::move(taken).error();
-  auto in = std::move(taken).value();
-  const std::string reply = in->prefix + std::to_string(in->next++);
-  if (natsStatus s = natsConnection_PublishRequest(nc, subject.c_str(), reply.c_str(), data.data(),
-                                                   static_cast<int>(data.size()));
-      s != NATS_OK) {
-    give_back(std::move(in));
-    return nats_error(s, what);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+reply_inboxes::batch::batch(reply_inboxes& pool, natsConnection* nc, std::unique_ptr<inbox> in,
+                            std::size_t size)
+    : pool_(&pool), nc_(nc), in_(std::move(in)), first_(in_->next), size_(size) {
+  in_->next += size;
+}
+
+reply_inboxes::batch::~batch() {
+  if (!in_) return;
+  if (broken_)  // closed, or no longer valid: not pooled again
+    retire(nc_, std::move(in_->sub));
+  else  // replies still due (a timeout) are dropped by the inbox's next user
+    pool_->give_back(std::move(in_));
+}
+
+std::string reply_inboxes::batch::reply_subject(std::size_t i) const {
+  return in_->prefix + std::to_string(first_ + i);
+}
+
+natsStatus reply_inboxes::batch::next(msg_ptr& m, std::size_t& index,
+                                      std::chrono::milliseconds wait) {
+  const auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     natsMsg* raw = nullptr;
     natsStatus s =
-        natsSubscription_NextMsg(&raw, in->sub.get(), std::max<std::int64_t>(left.count(), 1));
-    msg_ptr m(raw);
-    // NATS_TIMEOUT: its reply may still come, and is dropped by the inbox's next user.
+        natsSubscription_NextMsg(&raw, in_->sub.get(), std::max<std::int64_t>(left.count(), 1));
+    m.reset(raw);
     // NATS_NO_RESPONDERS: nats.c's reading of the server's "503" status reply.
-    if (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS) {
-      give_back(std::move(in));
-      return nats_error(s, what);
+    if (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS) return s;
+    if (s != NATS_OK) {
+      broken_ = true;
+      return s;
     }
-    if (s != NATS_OK) {  // closed, or the subscription is no longer valid: not pooled again
-      retire(nc, std::move(in->sub));
-      return nats_error(s, what);
-    }
-    if (std::strcmp(natsMsg_GetSubject(m.get()), reply.c_str()) == 0) {
-      give_back(std::move(in));
-      return m;
+    const std::string_view subject = natsMsg_GetSubject(m.get());
+    std::uint64_t token = 0;
+    if (subject.starts_with(in_->prefix)) {
+      const auto digits = subject.substr(in_->prefix.size());
+      auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), token);
+      if (ec == std::errc{} && end == digits.data() + digits.size() && token >= first_ &&
+          token - first_ < size_) {
+        index = static_cast<std::size_t>(token - first_);
+        return NATS_OK;
+      }
     }
   }
+}
+
+result<reply_inboxes::batch> reply_inboxes::start(natsConnection* nc, std::size_t size,
+                                                  std::string_view what) {
+  auto in = take(nc, what);
+  if (!in) return std::move(in).error();
+  return batch(*this, nc, std::move(in).value(), size);
+}
+
+result<msg_ptr> reply_inboxes::request(natsConnection* nc, const std::string& subject,
+                                       std::string_view data, std::chrono::milliseconds timeout,
+                                       std::string_view what) {
+  auto b = start(nc, 1, what);
+  if (!b) return std::move(b).error();
+  if (natsStatus s = natsConnection_PublishRequest(nc, subject.c_str(), b->reply_subject(0).c_str(),
+                                                   data.data(), static_cast<int>(data.size()));
+      s != NATS_OK)
+    return nats_error(s, what);
+  msg_ptr m;
+  std::size_t index = 0;
+  if (natsStatus s = b->next(m, index, timeout); s != NATS_OK) return nats_error(s, what);
+  return m;
 }
 
 void reply_inboxes::clear() noexcept {
