@@ -12,6 +12,7 @@
 #include "store/commit_message.hpp"
 #include "store/reads.hpp"
 #include "store/store_state.hpp"
+#include "subject_watcher.hpp"
 
 #include <jetsource/connection.hpp>
 #include <jetsource/event_store.hpp>
@@ -20,7 +21,6 @@
 #include <nats/nats.h>
 #include <nlohmann/json.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -38,31 +38,20 @@ class drifted_replica {
  public:
   drifted_replica(const std::string& url, const std::string& api, const std::string& stream,
                   std::vector<detail::msg_ptr> commits, int shift)
-      : stream_(stream), commits_(std::move(commits)), shift_(shift) {
-    EXPECT_EQ(natsConnection_ConnectTo(&nc_, url.c_str()), NATS_OK);
-    EXPECT_EQ(natsConnection_Subscribe(&sub_, nc_, api.c_str(), &drifted_replica::answer, this),
-              NATS_OK);
-    EXPECT_EQ(natsConnection_Flush(nc_), NATS_OK);
-  }
-  ~drifted_replica() {  // closed first: joins the threads that call answer()
-    natsConnection_Close(nc_);
-    natsSubscription_Destroy(sub_);
-    natsConnection_Destroy(nc_);
-  }
-  drifted_replica(const drifted_replica&) = delete;
-  drifted_replica& operator=(const drifted_replica&) = delete;
-  int answered() const { return answered_.load(); }
+      : stream_(stream),
+        commits_(std::move(commits)),
+        shift_(shift),
+        responder_(url, api, [this](natsConnection* nc, natsMsg* m) { return answer(nc, m); }) {}
+  int answered() const { return responder_.answered(); }
 
  private:
-  static void answer(natsConnection* nc, natsSubscription*, natsMsg* m, void* self_) {
-    auto* self = static_cast<drifted_replica*>(self_);
+  bool answer(natsConnection* nc, natsMsg* m) const {
     const auto req = nlohmann::json::parse(
         std::string(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m))));
     const auto from = req.value("seq", std::int64_t{0});
     const auto subject = req.value("next_by_subj", std::string{});
-    for (const auto& c : self->commits_) {
-      const auto seq =
-          static_cast<std::int64_t>(detail::store::reply_sequence(c.get())) + self->shift_;
+    for (const auto& c : commits_) {
+      const auto seq = static_cast<std::int64_t>(detail::store::reply_sequence(c.get())) + shift_;
       if (seq < from || subject != natsMsg_GetSubject(c.get())) continue;
       natsMsg* out = nullptr;
       EXPECT_EQ(natsMsg_Create(&out, natsMsg_GetReply(m), nullptr, natsMsg_GetData(c.get()),
@@ -76,22 +65,20 @@ class drifted_replica {
         if (natsMsgHeader_Get(c.get(), keys[i], &v) == NATS_OK) natsMsgHeader_Set(out, keys[i], v);
       }
       free(keys);  // NOLINT: nats.c allocates the array with malloc
-      natsMsgHeader_Set(out, "Nats-Stream", self->stream_.c_str());
+      natsMsgHeader_Set(out, "Nats-Stream", stream_.c_str());
       natsMsgHeader_Set(out, "Nats-Subject", subject.c_str());
       natsMsgHeader_Set(out, "Nats-Sequence", std::to_string(seq).c_str());
       natsMsgHeader_Set(out, "Nats-Time-Stamp", "2026-12-04T10:00:00.000000000Z");
-      if (natsConnection_PublishMsg(nc, out) == NATS_OK) self->answered_.fetch_add(1);
+      const bool sent = natsConnection_PublishMsg(nc, out) == NATS_OK;
       natsMsg_Destroy(out);
-      break;
+      return sent;
     }
-    natsMsg_Destroy(m);
+    return false;
   }
   std::string stream_;
   std::vector<detail::msg_ptr> commits_;
   int shift_;
-  natsConnection* nc_ = nullptr;
-  natsSubscription* sub_ = nullptr;
-  std::atomic<int> answered_{0};
+  test_responder responder_;  // last: its thread calls answer() until it is destroyed
 };
 
 class drifted_reads : public ::testing::TestWithParam<int> {

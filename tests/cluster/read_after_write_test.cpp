@@ -9,6 +9,7 @@
 #include "store/commit_message.hpp"
 #include "store/reads.hpp"
 #include "store/store_state.hpp"
+#include "subject_watcher.hpp"
 
 #include <jetsource/connection.hpp>
 #include <jetsource/event_store.hpp>
@@ -106,37 +107,16 @@ TEST_F(r3_reads, EveryReadRightAfterAnAcknowledgedAppendSeesItOnEveryNode) {
 // of the stream's group answer when it believes the group has no leader (a node restarted and
 // still catching up): "JetStream system temporarily unavailable", 10008. On the reader's own
 // node it answers before the leader, whose answer comes over a route.
-class no_leader_member {
+class no_leader_member : public test_responder {
  public:
-  no_leader_member(const std::string& url, const std::string& stream) {
-    EXPECT_EQ(natsConnection_ConnectTo(&nc_, url.c_str()), NATS_OK);
-    EXPECT_EQ(natsConnection_Subscribe(&sub_, nc_, ("$JS.API.STREAM.MSG.GET." + stream).c_str(),
-                                       &no_leader_member::answer, this),
-              NATS_OK);
-    EXPECT_EQ(natsConnection_Flush(nc_), NATS_OK);
-  }
-  ~no_leader_member() {  // closed first: joins the threads that call answer()
-    natsConnection_Close(nc_);
-    natsSubscription_Destroy(sub_);
-    natsConnection_Destroy(nc_);
-  }
-  no_leader_member(const no_leader_member&) = delete;
-  no_leader_member& operator=(const no_leader_member&) = delete;
-  int answered() const { return answered_.load(); }
-
- private:
-  static void answer(natsConnection* nc, natsSubscription*, natsMsg* m, void* self) {
-    static const char* body =
-        R"({"type":"io.nats.jetstream.api.v1.stream_msg_get_response","error":{"code":503,)"
-        R"("err_code":10008,"description":"JetStream system temporarily unavailable"}})";
-    if (const char* reply = natsMsg_GetReply(m))
-      if (natsConnection_PublishString(nc, reply, body) == NATS_OK)
-        static_cast<no_leader_member*>(self)->answered_.fetch_add(1);
-    natsMsg_Destroy(m);
-  }
-  natsConnection* nc_ = nullptr;
-  natsSubscription* sub_ = nullptr;
-  std::atomic<int> answered_{0};
+  no_leader_member(const std::string& url, const std::string& stream)
+      : test_responder(url, "$JS.API.STREAM.MSG.GET." + stream, [](natsConnection* nc, natsMsg* m) {
+          static const char* body =
+              R"({"type":"io.nats.jetstream.api.v1.stream_msg_get_response","error":{"code":503,)"
+              R"("err_code":10008,"description":"JetStream system temporarily unavailable"}})";
+          const char* reply = natsMsg_GetReply(m);
+          return reply != nullptr && natsConnection_PublishString(nc, reply, body) == NATS_OK;
+        }) {}
 };
 
 // Reads through a node where such a member answers get the leader's answer: heads, reads, and the

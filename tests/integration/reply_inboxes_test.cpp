@@ -6,6 +6,7 @@
 #include "nats/reply_inboxes.hpp"
 #include "nats/handles.hpp"
 #include "nats_fixture.hpp"
+#include "subject_watcher.hpp"
 
 #include <gtest/gtest.h>
 #include <nats/nats.h>
@@ -22,32 +23,18 @@ namespace {
 using namespace std::chrono_literals;
 
 // Echoes each request's body back; a body starting with "slow" after 300 ms.
-class echo_service {
+class echo_service : public test_responder {
  public:
-  explicit echo_service(const std::string& url) {
-    EXPECT_EQ(natsConnection_ConnectTo(&nc_, url.c_str()), NATS_OK);
-    EXPECT_EQ(natsConnection_Subscribe(&sub_, nc_, "svc.echo", &echo_service::answer, nullptr),
-              NATS_OK);
-    EXPECT_EQ(natsConnection_Flush(nc_), NATS_OK);
-  }
-  ~echo_service() {
-    natsConnection_Close(nc_);
-    natsSubscription_Destroy(sub_);
-    natsConnection_Destroy(nc_);
-  }
-  echo_service(const echo_service&) = delete;
-  echo_service& operator=(const echo_service&) = delete;
-
- private:
-  static void answer(natsConnection* nc, natsSubscription*, natsMsg* m, void*) {
-    const std::string body(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
-    if (body.starts_with("slow")) std::this_thread::sleep_for(300ms);
-    if (const char* reply = natsMsg_GetReply(m))
-      natsConnection_Publish(nc, reply, body.data(), static_cast<int>(body.size()));
-    natsMsg_Destroy(m);
-  }
-  natsConnection* nc_ = nullptr;
-  natsSubscription* sub_ = nullptr;
+  explicit echo_service(const std::string& url)
+      : test_responder(url, "svc.echo", [](natsConnection* nc, natsMsg* m) {
+          const std::string body(natsMsg_GetData(m),
+                                 static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+          if (body.starts_with("slow")) std::this_thread::sleep_for(300ms);
+          const char* reply = natsMsg_GetReply(m);
+          return reply != nullptr &&
+                 natsConnection_Publish(nc, reply, body.data(), static_cast<int>(body.size())) ==
+                     NATS_OK;
+        }) {}
 };
 
 class ReplyInboxesTest : public nats_test {

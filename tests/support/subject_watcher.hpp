@@ -1,8 +1,10 @@
 // A second, plain nats.c connection subscribed to a subject (wildcards welcome) for a test to see
-// what the code under test sends or receives: API requests, inbox replies, stolen deliveries.
+// what the code under test sends or receives: API requests, inbox replies, stolen deliveries
+// (subject_watcher); or to answer them, playing a service or a server member (test_responder).
 //
-// Threads: nats.c's reader thread of the connection fills the subscription; the test's thread
-// reads it (next) and ends it (the destructor).
+// Threads: subject_watcher: nats.c's reader thread of the connection fills the subscription; the
+// test's thread reads it (next) and ends it (the destructor). test_responder: the handler runs
+// on the subscription's delivery thread; `answered` is read by any thread.
 //
 // The connection closes first, which joins its reader thread, and only then is the subscription
 // destroyed. nats.c 3.4.1 looks a message's subscription up and then locks it without holding a
@@ -13,7 +15,9 @@
 #include <gtest/gtest.h>
 #include <nats/nats.h>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <string>
 
 namespace jetsource::test {
@@ -45,6 +49,40 @@ class subject_watcher {
  private:
   natsConnection* nc_ = nullptr;
   natsSubscription* sub_ = nullptr;
+};
+
+/// Answers the messages on `subject` with `handler` (true: it answered; the message is only
+/// lent), on a connection of its own, until destroyed.
+class test_responder {
+ public:
+  using handler = std::function<bool(natsConnection*, natsMsg*)>;
+  test_responder(const std::string& url, const std::string& subject, handler h)
+      : handler_(std::move(h)) {
+    EXPECT_EQ(natsConnection_ConnectTo(&nc_, url.c_str()), NATS_OK);
+    EXPECT_EQ(natsConnection_Subscribe(&sub_, nc_, subject.c_str(), &test_responder::on_msg, this),
+              NATS_OK);
+    EXPECT_EQ(natsConnection_Flush(nc_), NATS_OK);  // the server knows the interest
+  }
+  ~test_responder() {  // closed first: joins the thread that calls the handler
+    natsConnection_Close(nc_);
+    natsSubscription_Destroy(sub_);
+    natsConnection_Destroy(nc_);
+  }
+  test_responder(const test_responder&) = delete;
+  test_responder& operator=(const test_responder&) = delete;
+  /// How many messages the handler answered so far.
+  int answered() const { return answered_.load(); }
+
+ private:
+  static void on_msg(natsConnection* nc, natsSubscription*, natsMsg* m, void* self) {
+    auto* r = static_cast<test_responder*>(self);
+    if (r->handler_(nc, m)) r->answered_.fetch_add(1);
+    natsMsg_Destroy(m);
+  }
+  handler handler_;
+  natsConnection* nc_ = nullptr;
+  natsSubscription* sub_ = nullptr;
+  std::atomic<int> answered_{0};
 };
 
 }  // namespace jetsource::test
