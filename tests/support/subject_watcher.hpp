@@ -19,6 +19,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <thread>
 
 namespace jetsource::test {
 
@@ -72,6 +73,15 @@ class test_responder {
   test_responder& operator=(const test_responder&) = delete;
   /// How many messages the handler answered so far.
   int answered() const { return answered_.load(); }
+  /// Whether it answered at least `n` within `patience` (its count goes up after the answer is
+  /// sent: a requester may have the answer first).
+  bool answered_at_least(int n,
+                         std::chrono::milliseconds patience = std::chrono::seconds{2}) const {
+    const auto give_up = std::chrono::steady_clock::now() + patience;
+    while (answered_.load() < n && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::sleep_for(std::chrono::milliseconds{5});
+    return answered_.load() >= n;
+  }
 
  private:
   static void on_msg(natsConnection* nc, natsSubscription*, natsMsg* m, void* self) {
