@@ -6,8 +6,9 @@
 // repository<bank::account> with default options (whatever the default path is; load() keeps no
 // cache: what a command on an aggregate not in the cache pays, as PostgreSQL's side queries on an
 // open connection with a prepared statement); beside it the same through a repository constructed
-// for the load (jetsource_fresh_repository_us) and the floor of any load, one raw DirectGet of
-// the aggregate's head (jetsource_floor_us).
+// for the load (jetsource_fresh_repository_us), through a connection without a separate read
+// connection (jetsource_one_connection_us: heads read through nats.c's reader thread) and the
+// floor of any load, one raw DirectGet of the aggregate's head (jetsource_floor_us).
 // PostgreSQL: the same events COPYed in the same shuffled order, VACUUM ANALYZE, then per load a
 // prepared SELECT of the stream's rows in version order, each payload decoded with the same
 // event registry and applied to a bank::account (postgres_query_us: the SELECT alone).
@@ -100,7 +101,7 @@ class pg_filler {
 };
 
 struct load_samples {
-  std::vector<double> js, js_fresh, floor, pg, pg_query;
+  std::vector<double> js, js_fresh, js_one_connection, floor, pg, pg_query;
   long errors = 0;
 };
 
@@ -150,10 +151,13 @@ double load_postgres(pg::conn& c, const std::string& id, int size, double& query
   return us;
 }
 
-std::map<int, load_samples> measure(const env& e, jetsource::event_store& store, pg::conn& c,
+// `one_connection`: the same stream through a connection without a separate read connection.
+std::map<int, load_samples> measure(const env& e, jetsource::event_store& store,
+                                    jetsource::event_store& one_connection, pg::conn& c,
                                     const aggregate_list& aggs) {
   std::map<int, load_samples> by_size;
   account_repo running{store};  // the defaults; load() reads the stream each time (no cache)
+  account_repo on_one{one_connection};
   const auto& stream = store.options().stream;
   for (int run = 0; run < e.opt.runs; ++run) {
     for (std::size_t i = 0; i < aggs.size(); ++i) {
@@ -168,6 +172,10 @@ std::map<int, load_samples> measure(const env& e, jetsource::event_store& store,
             (repo != nullptr ? s.js : s.js_fresh).push_back(us);
           wait_no_consumers(e, stream);
         }
+        if (double us = load_jetsource(one_connection, &on_one, id, size); us < 0)
+          ++s.errors;
+        else
+          s.js_one_connection.push_back(us);
         auto subject = must(store.subject_of(bank::account::type_name, id), "subject");
         s.floor.push_back(load_raw::read_last(e, stream, subject));
       };
@@ -190,7 +198,8 @@ std::map<int, load_samples> measure(const env& e, jetsource::event_store& store,
 void report(const env& e, const std::map<int, load_samples>& by_size, std::uint64_t stream_events) {
   for (const auto& [size, s] : by_size) {
     auto js = summarize(s.js), pg = summarize(s.pg), q = summarize(s.pg_query),
-         fresh = summarize(s.js_fresh), floor = summarize(s.floor);
+         fresh = summarize(s.js_fresh), floor = summarize(s.floor),
+         one = summarize(s.js_one_connection);
     line("peer-postgres")
         .kv("work", "load")
         .kv("events", size)
@@ -202,6 +211,7 @@ void report(const env& e, const std::map<int, load_samples>& by_size, std::uint6
         .stats("jetsource_us", js)
         .kv("jetsource_fresh_repository_us", fresh.median)
         .kv("jetsource_floor_us", floor.median)
+        .kv("jetsource_one_connection_us", one.median)
         .kv("samples", js.n)
         .kv("errors", s.errors)
         .kv("runs", e.opt.runs)
@@ -209,6 +219,7 @@ void report(const env& e, const std::map<int, load_samples>& by_size, std::uint6
         .kv("ratio_query_only", q.median / js.median)
         .kv("ratio_fresh_repository", pg.median / fresh.median)
         .kv("ratio_floor", pg.median / floor.median)
+        .kv("ratio_one_connection", pg.median / one.median)
         .kv("target", "ratio>=1")
         .kv("pass", pg.median >= js.median && s.errors == 0 ? 1 : 0)
         .print();
@@ -221,6 +232,12 @@ void run_loads(const env& e, const pg::server& s) {
   const std::int64_t small = 100'000, big = 1'000'000;
   stream_guard g(e, fmt::format("BENCH_PEER_LOAD_{}", e.tag));
   auto store = must(jetsource::event_store::open(*e.conn, store_options_for(g.name())), "open");
+  // Heads read through nats.c's reader thread (connection_options::separate_read_connection off).
+  auto one_options = e.conn->options();
+  one_options.separate_read_connection = false;
+  auto one_conn = must(jetsource::connection::connect(one_options), "connect");
+  auto one_store =
+      must(jetsource::event_store::open(one_conn, store_options_for(g.name())), "open");
   account_repo writer{store};  // the defaults (snapshots, if they are on by default)
   pg::conn c(s.conninfo());
   create_schema(c);
@@ -231,14 +248,14 @@ void run_loads(const env& e, const pg::server& s) {
   pg_fill.phase(set1, small, 42);
   auto n1 = fill_scattered(e, store, writer, set1, small, 42);
   c.prepare("load", "SELECT version, payload FROM events WHERE stream_id = $1 ORDER BY version", 1);
-  report(e, measure(e, store, c, set1), n1);
+  report(e, measure(e, store, one_store, c, set1), n1);
   if (!e.opt.peer_1m) return;
 
   note("peer-postgres load: extending both to {} commits", big);
   auto set2 = measured_set("b");
   pg_fill.phase(set2, big - static_cast<std::int64_t>(n1), 43);
   auto n2 = fill_scattered(e, store, writer, set2, big - static_cast<std::int64_t>(n1), 43);
-  report(e, measure(e, store, c, set2), n2);
+  report(e, measure(e, store, one_store, c, set2), n2);
 }
 
 }  // namespace bench::peer

@@ -2,6 +2,7 @@
 #include <jetsource/connection.hpp>
 
 #include "log.hpp"
+#include "nats/caller_reads.hpp"
 #include "nats/handles.hpp"
 #include "nats/probe.hpp"
 #include "nats/reply_inboxes.hpp"
@@ -18,18 +19,20 @@
 namespace jetsource {
 namespace {
 
-void on_disconnected(natsConnection* nc, void*) {
+// `which`: "" for the connection, " (reads)" for its read connection.
+void on_disconnected(natsConnection* nc, void* which) {
   // nats.c also reports a deliberate close here, usually already marked closed (not always:
   // the callback runs on its own thread, so a close can still log this once).
-  if (!natsConnection_IsClosed(nc)) detail::log()->warn("NATS disconnected; reconnecting");
+  if (!natsConnection_IsClosed(nc))
+    detail::log()->warn("NATS disconnected{}; reconnecting", static_cast<const char*>(which));
 }
 // At the disconnect's level: whoever sees "disconnected" must also see its end.
-// `counter`: jetsource_nats_reconnects_total, or null.
+// `counter`: jetsource_nats_reconnects_total, or null (the read connection's).
 void on_reconnected(natsConnection* nc, void* counter) {
   if (counter != nullptr) static_cast<metrics::counter*>(counter)->inc();
   std::array<char, 256> url{};
   natsConnection_GetConnectedUrl(nc, url.data(), url.size());
-  detail::log()->warn("NATS reconnected to {}", url.data());
+  detail::log()->warn("NATS reconnected{} to {}", counter != nullptr ? "" : " (reads)", url.data());
 }
 void on_closed(natsConnection*, void*) {
   detail::log()->info("NATS connection closed");
@@ -81,8 +84,12 @@ std::string shared_hostname(const std::vector<std::string>& urls) {
   return host;
 }
 
+constexpr const char* main_label = "";
+constexpr const char* reads_label = " (reads)";
+
 // `state`: the connection's state, which the error handler is given; its options are used.
-result<detail::options_ptr> make_options(detail::connection_state& state) {
+// `reads`: for the read connection (named "<name> (reads)", its reconnects not counted).
+result<detail::options_ptr> make_options(detail::connection_state& state, bool reads = false) {
   const connection_options& o = state.options;
   natsOptions* raw = nullptr;
   if (auto s = natsOptions_Create(&raw); s != NATS_OK) return detail::nats_error(s, "nats options");
@@ -92,7 +99,8 @@ result<detail::options_ptr> make_options(detail::connection_state& state) {
   for (const auto& u : o.urls) urls.push_back(u.c_str());
   JETSOURCE_TRY(
       check(natsOptions_SetServers(p, urls.data(), static_cast<int>(urls.size())), "server URLs"));
-  JETSOURCE_TRY(check(natsOptions_SetName(p, o.name.c_str()), "client name"));
+  const std::string name = reads ? o.name + reads_label : o.name;
+  JETSOURCE_TRY(check(natsOptions_SetName(p, name.c_str()), "client name"));
   if (!o.token.empty()) {
     JETSOURCE_TRY(check(natsOptions_SetToken(p, o.token.c_str()), "token"));
   }
@@ -139,9 +147,11 @@ result<detail::options_ptr> make_options(detail::connection_state& state) {
                         "retry on failed connect"));
   }
   JETSOURCE_TRY(check(natsOptions_SetSendAsap(p, o.send_asap), "send asap"));
-  JETSOURCE_TRY(check(natsOptions_SetDisconnectedCB(p, on_disconnected, nullptr), "callbacks"));
+  JETSOURCE_TRY(check(natsOptions_SetDisconnectedCB(
+                          p, on_disconnected, const_cast<char*>(reads ? reads_label : main_label)),
+                      "callbacks"));
   metrics::counter* reconnects = nullptr;
-  if (o.metrics != nullptr)
+  if (o.metrics != nullptr && !reads)
     reconnects = &o.metrics
                       ->counters("jetsource_nats_reconnects_total",
                                  "Times the NATS connection was re-established after a loss.")
@@ -210,6 +220,26 @@ error connect_error(natsStatus s, const connection_options& o) {
   return e;
 }
 
+// The read connection (caller_reads.hpp), or, when it cannot be made, nothing: heads are then
+// read on the connection itself.
+void open_read_connection(detail::connection_state& state) {
+  auto reads = std::make_unique<detail::caller_reads>();
+  auto opts = make_options(state, true);
+  natsStatus s = opts ? reads->install(opts->get()) : NATS_ERR;
+  natsConnection* rc = nullptr;
+  if (s == NATS_OK) s = natsConnection_Connect(&rc, opts->get());
+  if (s != NATS_OK) {
+    detail::log()->warn("no separate read connection ({}): heads are read on the connection",
+                        opts ? detail::nats_error(s, "connect").message : opts.error().message);
+    return;
+  }
+  state.reads_nc.reset(rc);
+  reads->start(rc);
+  state.replies = std::make_unique<detail::reply_inboxes>(rc, reads.get());
+  state.reads = std::move(reads);
+  state.reads_opts = std::move(opts).value();
+}
+
 }  // namespace
 
 result<connection> connection::connect(const connection_options& options) {
@@ -223,7 +253,6 @@ result<connection> connection::connect(const connection_options& options) {
                       "no server URL given (use runtime::open to embed one)");
   auto state = std::make_shared<detail::connection_state>();
   state->options = options;
-  state->replies = std::make_unique<detail::reply_inboxes>();
   JETSOURCE_TRY(opts, make_options(*state));  // the error handler keeps a pointer
   state->opts = std::move(opts);
   natsConnection* nc = nullptr;
@@ -237,6 +266,8 @@ result<connection> connection::connect(const connection_options& options) {
   if (auto s = natsConnection_JetStream(&js, nc, &jo); s != NATS_OK)
     return detail::nats_error(s, "JetStream context");
   state->js.reset(js);
+  if (options.separate_read_connection) open_read_connection(*state);
+  if (!state->replies) state->replies = std::make_unique<detail::reply_inboxes>(nc);
   detail::log()->debug("connected to {}", connection(state).connected_url());
   return connection(std::move(state));
 }

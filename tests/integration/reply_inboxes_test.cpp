@@ -1,5 +1,6 @@
 // Requests on the connection's pooled inbox subscriptions
-// (internal/include/nats/reply_inboxes.hpp), against a real nats-server and a responder on a second
+// (internal/include/nats/reply_inboxes.hpp), on the read connection and on the connection itself,
+// against a real nats-server and a responder on a second
 // connection: each request gets its own reply, also after an earlier one timed out and its reply
 // came late, from several threads at once; a request nothing listens to gets the server's "no
 // responders" status.
@@ -37,18 +38,34 @@ class echo_service : public test_responder {
         }) {}
 };
 
-class ReplyInboxesTest : public nats_test {
+// On the read connection (its socket read by the waiting thread, nats/caller_reads.hpp: the
+// default), or on the connection itself (nats.c's reader thread).
+class ReplyInboxesTest : public nats_test, public ::testing::WithParamInterface<bool> {
  protected:
+  void SetUp() override {
+    nats_test::SetUp();
+    if (GetParam()) {
+      ASSERT_NE(detail::state_of(*conn_)->reads, nullptr);
+      return;
+    }
+    auto o = conn_->options();
+    o.separate_read_connection = false;
+    auto c = connection::connect(o);
+    ASSERT_TRUE(c) << c.error();
+    conn_.emplace(std::move(c).value());
+    ASSERT_EQ(detail::state_of(*conn_)->reads, nullptr);
+  }
+
   result<std::string> ask(const std::string& body, std::chrono::milliseconds timeout = 2s) {
     auto& st = *detail::state_of(*conn_);
-    auto m = st.replies->request(st.nc.get(), "svc.echo", body, timeout, "ask svc.echo");
+    auto m = st.replies->request("svc.echo", body, timeout, "ask svc.echo");
     if (!m) return std::move(m).error();
     return std::string(natsMsg_GetData(m->get()),
                        static_cast<std::size_t>(natsMsg_GetDataLength(m->get())));
   }
 };
 
-TEST_F(ReplyInboxesTest, ALateReplyToATimedOutRequestIsNotTheNextRequestsReply) {
+TEST_P(ReplyInboxesTest, ALateReplyToATimedOutRequestIsNotTheNextRequestsReply) {
   echo_service svc(server_->url());
   auto slow = ask("slow one", 100ms);
   ASSERT_FALSE(slow);
@@ -59,7 +76,7 @@ TEST_F(ReplyInboxesTest, ALateReplyToATimedOutRequestIsNotTheNextRequestsReply) 
   EXPECT_EQ(*next, "second");
 }
 
-TEST_F(ReplyInboxesTest, EachOfManyConcurrentRequestsGetsItsOwnReply) {
+TEST_P(ReplyInboxesTest, EachOfManyConcurrentRequestsGetsItsOwnReply) {
   echo_service svc(server_->url());
   constexpr int threads = 4, each = 200;
   std::vector<int> wrong(threads, 0);
@@ -69,6 +86,8 @@ TEST_F(ReplyInboxesTest, EachOfManyConcurrentRequestsGetsItsOwnReply) {
       for (int i = 0; i < each; ++i) {
         const auto body = std::to_string(t) + "/" + std::to_string(i);
         auto got = ask(body);
+        if (!got || *got != body)
+          ADD_FAILURE() << body << ": " << (got ? *got : got.error().message);
         wrong[static_cast<std::size_t>(t)] += !got || *got != body;
       }
     });
@@ -76,9 +95,9 @@ TEST_F(ReplyInboxesTest, EachOfManyConcurrentRequestsGetsItsOwnReply) {
   for (int t = 0; t < threads; ++t) EXPECT_EQ(wrong[static_cast<std::size_t>(t)], 0) << t;
 }
 
-TEST_F(ReplyInboxesTest, ARequestNothingListensToIsUnreachableAndTheNextOneIsAnswered) {
+TEST_P(ReplyInboxesTest, ARequestNothingListensToIsUnreachableAndTheNextOneIsAnswered) {
   auto& st = *detail::state_of(*conn_);
-  auto m = st.replies->request(st.nc.get(), "svc.nobody", {}, 2s, "ask svc.nobody");
+  auto m = st.replies->request("svc.nobody", {}, 2s, "ask svc.nobody");
   ASSERT_FALSE(m);
   EXPECT_EQ(m.error().code, errc::unreachable) << m.error();
   echo_service svc(server_->url());
@@ -89,18 +108,16 @@ TEST_F(ReplyInboxesTest, ARequestNothingListensToIsUnreachableAndTheNextOneIsAns
 
 // A batch: several requests in flight on one inbox, each reply handed back with its index; a
 // late reply to an earlier request on the same inbox is not one of them.
-TEST_F(ReplyInboxesTest, ABatchHandsEachReplyBackWithItsIndex) {
+TEST_P(ReplyInboxesTest, ABatchHandsEachReplyBackWithItsIndex) {
   echo_service svc(server_->url());
   auto& st = *detail::state_of(*conn_);
   auto late = ask("slow, times out", 50ms);  // its reply comes while the batch waits
   ASSERT_FALSE(late);
   const std::vector<std::string> bodies{"first", "second", "third"};
-  auto b = st.replies->start(st.nc.get(), bodies.size(), "batch");
+  auto b = st.replies->start(bodies.size(), "batch");
   ASSERT_TRUE(b) << b.error();
   for (std::size_t i = 0; i < bodies.size(); ++i)
-    ASSERT_EQ(natsConnection_PublishRequest(st.nc.get(), "svc.echo", b->reply_subject(i).c_str(),
-                                            bodies[i].data(), static_cast<int>(bodies[i].size())),
-              NATS_OK);
+    ASSERT_EQ(b->send(i, "svc.echo", bodies[i]), NATS_OK);
   std::vector<std::size_t> order;
   for (std::size_t n = 0; n < bodies.size(); ++n) {
     detail::msg_ptr m;
@@ -115,6 +132,10 @@ TEST_F(ReplyInboxesTest, ABatchHandsEachReplyBackWithItsIndex) {
   std::sort(order.begin(), order.end());
   EXPECT_EQ(order, (std::vector<std::size_t>{0, 1, 2}));
 }
+
+INSTANTIATE_TEST_SUITE_P(Connections, ReplyInboxesTest, ::testing::Bool(), [](const auto& info) {
+  return info.param ? "ReadConnection" : "OneConnection";
+});
 
 }  // namespace
 }  // namespace jetsource::test

@@ -47,12 +47,11 @@ std::uint64_t reply_sequence(natsMsg* m) {
 std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
                                               const std::vector<last_get>& gets) {
   std::vector<result<msg_ptr>> out;
-  natsConnection* nc = st.conn->nc.get();
   auto fail_all = [&](const error& e) {
     for (std::size_t i = 0; i < gets.size(); ++i) out.emplace_back(e);
     return std::move(out);
   };
-  auto started = st.conn->replies->start(nc, gets.size(), "read last messages");
+  auto started = st.conn->replies->start(gets.size(), "read last messages");
   if (!started) return fail_all(started.error());
   auto& replies = started.value();
 
@@ -63,8 +62,7 @@ std::vector<result<msg_ptr>> last_on_subjects(const store_state& st,
     if (gets[i].from_leader) continue;  // below, while these are in flight
     const std::string api = "$JS.API.DIRECT.GET." + gets[i].stream;
     const std::string body = nlohmann::json{{"last_by_subj", gets[i].subject}}.dump();
-    natsStatus s = natsConnection_PublishRequest(nc, api.c_str(), replies.reply_subject(i).c_str(),
-                                                 body.data(), static_cast<int>(body.size()));
+    natsStatus s = replies.send(i, api, body);
     if (s != NATS_OK) {
       got[i] =
           result<msg_ptr>(nats_error(s, fmt::format("read last message of {}", gets[i].subject)));

@@ -89,12 +89,13 @@ result<msg_ptr> last_on_subject(const store_state& st, const std::string& stream
   // js_DirectGetMsg would turn the reply into a JetStream message first (every header copied into
   // a hash table, the time stamp parsed with sscanf: 17,000 instructions a get, more than the rest
   // of a cold load; docs/performance.md).
-  // On an inbox of the store's own, read by this thread (nats/reply_inboxes.hpp: one thread
-  // hand-off less than natsConnection_Request).
+  // On an inbox of the store's own, on the read connection whose socket this thread reads itself
+  // (nats/reply_inboxes.hpp, nats/caller_reads.hpp: no thread hand-off; two with
+  // natsConnection_Request).
   const std::string api = "$JS.API.DIRECT.GET." + stream + "." + subject;
   const auto timeout = wait.count() > 0 ? wait : st.conn->options.request_timeout;
   const auto what = fmt::format("read last message of {}", subject);
-  auto m = st.conn->replies->request(st.conn->nc.get(), api, {}, timeout, what);
+  auto m = st.conn->replies->request(api, {}, timeout, what);
   if (!m) return std::move(m).error();
   // A message's status line is "NATS/1.0" alone; a status reply says "NATS/1.0 404 ...".
   if (auto block = header_block(m->get()); block && block->starts_with("NATS/1.0\r\n")) return m;

@@ -99,6 +99,7 @@ class permission_notes {
 };
 
 class reply_inboxes;  // nats/reply_inboxes.hpp
+class caller_reads;   // nats/caller_reads.hpp
 
 /// The process's connection: options, the natsConnection, a plain JetStream context.
 struct connection_state {
@@ -107,7 +108,13 @@ struct connection_state {
   options_ptr opts;
   connection_ptr nc;
   js_ptr js;  // for API requests and sync publishes (no async handlers)
-  std::unique_ptr<reply_inboxes> replies;  // requests whose replies the caller reads itself
+  // Requests whose replies the caller reads itself (direct gets of heads): on a second
+  // connection whose socket the waiting thread reads (`reads`, `reads_nc`;
+  // connection_options::separate_read_connection), or on `nc`.
+  options_ptr reads_opts;
+  std::unique_ptr<caller_reads> reads;
+  connection_ptr reads_nc;
+  std::unique_ptr<reply_inboxes> replies;
 
   ~connection_state();
 };

@@ -144,9 +144,14 @@ std::optional<std::string_view> header_block(natsMsg* m) noexcept {
 
 connection_state::~connection_state() {
   js.reset();
+  if (reads) reads->stop();  // nothing reads reads_nc from here on
+  if (reads_nc) natsConnection_Close(reads_nc.get());
   if (nc) natsConnection_Close(nc.get());
   if (replies) replies->clear();  // after the close: the reader thread no longer queues on them
+  reads_nc.reset();
   nc.reset();
+  reads.reset();
+  reads_opts.reset();
   opts.reset();
 }
 

@@ -8,8 +8,7 @@
 
 namespace jetsource::detail {
 
-result<std::unique_ptr<reply_inboxes::inbox>> reply_inboxes::take(natsConnection* nc,
-                                                                  std::string_view what) {
+result<std::unique_ptr<reply_inboxes::inbox>> reply_inboxes::take(std::string_view what) {
   {
     std::lock_guard lock(mutex_);
     if (!free_.empty()) {
@@ -25,10 +24,11 @@ result<std::unique_ptr<reply_inboxes::inbox>> reply_inboxes::take(natsConnection
   auto in = std::make_unique<inbox>();
   in->prefix = std::string(name.get()) + ".";
   natsSubscription* raw_sub = nullptr;
-  if (natsStatus s = natsConnection_SubscribeSync(&raw_sub, nc, (in->prefix + "*").c_str());
+  if (natsStatus s = natsConnection_SubscribeSync(&raw_sub, nc_, (in->prefix + "*").c_str());
       s != NATS_OK)
     return nats_error(s, fmt::format("{}: subscribe to an inbox", what));
   in->sub.reset(raw_sub);
+  if (driver_ != nullptr) driver_->flush();  // the SUB
   return in;
 }
 
@@ -37,16 +37,15 @@ void reply_inboxes::give_back(std::unique_ptr<inbox> in) {
   free_.push_back(std::move(in));
 }
 
-reply_inboxes::batch::batch(reply_inboxes& pool, natsConnection* nc, std::unique_ptr<inbox> in,
-                            std::size_t size)
-    : pool_(&pool), nc_(nc), in_(std::move(in)), first_(in_->next), size_(size) {
+reply_inboxes::batch::batch(reply_inboxes& pool, std::unique_ptr<inbox> in, std::size_t size)
+    : pool_(&pool), in_(std::move(in)), first_(in_->next), size_(size) {
   in_->next += size;
 }
 
 reply_inboxes::batch::~batch() {
   if (!in_) return;
   if (broken_)  // closed, or no longer valid: not pooled again
-    retire(nc_, std::move(in_->sub));
+    retire(pool_->nc_, std::move(in_->sub));
   else  // replies still due (a timeout) are dropped by the inbox's next user
     pool_->give_back(std::move(in_));
 }
@@ -55,15 +54,28 @@ std::string reply_inboxes::batch::reply_subject(std::size_t i) const {
   return in_->prefix + std::to_string(first_ + i);
 }
 
+natsStatus reply_inboxes::batch::send(std::size_t i, const std::string& subject,
+                                      std::string_view data) {
+  natsStatus s =
+      natsConnection_PublishRequest(pool_->nc_, subject.c_str(), reply_subject(i).c_str(),
+                                    data.data(), static_cast<int>(data.size()));
+  if (s == NATS_OK && pool_->driver_ != nullptr) pool_->driver_->flush();
+  return s;
+}
+
 natsStatus reply_inboxes::batch::next(msg_ptr& m, std::size_t& index,
                                       std::chrono::milliseconds wait) {
   const auto deadline = std::chrono::steady_clock::now() + wait;
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
     natsMsg* raw = nullptr;
-    natsStatus s =
-        natsSubscription_NextMsg(&raw, in_->sub.get(), std::max<std::int64_t>(left.count(), 1));
+    natsStatus s = NATS_OK;
+    if (pool_->driver_ != nullptr) {
+      s = pool_->driver_->next(in_->sub.get(), &raw, deadline);
+    } else {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      s = natsSubscription_NextMsg(&raw, in_->sub.get(), std::max<std::int64_t>(left.count(), 1));
+    }
     m.reset(raw);
     // NATS_NO_RESPONDERS: nats.c's reading of the server's "503" status reply.
     if (s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS) return s;
@@ -85,22 +97,17 @@ natsStatus reply_inboxes::batch::next(msg_ptr& m, std::size_t& index,
   }
 }
 
-result<reply_inboxes::batch> reply_inboxes::start(natsConnection* nc, std::size_t size,
-                                                  std::string_view what) {
-  auto in = take(nc, what);
+result<reply_inboxes::batch> reply_inboxes::start(std::size_t size, std::string_view what) {
+  auto in = take(what);
   if (!in) return std::move(in).error();
-  return batch(*this, nc, std::move(in).value(), size);
+  return batch(*this, std::move(in).value(), size);
 }
 
-result<msg_ptr> reply_inboxes::request(natsConnection* nc, const std::string& subject,
-                                       std::string_view data, std::chrono::milliseconds timeout,
-                                       std::string_view what) {
-  auto b = start(nc, 1, what);
+result<msg_ptr> reply_inboxes::request(const std::string& subject, std::string_view data,
+                                       std::chrono::milliseconds timeout, std::string_view what) {
+  auto b = start(1, what);
   if (!b) return std::move(b).error();
-  if (natsStatus s = natsConnection_PublishRequest(nc, subject.c_str(), b->reply_subject(0).c_str(),
-                                                   data.data(), static_cast<int>(data.size()));
-      s != NATS_OK)
-    return nats_error(s, what);
+  if (natsStatus s = b->send(0, subject, data); s != NATS_OK) return nats_error(s, what);
   msg_ptr m;
   std::size_t index = 0;
   if (natsStatus s = b->next(m, index, timeout); s != NATS_OK) return nats_error(s, what);
