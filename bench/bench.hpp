@@ -238,5 +238,7 @@ void run_react_takeover(const env& e);
 void run_react_member(const env& e);  ///< a member process of react-takeover (not for people)
 /// PostgreSQL 15 beside jetsource, same run (issue 17 §2; bench/peer/).
 void run_peer_postgres(const env& e);
+/// One direct get of a head, the ways a client can wait for its reply (ADR 0023; roundtrip.cpp).
+void run_roundtrip(const env& e);
 
 }  // namespace bench

@@ -5,6 +5,7 @@
 //                   [--nats-url URL] [--events N]
 //                   [--payload-bytes B] [--runs R]
 //   jetsource-bench soak [--minutes M] [--rate R]     (a long run: not part of `all`)
+//   jetsource-bench roundtrip [--events N] [--runs R] (one direct get, ADR 0023: not in `all`)
 //   jetsource-bench instr-<fill|append|load|project|pipeline> --events N --nats-url URL
 //                                                     (bench/callgrind.sh's runs: not in `all`)
 //
@@ -186,7 +187,8 @@ int main(int argc, char** argv) {
       {"react", bench::run_react},
       {"react-takeover", bench::run_react_takeover},
       {"react-member", bench::run_react_member},
-      {"peer-postgres", bench::run_peer_postgres}};
+      {"peer-postgres", bench::run_peer_postgres},
+      {"roundtrip", bench::run_roundtrip}};
   std::string scenario, nats_url;
   bench::options opt;
   std::int64_t events = 0;
@@ -196,7 +198,8 @@ int main(int argc, char** argv) {
                  "instr-fill | instr-append | instr-load | instr-cold-load[-raw] | instr-project | "
                  "instr-pipeline[-nodecode] "
                  "(bench/callgrind.sh's "
-                 "runs, not part of all) | peer-postgres (PostgreSQL beside jetsource)")
+                 "runs, not part of all) | peer-postgres (PostgreSQL beside jetsource) | "
+                 "roundtrip (one direct get, the ways to wait for its reply; not part of all)")
       ->required()
       ->check(CLI::IsMember({"append-sync",
                              "append-async",
@@ -220,14 +223,15 @@ int main(int argc, char** argv) {
                              "instr-pipeline-nodecode",
                              "instr-cold-load",
                              "instr-cold-load-raw",
-                             "peer-postgres"}));
+                             "peer-postgres",
+                             "roundtrip"}));
   app.add_option("--nats-url", nats_url,
                  "NATS server URL, or several comma-separated (default: an embedded nats-server)");
   app.add_option("--events", events,
                  "events per run (append-sync 10000, append-async 100000, execute 100000 "
                  "commands; load: the big stream's size, 1000000; project 500000; "
                  "e2e-latency 100000, i.e. 10 s at 10000/s; rebuild 1000000; metrics 20000000 "
-                 "operations; personal 2000)")
+                 "operations; personal 2000; roundtrip 20000 gets)")
       ->check(CLI::PositiveNumber);
   app.add_option("--payload-bytes", opt.payload_bytes, "commit body size in bytes (default 200)")
       ->check(CLI::Range(1, 1 << 20));

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -41,6 +42,14 @@ counts counts_of(natsConnection* nc) {
 
 using accounts_repo = repository<bank::account>;
 
+// The tests' store on `c` (a test failure, and nullopt, when it does not open).
+std::optional<event_store> test_store(const connection& c) {
+  auto s = event_store::open(c, {.stream = "TEST", .subject_prefix = "test"});
+  EXPECT_TRUE(s) << s.error();
+  if (!s) return std::nullopt;
+  return std::move(s).value();
+}
+
 // Opens account `id` with a deposit (2 events); returns its loaded version (0 on failure).
 std::uint64_t write_then_load(event_store& store, const std::string& id) {
   accounts_repo accounts{store};
@@ -49,6 +58,16 @@ std::uint64_t write_then_load(event_store& store, const std::string& id) {
   auto l = accounts.load(id);
   EXPECT_TRUE(l) << l.error();
   return l ? l->version : 0;
+}
+
+// Connects with `o`, expecting no read connection, and loads an aggregate it writes.
+void expect_loads_on_one_connection(const connection_options& o) {
+  auto c = connection::connect(o);
+  ASSERT_TRUE(c) << c.error();
+  EXPECT_EQ(detail::state_of(*c)->reads_nc, nullptr);
+  auto store = test_store(*c);
+  ASSERT_TRUE(store);
+  EXPECT_EQ(write_then_load(*store, "acc-1"), 2u);
 }
 
 class ReadConnectionTest : public nats_test {};
@@ -110,12 +129,7 @@ TEST_F(ReadConnectionTest, LoadsGoOnAfterTheServerRestarts) {
 TEST_F(ReadConnectionTest, WhenTurnedOffHeadsAreReadOnTheConnection) {
   connection_options o = conn_->options();
   o.separate_read_connection = false;
-  auto c = connection::connect(o);
-  ASSERT_TRUE(c) << c.error();
-  EXPECT_EQ(detail::state_of(*c)->reads_nc, nullptr);
-  auto store = event_store::open(*c, {.stream = "TEST", .subject_prefix = "test"});
-  ASSERT_TRUE(store) << store.error();
-  EXPECT_EQ(write_then_load(*store, "acc-1"), 2u);
+  expect_loads_on_one_connection(o);
 }
 
 // The server pings every 100 ms and drops a client after one unanswered ping: an idle read
@@ -128,8 +142,8 @@ TEST(ReadConnectionIdle, AnIdleReadConnectionAnswersTheServersPings) {
   o.reconnect_wait = 50ms;
   auto c = connection::connect(o);
   ASSERT_TRUE(c) << c.error();
-  auto store = event_store::open(*c, {.stream = "TEST", .subject_prefix = "test"});
-  ASSERT_TRUE(store) << store.error();
+  auto store = test_store(*c);
+  ASSERT_TRUE(store);
   ASSERT_EQ(write_then_load(*store, "acc-1"), 2u);
   std::this_thread::sleep_for(1500ms);  // 15 of the server's pings
   accounts_repo accounts{*store};
@@ -143,12 +157,7 @@ TEST(ReadConnectionRefused, WhenTheServerRefusesASecondConnectionHeadsAreReadOnT
   ASSERT_TRUE(srv.server);
   connection_options o;
   o.urls = {srv.url()};
-  auto c = connection::connect(o);
-  ASSERT_TRUE(c) << c.error();
-  EXPECT_EQ(detail::state_of(*c)->reads_nc, nullptr);
-  auto store = event_store::open(*c, {.stream = "TEST", .subject_prefix = "test"});
-  ASSERT_TRUE(store) << store.error();
-  EXPECT_EQ(write_then_load(*store, "acc-1"), 2u);
+  expect_loads_on_one_connection(o);
 }
 
 }  // namespace
