@@ -88,7 +88,8 @@ constexpr const char* main_label = "";
 constexpr const char* reads_label = " (reads)";
 
 // `state`: the connection's state, which the error handler is given; its options are used.
-// `reads`: for the read connection (named "<name> (reads)", its reconnects not counted).
+// `reads`: for the read connection (named "<name> (reads)", its reconnects not counted, no
+// retrying of its first connect).
 result<detail::options_ptr> make_options(detail::connection_state& state, bool reads = false) {
   const connection_options& o = state.options;
   natsOptions* raw = nullptr;
@@ -142,7 +143,9 @@ result<detail::options_ptr> make_options(detail::connection_state& state, bool r
   JETSOURCE_TRY(check(natsOptions_SetTimeout(p, o.connect_timeout.count()), "connect timeout"));
   JETSOURCE_TRY(check(natsOptions_SetMaxReconnect(p, o.max_reconnects), "max reconnects"));
   JETSOURCE_TRY(check(natsOptions_SetReconnectWait(p, o.reconnect_wait.count()), "reconnect wait"));
-  if (o.retry_on_failed_connect) {
+  // The read connection is made once the first is up: if it fails then, heads are read on the
+  // first (no retrying: a refusal such as max_connections would block the connect for good).
+  if (o.retry_on_failed_connect && !reads) {
     JETSOURCE_TRY(check(natsOptions_SetRetryOnFailedConnect(p, true, nullptr, nullptr),
                         "retry on failed connect"));
   }

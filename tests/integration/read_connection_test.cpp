@@ -160,5 +160,15 @@ TEST(ReadConnectionRefused, WhenTheServerRefusesASecondConnectionHeadsAreReadOnT
   expect_loads_on_one_connection(o);
 }
 
+// The first connect's retrying is not the second's: a refusal must not block connect().
+TEST(ReadConnectionRefused, ARefusedSecondConnectionIsNotRetriedWhenTheFirstWas) {
+  configured_server srv("max_connections: 1\n");
+  ASSERT_TRUE(srv.server);
+  connection_options o;
+  o.urls = {srv.url()};
+  o.retry_on_failed_connect = true;
+  expect_loads_on_one_connection(o);
+}
+
 }  // namespace
 }  // namespace jetsource::test
