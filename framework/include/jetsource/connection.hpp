@@ -53,8 +53,8 @@ struct connection_options {
   bool retry_on_failed_connect = false;
   bool send_asap = true;  ///< flush each publish at once (nats.c otherwise batches ~1 ms)
   /// Read aggregates' heads (cold loads) on a second TCP connection whose socket the loading
-  /// thread reads itself: no thread hand-off per load (a direct get 30 % faster than through
-  /// nats.c's reader thread; docs/performance.md). Publishes stay on the one connection. If the
+  /// thread reads itself: no thread hand-off per load (7–30 % of a direct get's round trip
+  /// on the 2-core test machine; docs/performance.md). Publishes stay on the one connection. If the
   /// second connection cannot be made, heads are read on the first (logged). false: one
   /// connection only (a server that counts connections tightly).
   bool separate_read_connection = true;

@@ -16,8 +16,8 @@ namespace jetsource::detail {
 /// for its replies, so that a reply needs no thread hand-off on the client: the waiting thread
 /// polls the socket and has nats.c parse what arrives, as libpq's caller reads its own socket.
 /// With nats.c's own reader thread, a reply wakes that thread, which then wakes the waiting one
-/// (a direct get's round trip: 77 against 54 µs median on the 2-core machine,
-/// docs/performance.md "Cold loads read by the loading thread").
+/// (7–30 % of a direct get's round trip on the 2-core machine, depending on what the other
+/// threads just did: docs/performance.md "Cold loads read by the loading thread").
 ///
 /// One thread reads at a time (the reader); the others wait until it has read (their replies
 /// are queued on their subscriptions by the reader) or until it stops, then one of them reads.
