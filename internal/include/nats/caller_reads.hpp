@@ -46,7 +46,8 @@ class caller_reads {
   /// Stops the ticker; before the connection is closed.
   void stop() noexcept;
 
-  /// Writes what publishes on this connection buffered, on the calling thread.
+  /// Writes what nats.c buffered on this connection (publishes, PINGs, PONGs), on the calling
+  /// thread.
   void flush();
   /// The next message of `sub` (a synchronous subscription of this connection): NATS_TIMEOUT at
   /// `deadline`; otherwise what natsSubscription_NextMsg returns.
@@ -59,7 +60,6 @@ class caller_reads {
   static natsStatus on_detach(void* user);
 
   void read_once(clock::time_point until);  // the reader only
-  void write_pending();
   void tick();
 
   std::atomic<natsConnection*> nc_{nullptr};  // set again (the same) by each attach

@@ -65,14 +65,10 @@ void caller_reads::stop() noexcept {
 }
 
 void caller_reads::flush() {
-  // nats.c buffered the publish and asked for a write event: write it now. What the socket does
-  // not take at once is written by the next reader (it polls for writability too).
-  write_pending();
-}
-
-void caller_reads::write_pending() {
-  // Only while nats.c wants its write event, and one writer at a time: with nothing buffered,
-  // natsConnection_ProcessWriteEvent sends 0 bytes and takes that for a closed connection.
+  // What the socket does not take at once is written by the next reader (it polls for
+  // writability too). Only while nats.c wants its write event, and one writer at a time: with
+  // nothing buffered, natsConnection_ProcessWriteEvent sends 0 bytes and takes that for a closed
+  // connection.
   std::lock_guard lock(write_mutex_);
   if (write_wanted_.load() && polling_.load()) natsConnection_ProcessWriteEvent(nc_.load());
 }
@@ -87,7 +83,7 @@ void caller_reads::read_once(clock::time_point until) {
         std::min(wait, std::chrono::nanoseconds{std::chrono::milliseconds{1}}));
     return;
   }
-  write_pending();
+  flush();
   pollfd p{fd, static_cast<short>(POLLIN | (write_wanted_.load() ? POLLOUT : 0)), 0};
   const timespec ts{static_cast<std::time_t>(wait.count() / 1'000'000'000),
                     static_cast<long>(wait.count() % 1'000'000'000)};
@@ -97,7 +93,7 @@ void caller_reads::read_once(clock::time_point until) {
     return;
   }
   if ((p.revents & (POLLIN | POLLHUP | POLLERR)) != 0) natsConnection_ProcessReadEvent(nc_.load());
-  write_pending();  // a PONG, or the rest
+  flush();  // a PONG, or the rest
 }
 
 natsStatus caller_reads::next(natsSubscription* sub, natsMsg** m, clock::time_point deadline) {
