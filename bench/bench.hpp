@@ -103,6 +103,8 @@ inline double micros_since(clock_type::time_point t0) {
 /// machine whose cores are all busy the rate follows it.
 struct cpu_seconds {
   double client = 0, server = 0;
+  double client_sys = 0;                            // of `client`: in the kernel
+  double client_switches = 0, server_switches = 0;  // context switches (voluntary + not)
   double total() const { return client + server; }
 };
 cpu_seconds cpu_used(const env& e);

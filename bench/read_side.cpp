@@ -5,7 +5,10 @@
 
 #include <rapidjson/document.h>
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -103,7 +106,7 @@ void delete_consumer(const env& e, const std::string& stream, const std::string&
 // -- the plain nats.c pull loop (raw baselines) ------------------------------------------------
 
 raw_puller::raw_puller(const env& e, const std::string& stream, const std::string& consumer, int b,
-                       bool ack_all, std::int64_t max_ack_pending)
+                       bool ack_all, std::int64_t max_ack_pending, bool in_memory)
     : nc(e.raw_nc), batch(b) {
   jsConsumerConfig cfg;
   jsConsumerConfig_Init(&cfg);
@@ -111,6 +114,7 @@ raw_puller::raw_puller(const env& e, const std::string& stream, const std::strin
   cfg.AckPolicy = ack_all ? js_AckAll : js_AckExplicit;
   cfg.MaxAckPending = max_ack_pending;
   cfg.MaxDeliver = -1;
+  cfg.MemoryStorage = in_memory;
   jsConsumerInfo* ci = nullptr;
   jsErrCode code{};
   check(js_AddConsumer(&ci, e.raw_js, stream.c_str(), &cfg, nullptr, &code), "js_AddConsumer");
@@ -316,13 +320,20 @@ double raw_pipeline(const env& e, const std::string& stream, std::uint64_t event
         "(aggregate_type, aggregate_id) DO UPDATE SET sequence = excluded.sequence "
         "WHERE excluded.sequence > applied_versions.sequence",
         &dedup);
-    raw_puller puller(e, stream, "raw-pipeline", o.batch, true, o.max_buffered);
+    raw_puller puller(e, stream, "raw-pipeline", o.batch, true, o.max_buffered,
+                      o.consumer_in_memory);
     std::mutex mutex;  // guards queue, failed
     std::condition_variable ready;
     std::deque<natsMsg*> queue;
     bool failed = false;
     note("raw pipeline: set up in {:.1f} ms", seconds_since(t0) * 1e3);
+    // Named as jetsource's fetcher and worker are ("js-fetch", "js-apply-0"), for profiles
+    // (perf report --sort comm).
+    std::array<char, 16> caller_name{};
+    pthread_getname_np(pthread_self(), caller_name.data(), caller_name.size());
+    pthread_setname_np(pthread_self(), "raw-apply");
     std::thread fetcher([&] {
+      pthread_setname_np(pthread_self(), "raw-fetch");
       std::vector<natsMsg*> got;
       for (std::uint64_t fetched = 0; fetched < events;) {
         natsMsg* m = puller.next(5000);
@@ -381,6 +392,7 @@ double raw_pipeline(const env& e, const std::string& stream, std::uint64_t event
       for (natsMsg* m : group) natsMsg_Destroy(m);
     }
     fetcher.join();
+    pthread_setname_np(pthread_self(), caller_name.data());
     {
       std::lock_guard lk(mutex);
       for (natsMsg* m : queue) natsMsg_Destroy(m);

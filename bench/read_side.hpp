@@ -62,8 +62,9 @@ struct raw_puller {
   std::uint64_t request_id = 0;
 
   /// `ack_all`: the consumer acks cumulatively (AckPolicy All) instead of per message.
+  /// `in_memory`: the consumer's state in the server's memory (MemoryStorage).
   raw_puller(const env& e, const std::string& stream, const std::string& consumer, int b,
-             bool ack_all = false, std::int64_t max_ack_pending = 20'000);
+             bool ack_all = false, std::int64_t max_ack_pending = 20'000, bool in_memory = false);
   ~raw_puller() { natsSubscription_Destroy(sub); }
   raw_puller(const raw_puller&) = delete;
   raw_puller& operator=(const raw_puller&) = delete;
@@ -108,6 +109,9 @@ struct pipeline_options {
   /// the file and both synced): what a hand-written rebuild that writes with synchronous=OFF
   /// must do before anyone reads its output. Timed apart (raw_pipeline's `with_durable`).
   bool durable_at_end = false;
+  /// Its consumer kept in the server's memory (MemoryStorage), as jetsource::rebuild's is
+  /// (projector_options::consumer_in_memory).
+  bool consumer_in_memory = false;
 };
 /// The rate returned is up to the last commit and its ack, with or without `o.durable_at_end`;
 /// with it, `with_durable` (when given) gets the rate that includes the durability step.

@@ -14,7 +14,11 @@
 // synchronous=OFF, timed to its last commit and ack: `ratio_pipeline`, target >= 0.95 (issue 17
 // §3). The pipeline then makes its file durable as the rebuild does before its switch
 // (synchronous=FULL, a TRUNCATE checkpoint); timed with that step, it is `raw_rebuild
-// method=pipeline_durable` and `ratio_pipeline_durable`.
+// method=pipeline_durable` and `ratio_pipeline_durable`. The rebuild's consumer is kept in the
+// server's memory (projector_options::consumer_in_memory), the pipeline's on disk as a user's
+// would be by default; the same pipeline with an in-memory consumer is `raw_rebuild
+// method=pipeline_in_memory` and `ratio_pipeline_in_memory` (the part of the margin that is
+// that choice).
 #include "read_side.hpp"
 
 #include <jetsource/projector.hpp>
@@ -66,9 +70,14 @@ void run_rebuild(const env& e) {
   };
 
   std::vector<double> js_rates, js_seconds, fetch_rates, fetch_all_rates, sqlite_rates,
-      pipeline_rates, nodecode_rates, pipeline_cpu, js_cpu, durable_rates;
+      pipeline_rates, nodecode_rates, pipeline_cpu, js_cpu, durable_rates, in_memory_rates;
   pipeline_options po{ro.batch, ro.max_group, static_cast<std::int64_t>(ro.max_buffered), true};
   po.durable_at_end = true;
+  // The same program with its consumer in the server's memory, as the rebuild's is: how much of
+  // the rebuild's margin over `po` is that choice (ratio_pipeline_in_memory).
+  pipeline_options po_in_memory = po;
+  po_in_memory.durable_at_end = false;
+  po_in_memory.consumer_in_memory = true;
   for (int run = 0; run < e.opt.runs; ++run) {
     temp_files tmp;
     alternate(
@@ -76,8 +85,12 @@ void run_rebuild(const env& e) {
         [&] {
           raw_pipelines(e, stream, last, tmp.dir, po, pipeline_rates, nodecode_rates, pipeline_cpu,
                         &durable_rates);
-          note("rebuild run {}: raw pipeline {:.0f}/s (without decoding the bodies {:.0f}/s)",
-               run + 1, pipeline_rates.back(), nodecode_rates.back());
+          in_memory_rates.push_back(
+              raw_pipeline(e, stream, last, tmp.dir / "pipeline-in-memory.db", po_in_memory));
+          note(
+              "rebuild run {}: raw pipeline {:.0f}/s (without decoding the bodies {:.0f}/s, its "
+              "consumer in memory {:.0f}/s)",
+              run + 1, pipeline_rates.back(), nodecode_rates.back(), in_memory_rates.back());
           fetch_rates.push_back(raw_fetch_ack(e, stream, last, ro.batch));
           fetch_all_rates.push_back(raw_fetch_ack(e, stream, last, ro.batch, true));
           sqlite_rates.push_back(raw_sqlite(tmp.dir / "raw.db", events, accounts,
@@ -127,6 +140,7 @@ void run_rebuild(const env& e) {
       .kv("target_pipeline", 0.95)
       .kv("ratio_pipeline_nodecode", js.median / nodecode.median)
       .kv("ratio_pipeline_durable", js.median / summarize(durable_rates).median)
+      .kv("ratio_pipeline_in_memory", js.median / summarize(in_memory_rates).median)
       .stats("cpu_us_per_event", cpu)
       .kv("cpu_ratio_pipeline", pipe_cpu.median / cpu.median)
       .kv("ratio", js.median / floor)
@@ -141,6 +155,14 @@ void run_rebuild(const env& e) {
       .kv("synchronous", "off")
       .kv("events", events)
       .stats("events_per_s", summarize(durable_rates))
+      .print();
+  line("raw_rebuild")
+      .kv("method", "pipeline_in_memory")
+      .kv("batch", ro.batch)
+      .kv("per_tx", ro.max_group)
+      .kv("synchronous", "off")
+      .kv("events", events)
+      .stats("events_per_s", summarize(in_memory_rates))
       .print();
   line("raw_rebuild")
       .kv("method", "fetch_ack")

@@ -4,6 +4,8 @@
 // (set once) and `worker`, which only the destructor joins. Jobs and tasks run without the lock.
 #include <jetsource/detail/keyed_executor.hpp>
 
+#include "thread_name.hpp"
+
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -35,7 +37,11 @@ struct keyed_executor::state {
   // With `mutex` held.
   void post_locked(std::function<void()> task) {
     tasks.push_back(std::move(task));
-    if (!worker.joinable()) worker = std::thread([this] { work(); });
+    if (!worker.joinable())
+      worker = std::thread([this] {
+        detail::name_this_thread("js-executor");
+        work();
+      });
   }
 
   void work() {

@@ -91,10 +91,8 @@ result<void> create_consumer(connection_state& c, const std::string& stream,
   cfg.FilterSubject = spec.filter.empty() ? nullptr : spec.filter.c_str();
   if (spec.inactive_threshold.count() > 0)
     cfg.InactiveThreshold = std::chrono::nanoseconds(spec.inactive_threshold).count();
-  if (spec.disposable) {
-    cfg.Replicas = 1;
-    cfg.MemoryStorage = true;
-  }
+  if (spec.disposable) cfg.Replicas = 1;
+  cfg.MemoryStorage = spec.disposable || spec.in_memory;
   if (spec.start > 1) {
     cfg.DeliverPolicy = js_DeliverByStartSequence;
     cfg.OptStartSeq = spec.start;
@@ -123,6 +121,7 @@ result<void> create_consumer(connection_state& c, const std::string& stream,
   spec.start = from;
   spec.ack_wait = o.ack_wait;
   spec.max_ack_pending = static_cast<std::int64_t>(o.max_buffered);
+  spec.in_memory = o.consumer_in_memory;
   spec.owner = "projection " + p.name();
   return create_consumer(c, stream, spec);
 }

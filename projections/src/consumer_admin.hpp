@@ -44,6 +44,9 @@ struct consumer_spec {
   /// One replica in memory, whatever the stream's replicas: for a consumer whose state the
   /// engine keeps elsewhere and remakes when it is gone (a reactor cursor).
   bool disposable = false;
+  /// In memory (MemoryStorage) with the stream's replicas: for a consumer the engine makes again
+  /// from its own mark when it is gone (a rebuild's replay).
+  bool in_memory = false;
   /// How long to wait for the server's answer; 0: the connection's request timeout.
   std::chrono::milliseconds request_timeout{};
 };

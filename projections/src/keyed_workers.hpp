@@ -11,7 +11,11 @@
 // batch of a worker at a time either way).
 #pragma once
 
+#include "thread_name.hpp"
+
 #include <jetsource/event_store.hpp>  // fnv1a32
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
@@ -22,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -34,11 +39,16 @@ class keyed_workers {
   /// Called on worker `index`'s thread with up to max_group items, oldest first.
   using run_batch = std::function<void(std::size_t index, std::vector<Item>& batch)>;
 
-  keyed_workers(std::size_t count, std::size_t max_group, run_batch run)
+  /// Worker i's thread is named "<name>-<i>" (name_this_thread).
+  keyed_workers(std::size_t count, std::size_t max_group, run_batch run,
+                const std::string& name = "js-worker")
       : max_group_(max_group), run_(std::move(run)) {
     for (std::size_t i = 0; i < count; ++i) workers_.push_back(std::make_unique<worker>());
     for (std::size_t i = 0; i < count; ++i)
-      workers_[i]->thread = std::thread([this, i] { loop(i); });
+      workers_[i]->thread = std::thread([this, i, n = fmt::format("{}-{}", name, i)] {
+        name_this_thread(n);
+        loop(i);
+      });
   }
   keyed_workers(const keyed_workers&) = delete;
   keyed_workers& operator=(const keyed_workers&) = delete;

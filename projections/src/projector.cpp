@@ -11,6 +11,7 @@
 #include "projector_start.hpp"
 #include "projector_state.hpp"
 #include "switching.hpp"
+#include "thread_name.hpp"
 
 #include <nats/nats.h>
 
@@ -39,11 +40,17 @@ result<void> start_engine(projector_state& s) {
   JETSOURCE_TRY(pull, pull_fetcher::open(s.nc, s.opts.stream, s.consumer, s.proj.name()));
   s.pull.emplace(std::move(pull));
   s.workers = std::make_unique<keyed_workers<envelope>>(
-      count, s.opts.max_group, [st = &s](std::size_t index, std::vector<envelope>& batch) {
-        st->apply_batch(index, batch);
-      });
-  s.fetcher = std::thread([st = &s] { st->run_fetcher(); });
-  s.watcher = std::thread([st = &s] { st->run_watcher(); });
+      count, s.opts.max_group,
+      [st = &s](std::size_t index, std::vector<envelope>& batch) { st->apply_batch(index, batch); },
+      "js-apply");
+  s.fetcher = std::thread([st = &s] {
+    name_this_thread("js-fetch");
+    st->run_fetcher();
+  });
+  s.watcher = std::thread([st = &s] {
+    name_this_thread("js-watch");
+    st->run_watcher();
+  });
   return success();
 }
 

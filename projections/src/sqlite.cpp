@@ -3,6 +3,7 @@
 #include <jetsource/sqlite.hpp>
 
 #include "sqlite_state.hpp"
+#include "thread_name.hpp"
 
 #include <fmt/format.h>
 
@@ -37,7 +38,10 @@ result<std::unique_ptr<checkpointer>> checkpointer::start(const std::string& pat
                       nullptr, nullptr);
   if (rc != SQLITE_OK)
     return sqlite_error(c->db_, rc, fmt::format("open {} for checkpoints", path));
-  c->thread_ = std::thread([p = c.get()] { p->run(); });
+  c->thread_ = std::thread([p = c.get()] {
+    jetsource::detail::name_this_thread("js-checkpoint");
+    p->run();
+  });
   return c;
 }
 

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <future>
 #include <thread>
 
 namespace jetsource::test {
@@ -190,6 +191,48 @@ TEST_F(rebuild_test, KilledMidwayLeavesTheLiveModelAloneAndResumes) {
   EXPECT_EQ(r->file, pending->file);
   EXPECT_EQ(balances(r->file), before);
   EXPECT_FALSE(pending_rebuild(live_db, "balances"));
+}
+
+// The rebuild's consumer is kept in the server's memory (its position is the file's mark, and
+// the server then writes no consumer state while it replays): a server that crashes mid-replay
+// loses it, and the rebuild makes it again from its file and finishes with the same model.
+TEST_F(rebuild_test, ItsConsumerIsInMemoryAndAServerCrashMidReplayLosesNothing) {
+  auto last = seed(50, 3000);
+  auto live_db = dir_.path() / "balances.db";
+  {
+    auto p = start(options("balances.db"));
+    ASSERT_TRUE(p.wait_for(last, 30s));
+  }
+  const auto before = balances(live_db);
+  const auto rebuilder = live_consumer() + "-rebuild";
+  EXPECT_FALSE(consumer(live_consumer()).in_memory) << "a live projection's consumer is on disk";
+  // ~1.5 s of replay in commits of 100, at most 400 messages fetched ahead: the crash lands
+  // mid-way, and the rest must come through a new consumer.
+  hooks().delay_us = 500;
+  auto rebuilding = std::async(std::launch::async, [&] {
+    return rebuild(*conn_, balances_projection(), options("balances.db"),
+                   {.batch = 100, .max_group = 100, .max_buffered = 400});
+  });
+  bool midway = false;
+  for (int i = 0; i < 500 && !midway; ++i) {
+    std::this_thread::sleep_for(10ms);
+    auto pending = pending_rebuild(live_db, "balances");
+    midway = pending && pending->applied_sequence > 0 && consumer(rebuilder, false).exists;
+  }
+  ASSERT_TRUE(midway) << "the replay did not start";
+  auto during = consumer(rebuilder);
+  EXPECT_TRUE(during.in_memory) << "the rebuild's consumer is on disk";
+  crash_and_restart_server();
+  const auto crashed_at = pending_rebuild(live_db, "balances");
+  ASSERT_TRUE(crashed_at);
+  EXPECT_LT(crashed_at->applied_sequence, last / 2) << "the crash came late in the replay";
+  hooks().delay_us = 0;
+  auto r = rebuilding.get();
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_FALSE(r->resumed);
+  EXPECT_EQ(r->sequence, last);
+  EXPECT_EQ(balances(r->file), before);
+  EXPECT_EQ(current_file(live_db), r->file);
 }
 
 TEST_F(rebuild_test, AVersionBumpRebuildsOnStart) {

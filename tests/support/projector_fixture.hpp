@@ -42,6 +42,7 @@ class projector_test : public nats_test {
     hooks().order_violations = 0;
     hooks().poison = true;
     hooks().slow_once = 0;
+    hooks().delay_us = 0;
     store_.emplace(open_store());
     repo_.emplace(*store_);
   }
@@ -107,9 +108,11 @@ class projector_test : public nats_test {
   /// The durable consumer's state, straight from the server.
   struct consumer_state {
     std::uint64_t pending = 0, ack_pending = 0, redelivered = 0, ack_floor = 0;
-    bool ack_all = false;  ///< AckPolicy All (cumulative acks)
+    bool ack_all = false;    ///< AckPolicy All (cumulative acks)
+    bool in_memory = false;  ///< kept in the server's memory (MemoryStorage)
+    bool exists = false;
   };
-  consumer_state consumer(const std::string& name) {
+  consumer_state consumer(const std::string& name, bool must_exist = true) {
     natsConnection* nc = nullptr;
     jsCtx* js = nullptr;
     consumer_state out;
@@ -117,11 +120,18 @@ class projector_test : public nats_test {
     EXPECT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
     jsConsumerInfo* ci = nullptr;
     jsErrCode code{};
-    EXPECT_EQ(js_GetConsumerInfo(&ci, js, "TEST", name.c_str(), nullptr, &code), NATS_OK);
+    natsStatus s = js_GetConsumerInfo(&ci, js, "TEST", name.c_str(), nullptr, &code);
+    if (must_exist) {
+      EXPECT_EQ(s, NATS_OK) << "consumer " << name;
+    }
     if (ci) {
-      out = {ci->NumPending, static_cast<std::uint64_t>(ci->NumAckPending),
-             static_cast<std::uint64_t>(ci->NumRedelivered), ci->AckFloor.Stream,
-             ci->Config->AckPolicy == js_AckAll};
+      out = {ci->NumPending,
+             static_cast<std::uint64_t>(ci->NumAckPending),
+             static_cast<std::uint64_t>(ci->NumRedelivered),
+             ci->AckFloor.Stream,
+             ci->Config->AckPolicy == js_AckAll,
+             ci->Config->MemoryStorage,
+             true};
       jsConsumerInfo_Destroy(ci);
     }
     jsCtx_Destroy(js);

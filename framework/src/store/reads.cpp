@@ -9,6 +9,7 @@
 #include "store/ids.hpp"
 #include "store/reads.hpp"
 #include "store/store_state.hpp"
+#include "thread_name.hpp"
 #include "wire/ack_subject.hpp"
 #include "wire/header_block.hpp"
 #include "wire/headers.hpp"
@@ -40,7 +41,11 @@ void subscription_reaper::add(natsConnection* nc, subscription_ptr sub) {
   {
     std::lock_guard lock(mutex_);
     queue_.push_back({nc, std::move(sub)});
-    if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    if (!thread_.joinable())
+      thread_ = std::thread([this] {
+        name_this_thread("js-sub-reaper");
+        run();
+      });
   }
   wake_.notify_one();
 }

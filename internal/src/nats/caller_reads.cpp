@@ -1,6 +1,8 @@
 // detail: a connection whose socket the threads waiting for replies read (caller_reads.hpp).
 #include "nats/caller_reads.hpp"
 
+#include "thread_name.hpp"
+
 #include <poll.h>
 
 #include <algorithm>
@@ -52,7 +54,10 @@ natsStatus caller_reads::on_detach(void* user) {
 
 void caller_reads::start(natsConnection* nc) {
   nc_.store(nc);
-  ticker_ = std::thread([this] { tick(); });
+  ticker_ = std::thread([this] {
+    name_this_thread("js-read-ticker");
+    tick();
+  });
 }
 
 void caller_reads::stop() noexcept {

@@ -11,6 +11,7 @@
 #include "reactors/member_state.hpp"
 #include "reactors/reactor_metrics.hpp"
 #include "reactors/reactor_worker.hpp"
+#include "thread_name.hpp"
 
 #include <unistd.h>
 
@@ -195,11 +196,16 @@ result<reactor_member> reactor_member::start(const connection& conn, reactor r, 
     st->lines.push_back(std::make_unique<detail::aggregate_lines>(*st));
   st->workers = std::make_unique<detail::keyed_workers<detail::reactor_item>>(
       static_cast<std::size_t>(st->opts.workers), 64,
-      [st](std::size_t i, std::vector<detail::reactor_item>& batch) { st->run_batch(i, batch); });
+      [st](std::size_t i, std::vector<detail::reactor_item>& batch) { st->run_batch(i, batch); },
+      "js-react");
   if (st->opts.metrics != nullptr)
     st->metrics_watch = detail::watch_reactor(*st, *st->opts.metrics);
-  st->keeper = std::thread([st] { st->run_keeper(); });
+  st->keeper = std::thread([st] {
+    detail::name_this_thread("js-react-keep");
+    st->run_keeper();
+  });
   st->fetcher = std::thread([st] {
+    detail::name_this_thread("js-react-fetch");
     if (st->queue_mode())
       st->run_queue();
     else
