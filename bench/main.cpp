@@ -75,10 +75,16 @@ cpu_seconds cpu_used(const env& e) {
       if (i == 15) stime = std::stod(field);
     }
     out.server = (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-    std::ifstream status(fmt::format("/proc/{}/status", e.server_pid));
-    for (std::string l; std::getline(status, l);)
-      if (l.starts_with("voluntary_ctxt_switches:") || l.starts_with("nonvoluntary_ctxt_switches:"))
-        out.server_switches += std::stod(l.substr(l.find(':') + 1));
+    // Per thread (the process's own status counts its first thread only).
+    std::error_code ec;
+    for (const auto& task :
+         std::filesystem::directory_iterator(fmt::format("/proc/{}/task", e.server_pid), ec)) {
+      std::ifstream status(task.path() / "status");
+      for (std::string l; std::getline(status, l);)
+        if (l.starts_with("voluntary_ctxt_switches:") ||
+            l.starts_with("nonvoluntary_ctxt_switches:"))
+          out.server_switches += std::stod(l.substr(l.find(':') + 1));
+    }
   }
   return out;
 }

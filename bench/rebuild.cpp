@@ -148,22 +148,16 @@ void run_rebuild(const env& e) {
       .kv("pass", js.median / floor >= 0.8 ? 1 : 0)
       .print();
   print_raw_pipelines("raw_rebuild", po, events, pipeline, nodecode, pipe_cpu);
-  line("raw_rebuild")
-      .kv("method", "pipeline_durable")
-      .kv("batch", ro.batch)
-      .kv("per_tx", ro.max_group)
-      .kv("synchronous", "off")
-      .kv("events", events)
-      .stats("events_per_s", summarize(durable_rates))
-      .print();
-  line("raw_rebuild")
-      .kv("method", "pipeline_in_memory")
-      .kv("batch", ro.batch)
-      .kv("per_tx", ro.max_group)
-      .kv("synchronous", "off")
-      .kv("events", events)
-      .stats("events_per_s", summarize(in_memory_rates))
-      .print();
+  for (const auto& [method, rates] :
+       {std::pair{"pipeline_durable", &durable_rates}, {"pipeline_in_memory", &in_memory_rates}})
+    line("raw_rebuild")
+        .kv("method", method)
+        .kv("batch", ro.batch)
+        .kv("per_tx", ro.max_group)
+        .kv("synchronous", "off")
+        .kv("events", events)
+        .stats("events_per_s", summarize(*rates))
+        .print();
   line("raw_rebuild")
       .kv("method", "fetch_ack")
       .kv("batch", ro.batch)
