@@ -69,8 +69,8 @@ struct projector_options {
   /// rather than on their disks: for a consumer whose loss costs nothing, as its position is the
   /// database's mark (a consumer gone after a server restart is made again from it; duplicates
   /// are skipped). jetsource::rebuild sets it for its replay: the server then writes no consumer
-  /// state, measured ~5 % of a rebuild's rate (docs/performance.md). An existing consumer keeps
-  /// its storage.
+  /// state (+5.5 % on a raw pull-and-apply loop's rate, docs/performance.md). An existing
+  /// consumer keeps its storage.
   bool consumer_in_memory = false;
   sqlite::options sqlite = projection_sqlite_options();
   /// Called on a worker thread after each group commit, with the stream sequences it committed
