@@ -75,7 +75,7 @@ void projector_state::announce(const batch_outcome& out, std::vector<std::uint64
     std::lock_guard lk(done_mutex);
     done.insert(done.end(), committed.begin(), committed.end());
   }
-  if (!cumulative)
+  if (acks == ack_mode::each)
     for (const auto& e : out.done) ack(nc, e.reply, "+ACK");
   buffered.fetch_sub(out.done.size() + out.dropped);
 }
@@ -129,7 +129,7 @@ bool projector_state::persist_mark(std::uint64_t m, double rate) {
 
 result<void> projector_state::recreate_consumer(std::uint64_t from) {
   JETSOURCE_TRY(delete_consumer(*conn, opts.stream, consumer));
-  return create_consumer(*conn, opts.stream, consumer, proj, opts, cumulative, from);
+  return create_consumer(*conn, opts.stream, consumer, proj, opts, acks, from);
 }
 
 result<jsConsumerInfo*> projector_state::consumer_info(consumer_info_ptr& holder) const {

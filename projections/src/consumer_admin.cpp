@@ -111,13 +111,36 @@ result<void> create_consumer(connection_state& c, const std::string& stream,
   return nats_error(a, "create consumer " + spec.name, code);
 }
 
+ack_mode ack_mode_for(const projector_options& o) {
+  if (o.unacknowledged) return ack_mode::none;
+  return o.cumulative_acks ? ack_mode::cumulative : ack_mode::each;
+}
+
+namespace {
+
+jsAckPolicy policy_of(ack_mode acks) {
+  switch (acks) {
+    case ack_mode::each: return js_AckExplicit;
+    case ack_mode::cumulative: return js_AckAll;
+    case ack_mode::none: return js_AckNone;
+  }
+  return js_AckExplicit;
+}
+
+ack_mode mode_of(jsAckPolicy policy) {
+  if (policy == js_AckAll) return ack_mode::cumulative;
+  return policy == js_AckNone ? ack_mode::none : ack_mode::each;
+}
+
+}  // namespace
+
 result<void> create_consumer(connection_state& c, const std::string& stream,
                              const std::string& name, const projection& p,
-                             const projector_options& o, bool cumulative, std::uint64_t from) {
+                             const projector_options& o, ack_mode acks, std::uint64_t from) {
   consumer_spec spec;
   spec.name = name;
   spec.filter = p.subject_filter();
-  spec.ack_policy = cumulative ? js_AckAll : js_AckExplicit;
+  spec.ack_policy = policy_of(acks);
   spec.start = from;
   spec.ack_wait = o.ack_wait;
   spec.max_ack_pending = static_cast<std::int64_t>(o.max_buffered);
@@ -126,12 +149,13 @@ result<void> create_consumer(connection_state& c, const std::string& stream,
   return create_consumer(c, stream, spec);
 }
 
-result<bool> bind_consumer(connection_state& c, const std::string& consumer, const projection& p,
-                           const projector_options& o, std::uint64_t applied) {
+result<ack_mode> bind_consumer(connection_state& c, const std::string& consumer,
+                               const projection& p, const projector_options& o,
+                               std::uint64_t applied) {
   consumer_info_ptr holder;
   auto ci = consumer_info(c, o.stream, consumer, holder);
   if (!ci && !ci.error().is(errc::not_found)) return std::move(ci).error();
-  bool cumulative = o.cumulative_acks;
+  ack_mode acks = ack_mode_for(o);
   bool create = !ci;
   if (ci) {
     const jsConsumerInfo& info = **ci;
@@ -141,9 +165,8 @@ result<bool> bind_consumer(connection_state& c, const std::string& consumer, con
                         "consumer {} follows '{}' but projection {} follows '{}': delete the "
                         "consumer (the projection resumes from its database)",
                         consumer, filter, p.name(), p.subject_filter());
-    // The consumer says how it is acked (the rebuild's consumer, adopted by a live projector,
-    // keeps its cumulative acks).
-    cumulative = info.Config->AckPolicy == js_AckAll;
+    // The consumer says how it is acked: a start with other options keeps its policy.
+    acks = mode_of(info.Config->AckPolicy);
     if (!consumer_follows(info, applied)) {
       log()->info(
           "projection {}: consumer {} does not continue from the database's mark {} (ack floor "
@@ -162,9 +185,9 @@ result<bool> bind_consumer(connection_state& c, const std::string& consumer, con
     }
   }
   if (create) {
-    JETSOURCE_TRY(create_consumer(c, o.stream, consumer, p, o, cumulative, applied + 1));
+    JETSOURCE_TRY(create_consumer(c, o.stream, consumer, p, o, acks, applied + 1));
   }
-  return cumulative;
+  return acks;
 }
 
 namespace {

@@ -54,11 +54,20 @@ struct consumer_spec {
 result<void> create_consumer(connection_state& c, const std::string& stream,
                              const consumer_spec& spec);
 
+/// How a projection's consumer is acknowledged.
+enum class ack_mode {
+  each,        ///< AckPolicy Explicit: one ack per message, after its commit
+  cumulative,  ///< AckPolicy All: the fetcher acks the applied mark
+  none,        ///< AckPolicy None: nothing is acked; the database's mark is the only position
+};
+/// What a new consumer gets from the options (unacknowledged, cumulative_acks).
+ack_mode ack_mode_for(const projector_options& o);
+
 /// Creates the projection's durable consumer, delivering from stream sequence `from` (1: all),
-/// acked cumulatively (AckPolicy All) or per message.
+/// acked as `acks` says.
 result<void> create_consumer(connection_state& c, const std::string& stream,
                              const std::string& name, const projection& p,
-                             const projector_options& o, bool cumulative, std::uint64_t from);
+                             const projector_options& o, ack_mode acks, std::uint64_t from);
 /// Deletes a durable consumer; a missing one is fine.
 result<void> delete_consumer(connection_state& c, const std::string& stream,
                              const std::string& consumer,
@@ -82,14 +91,14 @@ std::optional<std::uint64_t> trusted_backlog(bool clustered, const jsConsumerInf
 
 /// True when the consumer delivers exactly what follows a file whose every message up to
 /// `applied` is committed: it has acknowledged nothing beyond `applied`, and a consumer that has
-/// acknowledged nothing yet starts at `applied` + 1.
+/// acknowledged nothing yet starts at `applied` + 1. (With AckPolicy None the server moves the
+/// ack floor to each delivery: one that delivered past the mark does not follow it.)
 bool consumer_follows(const jsConsumerInfo& ci, std::uint64_t applied);
 
 /// Binds to `consumer` when it follows the file's mark `applied` (see consumer_follows), and
-/// (re)creates it from applied + 1 otherwise. Returns whether it is acked cumulatively (an
-/// existing consumer keeps its policy). errc::stream_config_mismatch when it exists with
-/// another subject filter.
-result<bool> bind_consumer(connection_state& c, const std::string& consumer, const projection& p,
+/// (re)creates it from applied + 1 otherwise. Returns how it is acked (an existing consumer
+/// keeps its policy). errc::stream_config_mismatch when it exists with another subject filter.
+result<ack_mode> bind_consumer(connection_state& c, const std::string& consumer, const projection& p,
                            const projector_options& o, std::uint64_t applied);
 
 /// What identifies a stream's history: it is created once and only grows.

@@ -61,6 +61,8 @@ class fetch_loop {
 };
 
 void fetch_loop::sync_with_consumer() {
+  // AckPolicy None: the ack floor is what was delivered; the mark alone says what is applied.
+  if (s_.acks == ack_mode::none) return;
   consumer_info_ptr holder;
   if (auto ci = s_.consumer_info(holder)) {
     s_.publish_mark((*ci)->AckFloor.Stream);
@@ -132,8 +134,9 @@ void fetch_loop::check_refused() {
 // One delivery: to its aggregate's worker, unless deliveries were lost before it.
 void fetch_loop::take(pull_fetcher::delivery& d) {
   // The consumer numbers every delivery (redeliveries too): a jump means deliveries were lost on
-  // the way (a reconnect). The server would resend them only after AckWait, and a cumulative
-  // ack would even acknowledge them: start the consumer over from the mark.
+  // the way (a reconnect). The server would resend them only after AckWait (with AckPolicy None
+  // never), and a cumulative ack would even acknowledge them: start the consumer over from the
+  // mark. The last deliveries lost have no successor to show a jump: the watcher finds those.
   const auto cseq = d.meta.n.consumer_sequence;
   if (last_consumer_sequence_ > 0 && cseq > last_consumer_sequence_ + 1) {
     log()->warn(
@@ -146,6 +149,7 @@ void fetch_loop::take(pull_fetcher::delivery& d) {
     return;  // on failure, the next delivery finds the gap again
   }
   last_consumer_sequence_ = std::max(last_consumer_sequence_, cseq);
+  s_.received.store(last_consumer_sequence_, std::memory_order_relaxed);
   const auto sequence = d.meta.n.stream_sequence;
   tracker_.delivered(sequence, d.meta);  // before the worker may free the message
   if (s_.opts.on_fetched) s_.opts.on_fetched(sequence);
@@ -182,7 +186,7 @@ void fetch_loop::settle(bool final, clock::time_point now) {
   committed_.clear();
   const auto mark = tracker_.advance();
   if (synced_from_ != 0) return;
-  if (s_.cumulative && (final || now - last_ack_ >= milliseconds(5)))
+  if (s_.acks == ack_mode::cumulative && (final || now - last_ack_ >= milliseconds(5)))
     if (auto subject = tracker_.take_ack()) {
       ack(s_.nc, subject->c_str(), "+ACK");
       last_ack_ = now;
@@ -199,6 +203,8 @@ bool fetch_loop::start_over() {
   pull_.reset();
   tracker_.consumer_recreated();
   last_consumer_sequence_ = 0;
+  s_.consumer_generation.fetch_add(1);  // before `received` restarts: the watcher's pair
+  s_.received.store(0);
   synced_from_ = 0;
   return true;
 }
@@ -223,6 +229,7 @@ void fetch_loop::housekeeping(clock::time_point now, bool stop) {
                 s_.proj.name(), s_.consumer, s_.mark.load() + 1);
     start_over();
   }
+  if (!stop && s_.deliveries_lost.exchange(false)) start_over();  // the watcher logged why
   if (now - rate_at_ >= std::chrono::seconds(1)) {
     auto applied = s_.events_applied.load();
     s_.events_per_s = static_cast<double>(applied - rate_events_) /
@@ -243,20 +250,24 @@ void projector_state::run_fetcher() {
 }
 
 void projector_state::run_watcher() {
-  bool stream_missing = false;
+  watch w;
   std::unique_lock lk(watch_mutex);
   while (!watch_wake.wait_for(lk, std::chrono::seconds(1),
                               [&] { return stopping.load() || failed.load(); })) {
     lk.unlock();
-    if (check_position(stream_missing) == position::consumer_gone) consumer_gone = true;
+    if (check_position(w) == position::consumer_gone) consumer_gone = true;
     lk.lock();
   }
 }
 
-projector_state::position projector_state::check_position(bool& stream_missing) {
+projector_state::position projector_state::check_position(watch& w) {
+  bool& stream_missing = w.stream_missing;
   // The mark first: the fetcher moves it on meanwhile, and a mark read after the stream's last
-  // sequence could pass it (a false "the server lost messages").
+  // sequence could pass it (a false "the server lost messages"). Likewise what the fetcher
+  // received, before the consumer says what it delivered.
   const auto applied = mark.load();
+  const auto generation = consumer_generation.load();
+  const auto got = received.load();
   auto now = identify_stream(*conn, opts.stream);
   if (!now) {
     if (!now.error().is(errc::not_found)) return position::fine;  // a reconnect: try again
@@ -275,7 +286,29 @@ projector_state::position projector_state::check_position(bool& stream_missing) 
   consumer_info_ptr holder;
   auto ci = consumer_info(holder);
   if (!ci && ci.error().is(errc::not_found)) return position::consumer_gone;
+  if (ci && acks == ack_mode::none) check_tail(**ci, generation, got, w);
   return position::fine;
+}
+
+void projector_state::check_tail(const jsConsumerInfo& ci, std::uint64_t generation,
+                                 std::uint64_t got, watch& w) {
+  // Delivered.Consumer numbers the consumer's last delivery (0 in the zeroed answer of a
+  // consumer without a leader). While the fetcher still has deliveries to apply it may be busy
+  // applying a few itself (hand_over) rather than reading: not a loss.
+  const bool idle = buffered.load() <= held();
+  const bool short_now = idle && ci.Delivered.Consumer > got;
+  if (short_now && w.short_before && w.generation == generation && w.received == got) {
+    log()->warn(
+        "projection {}: consumer {} delivered up to {} but deliveries after {} never arrived "
+        "(AckPolicy None does not send them again); recreating it from sequence {}",
+        proj.name(), consumer, ci.Delivered.Consumer, got, mark.load() + 1);
+    deliveries_lost = true;
+    w.short_before = false;
+    return;
+  }
+  w.short_before = short_now;
+  w.generation = generation;
+  w.received = got;
 }
 
 }  // namespace jetsource::detail

@@ -203,8 +203,11 @@ result<void> projector::wait_for(std::uint64_t sequence, std::chrono::millisecon
         detail::stream_info_ptr holder(si);
         std::uint64_t last = si->State.LastSeq;
         detail::consumer_info_ptr ch;
+        // AckPolicy None: nothing is pending acknowledgement, so what was delivered must be
+        // applied as well (the mark was read before the consumer's answer).
         if (auto ci = s.consumer_info(ch);
-            ci && last >= sequence && detail::consumer_drained(*si, **ci))
+            ci && last >= sequence && detail::consumer_drained(*si, **ci) &&
+            (s.acks != detail::ack_mode::none || mark >= (*ci)->Delivered.Stream))
           return success();
       }
     }

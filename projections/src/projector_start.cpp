@@ -130,10 +130,10 @@ result<void> resume(projector_state& s, sqlite::database& db, const projector_op
         "UPDATE projection_state SET stream_created = ?1, consumer = ?2 WHERE projection = ?3",
         here->created, s.consumer, p.name()));
   }
-  JETSOURCE_TRY(cumulative, patiently("projection " + p.name(), o.start_patience, [&] {
+  JETSOURCE_TRY(acks, patiently("projection " + p.name(), o.start_patience, [&] {
                   return bind_consumer(*s.conn, s.consumer, p, o, applied);
                 }));
-  s.cumulative = cumulative;
+  s.acks = acks;
   s.mark = applied;
   std::error_code no_marker;
   std::filesystem::remove(with_suffix(o.database, ".failed"), no_marker);  // it started well

@@ -5,7 +5,7 @@
 //
 // Who owns what:
 // - Set by start() before any thread runs, read-only afterwards: conn_handle, conn, nc, proj,
-//   opts, file, consumer, cumulative, stream_created; live_lock is released by stop() only.
+//   opts, file, consumer, acks, stream_created; live_lock is released by stop() only.
 // - The fetcher thread (while it runs; stop() joins it before touching them): pull (but for
 //   pull->wake(), which stop() calls first), and the loop state inside fetch_loop. The watcher
 //   thread: only its own loop state (check_position).
@@ -18,7 +18,7 @@
 // - failure: guarded by failure_mutex; `failed` mirrors it for cheap checks.
 // - Atomics, any thread: buffered, mark, events_applied, duplicates, events_per_s,
 //   slots[i]->held, stopping, failed, stop_deadline, consumer_gone, stream_head,
-//   stream_clustered.
+//   stream_clustered, received, deliveries_lost.
 // - metrics_watch: set by start(); its collector runs on a scraping thread and reads atomics,
 //   db (under db_mutex) and the consumer's info.
 // Lock order: stop_mutex (stop() only) -> db_mutex -> done_mutex; failure_mutex and mark_mutex
@@ -28,6 +28,7 @@
 #include <jetsource/projector.hpp>
 
 #include "applier.hpp"
+#include "consumer_admin.hpp"
 #include "files.hpp"
 #include "keyed_workers.hpp"
 #include "nats/handles.hpp"
@@ -60,7 +61,7 @@ struct projector_state {
   std::shared_ptr<connection_state> conn;
   natsConnection* nc = nullptr;
   std::string consumer;
-  bool cumulative = false;          // the consumer's AckPolicy is All: the fetcher acks the mark
+  ack_mode acks = ack_mode::each;   // how the consumer is acked (consumer_admin.hpp)
   std::int64_t stream_created = 0;  // of the stream the file was built from
 
   // -- the engine's parts ----------------------------------------------------------------------
@@ -79,6 +80,13 @@ struct projector_state {
   std::mutex watch_mutex;  // with watch_wake: stop() wakes the watcher
   std::condition_variable watch_wake;
   std::atomic<bool> consumer_gone{false};  // watcher -> fetcher: recreate the consumer
+  // AckPolicy None only (nothing is ever sent again): the consumer sequence of the last delivery
+  // the fetcher took (0 after it recreated the consumer) and, with each recreation, a new
+  // generation; the watcher compares them with what the consumer says it delivered and, when the
+  // last deliveries never arrived, asks the fetcher to start over (deliveries_lost).
+  std::atomic<std::uint64_t> received{0};
+  std::atomic<std::uint64_t> consumer_generation{0};
+  std::atomic<bool> deliveries_lost{false};
   // The stream as start() and then the watcher last saw it (each second): its last sequence and
   // whether its server is in a cluster. Read by status() and the metrics when the consumer's own
   // answer cannot tell its backlog (trusted_backlog).
@@ -123,8 +131,21 @@ struct projector_state {
   /// The watcher's look at what the fetcher reads from, every second: the stream must still be
   /// the one the file was built from (fails the projection otherwise), and the consumer must
   /// still exist (else it sets consumer_gone for the fetcher).
+  /// The watcher's memory between two looks.
+  struct watch {
+    bool stream_missing = false;
+    // AckPolicy None: what the fetcher had received (and of which consumer) when the last look
+    // found the consumer's delivered count above it, with nothing left to apply.
+    bool short_before = false;
+    std::uint64_t generation = 0, received = 0;
+  };
   enum class position { fine, consumer_gone, failed };
-  position check_position(bool& stream_missing);
+  position check_position(watch& w);
+  /// AckPolicy None: sets deliveries_lost when two looks in a row (a second apart) find the
+  /// consumer's delivered count above what the fetcher received, nothing arriving in between
+  /// and nothing left to apply: its last deliveries were lost and it would never send them again.
+  void check_tail(const jsConsumerInfo& ci, std::uint64_t generation, std::uint64_t received,
+                  watch& w);
   void run_watcher();
   /// Takes the dead-letter retry/skip requests other processes left in <db>.requests/ and posts
   /// each to the worker of its aggregate, which writes the answer (repair_requests.cpp).

@@ -115,8 +115,10 @@ projector_options replay_options(const rebuild_job& j, const std::filesystem::pa
   ro.max_group = j.o.max_group;
   ro.max_buffered = std::max(j.o.max_buffered, static_cast<std::size_t>(j.o.batch) * 4);
   ro.sqlite.synchronous = sqlite::synchronous::off;  // a throwaway file until the switch
-  ro.cumulative_acks = true;                         // one ack per group commit
-  ro.consumer_in_memory = true;  // its position is the file's mark: nothing for the server to keep
+  // Its position is the file's mark: nothing for the server to keep, on disk or in a pending
+  // map (AckPolicy None; lost deliveries start the consumer over from the mark).
+  ro.unacknowledged = true;
+  ro.consumer_in_memory = true;
   ro.on_committed = nullptr;
   ro.on_fetched = nullptr;
   ro.metrics = nullptr;  // its series would repeat the live projector's

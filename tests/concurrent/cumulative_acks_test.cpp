@@ -1,7 +1,9 @@
-// Cumulative acks (AckPolicy All, what rebuilds use; also run under ThreadSanitizer): one ack per
+// Cumulative acks (AckPolicy All, the default; also run under ThreadSanitizer): one ack per
 // advance of the applied mark still acknowledges everything, survives a restart, and deliveries
 // lost on the way (here: taken by another puller) make the projector start its consumer over
-// instead of acknowledging events it never applied.
+// instead of acknowledging events it never applied. No acks (AckPolicy None, what rebuilds use):
+// the mark alone is the position, and lost deliveries, the last ones too, are found and fetched
+// again from it.
 #include "projector_fixture.hpp"
 #include "subject_watcher.hpp"
 
@@ -48,6 +50,27 @@ class cumulative_acks_test : public projector_test {
     return false;
   }
   static std::string id(int a) { return "acc-" + std::to_string(a); }
+  // Another puller on the projector's consumer asks for `batch` deliveries and waits for them:
+  // whatever it is given, the projector never sees.
+  std::unique_ptr<subject_watcher> steal(int batch) {
+    auto rogue = std::make_unique<subject_watcher>(server_->url(), "rogue.inbox");
+    const std::string pull =
+        R"({"batch":)" + std::to_string(batch) + R"(,"expires":20000000000})";
+    const std::string next = "$JS.API.CONSUMER.MSG.NEXT.TEST." + live_consumer();
+    EXPECT_EQ(natsConnection_PublishRequestString(rogue->connection(), next.c_str(),
+                                                  "rogue.inbox", pull.c_str()),
+              NATS_OK);
+    EXPECT_EQ(natsConnection_Flush(rogue->connection()), NATS_OK);
+    return rogue;
+  }
+  static int stolen(subject_watcher& rogue, std::chrono::milliseconds wait) {
+    int n = 0;
+    while (natsMsg* m = rogue.next(wait)) {
+      if (natsMsg_GetDataLength(m) > 0) ++n;
+      natsMsg_Destroy(m);
+    }
+    return n;
+  }
 };
 
 TEST_F(cumulative_acks_test, OneAckPerMarkAcknowledgesEverythingAndSurvivesARestart) {
@@ -118,6 +141,60 @@ TEST_F(cumulative_acks_test, LostDeliveriesStartTheConsumerOverInsteadOfBeingAck
   ASSERT_TRUE(p.wait_for(last, 30s));
   expect_balances(6, 6);  // the three taken deposits were applied all the same
   EXPECT_TRUE(acked_up_to(last));
+  ASSERT_TRUE(p.stop());
+}
+
+TEST_F(cumulative_acks_test, UnacknowledgedConsumerAppliesEverythingAndResumesFromTheMark) {
+  auto last = seed(12, 8);
+  auto o = cumulative();
+  o.unacknowledged = true;
+  {
+    auto p = start(o);
+    ASSERT_TRUE(p.wait_for(last, 30s));
+    auto c = consumer(live_consumer());
+    EXPECT_TRUE(c.ack_none) << "a new consumer should get AckPolicy None";
+    EXPECT_EQ(c.ack_pending, 0u);
+    ASSERT_TRUE(p.stop());
+  }
+  expect_balances(12, 8);
+  for (int a = 0; a < 12; ++a) last = run(id(a), bank::deposit{9, ""});
+  auto p = start(o);
+  ASSERT_TRUE(p.wait_for(last, 30s));
+  expect_balances(12, 9);
+  EXPECT_TRUE(consumer(live_consumer()).ack_none);
+  auto st = p.status();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->dead_letters, 0u);
+}
+
+TEST_F(cumulative_acks_test, UnacknowledgedConsumerFetchesItsLastDeliveryAgainWhenItIsLost) {
+  auto last = seed(6, 2);
+  auto o = cumulative(2);
+  o.unacknowledged = true;
+  o.pull_expires = 200ms;
+  auto p = start(o);
+  ASSERT_TRUE(p.wait_for(last, 30s));
+
+  // The other puller's request waits first in line; the projector's own requests expire and
+  // queue behind it. The last deposit goes to it: no later delivery shows a jump in the
+  // consumer's numbering, and with AckPolicy None the server never sends it again.
+  auto rogue = steal(1);
+  std::this_thread::sleep_for(1s);
+  last = run(id(0), bank::deposit{3, ""});
+  ASSERT_EQ(stolen(*rogue, 2s), 1) << "the other puller should have taken the last delivery";
+  rogue.reset();
+
+  // wait_for() does not take the consumer's "nothing pending" for "applied"; the watcher finds
+  // the consumer's delivered count above what arrived (two looks a second apart) and the
+  // fetcher makes it again from the mark.
+  ASSERT_TRUE(p.wait_for(last, 30s));
+  auto rows = balances(dir_.path() / "balances.db");
+  ASSERT_EQ(rows.size(), 6u);
+  for (const auto& [account, owner, cents, version, count] : rows) {
+    const int deposits = account == id(0) ? 3 : 2;
+    EXPECT_EQ(cents, deposits * (deposits + 1) / 2) << account;
+    EXPECT_EQ(version, deposits + 1) << account;
+  }
   ASSERT_TRUE(p.stop());
 }
 

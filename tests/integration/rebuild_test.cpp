@@ -222,6 +222,7 @@ TEST_F(rebuild_test, ItsConsumerIsInMemoryAndAServerCrashMidReplayLosesNothing) 
   ASSERT_TRUE(midway) << "the replay did not start";
   auto during = consumer(rebuilder);
   EXPECT_TRUE(during.in_memory) << "the rebuild's consumer is on disk";
+  EXPECT_TRUE(during.ack_none) << "the rebuild's consumer is acknowledged";
   crash_and_restart_server();
   const auto crashed_at = pending_rebuild(live_db, "balances");
   ASSERT_TRUE(crashed_at);

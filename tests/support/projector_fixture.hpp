@@ -111,6 +111,7 @@ class projector_test : public nats_test {
     bool ack_all = false;    ///< AckPolicy All (cumulative acks)
     bool in_memory = false;  ///< kept in the server's memory (MemoryStorage)
     bool exists = false;
+    bool ack_none = false;  ///< AckPolicy None (nothing acknowledged)
   };
   consumer_state consumer(const std::string& name, bool must_exist = true) {
     natsConnection* nc = nullptr;
@@ -131,7 +132,8 @@ class projector_test : public nats_test {
              ci->AckFloor.Stream,
              ci->Config->AckPolicy == js_AckAll,
              ci->Config->MemoryStorage,
-             true};
+             true,
+             ci->Config->AckPolicy == js_AckNone};
       jsConsumerInfo_Destroy(ci);
     }
     jsCtx_Destroy(js);

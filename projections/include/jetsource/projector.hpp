@@ -72,6 +72,14 @@ struct projector_options {
   /// state (+5.5 % on a raw pull-and-apply loop's rate, docs/performance.md). An existing
   /// consumer keeps its storage.
   bool consumer_in_memory = false;
+  /// A new consumer gets AckPolicy None: nothing is acknowledged and the server keeps no record
+  /// of what is in flight, the database's mark being the only position. Deliveries lost on the
+  /// way (a reconnect, a slow client) are found by the consumer's numbering, or, when the last
+  /// ones go, by its delivered count staying above what arrived (checked each second by the
+  /// watcher); the consumer is then made again from the mark. jetsource::rebuild sets it for its
+  /// replay (docs/performance.md). Overrides cumulative_acks for a new consumer; an existing one
+  /// keeps its policy.
+  bool unacknowledged = false;
   sqlite::options sqlite = projection_sqlite_options();
   /// Called on a worker thread after each group commit, with the stream sequences it committed
   /// (applied, skipped as duplicates, or dead-lettered): for metrics. Keep it cheap.
