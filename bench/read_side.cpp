@@ -106,13 +106,14 @@ void delete_consumer(const env& e, const std::string& stream, const std::string&
 // -- the plain nats.c pull loop (raw baselines) ------------------------------------------------
 
 raw_puller::raw_puller(const env& e, const std::string& stream, const std::string& consumer, int b,
-                       bool ack_all, std::int64_t max_ack_pending, bool in_memory)
+                       bool ack_all, std::int64_t max_ack_pending, bool in_memory,
+                       bool ack_none)
     : nc(e.raw_nc), batch(b) {
   jsConsumerConfig cfg;
   jsConsumerConfig_Init(&cfg);
   cfg.Durable = consumer.c_str();
-  cfg.AckPolicy = ack_all ? js_AckAll : js_AckExplicit;
-  cfg.MaxAckPending = max_ack_pending;
+  cfg.AckPolicy = ack_none ? js_AckNone : ack_all ? js_AckAll : js_AckExplicit;
+  if (!ack_none) cfg.MaxAckPending = max_ack_pending;
   cfg.MaxDeliver = -1;
   cfg.MemoryStorage = in_memory;
   jsConsumerInfo* ci = nullptr;
@@ -321,7 +322,7 @@ double raw_pipeline(const env& e, const std::string& stream, std::uint64_t event
         "WHERE excluded.sequence > applied_versions.sequence",
         &dedup);
     raw_puller puller(e, stream, "raw-pipeline", o.batch, true, o.max_buffered,
-                      o.consumer_in_memory);
+                      o.consumer_in_memory, o.unacknowledged);
     std::mutex mutex;  // guards queue, failed
     std::condition_variable ready;
     std::deque<natsMsg*> queue;
@@ -386,7 +387,7 @@ double raw_pipeline(const env& e, const std::string& stream, std::uint64_t event
         sqlite3_reset(db.balance);
       }
       db.exec("COMMIT");
-      puller.ack(group.back());  // AckPolicy All: covers the group and all before it
+      if (!o.unacknowledged) puller.ack(group.back());  // AckPolicy All: the group and before
       applied += group.size();
       ++commits;
       for (natsMsg* m : group) natsMsg_Destroy(m);

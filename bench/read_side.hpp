@@ -62,9 +62,11 @@ struct raw_puller {
   std::uint64_t request_id = 0;
 
   /// `ack_all`: the consumer acks cumulatively (AckPolicy All) instead of per message.
-  /// `in_memory`: the consumer's state in the server's memory (MemoryStorage).
+  /// `in_memory`: the consumer's state in the server's memory (MemoryStorage). `ack_none`:
+  /// AckPolicy None instead (no MaxAckPending; nothing to ack).
   raw_puller(const env& e, const std::string& stream, const std::string& consumer, int b,
-             bool ack_all = false, std::int64_t max_ack_pending = 20'000, bool in_memory = false);
+             bool ack_all = false, std::int64_t max_ack_pending = 20'000, bool in_memory = false,
+             bool ack_none = false);
   ~raw_puller() { natsSubscription_Destroy(sub); }
   raw_puller(const raw_puller&) = delete;
   raw_puller& operator=(const raw_puller&) = delete;
@@ -112,6 +114,10 @@ struct pipeline_options {
   /// Its consumer kept in the server's memory (MemoryStorage), as jetsource::rebuild's is
   /// (projector_options::consumer_in_memory).
   bool consumer_in_memory = false;
+  /// Its consumer with AckPolicy None and nothing acked, as jetsource::rebuild's is
+  /// (projector_options::unacknowledged). No check for lost deliveries: a bound, not a program
+  /// anyone should run.
+  bool unacknowledged = false;
 };
 /// The rate returned is up to the last commit and its ack, with or without `o.durable_at_end`;
 /// with it, `with_durable` (when given) gets the rate that includes the durability step.

@@ -18,7 +18,9 @@
 // server's memory (projector_options::consumer_in_memory), the pipeline's on disk as a user's
 // would be by default; the same pipeline with an in-memory consumer is `raw_rebuild
 // method=pipeline_in_memory` and `ratio_pipeline_in_memory` (the part of the margin that is
-// that choice).
+// that choice). Its consumer also has AckPolicy None (projector_options::unacknowledged): the
+// pipeline with both is `raw_rebuild method=pipeline_unacknowledged` and
+// `ratio_pipeline_unacknowledged` (a bound: it does not look for lost deliveries).
 #include "read_side.hpp"
 
 #include <jetsource/projector.hpp>
@@ -70,7 +72,8 @@ void run_rebuild(const env& e) {
   };
 
   std::vector<double> js_rates, js_seconds, fetch_rates, fetch_all_rates, sqlite_rates,
-      pipeline_rates, nodecode_rates, pipeline_cpu, js_cpu, durable_rates, in_memory_rates;
+      pipeline_rates, nodecode_rates, pipeline_cpu, js_cpu, durable_rates, in_memory_rates,
+      unacked_rates;
   pipeline_options po{ro.batch, ro.max_group, static_cast<std::int64_t>(ro.max_buffered), true};
   po.durable_at_end = true;
   // The same program with its consumer in the server's memory, as the rebuild's is: how much of
@@ -78,6 +81,8 @@ void run_rebuild(const env& e) {
   pipeline_options po_in_memory = po;
   po_in_memory.durable_at_end = false;
   po_in_memory.consumer_in_memory = true;
+  pipeline_options po_unacked = po_in_memory;
+  po_unacked.unacknowledged = true;
   for (int run = 0; run < e.opt.runs; ++run) {
     temp_files tmp;
     alternate(
@@ -87,10 +92,13 @@ void run_rebuild(const env& e) {
                         &durable_rates);
           in_memory_rates.push_back(
               raw_pipeline(e, stream, last, tmp.dir / "pipeline-in-memory.db", po_in_memory));
+          unacked_rates.push_back(
+              raw_pipeline(e, stream, last, tmp.dir / "pipeline-unacked.db", po_unacked));
           note(
               "rebuild run {}: raw pipeline {:.0f}/s (without decoding the bodies {:.0f}/s, its "
-              "consumer in memory {:.0f}/s)",
-              run + 1, pipeline_rates.back(), nodecode_rates.back(), in_memory_rates.back());
+              "consumer in memory {:.0f}/s, and unacknowledged {:.0f}/s)",
+              run + 1, pipeline_rates.back(), nodecode_rates.back(), in_memory_rates.back(),
+              unacked_rates.back());
           fetch_rates.push_back(raw_fetch_ack(e, stream, last, ro.batch));
           fetch_all_rates.push_back(raw_fetch_ack(e, stream, last, ro.batch, true));
           sqlite_rates.push_back(raw_sqlite(tmp.dir / "raw.db", events, accounts,
@@ -141,6 +149,7 @@ void run_rebuild(const env& e) {
       .kv("ratio_pipeline_nodecode", js.median / nodecode.median)
       .kv("ratio_pipeline_durable", js.median / summarize(durable_rates).median)
       .kv("ratio_pipeline_in_memory", js.median / summarize(in_memory_rates).median)
+      .kv("ratio_pipeline_unacknowledged", js.median / summarize(unacked_rates).median)
       .stats("cpu_us_per_event", cpu)
       .kv("cpu_ratio_pipeline", pipe_cpu.median / cpu.median)
       .kv("ratio", js.median / floor)
@@ -149,7 +158,9 @@ void run_rebuild(const env& e) {
       .print();
   print_raw_pipelines("raw_rebuild", po, events, pipeline, nodecode, pipe_cpu);
   for (const auto& [method, rates] :
-       {std::pair{"pipeline_durable", &durable_rates}, {"pipeline_in_memory", &in_memory_rates}})
+       {std::pair{"pipeline_durable", &durable_rates},
+        {"pipeline_in_memory", &in_memory_rates},
+        {"pipeline_unacknowledged", &unacked_rates}})
     line("raw_rebuild")
         .kv("method", method)
         .kv("batch", ro.batch)
