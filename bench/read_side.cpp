@@ -106,8 +106,7 @@ void delete_consumer(const env& e, const std::string& stream, const std::string&
 // -- the plain nats.c pull loop (raw baselines) ------------------------------------------------
 
 raw_puller::raw_puller(const env& e, const std::string& stream, const std::string& consumer, int b,
-                       bool ack_all, std::int64_t max_ack_pending, bool in_memory,
-                       bool ack_none)
+                       bool ack_all, std::int64_t max_ack_pending, bool in_memory, bool ack_none)
     : nc(e.raw_nc), batch(b) {
   jsConsumerConfig cfg;
   jsConsumerConfig_Init(&cfg);

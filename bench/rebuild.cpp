@@ -157,10 +157,9 @@ void run_rebuild(const env& e) {
       .kv("pass", js.median / floor >= 0.8 ? 1 : 0)
       .print();
   print_raw_pipelines("raw_rebuild", po, events, pipeline, nodecode, pipe_cpu);
-  for (const auto& [method, rates] :
-       {std::pair{"pipeline_durable", &durable_rates},
-        {"pipeline_in_memory", &in_memory_rates},
-        {"pipeline_unacknowledged", &unacked_rates}})
+  for (const auto& [method, rates] : {std::pair{"pipeline_durable", &durable_rates},
+                                      {"pipeline_in_memory", &in_memory_rates},
+                                      {"pipeline_unacknowledged", &unacked_rates}})
     line("raw_rebuild")
         .kv("method", method)
         .kv("batch", ro.batch)

@@ -137,10 +137,20 @@ result<jsConsumerInfo*> projector_state::consumer_info(consumer_info_ptr& holder
 }
 
 std::optional<std::uint64_t> projector_state::consumer_backlog() const {
+  // AckPolicy None: nothing is pending acknowledgement. Delivered and not committed is what is
+  // on its way (the consumer's last delivery number above the fetcher's, read before the
+  // answer) and what the fetcher handed on uncommitted; a delivery that moves from one to the
+  // other meanwhile may count twice, never not at all.
+  const auto got = received.load();
   consumer_info_ptr holder;
   auto ci = consumer_info(holder);
   if (!ci) return std::nullopt;
-  return trusted_backlog(stream_clustered.load(), **ci);
+  auto backlog = trusted_backlog(stream_clustered.load(), **ci);
+  if (backlog && acks == ack_mode::none) {
+    const auto delivered = (*ci)->Delivered.Consumer;
+    *backlog += buffered.load() + (delivered > got ? delivered - got : 0);
+  }
+  return backlog;
 }
 
 }  // namespace jetsource::detail

@@ -120,9 +120,12 @@ namespace {
 
 jsAckPolicy policy_of(ack_mode acks) {
   switch (acks) {
-    case ack_mode::each: return js_AckExplicit;
-    case ack_mode::cumulative: return js_AckAll;
-    case ack_mode::none: return js_AckNone;
+    case ack_mode::each:
+      return js_AckExplicit;
+    case ack_mode::cumulative:
+      return js_AckAll;
+    case ack_mode::none:
+      return js_AckNone;
   }
   return js_AckExplicit;
 }

@@ -98,8 +98,9 @@ bool consumer_follows(const jsConsumerInfo& ci, std::uint64_t applied);
 /// Binds to `consumer` when it follows the file's mark `applied` (see consumer_follows), and
 /// (re)creates it from applied + 1 otherwise. Returns how it is acked (an existing consumer
 /// keeps its policy). errc::stream_config_mismatch when it exists with another subject filter.
-result<ack_mode> bind_consumer(connection_state& c, const std::string& consumer, const projection& p,
-                           const projector_options& o, std::uint64_t applied);
+result<ack_mode> bind_consumer(connection_state& c, const std::string& consumer,
+                               const projection& p, const projector_options& o,
+                               std::uint64_t applied);
 
 /// What identifies a stream's history: it is created once and only grows.
 struct stream_identity {

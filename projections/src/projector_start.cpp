@@ -130,9 +130,8 @@ result<void> resume(projector_state& s, sqlite::database& db, const projector_op
         "UPDATE projection_state SET stream_created = ?1, consumer = ?2 WHERE projection = ?3",
         here->created, s.consumer, p.name()));
   }
-  JETSOURCE_TRY(acks, patiently("projection " + p.name(), o.start_patience, [&] {
-                  return bind_consumer(*s.conn, s.consumer, p, o, applied);
-                }));
+  JETSOURCE_TRY(acks, patiently("projection " + p.name(), o.start_patience,
+                                [&] { return bind_consumer(*s.conn, s.consumer, p, o, applied); }));
   s.acks = acks;
   s.mark = applied;
   std::error_code no_marker;

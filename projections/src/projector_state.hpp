@@ -92,8 +92,8 @@ struct projector_state {
   // answer cannot tell its backlog (trusted_backlog).
   std::atomic<std::uint64_t> stream_head{0};
   std::atomic<bool> stream_clustered{false};
-  /// The consumer's backlog by its leader's word; else (no answer, or one from a consumer
-  /// without a leader) nullopt.
+  /// The consumer's backlog by its leader's word (with AckPolicy None, plus what it delivered
+  /// that is not committed); else (no answer, or one from a consumer without a leader) nullopt.
   std::optional<std::uint64_t> consumer_backlog() const;
 
   // -- shared ----------------------------------------------------------------------------------

@@ -54,11 +54,10 @@ class cumulative_acks_test : public projector_test {
   // whatever it is given, the projector never sees.
   std::unique_ptr<subject_watcher> steal(int batch) {
     auto rogue = std::make_unique<subject_watcher>(server_->url(), "rogue.inbox");
-    const std::string pull =
-        R"({"batch":)" + std::to_string(batch) + R"(,"expires":20000000000})";
+    const std::string pull = R"({"batch":)" + std::to_string(batch) + R"(,"expires":20000000000})";
     const std::string next = "$JS.API.CONSUMER.MSG.NEXT.TEST." + live_consumer();
-    EXPECT_EQ(natsConnection_PublishRequestString(rogue->connection(), next.c_str(),
-                                                  "rogue.inbox", pull.c_str()),
+    EXPECT_EQ(natsConnection_PublishRequestString(rogue->connection(), next.c_str(), "rogue.inbox",
+                                                  pull.c_str()),
               NATS_OK);
     EXPECT_EQ(natsConnection_Flush(rogue->connection()), NATS_OK);
     return rogue;
@@ -149,7 +148,25 @@ TEST_F(cumulative_acks_test, UnacknowledgedConsumerAppliesEverythingAndResumesFr
   auto o = cumulative();
   o.unacknowledged = true;
   {
+    // Slowly applied: the server has delivered everything long before it is committed, and the
+    // status must not read "nothing pending" meanwhile (its backlog adds what was fetched).
+    hooks().delay_us = 30'000;
     auto p = start(o);
+    int samples = 0;
+    for (;;) {
+      auto st = p.status();
+      ASSERT_TRUE(st) << st.error();
+      if (st->last_applied_seq >= last) break;
+      // "Nothing pending" only once everything is committed: the mark follows within moments
+      // (the fetcher moves it after the workers' commits), not after seconds of applying.
+      if (st->pending == 0) {
+        EXPECT_TRUE(p.wait_for(last, 200ms)) << "nothing pending at " << st->last_applied_seq;
+      }
+      if (st->last_applied_seq + 10 < last) ++samples;
+      std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_GE(samples, 2) << "the catch-up was too quick to sample";
+    hooks().delay_us = 0;
     ASSERT_TRUE(p.wait_for(last, 30s));
     auto c = consumer(live_consumer());
     EXPECT_TRUE(c.ack_none) << "a new consumer should get AckPolicy None";

@@ -46,7 +46,8 @@ class engine_parts_test : public projector_test {
 TEST_F(engine_parts_test, PullFetcherDeliversInStreamOrderAndForgetsAnsweredRequests) {
   std::uint64_t last = 0;
   for (int i = 0; i < 5; ++i) last = run("acc-" + std::to_string(i), bank::open_account{"o", 1});
-  ASSERT_TRUE(detail::create_consumer(state(), "TEST", "parts", proj(), opts("parts"), detail::ack_mode::cumulative, 1));
+  ASSERT_TRUE(detail::create_consumer(state(), "TEST", "parts", proj(), opts("parts"),
+                                      detail::ack_mode::cumulative, 1));
   auto f = pull_fetcher::open(detail::state_of(*conn_)->nc.get(), "TEST", "parts", "balances");
   ASSERT_TRUE(f) << f.error();
   auto seqs = pull_all(*f, 5);
@@ -65,7 +66,8 @@ TEST_F(engine_parts_test, PullFetcherDeliversInStreamOrderAndForgetsAnsweredRequ
 
 TEST_F(engine_parts_test, PullFetcherResetDropsWhatTheOldConsumerSent) {
   for (int i = 0; i < 3; ++i) run("acc-" + std::to_string(i), bank::open_account{"o", 1});
-  ASSERT_TRUE(detail::create_consumer(state(), "TEST", "parts", proj(), opts("parts"), detail::ack_mode::cumulative, 1));
+  ASSERT_TRUE(detail::create_consumer(state(), "TEST", "parts", proj(), opts("parts"),
+                                      detail::ack_mode::cumulative, 1));
   auto f = pull_fetcher::open(detail::state_of(*conn_)->nc.get(), "TEST", "parts", "balances");
   ASSERT_TRUE(f) << f.error();
   f->request(10, 2s);
@@ -80,7 +82,8 @@ TEST_F(engine_parts_test, PullFetcherResetDropsWhatTheOldConsumerSent) {
 // to deliver, its 404 ends the wait as nothing, and leaves the requests and what they still owe
 // as they were.
 TEST_F(engine_parts_test, PullFetcherWokenFromAnotherThreadReturnsNothingAndOwesTheSame) {
-  ASSERT_TRUE(detail::create_consumer(state(), "TEST", "parts", proj(), opts("parts"), detail::ack_mode::cumulative, 1));
+  ASSERT_TRUE(detail::create_consumer(state(), "TEST", "parts", proj(), opts("parts"),
+                                      detail::ack_mode::cumulative, 1));
   auto f = pull_fetcher::open(detail::state_of(*conn_)->nc.get(), "TEST", "parts", "balances");
   ASSERT_TRUE(f) << f.error();
   f->request(10, 30s);
@@ -103,7 +106,8 @@ TEST_F(engine_parts_test, BindRecreatesAConsumerThatDoesNotContinueFromTheMark) 
   auto o = opts("parts");
   // Created to start at 3 (a rebuild's switch), nothing acknowledged yet: only a file at mark 2
   // may use it; a new file (mark 0) gets it recreated from 1.
-  ASSERT_TRUE(detail::create_consumer(state(), "TEST", "parts", proj(), o, detail::ack_mode::cumulative, 3));
+  ASSERT_TRUE(detail::create_consumer(state(), "TEST", "parts", proj(), o,
+                                      detail::ack_mode::cumulative, 3));
   auto start_of = [&] {
     detail::consumer_info_ptr holder;
     auto ci = detail::consumer_info(state(), "TEST", "parts", holder);
