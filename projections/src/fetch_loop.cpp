@@ -148,8 +148,13 @@ void fetch_loop::take(pull_fetcher::delivery& d) {
     if (!start_over()) std::this_thread::sleep_for(milliseconds(500));
     return;  // on failure, the next delivery finds the gap again
   }
-  last_consumer_sequence_ = std::max(last_consumer_sequence_, cseq);
-  s_.received.store(last_consumer_sequence_, std::memory_order_relaxed);
+  // Numbers come in order on the one connection, so a lower one means the consumer numbers
+  // again from an older state: a new leader whose replicated state lags what the old one sent
+  // (nats-server 2.9.10 proposes each delivery after sending it), or a server restarted on a
+  // consumer file flushed before the last deliveries. What it sends again is skipped as
+  // duplicates; gaps and the watcher's count go by the new numbers from here.
+  last_consumer_sequence_ = cseq;
+  s_.received.store(cseq, std::memory_order_relaxed);
   const auto sequence = d.meta.n.stream_sequence;
   tracker_.delivered(sequence, d.meta);  // before the worker may free the message
   if (s_.opts.on_fetched) s_.opts.on_fetched(sequence);
