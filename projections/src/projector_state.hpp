@@ -18,7 +18,7 @@
 // - failure: guarded by failure_mutex; `failed` mirrors it for cheap checks.
 // - Atomics, any thread: buffered, mark, events_applied, duplicates, events_per_s,
 //   slots[i]->held, stopping, failed, stop_deadline, consumer_gone, stream_head,
-//   stream_clustered, received, deliveries_lost.
+//   stream_clustered, received, consumer_generation, deliveries_lost.
 // - metrics_watch: set by start(); its collector runs on a scraping thread and reads atomics,
 //   db (under db_mutex) and the consumer's info.
 // Lock order: stop_mutex (stop() only) -> db_mutex -> done_mutex; failure_mutex and mark_mutex
