@@ -103,6 +103,22 @@ std::vector<command_line> read_log(const std::filesystem::path& p) {
   return out;
 }
 
+// A read right after kills and restarts: the read's ordered consumer can time out, or be told
+// "JetStream system temporarily unavailable" (errc::unreachable), while a restarted node settles
+// or the read connection reconnects. Transient errors its callers retry (for up to 20 s here);
+// what the tests check is what the read returns.
+result<commit_log> read_when_settled(event_store& store, const std::string& type,
+                                     const std::string& id) {
+  auto log = store.read(type, id);
+  for (auto until = std::chrono::steady_clock::now() + 20s;
+       !log && (log.error().is(errc::timeout) || log.error().is(errc::unreachable)) &&
+       std::chrono::steady_clock::now() < until;) {
+    std::this_thread::sleep_for(100ms);
+    log = store.read(type, id);
+  }
+  return log;
+}
+
 std::string scheme_under_test() {
   const char* s = std::getenv("JETSOURCE_CLUSTER_SCHEME");
   return s && *s ? s : "automatic";
@@ -245,7 +261,7 @@ TEST_F(cluster_faults, EightWritersKeepEveryAggregateContiguousThroughKillsPause
   int duplicate_versions = 0, doubled_commands = 0, counter_deposits = 0;
   for (int i = 0; i <= accounts; ++i) {
     auto id = i == accounts ? std::string("counter") : fmt::format("acct-{}", i);
-    auto log = store_->read("Account", id);
+    auto log = read_when_settled(*store_, "Account", id);
     ASSERT_TRUE(log) << log.error();
     std::uint64_t expected_version = 0;
     for (const auto& c : log->commits) {
@@ -348,16 +364,7 @@ TEST_F(cluster_faults, WritesResumeAfterTheStreamLeaderIsKilled) {
   }
   std::string seen;
   EXPECT_TRUE(replicas_agree(60s, seen)) << seen;
-  // The read's ordered consumer can time out, or be told "JetStream system temporarily
-  // unavailable" (errc::unreachable), while the restarted node settles: transient errors its
-  // callers retry; what this test checks is the count.
-  auto log = s->read("Account", "u");
-  for (auto until = std::chrono::steady_clock::now() + 20s;
-       !log && (log.error().is(errc::timeout) || log.error().is(errc::unreachable)) &&
-       std::chrono::steady_clock::now() < until;) {
-    std::this_thread::sleep_for(100ms);
-    log = s->read("Account", "u");
-  }
+  auto log = read_when_settled(*s, "Account", "u");  // what this test checks is the count
   ASSERT_TRUE(log) << log.error();
   EXPECT_EQ(log->commits.size(), 63u);  // each append exactly once
   std::fprintf(stderr, "write unavailability after a leader kill: %.2f s, %.2f s, %.2f s\n",
