@@ -128,17 +128,17 @@ struct projector_state {
 
   // -- fetch_loop.cpp --------------------------------------------------------------------------
   void run_fetcher();
-  /// The watcher's look at what the fetcher reads from, every second: the stream must still be
-  /// the one the file was built from (fails the projection otherwise), and the consumer must
-  /// still exist (else it sets consumer_gone for the fetcher).
   /// The watcher's memory between two looks.
   struct watch {
     bool stream_missing = false;
-    // AckPolicy None: what the fetcher had received (and of which consumer) when the last look
-    // found the consumer's delivered count above it, with nothing left to apply.
+    // AckPolicy None: what the fetcher had received (and from which consumer) at the last look,
+    // and whether the consumer's delivered count stood above it with nothing left to apply.
     bool short_before = false;
     std::uint64_t generation = 0, received = 0;
   };
+  /// The watcher's look at what the fetcher reads from, every second: the stream must still be
+  /// the one the file was built from (fails the projection otherwise), and the consumer must
+  /// still exist (else it sets consumer_gone for the fetcher).
   enum class position { fine, consumer_gone, failed };
   position check_position(watch& w);
   /// AckPolicy None: sets deliveries_lost when two looks in a row (a second apart) find the
